@@ -1,0 +1,26 @@
+"""HyperGPU Lab: network-aware federated training on simulated heterogeneous GPU nodes.
+
+The three objects a person meets first::
+
+    from hypergpu_lab import Coordinator, NodePool
+    pool = NodePool.simulated(10, dataset="digits", partition="dirichlet", alpha=0.5, network="mixed", seed=0)
+    coord = Coordinator(model="cnn", pool=pool, strategy="fedavg")
+    history = coord.run(rounds=20)
+"""
+from __future__ import annotations
+
+import logging
+
+from .config import PoolConfig, RunConfig, TrainConfig, preset
+from .coordinator import Coordinator
+from .errors import CheckpointError, ConfigError, DataNotFoundError
+from .events import NodeRecord, RoundReport
+from .metrics import History
+from .nodes import GPUS, Node, NodePool, NodeState
+
+__version__ = "0.1.0"
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = ["GPUS", "CheckpointError", "ConfigError", "Coordinator", "DataNotFoundError", "History", "Node",
+           "NodePool", "NodeRecord", "NodeState", "PoolConfig", "RoundReport", "RunConfig", "TrainConfig",
+           "__version__", "preset"]

@@ -1,0 +1,78 @@
+"""Checkpoints that are either whole and verified or refused.
+
+File format: an 8-byte magic, the SHA-256 of the payload (32 bytes), then the
+payload (``torch.save`` of a dict of tensors and plain values). Files are
+written atomically, so a kill leaves the previous checkpoint intact; a file
+that is truncated or altered fails its checksum and :func:`latest_valid`
+falls back to the newest good one with a warning.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+from .runs import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"HGLCKPT1"
+_NAME = re.compile(r"^round-(\d{6})\.ckpt$")
+
+
+def save(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    atomic_write_bytes(path, MAGIC + hashlib.sha256(payload).digest() + payload)
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and verify; only tensors and plain Python values are unpickled (``weights_only``)."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if len(blob) < 40 or blob[:8] != MAGIC:
+        raise CheckpointError(f"{path} is not a HyperGPU Lab checkpoint or is truncated")
+    digest, payload = blob[8:40], blob[40:]
+    if hashlib.sha256(payload).digest() != digest:
+        raise CheckpointError(f"{path} fails its SHA-256 checksum (truncated or corrupted)")
+    return torch.load(io.BytesIO(payload), weights_only=True)
+
+
+def path_for(folder: str | os.PathLike, round_: int) -> Path:
+    return Path(folder) / f"round-{round_:06d}.ckpt"
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(round, path) pairs, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_valid(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that verifies; broken newer ones are reported and skipped."""
+    for _, path in reversed(list_checkpoints(folder)):
+        try:
+            return path, load(path)
+        except CheckpointError as exc:
+            log.warning("skipping checkpoint: %s; falling back to the previous one", exc)
+    return None
+
+
+def prune(folder: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints."""
+    for _, path in list_checkpoints(folder)[:-keep]:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,140 @@
+"""Command line: ``hypergpu-lab run | demo | presets``.
+
+Bad input exits with status 2 and one line that names the field, the value and
+what is accepted; nothing is half-written (run folders appear whole).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import PRESETS, RunConfig, preset
+from .errors import CheckpointError, ConfigError, DataNotFoundError
+
+log = logging.getLogger("hypergpu_lab.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hypergpu-lab", description="Network-aware federated training lab.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a configured run headless")
+    src = run.add_mutually_exclusive_group()
+    src.add_argument("--preset", default=None, help="one of: " + ", ".join(PRESETS) + " (default quickstart)")
+    src.add_argument("--config", type=Path, help="a RunConfig as .json, .yaml or .yml")
+    run.add_argument("--rounds", type=int, help="total rounds (overrides the config)")
+    run.add_argument("--seed", type=int, help="seed for data, network and training (overrides the config)")
+    run.add_argument("--name", help="run name = folder name under --out (default: the config's name)")
+    run.add_argument("--out", type=Path, help="parent folder for the run folder (metrics, checkpoints)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out/NAME from its last checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    demo = sub.add_parser("demo", help="the quickstart run on embedded defaults, with a result table")
+    demo.add_argument("--rounds", type=int, default=20)
+    demo.add_argument("--no-progress", action="store_true")
+
+    sub.add_parser("presets", help="list the presets")
+    return p
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    cfg = RunConfig.from_file(args.config) if args.config else preset(args.preset or "quickstart")
+    data = cfg.to_dict()
+    if args.rounds is not None:
+        data["rounds"] = args.rounds
+    if args.seed is not None:
+        data["pool"]["seed"] = args.seed
+    if args.name is not None:
+        data["name"] = args.name
+    return RunConfig.from_dict(data)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .coordinator import Coordinator
+    from .nodes import NodePool
+    from .runs import RunFolder, safe_child
+
+    cfg = _config(args)
+    folder = None
+    if args.resume:
+        if args.out is None:
+            raise ConfigError("--resume", True, "used together with --out (the parent of the run folder)")
+        folder = RunFolder.open(safe_child(args.out, cfg.name))
+        cfg = RunConfig.from_dict({**folder.read_config(), **({"rounds": args.rounds} if args.rounds else {})})
+    elif args.out is not None:
+        folder = RunFolder.create(args.out, cfg.name, cfg.to_dict())
+
+    from . import checkpoint
+
+    if folder is not None and checkpoint.latest_valid(folder.checkpoints) is not None:
+        coord = Coordinator.restore(folder.path)
+    else:
+        if folder is not None:
+            folder.truncate_metrics(0)
+        pool = NodePool.from_config(cfg.pool)
+        coord = Coordinator(pool=pool, config=cfg.train, run_dir=folder, run_id=cfg.name)
+    start = time.perf_counter()
+    history = coord.run(until=max(cfg.rounds, coord.round), progress=not args.no_progress)
+    _print_result(history, time.perf_counter() - start, folder.path if folder else None)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .coordinator import Coordinator
+    from .nodes import NodePool
+
+    cfg = preset("quickstart", rounds=args.rounds)
+    print(f"HyperGPU Lab demo: {cfg.pool.num_nodes} simulated GPU nodes, {cfg.pool.dataset} "
+          f"({cfg.pool.partition} alpha={cfg.pool.alpha}), '{cfg.pool.network}' network, "
+          f"{cfg.train.model} + {cfg.train.strategy}, {cfg.rounds} rounds")
+    start = time.perf_counter()
+    coord = Coordinator(pool=NodePool.from_config(cfg.pool), config=cfg.train, run_id=cfg.name)
+    print("nodes:")
+    for node in coord.pool:
+        link = coord.pool.network.links[node.id]
+        print(f"  node {node.id:>3}  {node.gpu.name:<18} {link.profile.name:<9} {link.base_latency_ms:7.1f} ms  "
+              f"{node.num_samples:>5} samples")
+    history = coord.run(rounds=cfg.rounds, progress=not args.no_progress)
+    _print_result(history, time.perf_counter() - start, None)
+    return 0
+
+
+def _print_result(history, wall: float, folder: Path | None) -> None:  # type: ignore[no-untyped-def]
+    print(history.table(every=1 if len(history) <= 25 else 5))
+    final = history.final
+    if final is not None:
+        acc = final["test_accuracy"]
+        print(f"\nfinal test accuracy {acc:.3f} after {final['round']} rounds; "
+              f"{final['t_end']:.1f} simulated s, {wall:.1f} wall s" if acc is not None else "")
+    if folder is not None:
+        print(f"run folder: {folder}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "demo":
+            return _demo(args)
+        for name, data in PRESETS.items():
+            print(f"{name:<14} {data['pool']['num_nodes']:>5} nodes  {data['pool']['dataset']:<10} "
+                  f"{data['pool'].get('partition', 'natural'):<10} network={data['pool']['network']}")
+        return 0
+    except (ConfigError, DataNotFoundError, CheckpointError) as exc:
+        print(f"hypergpu-lab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hypergpu-lab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""Typed, validated run configuration that round-trips through JSON and YAML.
+
+Three dataclasses, one per component a person sets up: the node pool (data,
+partition, network, GPUs), local training and aggregation, and the run around
+them. Every value is checked where it is set, and a bad one raises
+:class:`ConfigError` naming the dotted field, the value and what is accepted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
+PARTITIONS = ("iid", "shards", "dirichlet", "quantity", "natural")
+MODELS = ("mlp", "cnn")
+STRATEGIES = ("fedavg",)
+
+
+def _int(name: str, value: Any, low: int, high: float = math.inf) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        rng = f">= {low}" if high == math.inf else f"in [{low}, {int(high)}]"
+        raise ConfigError(name, value, f"an integer {rng}")
+
+
+def _num(name: str, value: Any, low: float, high: float = math.inf, *, open_low: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        lo = f"> {low}" if open_low else f">= {low}"
+        raise ConfigError(name, value, f"a finite number {lo}" + ("" if high == math.inf else f" and <= {high}"))
+
+
+def _choice(name: str, value: Any, accepted: tuple[str, ...]) -> None:
+    if value not in accepted:
+        raise ConfigError(name, value, "one of " + ", ".join(accepted))
+
+
+@dataclass
+class PoolConfig:
+    """The simulated nodes: how many, whose data, which GPUs and links."""
+
+    num_nodes: int = 10
+    dataset: str = "digits"
+    partition: str = "iid"          # natural is the synthetic dataset's own per-node split
+    alpha: float = 0.5              # Dirichlet concentration (dirichlet, quantity); smaller = more skew
+    shards_per_node: int = 2        # label shards (McMahan et al.)
+    network: str | dict[str, float] = "mixed"   # a mix, a single link profile, or {profile: fraction}
+    regions: list[str] | None = None
+    gpus: str | dict[str, float] = "mixed"      # a GPU mix, a single GPU, or {gpu: fraction}
+    seed: int = 0
+    data_root: str | None = None    # folder holding MNIST / Fashion-MNIST / CIFAR-10 files
+    download: bool = False
+    test_fraction: float = 0.2
+    max_train: int | None = None
+    max_test: int | None = None
+    synthetic_alpha: float = 1.0
+    synthetic_beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        p = "pool."
+        _int(p + "num_nodes", self.num_nodes, 1)
+        _choice(p + "dataset", self.dataset, DATASETS)
+        _choice(p + "partition", self.partition, PARTITIONS)
+        if self.partition == "natural" and self.dataset != "synthetic":
+            raise ConfigError(p + "partition", "natural", "iid, shards, dirichlet or quantity for " + self.dataset,
+                              hint="only the synthetic dataset comes split by node")
+        if self.dataset == "synthetic" and self.partition != "natural":
+            self.partition = "natural"
+        _num(p + "alpha", self.alpha, 0, open_low=True)
+        _int(p + "shards_per_node", self.shards_per_node, 1)
+        if not isinstance(self.network, (str, dict)):
+            raise ConfigError(p + "network", self.network, "a mix name, a link profile name or {profile: fraction}")
+        if not isinstance(self.gpus, (str, dict)):
+            raise ConfigError(p + "gpus", self.gpus, "a GPU mix name, a GPU name or {gpu: fraction}")
+        if self.regions is not None and (not isinstance(self.regions, (list, tuple)) or not self.regions):
+            raise ConfigError(p + "regions", self.regions, "a non-empty list of region names or null")
+        _int(p + "seed", self.seed, 0)
+        if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
+            raise ConfigError(p + "data_root", self.data_root, "a folder path or null")
+        if not isinstance(self.download, bool):
+            raise ConfigError(p + "download", self.download, "true or false")
+        _num(p + "test_fraction", self.test_fraction, 0, 0.9, open_low=True)
+        for name in ("max_train", "max_test"):
+            if getattr(self, name) is not None:
+                _int(p + name, getattr(self, name), 1)
+        _num(p + "synthetic_alpha", self.synthetic_alpha, 0)
+        _num(p + "synthetic_beta", self.synthetic_beta, 0)
+
+
+@dataclass
+class TrainConfig:
+    """Local training, client sampling, deadlines and aggregation."""
+
+    model: str = "cnn"
+    strategy: str = "fedavg"
+    lr: float = 0.05
+    momentum: float = 0.9            # local SGD momentum, reset every round
+    weight_decay: float = 0.0
+    local_epochs: int = 1
+    batch_size: int = 10             # B in McMahan et al.
+    clients_per_round: int | None = None   # K nodes per round; overrides fraction
+    fraction: float = 1.0                  # C in McMahan et al.: share of online nodes per round
+    deadline_s: float | None = None        # virtual seconds; later updates are stragglers
+    eval_every: int = 1
+    checkpoint_every: int = 5              # rounds; 0 = never (needs a run folder)
+    keep_checkpoints: int = 3
+    seed: int | None = None                # None = the pool's seed
+    vectorise: bool | None = None          # None = vectorise when the model allows it
+
+    def __post_init__(self) -> None:
+        p = "train."
+        if isinstance(self.model, str):
+            _choice(p + "model", self.model, MODELS)
+        if isinstance(self.strategy, str):
+            _choice(p + "strategy", self.strategy, STRATEGIES)
+        _num(p + "lr", self.lr, 0, open_low=True)
+        _num(p + "momentum", self.momentum, 0, 0.999)
+        _num(p + "weight_decay", self.weight_decay, 0)
+        _int(p + "local_epochs", self.local_epochs, 1, 1000)
+        _int(p + "batch_size", self.batch_size, 1)
+        if self.clients_per_round is not None:
+            _int(p + "clients_per_round", self.clients_per_round, 1)
+        _num(p + "fraction", self.fraction, 0, 1, open_low=True)
+        if self.deadline_s is not None:
+            _num(p + "deadline_s", self.deadline_s, 0, open_low=True)
+        _int(p + "eval_every", self.eval_every, 1)
+        _int(p + "checkpoint_every", self.checkpoint_every, 0)
+        _int(p + "keep_checkpoints", self.keep_checkpoints, 1)
+        if self.seed is not None:
+            _int(p + "seed", self.seed, 0)
+        if self.vectorise is not None and not isinstance(self.vectorise, bool):
+            raise ConfigError(p + "vectorise", self.vectorise, "true, false or null")
+
+
+@dataclass
+class RunConfig:
+    """A whole experiment: what the CLI reads and what a run folder records."""
+
+    name: str = "run"
+    rounds: int = 20
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "-_." for c in self.name) \
+                or self.name.startswith("."):
+            raise ConfigError("name", self.name, "letters, digits, '-', '_' and '.', not starting with '.'",
+                              hint="the name becomes a folder under --out")
+        _int("rounds", self.rounds, 1)
+        if isinstance(self.pool, dict):
+            self.pool = _build(PoolConfig, self.pool, "pool.")
+        if isinstance(self.train, dict):
+            self.train = _build(TrainConfig, self.train, "train.")
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("config", type(data).__name__, "a mapping with keys " + ", ".join(_names(cls)))
+        return _build(cls, data, "")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> RunConfig:
+        """Read a ``.json``, ``.yaml`` or ``.yml`` file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("config", str(path), "an existing .json, .yaml or .yml file")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            elif path.suffix == ".json":
+                data = json.loads(text)
+            else:
+                raise ConfigError("config", str(path), "a file ending in .json, .yaml or .yml")
+        except (ValueError, ImportError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError("config", str(path), "valid JSON or YAML", hint=str(exc).splitlines()[0]) from exc
+        return cls.from_dict(data)
+
+    def to_file(self, path: str | os.PathLike) -> None:
+        """Write JSON or YAML by suffix, atomically."""
+        from .runs import atomic_write_text
+
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        else:
+            text = self.to_json()
+        atomic_write_text(path, text)
+
+
+def _names(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(prefix.rstrip(".") or "config", data, "a mapping")
+    unknown = sorted(set(data) - set(_names(cls)))
+    if unknown:
+        raise ConfigError(prefix + unknown[0], data[unknown[0]], "a known field: " + ", ".join(_names(cls)))
+    return cls(**data)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quickstart": {
+        "name": "quickstart", "rounds": 20,
+        "pool": {"num_nodes": 10, "dataset": "digits", "partition": "dirichlet", "alpha": 0.5, "network": "mixed"},
+        "train": {"model": "cnn", "strategy": "fedavg", "lr": 0.05, "batch_size": 10},
+    },
+    "iid-lan": {
+        "name": "iid-lan", "rounds": 10,
+        "pool": {"num_nodes": 10, "dataset": "digits", "partition": "iid", "network": "lan"},
+        "train": {"model": "cnn", "lr": 0.05, "batch_size": 10},
+    },
+    "unstable-wan": {
+        "name": "unstable-wan", "rounds": 20,
+        "pool": {"num_nodes": 20, "dataset": "digits", "partition": "dirichlet", "alpha": 0.5,
+                 "network": "unstable-wan"},
+        "train": {"model": "cnn", "lr": 0.05, "batch_size": 10, "deadline_s": 5.0},
+    },
+    "many-nodes": {
+        "name": "many-nodes", "rounds": 10,
+        "pool": {"num_nodes": 1000, "dataset": "synthetic", "network": "mixed"},
+        "train": {"model": "mlp", "lr": 0.05, "batch_size": 10, "clients_per_round": 100},
+    },
+    "mnist": {
+        "name": "mnist", "rounds": 20,
+        "pool": {"num_nodes": 20, "dataset": "mnist", "partition": "shards", "network": "mixed",
+                 "data_root": "data"},
+        "train": {"model": "cnn", "lr": 0.05, "batch_size": 10, "fraction": 0.5},
+    },
+}
+
+
+def preset(name: str, **overrides: Any) -> RunConfig:
+    """A named starting point; ``overrides`` replace top-level keys (e.g. ``rounds=5``)."""
+    if name not in PRESETS:
+        raise ConfigError("preset", name, "one of " + ", ".join(PRESETS))
+    data = json.loads(json.dumps(PRESETS[name]))
+    data.update(overrides)
+    return RunConfig.from_dict(data)

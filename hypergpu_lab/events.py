@@ -1,0 +1,102 @@
+"""Round reports and the tiny publish/subscribe bus that delivers them.
+
+The coordinator only emits; metrics, run folders, charts and the chain
+recorder subscribe. A failing subscriber is logged with its traceback and the
+others still receive the report: a broken chart must not stop training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("accepted", "straggled", "failed", "rejected")
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """What happened to one selected node in one round, in virtual seconds."""
+
+    node: int
+    status: str                 # accepted | straggled | failed | rejected
+    reason: str | None
+    batch_size: int
+    num_samples: int
+    download_s: float
+    compute_s: float
+    upload_s: float
+    waiting_s: float            # idle time between this node's arrival and the round's close
+    arrival: float | None       # virtual time the update arrived, None if it never did
+    download_attempts: int
+    upload_attempts: int
+    loss: float | None
+    update_norm: float | None
+
+    @property
+    def retries(self) -> int:
+        return max(self.download_attempts - 1, 0) + max(self.upload_attempts - 1, 0)
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """Everything one round produced; the unit the bus delivers."""
+
+    run_id: str
+    round: int
+    t_start: float
+    t_end: float
+    selected: int
+    accepted: int
+    straggled: int
+    failed: int
+    rejected: int
+    test_accuracy: float | None
+    test_loss: float | None
+    train_loss: float | None
+    wall_s: float
+    nodes: tuple[NodeRecord, ...]
+    events: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        return self.t_end - self.t_start
+
+    def summary(self) -> dict[str, Any]:
+        """The per-round row: scalars only, cheap to keep."""
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("nodes", "events")}
+        row["duration"] = self.duration
+        return row
+
+    def to_dict(self) -> dict[str, Any]:
+        row = self.summary()
+        row["nodes"] = [dataclasses.asdict(n) for n in self.nodes]
+        row["events"] = list(self.events)
+        return row
+
+
+Subscriber = Callable[[RoundReport], None]
+
+
+class EventBus:
+    """Delivers each report to every subscriber, in subscription order."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self.errors = 0
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(fn)
+        return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
+
+    def emit(self, report: RoundReport) -> None:
+        for fn in list(self._subscribers):
+            try:
+                fn(report)
+            except Exception:
+                self.errors += 1
+                log.exception("subscriber %r failed on round %d", fn, report.round)

@@ -1,0 +1,167 @@
+"""A small model zoo sized for 2-core laptops, plus the bookkeeping the simulator needs.
+
+The simulator moves a model around as one flat float32 vector (what crosses the
+simulated network and what strategies aggregate), so this module also owns the
+mapping between a module's state and that vector, and the per-sample FLOP and
+activation-memory figures that drive simulated compute time and batch limits.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MODELS: tuple[str, ...] = ("mlp", "cnn")
+
+
+class MLP(nn.Module):
+    """Fully connected network; the 64-32-10 shape is the benchmark's reference model."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (64, 32)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CNN(nn.Module):
+    """Two conv blocks and a classifier, after McMahan et al.'s CNN but narrower for CPUs."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (16, 32),
+                 hidden: int = 64) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ConfigError("model", "cnn", "an image dataset (digits, mnist, fashion-mnist, cifar10)",
+                              hint=f"input shape {tuple(input_shape)} is not [C, H, W]; use model='mlp'")
+        c, h, w = input_shape
+        blocks: list[nn.Module] = []
+        for out in channels:
+            blocks += [nn.Conv2d(c, out, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            c, h, w = out, h // 2, w // 2
+        self.features = nn.Sequential(*blocks)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def build_model(model: str | nn.Module, input_shape: Sequence[int], num_classes: int, *, seed: int = 0) -> nn.Module:
+    """Build a zoo model with seeded initial weights, or accept any ``nn.Module`` as is.
+
+    Initialisation runs under a forked RNG so that it never disturbs the caller's
+    global torch random state.
+    """
+    if isinstance(model, nn.Module):
+        return model
+    builders: dict[str, Callable[[], nn.Module]] = {
+        "mlp": lambda: MLP(input_shape, num_classes),
+        "cnn": lambda: CNN(input_shape, num_classes),
+    }
+    if model not in builders:
+        raise ConfigError("model", model, "one of " + ", ".join(MODELS) + " or a torch.nn.Module")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builders[model]()
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """Where each floating-point state entry of a module lives in the flat vector."""
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    numels: tuple[int, ...]
+    param_names: frozenset[str]
+
+    @classmethod
+    def of(cls, module: nn.Module) -> ParamLayout:
+        state = module.state_dict()
+        names = tuple(k for k, v in state.items() if v.is_floating_point())
+        return cls(names=names, shapes=tuple(state[k].shape for k in names),
+                   numels=tuple(state[k].numel() for k in names),
+                   param_names=frozenset(n for n, _ in module.named_parameters()))
+
+    @property
+    def size(self) -> int:
+        return sum(self.numels)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes on the wire for one model or one update (float32)."""
+        return 4 * self.size
+
+    def flatten(self, module: nn.Module) -> torch.Tensor:
+        state = module.state_dict()
+        return torch.cat([state[n].detach().reshape(-1).float() for n in self.names])
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of ``flat`` ([P] or stacked [K, P]) shaped like the module's state entries."""
+        lead = flat.shape[:-1]
+        pieces = torch.split(flat, self.numels, dim=-1)
+        return {n: p.reshape(*lead, *s) for n, p, s in zip(self.names, pieces, self.shapes)}
+
+    def load_into(self, module: nn.Module, flat: torch.Tensor) -> None:
+        """Copy a flat vector into the module's state (integer buffers are left as they are)."""
+        with torch.no_grad():
+            state = module.state_dict()
+            for name, value in self.unflatten(flat).items():
+                state[name].copy_(value)
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Per-sample figures that turn a batch into simulated seconds and bytes of GPU memory."""
+
+    train_flops_per_sample: float
+    activation_bytes_per_sample: float
+    param_bytes: int
+
+
+def measure_cost(module: nn.Module, input_shape: Sequence[int], num_classes: int) -> ModelCost:
+    """Count training FLOPs (forward + backward) with torch's own FLOP counter.
+
+    Activation memory is the bytes of every leaf module's output for one sample,
+    which is what autograd keeps alive for the backward pass.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    probe = _clone(module)
+    x = torch.zeros(2, *input_shape)
+    y = torch.zeros(2, dtype=torch.long)
+    outputs: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: outputs.append(o.numel()))
+             for m in probe.modules() if not list(m.children())]
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss = nn.functional.cross_entropy(probe(x), y)
+        loss.backward()
+    for h in hooks:
+        h.remove()
+    flops = counter.get_total_flops() / 2
+    if flops == 0:  # modules the counter does not know: fall back to 6 x params per sample
+        flops = 6.0 * sum(p.numel() for p in probe.parameters())
+    return ModelCost(train_flops_per_sample=float(flops),
+                     activation_bytes_per_sample=4.0 * sum(outputs) / 2,
+                     param_bytes=4 * sum(p.numel() for p in probe.parameters()))
+
+
+def _clone(module: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(module)

@@ -1,0 +1,656 @@
+"""The simulated network: link profiles, per-node links, transfers with retries, scheduled events.
+
+Everything is computed in virtual time, so a transfer is a pure function of
+the link, the scheduled events, the start time and the random generator the
+caller passes in. The :class:`Network` holds no random state: the coordinator
+derives one generator per (seed, round, node, direction), which keeps runs
+reproducible and resumable.
+
+Only the coordinator side of each link is modelled: one link per node,
+between that node and the coordinator.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from hypergpu_lab.errors import ConfigError
+
+__all__ = [
+    "LinkProfile", "PROFILES", "REGIONS", "MIXES", "RetryPolicy", "Link", "Transfer",
+    "LatencySpike", "Disconnect", "Reconnect", "Partition", "ProfileChange", "NetworkEvent",
+    "LinkConditions", "Network",
+]
+
+logger = logging.getLogger(__name__)
+
+# Domain-separation tags so the latency draw and the profile shuffle never share a stream.
+_LATENCY_TAG = 0x4C41_5400  # "LAT"
+_SHUFFLE_TAG = 0x5348_5546  # "SHUF"
+
+
+# --------------------------------------------------------------------------- validation
+
+def _number(field: str, value: Any, *, low: float | None = None, low_open: bool = False,
+            high: float | None = None, high_open: bool = False, accepted: str = "") -> float:
+    """Return ``value`` as a finite float within bounds, or raise a ConfigError naming ``field``."""
+    bounds = accepted or "a finite number"
+    if isinstance(value, bool):
+        raise ConfigError(field, value, bounds)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(field, value, bounds) from None
+    if (not math.isfinite(x)
+            or (low is not None and (x <= low if low_open else x < low))
+            or (high is not None and (x >= high if high_open else x > high))):
+        raise ConfigError(field, value, bounds)
+    return x
+
+
+def _integer(field: str, value: Any, *, low: int = 0, accepted: str = "") -> int:
+    """Return ``value`` as an int ``>= low`` (numpy ints accepted, bools and floats refused)."""
+    bounds = accepted or f"an int >= {low}"
+    if isinstance(value, bool):
+        raise ConfigError(field, value, bounds)
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise ConfigError(field, value, bounds) from None
+    if n < low:
+        raise ConfigError(field, value, bounds)
+    return n
+
+
+def _nodes(value: Any) -> tuple[int, ...]:
+    """Normalise an event's ``nodes`` (an int or an iterable of ints) to a non-empty tuple."""
+    items = (value,) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
+    try:
+        nodes = tuple(_integer("nodes", n, accepted="node ids (ints >= 0)") for n in items)
+    except TypeError:
+        raise ConfigError("nodes", value, "a node id or a sequence of node ids") from None
+    if not nodes:
+        raise ConfigError("nodes", value, "at least one node id")
+    return nodes
+
+
+# --------------------------------------------------------------------------- profiles
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """Quality class of a link; each node's link draws its own base latency from it.
+
+    Attributes
+    ----------
+    name
+        Label shown in reports.
+    latency_ms
+        ``(low, high)`` one-way base latency range; a link draws uniformly once.
+    loss
+        Probability that one message attempt is lost, in ``[0, 1)`` (1 would never deliver).
+    bandwidth_mbps
+        Throughput in megabits per second; sets the size-dependent part of a transfer.
+    jitter_ms
+        Standard deviation of the per-attempt jitter, added as ``|N(0, jitter)|``
+        because a network can delay a message but never speed it up.
+    """
+
+    name: str
+    latency_ms: tuple[float, float]
+    loss: float
+    bandwidth_mbps: float
+    jitter_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("name", self.name, "a non-empty string")
+        try:
+            low, high = self.latency_ms
+        except (TypeError, ValueError):
+            raise ConfigError("latency_ms", self.latency_ms, "a (low, high) pair of milliseconds") from None
+        low = _number("latency_ms", low, low=0.0, accepted="0 <= low <= high milliseconds")
+        high = _number("latency_ms", high, low=low, accepted="0 <= low <= high milliseconds")
+        object.__setattr__(self, "latency_ms", (low, high))
+        object.__setattr__(self, "loss", _number("loss", self.loss, low=0.0, high=1.0, high_open=True,
+                                                  accepted="a probability in [0, 1)"))
+        object.__setattr__(self, "bandwidth_mbps", _number("bandwidth_mbps", self.bandwidth_mbps, low=0.0,
+                                                            low_open=True, accepted="> 0 megabits per second"))
+        object.__setattr__(self, "jitter_ms", _number("jitter_ms", self.jitter_ms, low=0.0,
+                                                       accepted=">= 0 milliseconds"))
+
+
+PROFILES: dict[str, LinkProfile] = {
+    p.name: p for p in (
+        LinkProfile("perfect", (0.0, 1.0), 0.0, 10_000.0, 0.1),
+        LinkProfile("good", (10.0, 50.0), 0.001, 1_000.0, 2.0),
+        LinkProfile("average", (50.0, 150.0), 0.01, 100.0, 10.0),
+        LinkProfile("poor", (150.0, 300.0), 0.05, 20.0, 30.0),
+        LinkProfile("unstable", (50.0, 500.0), 0.10, 10.0, 100.0),
+    )
+}
+"""The five link classes of the project seed, best to worst."""
+
+REGIONS: dict[str, float] = {
+    "local": 0.0,
+    "us-east": 5.0,
+    "us-west": 35.0,
+    "eu-west": 40.0,
+    "sa-east": 70.0,
+    "ap-south": 110.0,
+}
+"""Extra one-way base latency (ms) by region, roughly the distance from a us-east coordinator."""
+
+MIXES: dict[str, dict[str, float]] = {
+    "perfect": {"perfect": 1.0},
+    "datacenter": {"perfect": 0.8, "good": 0.2},
+    "lan": {"perfect": 0.5, "good": 0.5},
+    "mixed": {"good": 0.4, "average": 0.3, "poor": 0.2, "unstable": 0.1},
+    "unstable-wan": {"average": 0.3, "poor": 0.3, "unstable": 0.4},
+}
+"""Named network mixes: profile name -> fraction of nodes (fractions sum to 1)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a sender retries a lost message.
+
+    Attributes
+    ----------
+    max_retries
+        Retries after the first attempt, so at most ``1 + max_retries`` attempts.
+    timeout_factor
+        The sender declares an attempt lost after ``timeout_factor`` times the
+        attempt's expected duration (it cannot know sooner).
+    backoff_s, backoff_factor, max_backoff_s
+        Wait before retry ``k`` (k = 1, 2, ...): ``min(backoff_s * backoff_factor**(k-1), max_backoff_s)``.
+    """
+
+    max_retries: int = 5
+    timeout_factor: float = 2.0
+    backoff_s: float = 0.1
+    backoff_factor: float = 2.0
+    max_backoff_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_retries", _integer("max_retries", self.max_retries))
+        object.__setattr__(self, "timeout_factor", _number("timeout_factor", self.timeout_factor, low=1.0,
+                                                            accepted=">= 1 (a loss is noticed no sooner "
+                                                                     "than the expected arrival)"))
+        object.__setattr__(self, "backoff_s", _number("backoff_s", self.backoff_s, low=0.0,
+                                                       accepted=">= 0 seconds"))
+        object.__setattr__(self, "backoff_factor", _number("backoff_factor", self.backoff_factor, low=1.0,
+                                                            accepted=">= 1"))
+        object.__setattr__(self, "max_backoff_s", _number("max_backoff_s", self.max_backoff_s, low=0.0,
+                                                           accepted=">= 0 seconds"))
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds waited after failed attempt number ``attempt`` (1-based) before the next one."""
+        return min(self.backoff_s * self.backoff_factor ** (attempt - 1), self.max_backoff_s)
+
+
+# --------------------------------------------------------------------------- links and transfers
+
+@dataclass
+class Link:
+    """The link between one node and the coordinator.
+
+    ``base_latency_ms`` already includes the region's extra latency; it is drawn
+    once when the link is created so a node keeps its distance for the whole run.
+    """
+
+    node: int
+    profile: LinkProfile
+    region: str
+    base_latency_ms: float
+
+    def __post_init__(self) -> None:
+        self.node = _integer("node", self.node, accepted="a node id (int >= 0)")
+        if not isinstance(self.profile, LinkProfile):
+            raise ConfigError("profile", self.profile, "a LinkProfile")
+        if self.region not in REGIONS:
+            raise ConfigError("region", self.region, ", ".join(REGIONS))
+        self.base_latency_ms = _number("base_latency_ms", self.base_latency_ms, low=0.0,
+                                       accepted=">= 0 milliseconds")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One message (model download or update upload) in virtual time.
+
+    ``end`` is the arrival time when ``ok``, otherwise the time the sender gave
+    up; ``reason`` is the last failed attempt's cause (``"lost"``,
+    ``"disconnected"`` or ``"partitioned"``) and None on success.
+    """
+
+    node: int
+    nbytes: int
+    start: float
+    end: float
+    ok: bool
+    attempts: int
+    reason: str | None = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first attempt to arrival (or to giving up)."""
+        return self.end - self.start
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first."""
+        return self.attempts - 1
+
+
+# --------------------------------------------------------------------------- scheduled events
+
+def _window(start: Any, duration: Any, *, open_ended: bool = False) -> tuple[float, float | None]:
+    """Validate an event's ``start`` and ``duration`` (None allowed only when open-ended)."""
+    s = _number("start", start, accepted="a finite time in simulated seconds")
+    if duration is None and open_ended:
+        return s, None
+    d = _number("duration", duration, low=0.0, low_open=True,
+                accepted="> 0 seconds" + (", or None for until a Reconnect" if open_ended else ""))
+    return s, d
+
+
+@dataclass(frozen=True)
+class LatencySpike:
+    """Adds ``extra_ms`` one-way latency to ``nodes`` during ``[start, start + duration)``."""
+
+    nodes: tuple[int, ...]
+    start: float
+    duration: float
+    extra_ms: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        s, d = _window(self.start, self.duration)
+        object.__setattr__(self, "start", s)
+        object.__setattr__(self, "duration", d)
+        object.__setattr__(self, "extra_ms", _number("extra_ms", self.extra_ms, low=0.0,
+                                                      accepted=">= 0 milliseconds"))
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """``nodes`` lose their link during ``[start, start + duration)``; None lasts until a Reconnect."""
+
+    nodes: tuple[int, ...]
+    start: float
+    duration: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        s, d = _window(self.start, self.duration, open_ended=True)
+        object.__setattr__(self, "start", s)
+        object.__setattr__(self, "duration", d)
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Ends, at ``at``, every Disconnect of ``nodes`` that started at or before ``at``."""
+
+    nodes: tuple[int, ...]
+    at: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        object.__setattr__(self, "at", _number("at", self.at, accepted="a finite time in simulated seconds"))
+
+
+@dataclass(frozen=True)
+class Partition:
+    """``nodes`` are cut off from the coordinator during ``[start, start + duration)``."""
+
+    nodes: tuple[int, ...]
+    start: float
+    duration: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        s, d = _window(self.start, self.duration)
+        object.__setattr__(self, "start", s)
+        object.__setattr__(self, "duration", d)
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """From ``at`` on, ``nodes`` use the named profile.
+
+    The link keeps its relative position in the latency range (a node at the
+    fast end of "good" lands at the fast end of "poor"), so no random draw is
+    needed and conditions stay a pure function of the event list.
+    """
+
+    nodes: tuple[int, ...]
+    at: float
+    profile: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        object.__setattr__(self, "at", _number("at", self.at, accepted="a finite time in simulated seconds"))
+        if self.profile not in PROFILES:
+            raise ConfigError("profile", self.profile, ", ".join(PROFILES))
+
+
+NetworkEvent = Union[LatencySpike, Disconnect, Reconnect, Partition, ProfileChange]
+_EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (LatencySpike, Disconnect, Reconnect, Partition,
+                                                         ProfileChange)}
+
+
+def _event_start(event: NetworkEvent) -> float:
+    """The instant an event takes effect (``start`` or ``at``)."""
+    return event.at if isinstance(event, (Reconnect, ProfileChange)) else event.start
+
+
+@dataclass(frozen=True)
+class LinkConditions:
+    """Effective state of one link at one instant.
+
+    ``latency_s`` is base + region + active spikes, without jitter; ``reason``
+    is None when connected, else ``"disconnected"`` or ``"partitioned"``.
+    """
+
+    profile: LinkProfile
+    latency_s: float
+    connected: bool
+    reason: str | None = None
+
+
+# --------------------------------------------------------------------------- the network
+
+def _resolve_mix(mix: str | Mapping[str, float] | LinkProfile) -> list[tuple[LinkProfile, float]]:
+    """Turn a mix name, profile name, fraction dict or LinkProfile into (profile, fraction) pairs."""
+    accepted = (f"a mix ({', '.join(MIXES)}), a profile ({', '.join(PROFILES)}), "
+                "a dict profile -> fraction summing to 1, or a LinkProfile")
+    if isinstance(mix, LinkProfile):
+        return [(mix, 1.0)]
+    if isinstance(mix, str):
+        if mix in MIXES:
+            mix = MIXES[mix]
+        elif mix in PROFILES:
+            return [(PROFILES[mix], 1.0)]
+        else:
+            raise ConfigError("network", mix, accepted)
+    if not isinstance(mix, Mapping) or not mix:
+        raise ConfigError("network", mix, accepted)
+    pairs = []
+    for name, fraction in mix.items():
+        if name not in PROFILES:
+            raise ConfigError("network", name, f"profile names: {', '.join(PROFILES)}")
+        pairs.append((PROFILES[name], _number("network", fraction, low=0.0, accepted="fractions >= 0")))
+    if abs(sum(f for _, f in pairs) - 1.0) > 1e-6:
+        raise ConfigError("network", dict(mix), "fractions summing to 1")
+    return pairs
+
+
+def _largest_remainder(fractions: Sequence[float], n: int) -> list[int]:
+    """Exact integer counts summing to ``n`` nearest to ``n * fractions`` (Hamilton's method).
+
+    Ties in the remainders go to the earlier entry, so counts are deterministic.
+    """
+    quotas = [f * n for f in fractions]
+    counts = [math.floor(q) for q in quotas]
+    order = sorted(range(len(quotas)), key=lambda i: (-(quotas[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _draw_base_latency_ms(profile: LinkProfile, region: str, *, seed: int, node: int) -> float:
+    """Uniform draw in the profile's range plus the region's extra latency.
+
+    Seeded by (seed, node) so a node's latency does not depend on which other
+    nodes exist or in what order they were added.
+    """
+    low, high = profile.latency_ms
+    u = np.random.default_rng([seed, node, _LATENCY_TAG]).random()
+    return low + u * (high - low) + REGIONS[region]
+
+
+class Network:
+    """Links between nodes and the coordinator, plus scheduled events, in virtual time.
+
+    Parameters
+    ----------
+    links
+        Node id -> :class:`Link`.
+    retry
+        How senders retry lost messages.
+    """
+
+    def __init__(self, links: Mapping[int, Link], *, retry: RetryPolicy = RetryPolicy()) -> None:
+        if not isinstance(retry, RetryPolicy):
+            raise ConfigError("retry", retry, "a RetryPolicy")
+        for node, link in links.items():
+            if not isinstance(link, Link) or link.node != node:
+                raise ConfigError("links", {node: link}, "node id -> Link with that node id")
+        self.links: dict[int, Link] = dict(links)
+        self.retry = retry
+        self._events: list[NetworkEvent] = []
+        self._by_node: dict[int, list[NetworkEvent]] = {}
+
+    def __repr__(self) -> str:
+        return f"Network(links={len(self.links)}, events={len(self._events)}, retry={self.retry!r})"
+
+    @classmethod
+    def build(
+        cls,
+        node_ids: Sequence[int],
+        *,
+        mix: str | Mapping[str, float] | LinkProfile = "mixed",
+        regions: Sequence[str] | None = None,
+        seed: int = 0,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> Network:
+        """Build one link per node from a mix of profiles.
+
+        Profile counts are exact (largest remainder on ``len(node_ids) *
+        fraction``), then shuffled with ``seed`` so that node 0 is not always
+        the best-connected one. Regions go round-robin over ``regions`` in node
+        order (all ``"local"`` when None). Each base latency is drawn from
+        ``(seed, node)``; same inputs, same links.
+        """
+        seed = _integer("seed", seed)
+        ids = [_integer("node_ids", n, accepted="node ids (ints >= 0)") for n in node_ids]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("node_ids", list(node_ids), "distinct node ids")
+        region_names = ["local"] if regions is None else list(regions)
+        if isinstance(regions, str) or not region_names:
+            raise ConfigError("region", regions, f"a non-empty sequence of: {', '.join(REGIONS)}")
+        for region in region_names:
+            if region not in REGIONS:
+                raise ConfigError("region", region, ", ".join(REGIONS))
+        pairs = _resolve_mix(mix)
+        counts = _largest_remainder([f for _, f in pairs], len(ids))
+        profiles = [p for (p, _), c in zip(pairs, counts) for _ in range(c)]
+        order = np.random.default_rng([seed, _SHUFFLE_TAG]).permutation(len(ids))
+        network = cls({}, retry=retry)
+        for i, node in enumerate(ids):
+            network.add_link(node, profiles[order[i]], region=region_names[i % len(region_names)], seed=seed)
+        logger.debug("built network of %d links: %s", len(ids),
+                     {p.name: c for (p, _), c in zip(pairs, counts)})
+        return network
+
+    # ------------------------------------------------------------------ links
+
+    def add_link(self, node: int, profile: str | LinkProfile, *, region: str = "local", seed: int = 0) -> Link:
+        """Create and return the link of a new node (e.g. one joining mid-run)."""
+        node = _integer("node", node, accepted="a node id (int >= 0)")
+        if node in self.links:
+            raise ConfigError("node", node, "a node id without a link", "remove_link(node) first")
+        if isinstance(profile, str):
+            if profile not in PROFILES:
+                raise ConfigError("network", profile, f"profile names: {', '.join(PROFILES)}")
+            profile = PROFILES[profile]
+        if region not in REGIONS:
+            raise ConfigError("region", region, ", ".join(REGIONS))
+        link = Link(node, profile, region,
+                    _draw_base_latency_ms(profile, region, seed=_integer("seed", seed), node=node))
+        self.links[node] = link
+        return link
+
+    def remove_link(self, node: int) -> Link:
+        """Remove and return a node's link; its past events stay in the record."""
+        link = self._link(node)
+        del self.links[node]
+        return link
+
+    def _link(self, node: int) -> Link:
+        try:
+            return self.links[node]
+        except (KeyError, TypeError):
+            raise KeyError(f"node {node!r} has no link in this network ({len(self.links)} links)") from None
+
+    # ------------------------------------------------------------------ events
+
+    @property
+    def events(self) -> tuple[NetworkEvent, ...]:
+        """Scheduled events in the order they were scheduled."""
+        return tuple(self._events)
+
+    def schedule(self, event: NetworkEvent) -> None:
+        """Add an event; every node it names must have a link."""
+        if type(event) not in _EVENT_TYPES.values():
+            raise ConfigError("event", event, ", ".join(_EVENT_TYPES))
+        missing = [n for n in event.nodes if n not in self.links]
+        if missing:
+            raise ConfigError("nodes", missing, f"ids of nodes with a link ({len(self.links)} links)")
+        self._record(event)
+        logger.debug("scheduled %r", event)
+
+    def _record(self, event: NetworkEvent) -> None:
+        self._events.append(event)
+        for n in event.nodes:
+            self._by_node.setdefault(n, []).append(event)
+
+    def events_between(self, t0: float, t1: float) -> list[NetworkEvent]:
+        """Events that take effect in ``(t0, t1]``, by time then scheduling order (for reports)."""
+        hits = [e for e in self._events if t0 < _event_start(e) <= t1]
+        return sorted(hits, key=_event_start)
+
+    def conditions(self, node: int, t: float) -> LinkConditions:
+        """Effective state of ``node``'s link at time ``t``.
+
+        A pure function of the link and the event list. A node both
+        disconnected and partitioned reports ``"disconnected"`` (its own link
+        is down first). Concurrent spikes add up; among profile changes the
+        latest ``at <= t`` wins, ties going to the one scheduled last.
+        """
+        link = self._link(node)
+        t = _number("t", t, accepted="a finite time in simulated seconds")
+        events = self._by_node.get(node, ())
+        extra_ms, disconnected, partitioned = 0.0, False, False
+        changed: ProfileChange | None = None
+        for e in events:
+            if isinstance(e, LatencySpike):
+                if e.start <= t < e.start + e.duration:
+                    extra_ms += e.extra_ms
+            elif isinstance(e, Disconnect):
+                disconnected = disconnected or e.start <= t < self._disconnect_end(e, node)
+            elif isinstance(e, Partition):
+                partitioned = partitioned or e.start <= t < e.start + e.duration
+            elif isinstance(e, ProfileChange) and e.at <= t and (changed is None or e.at >= changed.at):
+                changed = e
+        profile, base_ms = link.profile, link.base_latency_ms
+        if changed is not None and PROFILES[changed.profile] != link.profile:
+            profile = PROFILES[changed.profile]
+            base_ms = self._rescaled_base_ms(link, profile)
+        reason = "disconnected" if disconnected else "partitioned" if partitioned else None
+        return LinkConditions(profile, (base_ms + extra_ms) / 1e3, reason is None, reason)
+
+    def _disconnect_end(self, event: Disconnect, node: int) -> float:
+        """End of a disconnect: its duration, cut short by the first Reconnect at or after its start."""
+        end = math.inf if event.duration is None else event.start + event.duration
+        for e in self._by_node.get(node, ()):
+            if isinstance(e, Reconnect) and event.start <= e.at < end:
+                end = e.at
+        return end
+
+    @staticmethod
+    def _rescaled_base_ms(link: Link, profile: LinkProfile) -> float:
+        """Base latency under another profile, keeping the link's quantile in the range."""
+        region_ms = REGIONS[link.region]
+        low, high = link.profile.latency_ms
+        u = 0.5 if high == low else min(max((link.base_latency_ms - region_ms - low) / (high - low), 0.0), 1.0)
+        new_low, new_high = profile.latency_ms
+        return new_low + u * (new_high - new_low) + region_ms
+
+    # ------------------------------------------------------------------ transfers
+
+    def transfer(self, node: int, nbytes: int, start: float, rng: np.random.Generator) -> Transfer:
+        """Send ``nbytes`` between ``node`` and the coordinator, starting at ``start``.
+
+        Algorithm, with ``t = start`` and attempts ``k = 1 .. 1 + max_retries``:
+
+        1. ``cond = conditions(node, t)`` (events are sampled when the attempt starts);
+        2. ``d = cond.latency_s + |N(0, jitter)| + nbytes * 8 / bandwidth``;
+        3. if connected and ``rng.random() >= loss``: arrive at ``t + d``;
+        4. otherwise the attempt failed ("lost", "disconnected" or "partitioned");
+           the sender notices after ``timeout = timeout_factor * d``, waits
+           ``backoff(k) = min(backoff_s * backoff_factor**(k-1), max_backoff_s)``
+           and retries at ``t += timeout + backoff(k)``.
+
+        After the last failed attempt the sender gives up at ``t + timeout``
+        (no trailing backoff). Every attempt draws exactly one standard normal
+        then one uniform whatever the outcome, so the random stream consumed
+        depends only on the number of attempts.
+        """
+        self._link(node)
+        nbytes = _integer("nbytes", nbytes)
+        t0 = _number("start", start, accepted="a finite time in simulated seconds")
+        retry, t = self.retry, t0
+        last = 1 + retry.max_retries
+        for attempt in range(1, last + 1):
+            cond = self.conditions(node, t)
+            jitter_s = abs(rng.standard_normal()) * cond.profile.jitter_ms / 1e3
+            delivered = rng.random() >= cond.profile.loss
+            d = cond.latency_s + jitter_s + nbytes * 8 / (cond.profile.bandwidth_mbps * 1e6)
+            if cond.connected and delivered:
+                return Transfer(node, nbytes, t0, t + d, True, attempt)
+            reason = cond.reason if not cond.connected else "lost"
+            timeout = retry.timeout_factor * d
+            if attempt == last:
+                return Transfer(node, nbytes, t0, t + timeout, False, attempt, reason)
+            t += timeout + retry.backoff(attempt)
+        raise AssertionError("unreachable: the loop returns on its last attempt")
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Links, events and retry policy as plain JSON-serialisable data, for checkpoints."""
+        return {
+            "links": [
+                {"node": link.node, "profile": dataclasses.asdict(link.profile), "region": link.region,
+                 "base_latency_ms": link.base_latency_ms}
+                for link in self.links.values()
+            ],
+            "events": [{"kind": type(e).__name__, **dataclasses.asdict(e)} for e in self._events],
+            "retry": dataclasses.asdict(self.retry),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace links, events and retry policy with a :meth:`state_dict` snapshot."""
+        links = {}
+        for item in state["links"]:
+            link = Link(item["node"], LinkProfile(**item["profile"]), item["region"], item["base_latency_ms"])
+            links[link.node] = link
+        events = []
+        for item in state["events"]:
+            fields = dict(item)
+            kind = fields.pop("kind")
+            if kind not in _EVENT_TYPES:
+                raise ConfigError("event", kind, ", ".join(_EVENT_TYPES))
+            events.append(_EVENT_TYPES[kind](**fields))
+        restored = Network(links, retry=RetryPolicy(**state["retry"]))
+        for e in events:  # not schedule(): events of since-removed nodes belong to the record
+            restored._record(e)
+        self.links, self.retry = restored.links, restored.retry
+        self._events, self._by_node = restored._events, restored._by_node
