@@ -1,0 +1,146 @@
+"""The vectorised engine against its oracle, the per-node torch.optim.SGD loop."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hypergpu_lab.errors import ConfigError
+from hypergpu_lab.models import ParamLayout, build_model, measure_cost
+from hypergpu_lab.training import Job, SGDConfig, Trainer, can_vectorise, node_seed
+
+
+def _jobs(sizes: list[int], batch_sizes: list[int], shape: tuple[int, ...], seed: int = 0) -> list[Job]:
+    gen = torch.Generator().manual_seed(seed)
+    return [Job(i, torch.randn(n, *shape, generator=gen), torch.randint(0, 10, (n,), generator=gen), b,
+                node_seed(seed, 1, i)) for i, (n, b) in enumerate(zip(sizes, batch_sizes))]
+
+
+@pytest.mark.parametrize("model_name, shape", [("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 12, 12))])
+@pytest.mark.parametrize("sgd", [SGDConfig(lr=0.1), SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, epochs=2)])
+def test_vectorised_equals_per_node_loop(model_name: str, shape: tuple[int, ...], sgd: SGDConfig) -> None:
+    # Prepare: unequal shards (partial last batches, nodes finishing early) and two batch sizes.
+    model = build_model(model_name, shape, 10, seed=3)
+    start = ParamLayout.of(model).flatten(model)
+    jobs = _jobs([1, 7, 23, 40, 64], [10, 10, 8, 10, 8], shape)
+
+    # Execute
+    vec = Trainer(model, sgd, vectorise=True).train(start, jobs)
+    loop = Trainer(model, sgd, vectorise=False).train(start, jobs)
+
+    # Assert: same weights within 1e-5, same losses and step counts, in job order.
+    for v, ref, job in zip(vec, loop, jobs):
+        assert v.node == ref.node == job.node
+        assert v.steps == ref.steps == sgd.epochs * -(-len(job.y) // job.batch_size)
+        assert v.num_samples == len(job.y)
+        torch.testing.assert_close(v.delta, ref.delta, atol=1e-5, rtol=0)
+        assert v.loss == pytest.approx(ref.loss, abs=1e-5)
+        assert float(v.delta.abs().max()) > 0
+
+
+def test_group_chunking_by_memory_budget_changes_nothing() -> None:
+    # Prepare: a budget so small that every node trains in its own group.
+    model = build_model("cnn", (1, 8, 8), 10, seed=0)
+    start = ParamLayout.of(model).flatten(model)
+    jobs = _jobs([12, 30, 5], [4, 4, 4], (1, 8, 8))
+
+    # Execute
+    together = Trainer(model, SGDConfig()).train(start, jobs)
+    apart = Trainer(model, SGDConfig(), memory_budget_bytes=1.0).train(start, jobs)
+
+    # Assert
+    for a, b in zip(together, apart):
+        torch.testing.assert_close(a.delta, b.delta, atol=1e-6, rtol=0)
+
+
+def test_result_of_a_node_does_not_depend_on_its_group() -> None:
+    # Prepare
+    model = build_model("mlp", (1, 8, 8), 10, seed=0)
+    start = ParamLayout.of(model).flatten(model)
+    jobs = _jobs([20, 33, 9], [5, 5, 5], (1, 8, 8))
+
+    # Execute: node 1 alone vs node 1 with others.
+    alone = Trainer(model, SGDConfig()).train(start, [jobs[1]])[0]
+    grouped = Trainer(model, SGDConfig()).train(start, jobs)[1]
+
+    # Assert
+    torch.testing.assert_close(alone.delta, grouped.delta, atol=1e-6, rtol=0)
+
+
+class _BNNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_batchnorm_model_falls_back_to_the_loop_and_trains() -> None:
+    # Prepare
+    model = _BNNet()
+    layout = ParamLayout.of(model)
+    start = layout.flatten(model)
+    jobs = _jobs([32, 20], [8, 8], (1, 8, 8))
+
+    # Execute
+    trainer = Trainer(model, SGDConfig())
+    results = trainer.train(start, jobs)
+
+    # Assert: the loop engine ran; running statistics (float buffers) travel in the flat vector.
+    assert not can_vectorise(model) and not trainer.vectorise
+    assert "net.2.running_mean" in layout.names
+    assert all(float(r.delta.abs().max()) > 0 for r in results)
+    with pytest.raises(ConfigError, match="vectorise"):
+        Trainer(model, SGDConfig(), vectorise=True)
+
+
+def test_sgd_config_rejects_bad_values() -> None:
+    for kwargs, field in [({"lr": 0}, "lr"), ({"momentum": 1.0}, "momentum"), ({"weight_decay": -1}, "weight_decay"),
+                          ({"epochs": 0}, "local_epochs")]:
+        with pytest.raises(ConfigError, match=field):
+            SGDConfig(**kwargs)
+
+
+def test_node_seed_depends_on_run_round_and_node_only() -> None:
+    seeds = {node_seed(s, r, n) for s in range(3) for r in range(3) for n in range(3)}
+    assert len(seeds) == 27
+    assert node_seed(1, 2, 3) == node_seed(1, 2, 3)
+    assert 0 <= node_seed(2**31, 10**6, 10**5) < 2**63
+
+
+def test_flat_layout_round_trip_and_cost_figures() -> None:
+    # Prepare
+    model = build_model("mlp", (1, 8, 8), 10, seed=0)
+    layout = ParamLayout.of(model)
+
+    # Execute
+    flat = layout.flatten(model)
+    other = build_model("mlp", (1, 8, 8), 10, seed=1)
+    layout.load_into(other, flat)
+    cost = measure_cost(model, (1, 8, 8), 10)
+
+    # Assert: 64-32-10 MLP on 8x8 inputs.
+    params = 64 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
+    assert layout.size == params and layout.nbytes == 4 * params
+    torch.testing.assert_close(layout.flatten(other), flat)
+    # forward 2*MACs, backward 2x forward (input and weight grads; first layer's input grad is skipped)
+    macs = 64 * 64 + 64 * 32 + 32 * 10
+    assert 2 * macs * 2 <= cost.train_flops_per_sample <= 2 * macs * 3
+    assert cost.param_bytes == 4 * params
+    assert np.isclose(cost.activation_bytes_per_sample, 4 * (64 + 64 + 64 + 32 + 32 + 10))
+
+
+def test_build_model_errors_and_custom_modules() -> None:
+    with pytest.raises(ConfigError, match="model"):
+        build_model("resnet", (1, 8, 8), 10)
+    with pytest.raises(ConfigError, match="mlp"):
+        build_model("cnn", (60,), 10)
+    custom = nn.Linear(3, 2)
+    assert build_model(custom, (3,), 2) is custom
+    # Seeded init leaves the caller's global RNG alone.
+    state = torch.random.get_rng_state()
+    a, b = build_model("cnn", (1, 8, 8), 10, seed=5), build_model("cnn", (1, 8, 8), 10, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.testing.assert_close(ParamLayout.of(a).flatten(a), ParamLayout.of(b).flatten(b), atol=0, rtol=0)
