@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -50,10 +51,7 @@ class LocalResult:
     num_samples: int
     loss: float
     steps: int
-
-    @property
-    def update_norm(self) -> float:
-        return float(torch.linalg.vector_norm(self.delta))
+    update_norm: float
 
 
 @dataclass(frozen=True)
@@ -78,9 +76,13 @@ class SGDConfig:
 
 def node_seed(run_seed: int, round_: int, node: int) -> int:
     """A 63-bit seed that depends only on (run, round, node)."""
-    import numpy as np
-
     return int(np.random.SeedSequence([run_seed, round_, node]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+def epoch_orders(seed: int, n: int, epochs: int) -> list[np.ndarray]:
+    """The node's sample order for each epoch; both engines draw it here, so they see the same batches."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n) for _ in range(epochs)]
 
 
 def can_vectorise(model: nn.Module) -> bool:
@@ -124,11 +126,10 @@ class Trainer:
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=self.sgd.lr, momentum=self.sgd.momentum,
                               weight_decay=self.sgd.weight_decay)
-        gen = torch.Generator().manual_seed(job.seed)
         n, b = len(job.y), job.batch_size
         total, steps = 0.0, 0
-        for _ in range(self.sgd.epochs):
-            perm = torch.randperm(n, generator=gen)
+        for order in epoch_orders(job.seed, n, self.sgd.epochs):
+            perm = torch.from_numpy(order)
             for s in range(0, n, b):
                 idx = perm[s:s + b]
                 opt.zero_grad(set_to_none=True)
@@ -137,49 +138,69 @@ class Trainer:
                 opt.step()
                 total, steps = total + loss.item(), steps + 1
         delta = self.layout.flatten(model) - global_flat
-        return LocalResult(job.node, delta, n, total / max(steps, 1), steps)
+        return LocalResult(job.node, delta, n, total / max(steps, 1), steps, float(torch.linalg.vector_norm(delta)))
 
     def _train_group(self, global_flat: torch.Tensor, jobs: Sequence[Job]) -> list[LocalResult]:
         """K nodes with one batch size, as one vmapped model with stacked parameters."""
-        k, b, lr = len(jobs), jobs[0].batch_size, self.sgd.lr
+        k, lr = len(jobs), self.sgd.lr
         mu, wd = self.sgd.momentum, self.sgd.weight_decay
-        sizes = torch.tensor([len(j.y) for j in jobs])
-        offsets = torch.cumsum(sizes, 0) - sizes
+        sizes = np.array([len(j.y) for j in jobs])
+        # Pad batches only as wide as the largest shard needs: 1000 nodes of 2 samples use width 2, not B.
+        b = min(jobs[0].batch_size, int(sizes.max()))
+        n_steps = int(math.ceil(int(sizes.max()) / b))
+        offsets = np.cumsum(sizes) - sizes
+        rows = np.repeat(np.arange(k), sizes)
+        cols = np.concatenate([np.arange(n) for n in sizes])
         x_all = torch.cat([j.x for j in jobs])
         y_all = torch.cat([j.y for j in jobs])
-        gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
+        orders = [epoch_orders(j.seed, int(n), self.sgd.epochs) for j, n in zip(jobs, sizes)]
+        mask_np = np.zeros((k, n_steps * b), dtype=bool)
+        mask_np[rows, cols] = True
+        mask = torch.from_numpy(mask_np)
         params = global_flat.expand(k, -1).clone()
         buf = torch.zeros_like(params) if mu else None
         loss_sum = torch.zeros(k, dtype=torch.float64)
         steps = torch.zeros(k, dtype=torch.long)
         forward = vmap(lambda p, x: functional_call(self.model, p, (x,)))
         self.model.train()
-        for _ in range(self.sgd.epochs):
-            n_steps = int(math.ceil(int(sizes.max()) / b))
-            idx = torch.zeros(k, n_steps * b, dtype=torch.long)
-            mask = torch.zeros(k, n_steps * b, dtype=torch.bool)
-            for i, gen in enumerate(gens):
-                n = int(sizes[i])
-                idx[i, :n] = torch.randperm(n, generator=gen) + offsets[i]
-                mask[i, :n] = True
+        for epoch in range(self.sgd.epochs):
+            idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
+            idx_np[rows, cols] = np.concatenate([o[epoch] for o in orders]) + np.repeat(offsets, sizes)
+            idx = torch.from_numpy(idx_np)
             for s in range(n_steps):
                 ib, mb = idx[:, s * b:(s + 1) * b], mask[:, s * b:(s + 1) * b]
                 count = mb.sum(1)
-                active = (count > 0).unsqueeze(1)
+                active = count > 0
                 p = params.detach().requires_grad_(True)
                 logits = forward(self.layout.unflatten(p), x_all[ib])
                 ce = nn.functional.cross_entropy(logits.flatten(0, 1), y_all[ib].flatten(), reduction="none")
                 per_node = (ce.view(k, -1) * mb).sum(1) / count.clamp(min=1)
                 (grad,) = torch.autograd.grad(per_node.sum(), p)
                 with torch.no_grad():
-                    if wd:
-                        grad = grad + wd * params
-                    if buf is not None:
-                        buf = torch.where(active, mu * buf + grad, buf)
-                        grad = buf
-                    params = torch.where(active, params - lr * grad, params)
-                loss_sum += torch.where(active.squeeze(1), per_node.detach().double(), 0.0)
-                steps += active.squeeze(1).long()
-        deltas = params - global_flat
-        return [LocalResult(j.node, deltas[i].clone(), int(sizes[i]), float(loss_sum[i] / max(int(steps[i]), 1)),
-                            int(steps[i])) for i, j in enumerate(jobs)]
+                    self._sgd_step(params, grad, buf, active, lr, mu, wd)
+                loss_sum += torch.where(active, per_node.detach().double(), 0.0)
+                steps += active.long()
+        deltas = params.sub_(global_flat)
+        norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
+        losses = (loss_sum / steps.clamp(min=1)).tolist()
+        return [LocalResult(j.node, deltas[i], int(sizes[i]), losses[i], int(steps[i]), norms[i])
+                for i, j in enumerate(jobs)]
+
+    @staticmethod
+    def _sgd_step(params: torch.Tensor, grad: torch.Tensor, buf: torch.Tensor | None, active: torch.Tensor,
+                  lr: float, mu: float, wd: float) -> None:
+        """torch.optim.SGD's update in place, applied only to nodes that had a batch this step."""
+        if wd:
+            grad = grad.add(params, alpha=wd)
+        if not bool(active.all()):
+            # Finished nodes keep their weights and momentum: zero their step.
+            keep = active.unsqueeze(1)
+            if buf is not None:
+                buf.copy_(torch.where(keep, buf.mul(mu).add_(grad), buf))
+                grad = torch.where(keep, buf, 0.0)
+            else:
+                grad = torch.where(keep, grad, 0.0)
+        elif buf is not None:
+            buf.mul_(mu).add_(grad)
+            grad = buf
+        params.sub_(grad, alpha=lr)

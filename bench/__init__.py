@@ -1,0 +1,1 @@
+"""Benchmarks; run ``python -m bench`` to measure and rewrite BENCHMARKS.md."""
