@@ -100,6 +100,7 @@ class TrainConfig:
 
     model: str = "cnn"
     strategy: str = "fedavg"
+    strategy_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"f": 2} for krum
     lr: float = 0.05
     momentum: float = 0.9            # local SGD momentum, reset every round
     weight_decay: float = 0.0
@@ -120,6 +121,8 @@ class TrainConfig:
             _choice(p + "model", self.model, MODELS)
         if isinstance(self.strategy, str):
             _choice(p + "strategy", self.strategy, STRATEGIES)
+        if not isinstance(self.strategy_options, dict) or not all(isinstance(k, str) for k in self.strategy_options):
+            raise ConfigError(p + "strategy_options", self.strategy_options, "a mapping of option name to value")
         _num(p + "lr", self.lr, 0, open_low=True)
         _num(p + "momentum", self.momentum, 0, 0.999)
         _num(p + "weight_decay", self.weight_decay, 0)
@@ -156,8 +159,12 @@ class RunConfig:
         _int("rounds", self.rounds, 1)
         if isinstance(self.pool, dict):
             self.pool = _build(PoolConfig, self.pool, "pool.")
+        elif not isinstance(self.pool, PoolConfig):
+            raise ConfigError("pool", self.pool, "a mapping of pool fields or a PoolConfig")
         if isinstance(self.train, dict):
             self.train = _build(TrainConfig, self.train, "train.")
+        elif not isinstance(self.train, TrainConfig):
+            raise ConfigError("train", self.train, "a mapping of train fields or a TrainConfig")
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -178,12 +185,17 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError("config", str(path), "an existing .json, .yaml or .yml file")
-        text = path.read_text(encoding="utf-8")
         try:
+            text = path.read_text(encoding="utf-8")  # UnicodeDecodeError is a ValueError: reported below
             if path.suffix in (".yaml", ".yml"):
                 import yaml
 
-                data = yaml.safe_load(text)
+                try:
+                    data = yaml.safe_load(text)
+                except yaml.YAMLError as exc:  # not a ValueError: convert it so it is reported as ConfigError
+                    mark = getattr(exc, "problem_mark", None)
+                    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                    raise ValueError(f"{getattr(exc, 'problem', None) or exc}{where}") from exc
             elif path.suffix == ".json":
                 data = json.loads(text)
             else:
@@ -252,7 +264,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset(name: str, **overrides: Any) -> RunConfig:
+def preset(name: str, /, **overrides: Any) -> RunConfig:
     """A named starting point; ``overrides`` replace top-level keys (e.g. ``rounds=5``)."""
     if name not in PRESETS:
         raise ConfigError("preset", name, "one of " + ", ".join(PRESETS))

@@ -17,6 +17,7 @@ continues bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import threading
@@ -73,7 +74,7 @@ class Coordinator:
         self.model = build_model(model, pool.input_shape, pool.num_classes, seed=self.seed)
         self.layout = ParamLayout.of(self.model)
         self.cost = measure_cost(self.model, pool.input_shape, pool.num_classes)
-        self.strategy = get_strategy(strategy)
+        self.strategy = get_strategy(strategy, **cfg.strategy_options)
         self.policy: Policy = policy or UniformPolicy(seed=self.seed, batch_size=cfg.batch_size,
                                                       clients_per_round=cfg.clients_per_round,
                                                       fraction=cfg.fraction, deadline_s=cfg.deadline_s)
@@ -110,11 +111,14 @@ class Coordinator:
                        for n, res in results.items()}
             up = {n: self._send(n, r, _UP, down[n].end + compute[n]) for n in results}
             close, on_time = self._collect(t0, plan, down, up)
-            records, accepted = self._judge(plan, down, up, compute, results, on_time, close)
+            status = self._judge(plan, down, up, results, on_time)
+            accepted = [results[n] for n, (s, _) in status.items() if s == "accepted"]
+            before = self.weights
             if accepted:
                 self.weights = self.strategy.aggregate(
                     self.weights, torch.stack([a.delta for a in accepted]),
                     torch.tensor([a.num_samples for a in accepted], dtype=torch.float64))
+            records = self._records(plan, down, up, compute, results, status, close, self.weights - before)
             acc, loss = self.evaluate() if r % self.config.eval_every == 0 else (None, None)
             report = self._report(r, t0, close, wall0, records, accepted, acc, loss, plan)
             self.round = r
@@ -151,40 +155,50 @@ class Coordinator:
         return close, on_time
 
     def _judge(self, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
-               compute: dict[int, float], results: dict[int, LocalResult], on_time: Sequence[int],
-               close: float) -> tuple[list[NodeRecord], list[LocalResult]]:
+               results: dict[int, LocalResult], on_time: Sequence[int]) -> dict[int, tuple[str, str | None]]:
         """Give every selected node a status; validate on-time updates; each is applied at most once."""
-        accepted: list[LocalResult] = []
-        seen: set[int] = set()
         status: dict[int, tuple[str, str | None]] = {}
         for n in on_time:
-            if n in seen:
+            if n in status:
                 status[n] = ("rejected", "duplicate")
                 continue
-            seen.add(n)
             reason = check_update(results[n].delta, self.layout.size)
             status[n] = ("rejected", reason) if reason else ("accepted", None)
-            if not reason:
-                accepted.append(results[n])
+        for n in plan.nodes:
+            if n not in status:
+                if not down[n].ok:
+                    status[n] = ("failed", f"download {down[n].reason} after {down[n].attempts} attempts")
+                elif not up[n].ok:
+                    status[n] = ("failed", f"upload {up[n].reason} after {up[n].attempts} attempts")
+                else:
+                    status[n] = ("straggled", "arrived after the deadline")
+        return status
+
+    def _records(self, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
+                 compute: dict[int, float], results: dict[int, LocalResult],
+                 status: dict[int, tuple[str, str | None]], close: float, applied: torch.Tensor) -> list[NodeRecord]:
+        """One NodeRecord per selected node, in virtual seconds."""
+        applied_norm = float(torch.linalg.vector_norm(applied))
         records = []
         for n in plan.nodes:
             d, u, res = down[n], up.get(n), results.get(n)
-            if n not in status:
-                if not d.ok:
-                    status[n] = ("failed", f"download {d.reason} after {d.attempts} attempts")
-                elif u is not None and not u.ok:
-                    status[n] = ("failed", f"upload {u.reason} after {u.attempts} attempts")
-                else:
-                    status[n] = ("straggled", f"arrived {u.end - close:.3f}s after the deadline")
             arrived = u.end if u is not None and u.ok else None
+            reason = status[n][1]
+            if status[n][0] == "straggled":
+                reason = f"arrived {arrived - close:.3f}s after the deadline"
+            agreement = None
+            if status[n][0] == "accepted" and applied_norm > 0 and res.update_norm > 0:
+                agreement = float(res.delta @ applied) / (res.update_norm * applied_norm)
             records.append(NodeRecord(
-                node=n, status=status[n][0], reason=status[n][1], batch_size=plan.batch_sizes[n],
+                node=n, status=status[n][0], reason=reason, batch_size=plan.batch_sizes[n],
                 num_samples=self.pool[n].num_samples, download_s=d.duration, compute_s=compute.get(n, 0.0),
                 upload_s=u.duration if u is not None else 0.0,
                 waiting_s=close - arrived if arrived is not None and arrived <= close else 0.0, arrival=arrived,
                 download_attempts=d.attempts, upload_attempts=u.attempts if u is not None else 0,
-                loss=res.loss if res else None, update_norm=res.update_norm if res else None))
-        return records, accepted
+                loss=res.loss if res else None, update_norm=res.update_norm if res else None,
+                update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
+                agreement=agreement))
+        return records
 
     def _report(self, r: int, t0: float, close: float, wall0: float, records: list[NodeRecord],
                 accepted: list[LocalResult], acc: float | None, loss: float | None, plan: RoundPlan) -> RoundReport:

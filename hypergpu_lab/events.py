@@ -35,6 +35,8 @@ class NodeRecord:
     upload_attempts: int
     loss: float | None
     update_norm: float | None
+    update_hash: str | None = None   # SHA-256 of the update's float32 bytes: what the chain records
+    agreement: float | None = None   # cosine(update, applied aggregate update) for accepted updates
 
     @property
     def retries(self) -> int:
