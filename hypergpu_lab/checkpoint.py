@@ -46,7 +46,10 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     digest, payload = blob[8:40], blob[40:]
     if hashlib.sha256(payload).digest() != digest:
         raise CheckpointError(f"{path} fails its SHA-256 checksum (truncated or corrupted)")
-    return torch.load(io.BytesIO(payload), weights_only=True)
+    try:
+        return torch.load(io.BytesIO(payload), weights_only=True)
+    except Exception as exc:  # intact bytes torch refuses (objects beyond tensors and plain values): refused too
+        raise CheckpointError(f"{path} passes its checksum but cannot be loaded: {exc}") from exc
 
 
 def path_for(folder: str | os.PathLike, round_: int) -> Path:
@@ -74,5 +77,6 @@ def latest_valid(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]] | Non
 
 def prune(folder: str | os.PathLike, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints."""
-    for _, path in list_checkpoints(folder)[:-keep]:
+    found = list_checkpoints(folder)
+    for _, path in found[:max(len(found) - keep, 0)]:  # not [:-keep]: that deletes nothing when keep == 0
         path.unlink(missing_ok=True)

@@ -60,13 +60,14 @@ def _run(args: argparse.Namespace) -> int:
     from .runs import RunFolder, safe_child
 
     cfg = _config(args)
-    folder = None
+    folder = pool = None
     if args.resume:
         if args.out is None:
             raise ConfigError("--resume", True, "used together with --out (the parent of the run folder)")
         folder = RunFolder.open(safe_child(args.out, cfg.name))
         cfg = RunConfig.from_dict({**folder.read_config(), **({"rounds": args.rounds} if args.rounds else {})})
     elif args.out is not None:
+        pool = NodePool.from_config(cfg.pool)  # missing data fails here, before it leaves a run folder behind
         folder = RunFolder.create(args.out, cfg.name, cfg.to_dict())
 
     from . import checkpoint
@@ -76,8 +77,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if folder is not None:
             folder.truncate_metrics(0)
-        pool = NodePool.from_config(cfg.pool)
-        coord = Coordinator(pool=pool, config=cfg.train, run_dir=folder, run_id=cfg.name)
+        if pool is None:
+            pool = NodePool.from_config(cfg.pool)
+        coord = Coordinator(pool=pool, config=cfg.train, faults=cfg.faults, run_dir=folder, run_id=cfg.name)
     start = time.perf_counter()
     history = coord.run(until=max(cfg.rounds, coord.round), progress=not args.no_progress)
     _print_result(history, time.perf_counter() - start, folder.path if folder else None)

@@ -133,6 +133,12 @@ class VirtualClock:
         """Drop every pending event; :attr:`now` is kept."""
         self._heap.clear()
 
+    def drain(self) -> list[tuple[float, object]]:
+        """Remove and return every pending (time, event) in pop order, without moving time."""
+        out = [(t, event) for t, _, _, event in sorted(self._heap, key=lambda e: e[:3])]
+        self._heap.clear()
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         """Snapshot for checkpoints: ``now``, the next ``seq`` and the pending events.
 

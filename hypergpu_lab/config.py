@@ -20,7 +20,8 @@ from .errors import ConfigError
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
 PARTITIONS = ("iid", "shards", "dirichlet", "quantity", "natural")
 MODELS = ("mlp", "cnn")
-STRATEGIES = ("fedavg",)
+STRATEGIES = ("fedavg", "mean", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean",
+              "krum", "multi-krum", "clipped-fedavg")
 
 
 def _int(name: str, value: Any, low: int, high: float = math.inf) -> None:
@@ -109,6 +110,13 @@ class TrainConfig:
     clients_per_round: int | None = None   # K nodes per round; overrides fraction
     fraction: float = 1.0                  # C in McMahan et al.: share of online nodes per round
     deadline_s: float | None = None        # virtual seconds; later updates are stragglers
+    min_completion: float | None = None    # FaultTolerant mode: close once this share of selected updates arrived
+    late_updates: str = "drop"             # "buffer": apply stragglers later, weighted 1/sqrt(1 + staleness)
+    max_update_norm: float | None = None   # reject updates whose L2 norm exceeds this
+    quorum: int = 1                        # fewest available nodes a round may start with
+    max_wait_s: float = 3600.0             # virtual seconds to wait for a quorum before pausing the run
+    heartbeat_interval_s: float = 1.0
+    heartbeat_timeout_s: float = 5.0
     eval_every: int = 1
     checkpoint_every: int = 5              # rounds; 0 = never (needs a run folder)
     keep_checkpoints: int = 3
@@ -133,6 +141,15 @@ class TrainConfig:
         _num(p + "fraction", self.fraction, 0, 1, open_low=True)
         if self.deadline_s is not None:
             _num(p + "deadline_s", self.deadline_s, 0, open_low=True)
+        if self.min_completion is not None:
+            _num(p + "min_completion", self.min_completion, 0, 1, open_low=True)
+        _choice(p + "late_updates", self.late_updates, ("drop", "buffer"))
+        if self.max_update_norm is not None:
+            _num(p + "max_update_norm", self.max_update_norm, 0, open_low=True)
+        _int(p + "quorum", self.quorum, 1)
+        _num(p + "max_wait_s", self.max_wait_s, 0)
+        _num(p + "heartbeat_interval_s", self.heartbeat_interval_s, 0, open_low=True)
+        _num(p + "heartbeat_timeout_s", self.heartbeat_timeout_s, self.heartbeat_interval_s)
         _int(p + "eval_every", self.eval_every, 1)
         _int(p + "checkpoint_every", self.checkpoint_every, 0)
         _int(p + "keep_checkpoints", self.keep_checkpoints, 1)
@@ -150,6 +167,7 @@ class RunConfig:
     rounds: int = 20
     pool: PoolConfig = field(default_factory=PoolConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    faults: list[dict[str, Any]] = field(default_factory=list)   # see faults.Fault: kind, nodes, start, end, ...
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "-_." for c in self.name) \
@@ -165,6 +183,12 @@ class RunConfig:
             self.train = _build(TrainConfig, self.train, "train.")
         elif not isinstance(self.train, TrainConfig):
             raise ConfigError("train", self.train, "a mapping of train fields or a TrainConfig")
+        if not isinstance(self.faults, list) or not all(isinstance(f, dict) for f in self.faults):
+            raise ConfigError("faults", self.faults, "a list of mappings (kind, nodes, start, end, unit, magnitude)")
+        from .faults import Fault
+
+        for f in self.faults:
+            Fault.from_dict(f)
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

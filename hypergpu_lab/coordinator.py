@@ -33,7 +33,9 @@ from torch import nn
 from . import checkpoint
 from .clock import VirtualClock
 from .config import TrainConfig
+from .detection import HeartbeatDetector
 from .errors import CheckpointError, ConfigError
+from .faults import Fault, FaultInjector, Message
 from .events import EventBus, NodeRecord, RoundReport
 from .metrics import History
 from .models import ParamLayout, build_model, measure_cost
@@ -51,11 +53,16 @@ _DOWN, _UP = 1, 2
 CHECKPOINT_VERSION = 1
 
 
+class QuorumError(RuntimeError):
+    """Too few nodes are available to run a round; the run pauses until nodes return."""
+
+
 class Coordinator:
     """Runs federated rounds over a :class:`NodePool`; keyword-only, every option a TrainConfig field."""
 
     def __init__(self, *, pool: NodePool, model: str | nn.Module | None = None, strategy: Any = None,
                  policy: Policy | None = None, config: TrainConfig | None = None,
+                 faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None,
                  run_dir: str | Path | RunFolder | None = None, run_id: str = "run", **options: Any) -> None:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         if unknown := sorted(set(options) - known):
@@ -77,11 +84,17 @@ class Coordinator:
         self.strategy = get_strategy(strategy, **cfg.strategy_options)
         self.policy: Policy = policy or UniformPolicy(seed=self.seed, batch_size=cfg.batch_size,
                                                       clients_per_round=cfg.clients_per_round,
-                                                      fraction=cfg.fraction, deadline_s=cfg.deadline_s)
+                                                      fraction=cfg.fraction, deadline_s=cfg.deadline_s,
+                                                      min_completion=cfg.min_completion)
         self.trainer = Trainer(self.model, SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs),
                                vectorise=cfg.vectorise,
                                activation_bytes_per_sample=self.cost.activation_bytes_per_sample)
         self.weights = self.layout.flatten(self.model)
+        self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
+        self.faults.install(pool.network)
+        self.detector = HeartbeatDetector(interval_s=cfg.heartbeat_interval_s, timeout_s=cfg.heartbeat_timeout_s)
+        self._outstanding: set[tuple[int, int]] = set()   # (round, node) keys an update may still resolve
+        self._late: list[tuple[float, Message]] = []      # stragglers in flight (late_updates="buffer")
         self.clock = VirtualClock()
         self.round = 0
         self.bus = EventBus()
@@ -102,30 +115,44 @@ class Coordinator:
     def step(self) -> RoundReport:
         """Run one round and return its report (also delivered to every subscriber)."""
         with self._lock:
-            r, t0, wall0 = self.round + 1, self.clock.now, time.perf_counter()
+            r, wall0 = self.round + 1, time.perf_counter()
+            detections = self._await_quorum()
+            t0 = self.clock.now
             plan = self.policy.plan(r, self.pool, t0, self.cost)
             down = {n: self._send(n, r, _DOWN, t0) for n in plan.nodes}
-            jobs = [self._job(n, r, plan) for n in plan.nodes if down[n].ok]
-            results = {res.node: res for res in self.trainer.train(self.weights, jobs)}
-            compute = {n: self.pool[n].compute_seconds(res.num_samples * self.config.local_epochs, self.cost)
-                       for n, res in results.items()}
+            jobs = [self._job(n, r, plan, t0) for n in plan.nodes if down[n].ok]
+            results = {res.node: self.faults.corrupt(res, r, t0) for res in self.trainer.train(self.weights, jobs)}
+            compute = {n: self._compute_seconds(n, res, r, t0) for n, res in results.items()}
             up = {n: self._send(n, r, _UP, down[n].end + compute[n]) for n in results}
-            close, on_time = self._collect(t0, plan, down, up)
-            status = self._judge(plan, down, up, results, on_time)
-            accepted = [results[n] for n, (s, _) in status.items() if s == "accepted"]
+            close, inbox = self._collect(r, t0, plan, down, up, results)
+            status, applied, dropped = self._judge(r, plan, down, up, inbox)
             before = self.weights
-            if accepted:
+            if applied:
                 self.weights = self.strategy.aggregate(
-                    self.weights, torch.stack([a.delta for a in accepted]),
-                    torch.tensor([a.num_samples for a in accepted], dtype=torch.float64))
-            records = self._records(plan, down, up, compute, results, status, close, self.weights - before)
+                    self.weights, torch.stack([m.result.delta for m, _ in applied]),
+                    torch.tensor([m.result.num_samples * w for m, w in applied], dtype=torch.float64))
+            records = self._records(r, plan, down, up, compute, results, status, close, self.weights - before)
             acc, loss = self.evaluate() if r % self.config.eval_every == 0 else (None, None)
-            report = self._report(r, t0, close, wall0, records, accepted, acc, loss, plan)
+            report = self._report(r, t0, close, wall0, records, applied, acc, loss, plan, dropped, detections)
             self.round = r
             self.policy.observe(report)
             self.bus.emit(report)
             self._maybe_checkpoint()
             return report
+
+    def _await_quorum(self) -> tuple[dict[str, Any], ...]:
+        """Run the failure detector; below quorum, wait in virtual time for nodes to come back."""
+        found = self.detector.check(self.pool, self.clock.now)
+        deadline = self.clock.now + self.config.max_wait_s
+        while len(self.pool.available()) < self.config.quorum:
+            t = self.detector.next_beat_after(self.clock.now)
+            if t > deadline:
+                raise QuorumError(f"waiting for quorum: {len(self.pool.available())} of {len(self.pool)} nodes "
+                                  f"available, {self.config.quorum} needed (waited {self.config.max_wait_s:g}s "
+                                  "of virtual time); recover nodes, then resume")
+            self.clock.advance_to(t)
+            found += self.detector.check(self.pool, t)
+        return tuple({**dataclasses.asdict(d), "latency": d.latency} for d in found)
 
     def _send(self, node: int, round_: int, direction: int, start: float) -> Transfer:
         rng = np.random.default_rng([self.seed, round_, node, direction])
@@ -136,34 +163,66 @@ class Coordinator:
             self.pool[node].record_failure()
         return transfer
 
-    def _job(self, node: int, round_: int, plan: RoundPlan) -> Job:
+    def _job(self, node: int, round_: int, plan: RoundPlan, t: float) -> Job:
         n = self.pool[node]
         n.rounds_selected += 1
-        return Job(node, n.x, n.y, plan.batch_sizes[node], node_seed(self.seed, round_, node))
+        job = Job(node, n.x, n.y, plan.batch_sizes[node], node_seed(self.seed, round_, node))
+        return self.faults.poison(job, round_, t, self.pool.num_classes)
 
-    def _collect(self, t0: float, plan: RoundPlan, down: dict[int, Transfer],
-                 up: dict[int, Transfer]) -> tuple[float, list[int]]:
-        """Advance the clock to the round's close; return it and the on-time arrivals in order."""
+    def _compute_seconds(self, node: int, result: LocalResult, round_: int, t: float) -> float:
+        seconds = self.pool[node].compute_seconds(result.num_samples * self.config.local_epochs, self.cost)
+        return seconds * self.faults.compute_factor(node, round_, t)
+
+    def _collect(self, r: int, t0: float, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
+                 results: dict[int, LocalResult]) -> tuple[float, list[tuple[float, Message]]]:
+        """Advance the clock to the round's close; return the messages that arrived by then, in order.
+
+        The round closes when every selected node has arrived or failed, when ``target_updates``
+        have arrived (FaultTolerant mode, over-commitment), or at the deadline, whichever is first.
+        """
         deadline = t0 + plan.deadline_s if plan.deadline_s is not None else math.inf
-        resolved = [up[n].end if n in up else down[n].end for n in plan.nodes]
-        close = min(max(resolved, default=t0), deadline)
-        for n, transfer in up.items():
-            if transfer.ok:
-                self.clock.schedule(transfer.end, n)
-        on_time = [n for _, n in self.clock.pop_until(close)]
-        self.clock.clear()  # what is left arrived after the deadline: stragglers, never applied
-        return close, on_time
+        arrivals = sorted((u.end, n) for n, u in up.items() if u.ok)
+        resolved = max((up[n].end if n in up else down[n].end for n in plan.nodes), default=t0)
+        close = min(resolved, deadline)
+        if plan.target_updates is not None and len(arrivals) >= plan.target_updates:
+            close = min(close, arrivals[plan.target_updates - 1][0])
+        for t, n in arrivals:
+            msg = Message(self.run_id, r, n, 1, results[n])
+            self.clock.schedule(t, msg)
+            for extra in self.faults.extra_messages(msg, t):
+                self.clock.schedule(t + 1e-3, extra)
+        for t, msg in self._late:  # buffered stragglers of earlier rounds arrive when they arrive
+            self.clock.schedule(t, msg, priority=1)
+        inbox = self.clock.pop_until(close)
+        # What is still in flight arrived after the close: stragglers. FedBuff mode keeps the
+        # original messages for a later round; duplicates and everything in "drop" mode are gone.
+        self._late = [(t, m) for t, m in self.clock.drain() if isinstance(m, Message) and m.attempt == 1
+                      and self.config.late_updates == "buffer"]
+        return close, inbox
 
-    def _judge(self, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
-               results: dict[int, LocalResult], on_time: Sequence[int]) -> dict[int, tuple[str, str | None]]:
-        """Give every selected node a status; validate on-time updates; each is applied at most once."""
+    def _judge(self, r: int, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
+               inbox: list[tuple[float, Message]]
+               ) -> tuple[dict[int, tuple[str, str | None]], list[tuple[Message, float]], int]:
+        """Statuses for the selected nodes, the updates to apply with their weights, and drops.
+
+        Exactly once: a message is applied only if its (round, node) key is outstanding, i.e.
+        selected and not yet resolved; duplicates and replays find the key gone and are dropped.
+        """
         status: dict[int, tuple[str, str | None]] = {}
-        for n in on_time:
-            if n in status:
-                status[n] = ("rejected", "duplicate")
+        applied: list[tuple[Message, float]] = []
+        dropped = 0
+        self._outstanding.update((r, n) for n in plan.nodes)
+        for _, msg in inbox:
+            key = (msg.round, msg.node)
+            if key not in self._outstanding:
+                dropped += 1
                 continue
-            reason = check_update(results[n].delta, self.layout.size)
-            status[n] = ("rejected", reason) if reason else ("accepted", None)
+            self._outstanding.discard(key)
+            reason = check_update(msg.result.delta, self.layout.size, norm_bound=self.config.max_update_norm)
+            if msg.round == r:
+                status[msg.node] = ("rejected", reason) if reason else ("accepted", None)
+            if not reason:  # FedBuff staleness weight: 1 for this round's updates
+                applied.append((msg, 1.0 / math.sqrt(1 + r - msg.round)))
         for n in plan.nodes:
             if n not in status:
                 if not down[n].ok:
@@ -171,10 +230,12 @@ class Coordinator:
                 elif not up[n].ok:
                     status[n] = ("failed", f"upload {up[n].reason} after {up[n].attempts} attempts")
                 else:
-                    status[n] = ("straggled", "arrived after the deadline")
-        return status
+                    status[n] = ("straggled", "arrived after the close")
+            if status[n][0] != "straggled" or self.config.late_updates != "buffer":
+                self._outstanding.discard((r, n))
+        return status, applied, dropped
 
-    def _records(self, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
+    def _records(self, r: int, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
                  compute: dict[int, float], results: dict[int, LocalResult],
                  status: dict[int, tuple[str, str | None]], close: float, applied: torch.Tensor) -> list[NodeRecord]:
         """One NodeRecord per selected node, in virtual seconds."""
@@ -183,32 +244,38 @@ class Coordinator:
         for n in plan.nodes:
             d, u, res = down[n], up.get(n), results.get(n)
             arrived = u.end if u is not None and u.ok else None
-            reason = status[n][1]
-            if status[n][0] == "straggled":
-                reason = f"arrived {arrived - close:.3f}s after the deadline"
+            kind, reason = status[n]
+            if kind == "straggled":
+                reason = f"arrived {arrived - close:.3f}s after the close"
             agreement = None
-            if status[n][0] == "accepted" and applied_norm > 0 and res.update_norm > 0:
+            if kind == "accepted" and applied_norm > 0 and res.update_norm > 0:
                 agreement = float(res.delta @ applied) / (res.update_norm * applied_norm)
             records.append(NodeRecord(
-                node=n, status=status[n][0], reason=reason, batch_size=plan.batch_sizes[n],
+                node=n, status=kind, reason=reason, batch_size=plan.batch_sizes[n],
                 num_samples=self.pool[n].num_samples, download_s=d.duration, compute_s=compute.get(n, 0.0),
                 upload_s=u.duration if u is not None else 0.0,
                 waiting_s=close - arrived if arrived is not None and arrived <= close else 0.0, arrival=arrived,
                 download_attempts=d.attempts, upload_attempts=u.attempts if u is not None else 0,
                 loss=res.loss if res else None, update_norm=res.update_norm if res else None,
                 update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
-                agreement=agreement))
+                agreement=agreement, injected=self.faults.describe(n, r, close)))
         return records
 
     def _report(self, r: int, t0: float, close: float, wall0: float, records: list[NodeRecord],
-                accepted: list[LocalResult], acc: float | None, loss: float | None, plan: RoundPlan) -> RoundReport:
+                applied: list[tuple[Message, float]], acc: float | None, loss: float | None, plan: RoundPlan,
+                dropped: int, detections: tuple[dict[str, Any], ...]) -> RoundReport:
         count = {s: sum(rec.status == s for rec in records) for s in ("accepted", "straggled", "failed", "rejected")}
-        total = sum(a.num_samples for a in accepted)
-        train_loss = sum(a.loss * a.num_samples for a in accepted) / total if total else None
-        events = tuple(repr(e) for e in self.pool.network.events_between(t0, close)) + plan.notes
+        total = sum(m.result.num_samples for m, _ in applied)
+        train_loss = sum(m.result.loss * m.result.num_samples for m, _ in applied) / total if total else None
+        late = [m for m, _ in applied if m.round < r]
+        events = (tuple(repr(e) for e in self.pool.network.events_between(t0, close)) + plan.notes
+                  + tuple(f"late update of node {m.node} from round {m.round} applied (staleness {r - m.round})"
+                          for m in late))
         return RoundReport(run_id=self.run_id, round=r, t_start=t0, t_end=close, selected=len(plan.nodes),
                            test_accuracy=acc, test_loss=loss, train_loss=train_loss,
-                           wall_s=time.perf_counter() - wall0, nodes=tuple(records), events=events, **count)
+                           wall_s=time.perf_counter() - wall0, nodes=tuple(records), events=events,
+                           duplicates=dropped, late_applied=len(late), detections=detections,
+                           status="ok" if applied else "no updates", **count)
 
     def evaluate(self, batch_size: int = 2048) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of the global model on the pool's held-out test set."""
@@ -233,7 +300,12 @@ class Coordinator:
         self.status = "running"
         try:
             while self.round < target and not self._stop.is_set():
-                rep = self.step()
+                try:
+                    rep = self.step()
+                except QuorumError as exc:
+                    log.warning("%s", exc)
+                    self.status = str(exc)
+                    return self.history
                 bar.set_postfix(acc=f"{rep.test_accuracy:.3f}" if rep.test_accuracy is not None else "-",
                                 sim=f"{rep.t_end:.1f}s", refresh=False)
                 bar.update(1)
@@ -243,6 +315,7 @@ class Coordinator:
         finally:
             bar.close()
         self.status = "finished" if self.round >= target else "stopped"
+        self._final_checkpoint()
         return self.history
 
     def _target(self, rounds: int | None, until: int | None) -> int:
@@ -273,8 +346,14 @@ class Coordinator:
                 self._unpaused.wait()
                 if self._stop.is_set():
                     break
-                self.step()
+                try:
+                    self.step()
+                except QuorumError as exc:  # pause with a clear status; resume() tries again
+                    log.warning("%s", exc)
+                    self._unpaused.clear()
+                    self.status = str(exc)
             self.status = "finished" if self.round >= target else "stopped"
+            self._final_checkpoint()
         except BaseException as exc:  # surfaced by wait() and the status line, never lost
             self.error, self.status = exc, "failed"
             log.exception("round loop failed at round %d", self.round + 1)
@@ -311,6 +390,11 @@ class Coordinator:
                     "weights": self.weights.clone(), "strategy": self.strategy.state_dict(),
                     "policy": self.policy.state_dict(), "clock": self.clock.state_dict(),
                     "pool": self.pool.state_dict(), "train_config": dataclasses.asdict(self.config),
+                    "faults": self.faults.state_dict(), "outstanding": sorted(self._outstanding),
+                    "fault_plan": [{**dataclasses.asdict(f), "nodes": list(f.nodes)} for f in self.faults.faults],
+                    "late": [{"t": t, "round": m.round, "node": m.node, "attempt": m.attempt,
+                              "delta": m.result.delta.clone(), "num_samples": m.result.num_samples,
+                              "loss": m.result.loss, "steps": m.result.steps} for t, m in self._late],
                     "pool_config": dataclasses.asdict(self.pool.config) if self.pool.config else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -326,10 +410,24 @@ class Coordinator:
             self.policy.load_state_dict(state["policy"])
             self.clock.load_state_dict(state["clock"])
             self.pool.load_state_dict(state["pool"])
+            self.faults.load_state_dict(state["faults"])
+            self._outstanding = {(int(a), int(b)) for a, b in state["outstanding"]}
+            self._late = [(float(e["t"]), Message(self.run_id, int(e["round"]), int(e["node"]), int(e["attempt"]),
+                                                  LocalResult(int(e["node"]), e["delta"], int(e["num_samples"]),
+                                                              float(e["loss"]), int(e["steps"]),
+                                                              float(torch.linalg.vector_norm(e["delta"])))))
+                          for e in state["late"]]
 
     def save_checkpoint(self, path: str | Path) -> Path:
         checkpoint.save(path, self.state_dict())
         return Path(path)
+
+    def _final_checkpoint(self) -> None:
+        """The last round is always checkpointed, so a finished run folder holds its final weights."""
+        if self.run_folder is not None and self.config.checkpoint_every and self.round and \
+                not checkpoint.path_for(self.run_folder.checkpoints, self.round).exists():
+            self.save_checkpoint(checkpoint.path_for(self.run_folder.checkpoints, self.round))
+            checkpoint.prune(self.run_folder.checkpoints, self.config.keep_checkpoints)
 
     def _maybe_checkpoint(self) -> None:
         every = self.config.checkpoint_every
@@ -340,7 +438,8 @@ class Coordinator:
 
     @classmethod
     def restore(cls, path: str | Path, *, pool: NodePool | None = None, model: nn.Module | None = None,
-                strategy: Any = None, policy: Policy | None = None) -> Coordinator:
+                strategy: Any = None, policy: Policy | None = None,
+                faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None) -> Coordinator:
         """Continue from a checkpoint file, or from a run folder's newest valid checkpoint.
 
         The pool is rebuilt from its recorded config unless given; a custom ``nn.Module``
@@ -367,7 +466,8 @@ class Coordinator:
             from .config import PoolConfig
 
             pool = NodePool.from_config(PoolConfig(**state["pool_config"]))
-        coord = cls(pool=pool, policy=policy, run_dir=folder, run_id=state["run_id"], **train)
+        faults = faults if faults is not None else state.get("fault_plan", ())
+        coord = cls(pool=pool, policy=policy, faults=faults, run_dir=folder, run_id=state["run_id"], **train)
         coord.load_state_dict(state)
         if folder is not None:
             folder.truncate_metrics(coord.round)

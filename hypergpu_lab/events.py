@@ -37,6 +37,7 @@ class NodeRecord:
     update_norm: float | None
     update_hash: str | None = None   # SHA-256 of the update's float32 bytes: what the chain records
     agreement: float | None = None   # cosine(update, applied aggregate update) for accepted updates
+    injected: str | None = None      # the fault injected into this node this round, if any (ground truth)
 
     @property
     def retries(self) -> int:
@@ -62,6 +63,10 @@ class RoundReport:
     wall_s: float
     nodes: tuple[NodeRecord, ...]
     events: tuple[str, ...] = ()
+    duplicates: int = 0              # duplicate or replayed messages dropped (never applied)
+    late_applied: int = 0            # buffered updates of earlier rounds applied in this one
+    detections: tuple[dict[str, Any], ...] = ()   # failures/recoveries the heartbeat detector saw
+    status: str = "ok"               # "ok" | "no updates" | "waiting for quorum"
 
     @property
     def duration(self) -> float:
@@ -69,7 +74,8 @@ class RoundReport:
 
     def summary(self) -> dict[str, Any]:
         """The per-round row: scalars only, cheap to keep."""
-        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("nodes", "events")}
+        skip = ("nodes", "events", "detections")
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         row["duration"] = self.duration
         return row
 
@@ -77,6 +83,7 @@ class RoundReport:
         row = self.summary()
         row["nodes"] = [dataclasses.asdict(n) for n in self.nodes]
         row["events"] = list(self.events)
+        row["detections"] = [dict(d) for d in self.detections]
         return row
 
 

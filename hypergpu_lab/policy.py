@@ -9,6 +9,7 @@ memory). Adaptive policies implement the same two methods.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ class RoundPlan:
     batch_sizes: dict[int, int]
     deadline_s: float | None
     notes: tuple[str, ...] = field(default=())
+    target_updates: int | None = None   # close the round once this many updates arrived (None: wait for all)
 
 
 class Policy(Protocol):
@@ -44,9 +46,11 @@ class UniformPolicy:
     """Sample ``clients_per_round`` (or ``max(1, round(C * N))``) available nodes uniformly."""
 
     def __init__(self, *, seed: int, batch_size: int, clients_per_round: int | None = None,
-                 fraction: float = 1.0, deadline_s: float | None = None) -> None:
+                 fraction: float = 1.0, deadline_s: float | None = None,
+                 min_completion: float | None = None) -> None:
         self.seed, self.batch_size = seed, batch_size
         self.clients_per_round, self.fraction, self.deadline_s = clients_per_round, fraction, deadline_s
+        self.min_completion = min_completion
 
     def plan(self, round_: int, pool: NodePool, now: float, cost: ModelCost) -> RoundPlan:
         notes: list[str] = []
@@ -65,7 +69,9 @@ class UniformPolicy:
         capped = [i for i in chosen if fits[i] < self.batch_size]
         if capped:
             notes.append(f"batch capped by GPU memory on nodes {capped}")
-        return RoundPlan(round_, tuple(chosen), {i: fits[i] for i in chosen}, self.deadline_s, tuple(notes))
+        target = None if self.min_completion is None else max(1, math.ceil(self.min_completion * len(chosen)))
+        return RoundPlan(round_, tuple(chosen), {i: fits[i] for i in chosen}, self.deadline_s, tuple(notes),
+                         target_updates=target)
 
     def observe(self, report: RoundReport) -> None:
         """The uniform baseline learns nothing from a round."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -32,6 +33,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; run files are meant to be read by dashboards too
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -99,6 +101,7 @@ class RunFolder:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent))
         try:
+            tmp.chmod(0o755)
             (tmp / "checkpoints").mkdir()
             atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, sort_keys=True))
             (tmp / "metrics.jsonl").touch()
@@ -121,7 +124,8 @@ class RunFolder:
 
     def append(self, report: RoundReport) -> None:
         """Append one round as a JSON line and fsync, so a killed run loses at most this line."""
-        line = json.dumps(report.to_dict(), separators=(",", ":"), allow_nan=False, default=_json_default) + "\n"
+        line = json.dumps(_finite(report.to_dict()), separators=(",", ":"), allow_nan=False,
+                          default=_json_default) + "\n"
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
@@ -146,7 +150,18 @@ class RunFolder:
         atomic_write_text(self.metrics_path, text)
 
 
+def _finite(value: Any) -> Any:
+    """Non-finite floats become null, so a round with a diverged node (NaN loss) is still recorded as strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
-        return value.item()
+        return _finite(value.item())
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -62,6 +62,7 @@ class SGDConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     epochs: int = 1
+    prox_mu: float = 0.0   # FedProx: adds mu/2 * ||w - w_global||^2 to every local loss
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -72,6 +73,8 @@ class SGDConfig:
             raise ConfigError("weight_decay", self.weight_decay, "a number >= 0")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ConfigError("local_epochs", self.epochs, "an integer >= 1")
+        if not (self.prox_mu >= 0 and math.isfinite(self.prox_mu)):
+            raise ConfigError("prox_mu", self.prox_mu, "a finite number >= 0")
 
 
 def node_seed(run_seed: int, round_: int, node: int) -> int:
@@ -126,6 +129,8 @@ class Trainer:
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=self.sgd.lr, momentum=self.sgd.momentum,
                               weight_decay=self.sgd.weight_decay)
+        anchor = {n: v for n, v in self.layout.unflatten(global_flat).items() if n in self.layout.param_names}
+        mu = self.sgd.prox_mu
         n, b = len(job.y), job.batch_size
         total, steps = 0.0, 0
         for order in epoch_orders(job.seed, n, self.sgd.epochs):
@@ -134,7 +139,10 @@ class Trainer:
                 idx = perm[s:s + b]
                 opt.zero_grad(set_to_none=True)
                 loss = nn.functional.cross_entropy(model(job.x[idx]), job.y[idx])
-                loss.backward()
+                objective = loss
+                if mu:
+                    objective = loss + mu / 2 * sum(((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters())
+                objective.backward()
                 opt.step()
                 total, steps = total + loss.item(), steps + 1
         delta = self.layout.flatten(model) - global_flat
@@ -177,6 +185,8 @@ class Trainer:
                 per_node = (ce.view(k, -1) * mb).sum(1) / count.clamp(min=1)
                 (grad,) = torch.autograd.grad(per_node.sum(), p)
                 with torch.no_grad():
+                    if self.sgd.prox_mu:
+                        grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
                     self._sgd_step(params, grad, buf, active, lr, mu, wd)
                 loss_sum += torch.where(active, per_node.detach().double(), 0.0)
                 steps += active.long()

@@ -165,7 +165,7 @@ def test_deadline_stragglers_are_counted_but_never_applied() -> None:
     assert report.straggled >= 1 and report.accepted >= 1
     assert report.t_end == pytest.approx(report.t_start + 1.2)
     late = [r for r in report.nodes if r.status == "straggled"]
-    assert all(r.arrival > report.t_end and "after the deadline" in r.reason for r in late)
+    assert all(r.arrival > report.t_end and "after the close" in r.reason for r in late)
     ok = [n for n, s in statuses.items() if s == "accepted"]
     n = np.array([recorder.results[i].num_samples for i in ok], dtype=np.float64)
     d = np.stack([recorder.results[i].delta.numpy() for i in ok]).astype(np.float64)
@@ -190,6 +190,13 @@ def test_disconnected_node_fails_after_its_retries_and_others_continue() -> None
         assert rep.accepted == 9 and rep.failed == 1
     assert pool[3].consecutive_failures == 2 and pool[0].consecutive_failures == 0
     assert pool[0].last_heartbeat > 0
+
+    # Once silent for the heartbeat timeout it is detected as failed and no longer selected.
+    third = coord.step()
+    assert third.selected == 9 and 3 not in {r.node for r in third.nodes}
+    (found,) = third.detections
+    assert found["node"] == 3 and found["kind"] == "failed"
+    assert found["since"] == 0.0 and found["at"] == pytest.approx(coord.config.heartbeat_timeout_s)
 
 
 def test_clients_per_round_and_fraction() -> None:

@@ -18,7 +18,8 @@ def _jobs(sizes: list[int], batch_sizes: list[int], shape: tuple[int, ...], seed
 
 
 @pytest.mark.parametrize("model_name, shape", [("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 12, 12))])
-@pytest.mark.parametrize("sgd", [SGDConfig(lr=0.1), SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, epochs=2)])
+@pytest.mark.parametrize("sgd", [SGDConfig(lr=0.1), SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, epochs=2),
+                                 SGDConfig(lr=0.05, momentum=0.5, prox_mu=0.5, epochs=2)])
 def test_vectorised_equals_per_node_loop(model_name: str, shape: tuple[int, ...], sgd: SGDConfig) -> None:
     # Prepare: unequal shards (partial last batches, nodes finishing early) and two batch sizes.
     model = build_model(model_name, shape, 10, seed=3)
@@ -96,8 +97,23 @@ def test_batchnorm_model_falls_back_to_the_loop_and_trains() -> None:
         Trainer(model, SGDConfig(), vectorise=True)
 
 
+def test_fedprox_term_pulls_towards_the_global_model() -> None:
+    # Prepare: the same jobs with and without the proximal term.
+    model = build_model("mlp", (1, 8, 8), 10, seed=0)
+    start = ParamLayout.of(model).flatten(model)
+    jobs = _jobs([50, 80], [5, 5], (1, 8, 8))
+
+    # Execute
+    plain = Trainer(model, SGDConfig(lr=0.1, epochs=3)).train(start, jobs)
+    prox = Trainer(model, SGDConfig(lr=0.1, epochs=3, prox_mu=1.0)).train(start, jobs)
+
+    # Assert: mu/2 ||w - w_t||^2 shrinks every node's drift from the global model.
+    for a, b in zip(plain, prox):
+        assert b.update_norm < a.update_norm
+
+
 def test_sgd_config_rejects_bad_values() -> None:
-    for kwargs, field in [({"lr": 0}, "lr"), ({"momentum": 1.0}, "momentum"), ({"weight_decay": -1}, "weight_decay"),
+    for kwargs, field in [({"prox_mu": -1.0}, "prox_mu"), ({"lr": 0}, "lr"), ({"momentum": 1.0}, "momentum"), ({"weight_decay": -1}, "weight_decay"),
                           ({"epochs": 0}, "local_epochs")]:
         with pytest.raises(ConfigError, match=field):
             SGDConfig(**kwargs)
