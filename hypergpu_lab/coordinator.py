@@ -86,7 +86,9 @@ class Coordinator:
                                                       clients_per_round=cfg.clients_per_round,
                                                       fraction=cfg.fraction, deadline_s=cfg.deadline_s,
                                                       min_completion=cfg.min_completion)
-        self.trainer = Trainer(self.model, SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs),
+        # FedProx and its kin act on the clients: a strategy may declare a proximal term for local training.
+        prox_mu = float(getattr(self.strategy, "proximal_mu", 0.0))
+        self.trainer = Trainer(self.model, SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, prox_mu),
                                vectorise=cfg.vectorise,
                                activation_bytes_per_sample=self.cost.activation_bytes_per_sample)
         self.weights = self.layout.flatten(self.model)
