@@ -9,8 +9,8 @@ into effects at the points of a round where they happen in reality:
   through the failure detector, as it would in a real deployment;
 - straggler: local compute takes ``magnitude`` times longer;
 - label_flip: data poisoning, the node trains on labels ``C - 1 - y``;
-- sign_flip, noise, scale, nan: Byzantine updates (``-d``, ``d + N(0, m^2)``,
-  ``m * d``, NaN values);
+- sign_flip, noise, scale, nan, inf: Byzantine updates (``-d``, ``d + N(0, m^2)``,
+  ``m * d``, NaN or infinite values);
 - free_rider: sends a zero update (``magnitude=0``) or re-sends its last one;
 - duplicate: the same update arrives twice; replay: an update of an earlier
   round is sent again. The coordinator must apply neither twice.
@@ -36,9 +36,9 @@ from .training import Job, LocalResult
 
 log = logging.getLogger(__name__)
 
-KINDS = ("crash", "partition", "straggler", "label_flip", "sign_flip", "noise", "scale", "nan", "free_rider",
-         "duplicate", "replay")
-BYZANTINE = ("sign_flip", "noise", "scale", "nan", "free_rider")
+KINDS = ("crash", "partition", "straggler", "label_flip", "sign_flip", "noise", "scale", "nan", "inf",
+         "free_rider", "duplicate", "replay")
+BYZANTINE = ("sign_flip", "noise", "scale", "nan", "inf", "free_rider")
 _DEFAULT_MAGNITUDE = {"straggler": 5.0, "noise": 1.0, "scale": 10.0, "free_rider": 0.0}
 
 
@@ -150,9 +150,9 @@ class FaultInjector:
             gen = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, round_, result.node, 7])
                                                     .generate_state(1)[0]))
             d = d + f.magnitude * torch.randn(d.shape, generator=gen)
-        elif f.kind == "nan":
+        elif f.kind in ("nan", "inf"):
             d = d.clone()
-            d[:: max(1, d.numel() // 10)] = float("nan")
+            d[:: max(1, d.numel() // 10)] = float(f.kind)
         elif f.kind == "free_rider":
             d = previous.delta if (f.magnitude and previous is not None) else torch.zeros_like(d)
         return dataclasses.replace(result, delta=d, update_norm=float(torch.linalg.vector_norm(d)))
