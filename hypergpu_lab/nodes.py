@@ -146,6 +146,7 @@ class NodePool:
                             test_fraction=cfg.test_fraction, num_nodes=cfg.num_nodes,
                             synthetic_alpha=cfg.synthetic_alpha, synthetic_beta=cfg.synthetic_beta,
                             max_train=cfg.max_train, max_test=cfg.max_test)
+        x_test, y_test, num_classes = data.x_test, data.y_test, data.num_classes
         if data.natural_partition is not None:
             parts = data.natural_partition
         else:
@@ -153,16 +154,20 @@ class NodePool:
                               shards_per_node=cfg.shards_per_node, seed=cfg.seed)
         mix = _gpu_mix(cfg.gpus)
         gpus = assign(list(mix), list(mix.values()), cfg.num_nodes, np.random.default_rng([cfg.seed, 1]))
-        # Each node gets a contiguous copy of only its rows: the pool keeps no shared training array.
-        nodes = [Node(i, GPUS[g], data.x_train[torch.as_tensor(p)].contiguous(),
-                      data.y_train[torch.as_tensor(p)].contiguous())
-                 for i, (p, g) in enumerate(zip(parts, gpus))]
+        # Rows are reordered once so that each node's shard is one contiguous slice; a node holds a view
+        # of its own slice only. One copy of the data in all, however many nodes (10,000 fit in memory).
+        order = torch.from_numpy(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
+        xs, ys = data.x_train[order], data.y_train[order]
+        del data
+        sizes = [len(p) for p in parts]
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        nodes = [Node(i, GPUS[g], xs[bounds[i]:bounds[i + 1]], ys[bounds[i]:bounds[i + 1]])
+                 for i, g in enumerate(gpus)]
         network = Network.build(list(range(cfg.num_nodes)), mix=cfg.network, regions=cfg.regions,
                                 seed=cfg.seed)
         log.info("pool: %d nodes, %s/%s, %d train / %d test samples", cfg.num_nodes, cfg.dataset,
-                 cfg.partition, sum(n.num_samples for n in nodes), len(data.y_test))
-        return cls(nodes, network, x_test=data.x_test, y_test=data.y_test, num_classes=data.num_classes,
-                   config=cfg)
+                 cfg.partition, sum(n.num_samples for n in nodes), len(y_test))
+        return cls(nodes, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg)
 
     # -- membership and state ------------------------------------------------------------------
     def __len__(self) -> int:
