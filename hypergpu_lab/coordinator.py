@@ -277,7 +277,9 @@ class Coordinator:
                            test_accuracy=acc, test_loss=loss, train_loss=train_loss,
                            wall_s=time.perf_counter() - wall0, nodes=tuple(records), events=events,
                            duplicates=dropped, late_applied=len(late), detections=detections,
-                           status="ok" if applied else "no updates", **count)
+                           status="ok" if applied else "no updates",
+                           bytes_moved=self.layout.nbytes * sum(x.download_attempts + x.upload_attempts
+                                                                for x in records), **count)
 
     def evaluate(self, batch_size: int = 2048) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of the global model on the pool's held-out test set."""

@@ -66,7 +66,8 @@ class RoundReport:
     duplicates: int = 0              # duplicate or replayed messages dropped (never applied)
     late_applied: int = 0            # buffered updates of earlier rounds applied in this one
     detections: tuple[dict[str, Any], ...] = ()   # failures/recoveries the heartbeat detector saw
-    status: str = "ok"               # "ok" | "no updates" | "waiting for quorum"
+    status: str = "ok"               # "ok" | "no updates"
+    bytes_moved: int = 0             # model downloads + update uploads, every attempt counted
 
     @property
     def duration(self) -> float:
