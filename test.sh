@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
 # The test command: sets up the environment on first use, then runs the whole suite.
 source "$(dirname "$0")/scripts/env.sh"
+bash scripts/setup_chain.sh   # npm side of the chain tests: solc-js, OpenZeppelin, ganache (locked)
 exec python -m pytest "$@"

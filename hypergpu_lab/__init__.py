@@ -21,6 +21,17 @@ from .nodes import GPUS, Node, NodePool, NodeState
 __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["GPUS", "CheckpointError", "ConfigError", "Coordinator", "DataNotFoundError", "History", "Node",
+
+
+def __getattr__(name: str) -> object:
+    """``ChainClient`` loads web3 only when asked for: the core never imports a chain library."""
+    if name == "ChainClient":
+        from .chain import ChainClient
+
+        return ChainClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ChainClient", "GPUS", "CheckpointError", "ConfigError", "Coordinator", "DataNotFoundError", "History", "Node",
            "NodePool", "NodeRecord", "NodeState", "PoolConfig", "RoundReport", "RunConfig", "TrainConfig",
            "__version__", "preset"]

@@ -63,6 +63,7 @@ class Coordinator:
     def __init__(self, *, pool: NodePool, model: str | nn.Module | None = None, strategy: Any = None,
                  policy: Policy | None = None, config: TrainConfig | None = None,
                  faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None,
+                 chain: Any = None, chain_options: dict[str, Any] | None = None,
                  run_dir: str | Path | RunFolder | None = None, run_id: str = "run", **options: Any) -> None:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         if unknown := sorted(set(options) - known):
@@ -105,6 +106,8 @@ class Coordinator:
         self.run_folder = run_dir if isinstance(run_dir, RunFolder) or run_dir is None else RunFolder.open(run_dir)
         if self.run_folder is not None:
             self.bus.subscribe(self.run_folder.append)
+        # The chain is a subscriber like any other: the coordinator never imports web3.
+        self.recorder = chain.attach(self, **(chain_options or {})) if chain is not None else None
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._unpaused = threading.Event()

@@ -1,0 +1,191 @@
+"""The recorder's durable to-do list: an append-only JSON-lines log, replayed on open.
+
+One JSON object a line, each written, flushed and fsynced before the call returns::
+
+    {"op": "session", "session_id": "0x..", "chain_id": 1337, "tracker": "0x..", ...}  the session it feeds
+    {"op": "round", "round": 3, "contributions": [{"node", "score", "update_hash"}, ...], "reward": 10**18}
+    {"op": "ack", "round": 3, "tx": "0x..", "already": false}                          it is on chain
+    {"op": "fail", "round": 3, "error": "NotCoordinator(...)"}                         a revert; parked
+    {"op": "retry", "round": 3}                                                        a parked round re-queued
+
+A round is ``pending`` from its "round" line until an "ack" (``sent``) or a "fail" (``failed``).
+A crash can leave at most a torn last line, which opening cuts off: a torn "round" line is a round
+the bus callback had not finished handing over, a torn "ack" one the sender will check on chain again.
+Memory holds only unfinished rounds and counters; the file is the full history. ``path=None`` keeps
+the same bookkeeping in memory only.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FILENAME = "chain-outbox.jsonl"
+
+
+class Outbox:
+    """Pending, sent and failed rounds for one on-chain session; thread-safe."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._lock = threading.Lock()
+        self.session: dict[str, Any] | None = None
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._failed: dict[int, tuple[dict[str, Any], str]] = {}
+        self._known = RoundSet()
+        self.sent = 0
+        self.already = 0      # acks for rounds the chain had before the send (a crash or lost ack earlier)
+        self._file = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                self._replay()
+            self._file = open(self.path, "ab")
+
+    # -- the log -----------------------------------------------------------------------------------
+    def _replay(self) -> None:
+        raw = self.path.read_bytes()
+        if raw and not raw.endswith(b"\n"):  # a torn last line: cut it so the next append starts clean
+            keep = raw.rfind(b"\n") + 1
+            log.warning("%s: dropping a torn last line (%d bytes)", self.path, len(raw) - keep)
+            with open(self.path, "r+b") as f:
+                f.truncate(keep)
+                f.flush()
+                os.fsync(f.fileno())
+            raw = raw[:keep]
+        for number, line in enumerate(raw.splitlines(), 1):
+            try:
+                self._apply(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("%s:%d: skipping an unreadable line (%s)", self.path, number, exc)
+
+    def _apply(self, entry: dict[str, Any]) -> None:
+        op = entry["op"]
+        if op == "session":
+            self.session = entry
+        elif op == "round":
+            r = int(entry["round"])
+            if self._known.add(r):
+                self._pending[r] = entry
+        elif op == "ack":
+            r = int(entry["round"])
+            if self._pending.pop(r, None) is not None or self._failed.pop(r, None) is not None:
+                self.sent += 1
+                self.already += bool(entry.get("already"))
+        elif op == "fail":
+            r = int(entry["round"])
+            if r in self._pending:
+                self._failed[r] = (self._pending.pop(r), entry.get("error", ""))
+        elif op == "retry":
+            r = int(entry["round"])
+            if r in self._failed:
+                self._pending[r] = self._failed.pop(r)[0]
+        else:
+            raise ValueError(f"unknown op {op!r}")
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(entry, separators=(",", ":")).encode("utf-8") + b"\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        self._apply(entry)
+
+    # -- what the recorder calls -------------------------------------------------------------------
+    def open_session(self, info: dict[str, Any]) -> dict[str, Any]:
+        """Record which session this outbox feeds (first call only); returns the recorded one."""
+        with self._lock:
+            if self.session is None:
+                self._write({"op": "session", **info})
+            return self.session
+
+    def put(self, round: int, contributions: list[dict[str, Any]], reward: int | None) -> bool:
+        """Queue a round; False when this outbox has already seen it (a replayed round is recorded once)."""
+        with self._lock:
+            if round in self._known:
+                return False
+            self._write({"op": "round", "round": int(round), "contributions": contributions, "reward": reward})
+            return True
+
+    def next_pending(self) -> dict[str, Any] | None:
+        """The lowest pending round, or None."""
+        with self._lock:
+            return self._pending[min(self._pending)] if self._pending else None
+
+    def ack(self, round: int, *, tx: str | None, already: bool) -> None:
+        with self._lock:
+            self._write({"op": "ack", "round": int(round), "tx": tx, "already": already})
+
+    def fail(self, round: int, error: str) -> None:
+        with self._lock:
+            self._write({"op": "fail", "round": int(round), "error": error})
+
+    def retry_failed(self) -> int:
+        """Queue every parked round again; returns how many."""
+        with self._lock:
+            rounds = sorted(self._failed)
+            for r in rounds:
+                self._write({"op": "retry", "round": r})
+            return len(rounds)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {"pending": len(self._pending), "sent": self.sent, "failed": len(self._failed)}
+
+    def failures(self) -> dict[int, str]:
+        """Parked rounds and the error that parked them."""
+        with self._lock:
+            return {r: err for r, (_, err) in self._failed.items()}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def __repr__(self) -> str:
+        c = self.counts()
+        return f"Outbox({self.path or 'in memory'}, pending={c['pending']}, sent={c['sent']}, failed={c['failed']})"
+
+
+class RoundSet:
+    """Round numbers as sorted disjoint ranges: a long run costs a few ranges, not an entry per round."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []   # inclusive
+
+    def __contains__(self, r: int) -> bool:
+        i = bisect.bisect_right(self._starts, r) - 1
+        return i >= 0 and r <= self._ends[i]
+
+    def add(self, r: int) -> bool:
+        """Add ``r``; False when it was there already."""
+        if r in self:
+            return False
+        i = bisect.bisect_right(self._starts, r)          # ranges [0, i) start at or before r
+        joins_left = i > 0 and self._ends[i - 1] == r - 1
+        joins_right = i < len(self._starts) and self._starts[i] == r + 1
+        if joins_left and joins_right:
+            self._ends[i - 1] = self._ends.pop(i)
+            self._starts.pop(i)
+        elif joins_left:
+            self._ends[i - 1] = r
+        elif joins_right:
+            self._starts[i] = r
+        else:
+            self._starts.insert(i, r)
+            self._ends.insert(i, r)
+        return True
+
+    def __len__(self) -> int:
+        return sum(e - s + 1 for s, e in zip(self._starts, self._ends))
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        return list(zip(self._starts, self._ends))

@@ -1,0 +1,329 @@
+"""ChainRecorder: a bus subscriber that gets every accepted round's contributions on chain exactly once.
+
+::
+
+    round loop --bus.emit--> on_report: score the round, append it to the outbox (fsync). That is all
+                             the round loop ever waits for: a slow or dead chain cannot stall training.
+    sender thread ---------> lowest pending round -> already on chain? -> recordRound -> fundRound -> ack
+                             a node down or a timeout: retry with exponential backoff (capped)
+                             a revert: park the round as failed (retry_failed() re-queues it)
+
+Exactly once: the outbox ignores a round it has seen (a resumed run replays rounds), and the contract
+records a (session, round) at most once. After a crash between send and acknowledgement the round is
+still pending; the sender first asks the chain whether it is recorded (and funded), and counts the
+contract's RoundAlreadyRecorded / RoundAlreadyFunded reverts as success, so nothing is paid twice.
+The session id lives in the outbox's first line, so a restarted recorder finds its session again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..events import NodeRecord, RoundReport
+from .client import ChainClient, Contribution, hex32, new_session_id
+from .errors import ChainError, ContractRevert
+from .outbox import FILENAME, Outbox
+from .scoring import score
+
+log = logging.getLogger(__name__)
+
+_AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class RecorderStatus:
+    """What a UI shows about the recorder; no secrets in here."""
+
+    session_id: str
+    pending: int                  # queued, not yet on chain (including ones being retried)
+    sent: int                     # acknowledged on chain
+    failed: int                   # parked after a revert; see failures()
+    already: int                  # of ``sent``: found on chain already (a lost acknowledgement earlier)
+    attempts: int                 # consecutive failed attempts at the current round (0 when healthy)
+    last_error: str | None
+    last_sent_round: int | None
+    running: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def contributions(report: RoundReport, scorer: Callable[[NodeRecord], int] = score) -> list[dict[str, Any]]:
+    """The accepted updates of a round as outbox rows: node, integer score, update hash.
+
+    Addresses are looked up when sending, off the round loop (deriving a key costs milliseconds).
+    """
+    return [{"node": rec.node, "score": int(scorer(rec)), "update_hash": "0x" + (rec.update_hash or "00" * 32)}
+            for rec in report.nodes if rec.status == "accepted"]
+
+
+class ChainRecorder:
+    """Records a coordinator's rounds on chain through a durable outbox (see the module docstring).
+
+    Parameters
+    ----------
+    client
+        The chain to record on.
+    source
+        A Coordinator (its bus, run folder, run id, config and pool are used) or a bare EventBus.
+    outbox
+        ``"auto"``: ``<run folder>/chain-outbox.jsonl`` when the coordinator has a run folder, else in
+        memory; a path; ``None`` for in memory; or an :class:`Outbox`.
+    reward_per_round
+        Token units split over each recorded round's nodes (pro rata by score); ``None`` records only.
+    scorer
+        NodeRecord -> integer score; :func:`hypergpu_lab.chain.scoring.score` by default.
+    background
+        Send from a daemon thread (default). ``False``: nothing is sent until :meth:`flush`, which the
+        caller runs at a safe point (between rounds, at the end).
+    backoff_s, max_backoff_s
+        Retry delay after the first failure, doubled each further failure, capped.
+    """
+
+    def __init__(self, client: ChainClient, source: Any, *, outbox: str | Path | Outbox | None = _AUTO,
+                 session_id: str | None = None, reward_per_round: int | None = None,
+                 scorer: Callable[[NodeRecord], int] = score, background: bool = True, backoff_s: float = 0.5,
+                 max_backoff_s: float = 30.0, dataset_id: str | None = None) -> None:
+        if reward_per_round is not None and reward_per_round < 0:
+            raise ValueError("reward_per_round must be >= 0 token units, or None")
+        self.client, self.scorer, self.reward_per_round = client, scorer, reward_per_round
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.outbox = self._open_outbox(source, outbox)
+        try:
+            self.session_id = self._open_session(source, session_id, dataset_id)
+        except BaseException:
+            self.outbox.close()
+            raise
+        self._session_checked = False
+        self._attempts, self._last_error, self._last_sent = 0, None, None
+        self._wake, self._closing = threading.Event(), threading.Event()
+        self._step_lock = threading.Lock()
+        bus = getattr(source, "bus", source)
+        self._unsubscribe = bus.subscribe(self.on_report)
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="hypergpu-chain-sender", daemon=True)
+            self._thread.start()
+
+    # -- setup -------------------------------------------------------------------------------------
+    @staticmethod
+    def _open_outbox(source: Any, outbox: str | Path | Outbox | None) -> Outbox:
+        if isinstance(outbox, Outbox):
+            return outbox
+        if isinstance(outbox, str) and outbox == _AUTO:
+            folder = getattr(source, "run_folder", None)
+            return Outbox(Path(folder.path) / FILENAME if folder is not None else None)
+        return Outbox(outbox)
+
+    def _open_session(self, source: Any, session_id: str | None, dataset_id: str | None) -> str:
+        client = self.client
+        known = self.outbox.session
+        if known is not None:
+            if known.get("chain_id") != client.chain_id or known.get("tracker") != client.deployment.tracker:
+                raise ChainError(f"the outbox {self.outbox.path} feeds tracker {known.get('tracker')} on chain "
+                                 f"{known.get('chain_id')}, not this client's; pass outbox= another path")
+            if session_id is not None and hex32(session_id) != known["session_id"]:
+                raise ChainError(f"the outbox {self.outbox.path} feeds session {known['session_id']}, "
+                                 f"not {session_id}")
+            log.info("resuming chain session %s: %s", known["session_id"], self.outbox.counts())
+            return known["session_id"]
+        info = {"session_id": hex32(session_id or new_session_id()), "chain_id": client.chain_id,
+                "tracker": client.deployment.tracker, **_describe(source, dataset_id)}
+        return self.outbox.open_session(info)["session_id"]
+
+    # -- the round loop side -----------------------------------------------------------------------
+    def on_report(self, report: RoundReport) -> None:
+        """Bus subscriber: score the round and queue it durably. No chain call happens here."""
+        rows = contributions(report, self.scorer)
+        if not rows:
+            return
+        if self.outbox.put(report.round, rows, self.reward_per_round):
+            self._wake.set()
+        else:
+            log.info("round %d is already in the outbox; not queued again", report.round)
+
+    # -- the sender side ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            self._wake.clear()
+            try:
+                outcome = self._step()
+            except Exception:  # the outbox itself failed (disk full?): keep the thread, try again later
+                log.exception("chain sender step failed")
+                self._attempts += 1
+                outcome = "retry"
+            if outcome == "idle":
+                self._wake.wait(0.5)
+            elif outcome == "retry":
+                self._closing.wait(self.next_backoff())
+
+    def next_backoff(self) -> float:
+        """Seconds before the next attempt after the current run of failures."""
+        if self._attempts == 0:
+            return 0.0
+        return min(self.backoff_s * 2 ** (self._attempts - 1), self.max_backoff_s)
+
+    def _step(self) -> str:
+        """Try the lowest pending round once: 'idle', 'sent', 'retry' (transient failure) or 'parked'."""
+        with self._step_lock:
+            entry = self.outbox.next_pending()
+            if entry is None:
+                return "idle"
+            r = entry["round"]
+            try:
+                self._ensure_session()
+                self._deliver(entry)
+            except ChainError as exc:  # a revert or a wrong setup: the same call would fail the same way
+                self.outbox.fail(r, str(exc))
+                self._attempts, self._last_error = 0, str(exc)
+                log.error("round %d parked, not retried: %s", r, exc)
+                return "parked"
+            except Exception as exc:  # the node is down, slow or flaky: keep the round, try again later
+                self._attempts += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("sending round %d failed (attempt %d), retrying in %.2fs: %s", r, self._attempts,
+                            self.next_backoff(), self._last_error)
+                return "retry"
+            self._attempts, self._last_error, self._last_sent = 0, None, r
+            return "sent"
+
+    def _ensure_session(self) -> None:
+        if self._session_checked:
+            return
+        client, info = self.client, self.outbox.session
+        session = client.session(self.session_id)
+        if session is None:
+            if self.outbox.sent:
+                log.warning("chain has no session %s though %d rounds were acknowledged: a fresh chain? "
+                            "opening it again; earlier rounds are not resent", self.session_id, self.outbox.sent)
+            try:
+                client.start_session(self.session_id, model_hash=info["model_hash"], dataset_id=info["dataset_id"],
+                                     config_hash=info["config_hash"])
+            except ContractRevert as exc:
+                if exc.name != "SessionExists":
+                    raise
+                session = client.session(self.session_id)
+        if session is not None and session.coordinator != client.coordinator:
+            raise ChainError(f"session {self.session_id} belongs to {session.coordinator}, "
+                             f"not this client's coordinator {client.coordinator}")
+        self._session_checked = True
+
+    def _deliver(self, entry: dict[str, Any]) -> None:
+        client, sid, r = self.client, self.session_id, entry["round"]
+        rows = [Contribution(self._address(c["node"]), c["score"], c["update_hash"], c["node"])
+                for c in entry["contributions"]]
+        tx, already = None, client.is_recorded(sid, r)
+        if not already:
+            try:
+                tx = client.record_round(sid, r, rows).tx_hash
+            except ContractRevert as exc:
+                if exc.name != "RoundAlreadyRecorded":
+                    raise
+                already = True
+        reward = entry.get("reward")
+        if reward and sum(c.score for c in rows) > 0 and not client.is_funded(sid, r):
+            try:
+                client.fund_round(sid, r, reward)
+            except ContractRevert as exc:
+                if exc.name != "RoundAlreadyFunded":
+                    raise
+        self.outbox.ack(r, tx=tx, already=already)
+        if already:
+            log.info("round %d was on chain already; acknowledged without resending", r)
+
+    def _address(self, node: int) -> str:
+        try:
+            return self.client.accounts.address(node)
+        except KeyError as exc:  # parked until the node gets an account and retry_failed() runs
+            raise ChainError(f"node {node} has no account: {exc.args[0]}") from None
+
+    # -- control -----------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = 30.0) -> RecorderStatus:
+        """Wait (background) or send now (manual) until nothing is pending or ``timeout`` s pass.
+
+        In manual mode a transient failure is retried with backoff until the timeout; with
+        ``timeout=None`` manual mode makes one pass and stops at the first failure.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.outbox.next_pending() is not None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            if self._thread is not None:
+                self._wake.set()
+                time.sleep(0.01 if remaining is None else min(0.01, remaining))
+                continue
+            if self._step() == "retry":
+                if deadline is None:
+                    break
+                time.sleep(max(0.0, min(self.next_backoff(), deadline - time.monotonic())))
+        return self.status()
+
+    def retry_failed(self) -> int:
+        """Queue the parked rounds again (after fixing what made them revert); returns how many."""
+        n = self.outbox.retry_failed()
+        self._session_checked = False
+        self._wake.set()
+        return n
+
+    def failures(self) -> dict[int, str]:
+        return self.outbox.failures()
+
+    def complete_session(self, timeout: float | None = 30.0) -> RecorderStatus:
+        """Flush, then close the session on chain (no more rounds can be recorded in it)."""
+        status = self.flush(timeout)
+        if status.pending:
+            raise ChainError(f"{status.pending} rounds still pending; not completing session {self.session_id}")
+        with self._step_lock:
+            self._ensure_session()
+            self.client.complete_session(self.session_id)
+        return self.status()
+
+    def close(self, *, flush: bool = True, timeout: float | None = 30.0) -> RecorderStatus:
+        """Stop listening, optionally flush, stop the sender and close the outbox; what is pending stays on disk."""
+        self._unsubscribe()
+        if flush:
+            self.flush(timeout)
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        status = self.status()
+        self.outbox.close()
+        return status
+
+    def status(self) -> RecorderStatus:
+        c = self.outbox.counts()
+        return RecorderStatus(self.session_id, c["pending"], c["sent"], c["failed"], self.outbox.already,
+                              self._attempts, self._last_error, self._last_sent,
+                              self._thread is not None and self._thread.is_alive())
+
+    def __repr__(self) -> str:
+        c = self.outbox.counts()
+        return (f"ChainRecorder(session={self.session_id[:10]}..., pending={c['pending']}, sent={c['sent']}, "
+                f"failed={c['failed']})")
+
+
+def _describe(source: Any, dataset_id: str | None) -> dict[str, str]:
+    """Session metadata from a coordinator: run id, dataset, a hash of its weights now and of its config."""
+    pool_config = getattr(getattr(source, "pool", None), "config", None)
+    dataset = dataset_id or getattr(pool_config, "dataset", None) or "custom"
+    weights = getattr(source, "weights", None)
+    model_hash = "0x" + "00" * 32
+    if weights is not None:
+        model_hash = "0x" + hashlib.sha256(weights.detach().cpu().numpy().tobytes()).hexdigest()
+    config = getattr(source, "config", None)
+    config_hash = "0x" + "00" * 32
+    if config is not None and dataclasses.is_dataclass(config):
+        text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+        config_hash = "0x" + hashlib.sha256(text.encode()).hexdigest()
+    return {"run_id": str(getattr(source, "run_id", "")), "dataset_id": str(dataset), "model_hash": model_hash,
+            "config_hash": config_hash}
