@@ -1,14 +1,53 @@
-"""Aggregation strategies, one per file, each named after its paper."""
+"""Aggregation strategies, one per file, each named after its paper.
+
+Registry names and their options (``TrainConfig.strategy_options``):
+
+==================  ==============================================================
+fedavg              weighted=True
+mean                weighted=False (FedAvg's plain mean)
+fedavgm             beta=0.9, server_lr=1.0, weighted=True
+fedadagrad          eta=1e-2, beta1=0.9, tau=1e-3, weighted=True
+fedadam, fedyogi    eta=1e-2, beta1=0.9, beta2=0.99, tau=1e-3, weighted=True
+median              (none)
+trimmed-mean        beta=0.1 (fraction trimmed from each end, in [0, 0.5))
+krum                f=1 (needs n >= 2f+3 updates in a round)
+multi-krum          f=1, m=None (None: n - f)
+clipped-fedavg      max_norm=1.0, weighted=True
+==================  ==============================================================
+
+Other combinations are built directly, e.g. ``Clipped(inner=FedMedian(), max_norm=0.5)``,
+and passed to the Coordinator as an instance.
+"""
 from __future__ import annotations
 
+import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
 from .base import Strategy
+from .clipping import Clipped, ClippedFedAvg
 from .fedavg import FedAvg
+from .fedavgm import FedAvgM
+from .fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
+from .krum import Krum, MultiKrum
+from .median import FedMedian
+from .trimmed_mean import TrimmedMean
 
-STRATEGIES: dict[str, type[Strategy]] = {"fedavg": FedAvg}
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    "fedavg": FedAvg,
+    "mean": functools.partial(FedAvg, weighted=False),
+    "fedavgm": FedAvgM,
+    "fedadagrad": FedAdagrad,
+    "fedadam": FedAdam,
+    "fedyogi": FedYogi,
+    "median": FedMedian,
+    "trimmed-mean": TrimmedMean,
+    "krum": Krum,
+    "multi-krum": MultiKrum,
+    "clipped-fedavg": ClippedFedAvg,
+}
 
 
 def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
@@ -27,4 +66,5 @@ def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
     return cls(**options)
 
 
-__all__ = ["STRATEGIES", "FedAvg", "Strategy", "get_strategy"]
+__all__ = ["STRATEGIES", "Clipped", "ClippedFedAvg", "FedAdagrad", "FedAdam", "FedAvg", "FedAvgM", "FedMedian",
+           "FedOpt", "FedYogi", "Krum", "MultiKrum", "Strategy", "TrimmedMean", "get_strategy"]

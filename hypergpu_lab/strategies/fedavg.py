@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import torch
 
-from .aggregate import weighted_mean
+from .aggregate import average
 from .base import Strategy
+from .options import boolean
 
 
 class FedAvg(Strategy):
-    """Sample-weighted model averaging (Algorithm 1, server learning rate 1)."""
+    """Sample-weighted model averaging (Algorithm 1, server learning rate 1).
+
+    Parameters
+    ----------
+    weighted : bool
+        Weight each update by its sample count (the paper); False gives the plain mean.
+    """
 
     name = "fedavg"
 
+    def __init__(self, *, weighted: bool = True) -> None:
+        self.weighted = boolean("weighted", weighted)
+        if not weighted:
+            self.name = "mean"
+
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
-        return global_weights + weighted_mean(deltas, num_samples)
+        return global_weights + average(deltas, num_samples, weighted=self.weighted)
