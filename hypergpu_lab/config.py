@@ -20,7 +20,7 @@ from .errors import ConfigError
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
 PARTITIONS = ("iid", "shards", "dirichlet", "quantity", "natural")
 MODELS = ("mlp", "cnn")
-STRATEGIES = ("fedavg", "mean", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean",
+STRATEGIES = ("fedavg", "mean", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean",
               "krum", "multi-krum", "clipped-fedavg")
 
 

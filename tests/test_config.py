@@ -57,7 +57,7 @@ POOL_BAD = [
 
 TRAIN_BAD = [
     ("model", "resnet"),
-    ("strategy", "fedprox"),
+    ("strategy", "fedsgd"),
     ("strategy_options", [1]), ("strategy_options", {1: 2}),
     ("lr", -1), ("lr", 0), ("lr", "0.1"),
     ("momentum", 1.0),

@@ -346,7 +346,7 @@ def test_registry_builds_every_name_with_default_options() -> None:
     rng = np.random.default_rng(0)
     w, deltas, n = _round(rng, 6, 20)
     assert tuple(STRATEGIES) == config.STRATEGIES == (
-        "fedavg", "mean", "fedavgm", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean", "krum",
+        "fedavg", "mean", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean", "krum",
         "multi-krum", "clipped-fedavg")
     for name in STRATEGIES:
         strategy = get_strategy(name)
@@ -399,3 +399,23 @@ def test_weighted_mean_over_several_blocks_matches_numpy(monkeypatch: pytest.Mon
     out = weighted_mean(torch.from_numpy(x), torch.from_numpy(n))
     # Assert
     np.testing.assert_allclose(out.numpy(), (n[:, None] * x.astype(np.float64)).sum(0) / n.sum(), atol=1e-7, rtol=0)
+
+
+def test_fedprox_aggregates_as_fedavg_and_sets_the_clients_proximal_term() -> None:
+    # Prepare
+    from hypergpu_lab import Coordinator, NodePool
+
+    rng = np.random.default_rng(0)
+    w, d = torch.from_numpy(rng.normal(size=9).astype(np.float32)), torch.from_numpy(rng.normal(size=(3, 9)).astype(np.float32))
+    n = torch.tensor([1.0, 2.0, 3.0])
+    pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)
+
+    # Execute
+    prox = get_strategy("fedprox", mu=0.3)
+    coord = Coordinator(pool=pool, model="mlp", strategy="fedprox", strategy_options={"mu": 0.3})
+
+    # Assert
+    torch.testing.assert_close(prox.aggregate(w, d, n), FedAvg().aggregate(w, d, n), atol=0, rtol=0)
+    assert coord.trainer.sgd.prox_mu == 0.3
+    with pytest.raises(ConfigError, match="mu"):
+        get_strategy("fedprox", mu=-1.0)

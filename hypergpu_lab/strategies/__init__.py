@@ -6,6 +6,7 @@ Registry names and their options (``TrainConfig.strategy_options``):
 fedavg              weighted=True
 mean                weighted=False (FedAvg's plain mean)
 fedavgm             beta=0.9, server_lr=1.0, weighted=True
+fedprox             mu=0.01 (client proximal term), weighted=True
 fedadagrad          eta=1e-2, beta1=0.9, tau=1e-3, weighted=True
 fedadam, fedyogi    eta=1e-2, beta1=0.9, beta2=0.99, tau=1e-3, weighted=True
 median              (none)
@@ -31,6 +32,7 @@ from .clipping import Clipped, ClippedFedAvg
 from .fedavg import FedAvg
 from .fedavgm import FedAvgM
 from .fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
+from .fedprox import FedProx
 from .krum import Krum, MultiKrum
 from .median import FedMedian
 from .trimmed_mean import TrimmedMean
@@ -39,6 +41,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "fedavg": FedAvg,
     "mean": functools.partial(FedAvg, weighted=False),
     "fedavgm": FedAvgM,
+    "fedprox": FedProx,
     "fedadagrad": FedAdagrad,
     "fedadam": FedAdam,
     "fedyogi": FedYogi,
@@ -66,5 +69,5 @@ def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
     return cls(**options)
 
 
-__all__ = ["STRATEGIES", "Clipped", "ClippedFedAvg", "FedAdagrad", "FedAdam", "FedAvg", "FedAvgM", "FedMedian",
+__all__ = ["STRATEGIES", "Clipped", "ClippedFedAvg", "FedAdagrad", "FedAdam", "FedAvg", "FedAvgM", "FedMedian", "FedProx",
            "FedOpt", "FedYogi", "Krum", "MultiKrum", "Strategy", "TrimmedMean", "get_strategy"]

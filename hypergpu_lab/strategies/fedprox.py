@@ -1,0 +1,20 @@
+"""FedProx: Li et al., "Federated Optimization in Heterogeneous Networks", MLSys 2020.
+
+Each client minimises its loss plus the proximal term mu/2 * ||w - w_t||^2, which
+keeps local models near the global one under heterogeneous data; the server
+aggregates as FedAvg. The coordinator reads ``proximal_mu`` and passes it to the
+local training engine."""
+from __future__ import annotations
+
+from .fedavg import FedAvg
+from .options import number
+
+
+class FedProx(FedAvg):
+    """FedAvg on the server, a squared proximal term on the clients."""
+
+    name = "fedprox"
+
+    def __init__(self, *, mu: float = 0.01, weighted: bool = True) -> None:
+        super().__init__(weighted=weighted)
+        self.proximal_mu = number("mu", mu, low=0.0)
