@@ -8,14 +8,21 @@ import sys
 
 from .common import write_section
 
-SUITES = {"engine": ("bench.engine", "Training engine and round loop")}
+SUITES = {"engine": ("bench.engine", "Training engine and round loop"),
+          "aggregation": ("bench.aggregation", "Aggregation"),
+          "robustness": ("bench.robustness", "Strategies under attack"),
+          "adaptation": ("bench.adaptation", "Network-aware adaptation"),
+          "flower": ("bench.flower", "Side by side with Flower"),
+          "ui": ("bench.ui", "Dashboard overhead")}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
-    p.add_argument("names", nargs="*", choices=[*SUITES, []] and list(SUITES), help="suites (default: all)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="suites: " + ", ".join(SUITES) + " (default: all)")
     p.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = p.parse_args(argv)
+    if unknown := [n for n in args.names if n not in SUITES]:
+        p.error(f"unknown suite {unknown[0]!r}; choose from " + ", ".join(SUITES))
     logging.basicConfig(level=logging.WARNING)
     for name in args.names or list(SUITES):
         module, title = SUITES[name]

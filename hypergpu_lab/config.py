@@ -20,6 +20,7 @@ from .errors import ConfigError
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
 PARTITIONS = ("iid", "shards", "dirichlet", "quantity", "natural")
 MODELS = ("mlp", "cnn")
+POLICIES = ("uniform", "adaptive")
 STRATEGIES = ("fedavg", "mean", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean",
               "krum", "multi-krum", "clipped-fedavg")
 
@@ -102,6 +103,8 @@ class TrainConfig:
     model: str = "cnn"
     strategy: str = "fedavg"
     strategy_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"f": 2} for krum
+    policy: str = "uniform"          # who trains each round: "uniform" sampling or "adaptive" (network-aware)
+    policy_options: dict[str, Any] = field(default_factory=dict)     # AdaptivePolicy options, e.g. {"mode": "proactive"}
     lr: float = 0.05
     momentum: float = 0.9            # local SGD momentum, reset every round
     weight_decay: float = 0.0
@@ -131,6 +134,9 @@ class TrainConfig:
             _choice(p + "strategy", self.strategy, STRATEGIES)
         if not isinstance(self.strategy_options, dict) or not all(isinstance(k, str) for k in self.strategy_options):
             raise ConfigError(p + "strategy_options", self.strategy_options, "a mapping of option name to value")
+        _choice(p + "policy", self.policy, POLICIES + ("custom",))
+        if not isinstance(self.policy_options, dict) or not all(isinstance(k, str) for k in self.policy_options):
+            raise ConfigError(p + "policy_options", self.policy_options, "a mapping of option name to value")
         _num(p + "lr", self.lr, 0, open_low=True)
         _num(p + "momentum", self.momentum, 0, 0.999)
         _num(p + "weight_decay", self.weight_decay, 0)

@@ -41,10 +41,11 @@ from .metrics import History
 from .models import ParamLayout, build_model, measure_cost
 from .network import Transfer
 from .nodes import NodePool
-from .policy import Policy, RoundPlan, UniformPolicy
+from .policy import Policy, RoundPlan, make_policy
 from .runs import RunFolder
 from .strategies import get_strategy
-from .training import Job, LocalResult, SGDConfig, Trainer, node_seed
+from .backends import Backend, InProcessBackend, Task
+from .training import LocalResult, SGDConfig, Trainer, node_seed
 from .validate import check_update
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,12 @@ class Coordinator:
     """Runs federated rounds over a :class:`NodePool`; keyword-only, every option a TrainConfig field."""
 
     def __init__(self, *, pool: NodePool, model: str | nn.Module | None = None, strategy: Any = None,
-                 policy: Policy | None = None, config: TrainConfig | None = None,
+                 policy: Policy | str | None = None, config: TrainConfig | None = None,
                  faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None,
-                 chain: Any = None, chain_options: dict[str, Any] | None = None,
+                 chain: Any = None, chain_options: dict[str, Any] | None = None, backend: Backend | None = None,
                  run_dir: str | Path | RunFolder | None = None, run_id: str = "run", **options: Any) -> None:
+        if isinstance(policy, str):  # a policy by name is a config value, an object is used as is
+            options["policy"], policy = policy, None
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         if unknown := sorted(set(options) - known):
             raise ConfigError(unknown[0], options[unknown[0]], "a TrainConfig field: " + ", ".join(sorted(known)))
@@ -83,15 +86,16 @@ class Coordinator:
         self.layout = ParamLayout.of(self.model)
         self.cost = measure_cost(self.model, pool.input_shape, pool.num_classes)
         self.strategy = get_strategy(strategy, **cfg.strategy_options)
-        self.policy: Policy = policy or UniformPolicy(seed=self.seed, batch_size=cfg.batch_size,
-                                                      clients_per_round=cfg.clients_per_round,
-                                                      fraction=cfg.fraction, deadline_s=cfg.deadline_s,
-                                                      min_completion=cfg.min_completion)
+        self.policy: Policy = policy or make_policy(cfg, self.seed)
+        if policy is not None:
+            cfg.policy = "custom"
         # FedProx and its kin act on the clients: a strategy may declare a proximal term for local training.
         prox_mu = float(getattr(self.strategy, "proximal_mu", 0.0))
         self.trainer = Trainer(self.model, SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, prox_mu),
                                vectorise=cfg.vectorise,
                                activation_bytes_per_sample=self.cost.activation_bytes_per_sample)
+        # Where local training runs; a pool built with a remote backend (Ray) brings its own.
+        self.backend: Backend = backend or getattr(pool, "backend", None) or InProcessBackend(self.trainer, pool)
         self.weights = self.layout.flatten(self.model)
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
         self.faults.install(pool.network)
@@ -125,8 +129,8 @@ class Coordinator:
             t0 = self.clock.now
             plan = self.policy.plan(r, self.pool, t0, self.cost)
             down = {n: self._send(n, r, _DOWN, t0) for n in plan.nodes}
-            jobs = [self._job(n, r, plan, t0) for n in plan.nodes if down[n].ok]
-            results = {res.node: self.faults.corrupt(res, r, t0) for res in self.trainer.train(self.weights, jobs)}
+            tasks = [self._task(n, r, plan, t0) for n in plan.nodes if down[n].ok]
+            results = {res.node: self.faults.corrupt(res, r, t0) for res in self.backend.train(self.weights, tasks)}
             compute = {n: self._compute_seconds(n, res, r, t0) for n, res in results.items()}
             up = {n: self._send(n, r, _UP, down[n].end + compute[n]) for n in results}
             close, inbox = self._collect(r, t0, plan, down, up, results)
@@ -168,11 +172,10 @@ class Coordinator:
             self.pool[node].record_failure()
         return transfer
 
-    def _job(self, node: int, round_: int, plan: RoundPlan, t: float) -> Job:
-        n = self.pool[node]
-        n.rounds_selected += 1
-        job = Job(node, n.x, n.y, plan.batch_sizes[node], node_seed(self.seed, round_, node))
-        return self.faults.poison(job, round_, t, self.pool.num_classes)
+    def _task(self, node: int, round_: int, plan: RoundPlan, t: float) -> Task:
+        self.pool[node].rounds_selected += 1
+        return Task(node, plan.batch_sizes[node], node_seed(self.seed, round_, node),
+                    flip_labels=self.faults.flips_labels(node, round_, t))
 
     def _compute_seconds(self, node: int, result: LocalResult, round_: int, t: float) -> float:
         seconds = self.pool[node].compute_seconds(result.num_samples * self.config.local_epochs, self.cost)
@@ -462,10 +465,11 @@ class Coordinator:
         else:
             state = checkpoint.load(path)
         train = dict(state["train_config"])
-        for name, given in (("model", model), ("strategy", strategy)):
+        for name, given in (("model", model), ("strategy", strategy), ("policy", policy)):
             if given is not None:
-                train[name] = given
-            elif train[name] == "custom":
+                if name != "policy":
+                    train[name] = given
+            elif train.get(name) == "custom":
                 raise ConfigError(name, "custom", f"the same {name} object passed again to restore(..., {name}=...)")
         if pool is None:
             if state["pool_config"] is None:
@@ -474,7 +478,9 @@ class Coordinator:
 
             pool = NodePool.from_config(PoolConfig(**state["pool_config"]))
         faults = faults if faults is not None else state.get("fault_plan", ())
-        coord = cls(pool=pool, policy=policy, faults=faults, run_dir=folder, run_id=state["run_id"], **train)
+        named_policy = train.pop("policy", "uniform")
+        coord = cls(pool=pool, policy=policy if policy is not None else named_policy, faults=faults,
+                    run_dir=folder, run_id=state["run_id"], **train)
         coord.load_state_dict(state)
         if folder is not None:
             folder.truncate_metrics(coord.round)

@@ -32,7 +32,7 @@ import torch
 
 from .errors import ConfigError
 from .network import Disconnect, Network, Partition
-from .training import Job, LocalResult
+from .training import LocalResult
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,9 @@ class FaultInjector:
         f = self._active("straggler", node, round_, t)
         return float(f.magnitude) if f else 1.0
 
-    def poison(self, job: Job, round_: int, t: float, num_classes: int) -> Job:
-        if self._active("label_flip", job.node, round_, t) is None:
-            return job
-        return dataclasses.replace(job, y=num_classes - 1 - job.y)
+    def flips_labels(self, node: int, round_: int, t: float) -> bool:
+        """Data poisoning: the node trains on labels ``C - 1 - y`` this round."""
+        return self._active("label_flip", node, round_, t) is not None
 
     def corrupt(self, result: LocalResult, round_: int, t: float) -> LocalResult:
         """A Byzantine node replaces its honest update; the honest one is remembered for replays."""

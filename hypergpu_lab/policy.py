@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .config import TrainConfig
+from .errors import ConfigError
 from .events import RoundReport
 from .models import ModelCost
 from .nodes import NodePool
@@ -81,3 +83,16 @@ class UniformPolicy:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Stateless: the per-round seed makes every plan reproducible."""
+
+
+def make_policy(cfg: TrainConfig, seed: int) -> Policy:
+    """The policy a TrainConfig names. The adaptive one is imported by name, only when asked for."""
+    if cfg.policy == "adaptive":
+        import importlib
+
+        adaptive = importlib.import_module("hypergpu_lab.adaptation").AdaptivePolicy
+        return adaptive.from_train_config(cfg, seed=seed, **cfg.policy_options)
+    if cfg.policy_options:
+        raise ConfigError("train.policy_options", cfg.policy_options, "none for the uniform policy")
+    return UniformPolicy(seed=seed, batch_size=cfg.batch_size, clients_per_round=cfg.clients_per_round,
+                         fraction=cfg.fraction, deadline_s=cfg.deadline_s, min_completion=cfg.min_completion)

@@ -58,7 +58,7 @@ POOL_BAD = [
 TRAIN_BAD = [
     ("model", "resnet"),
     ("strategy", "fedsgd"),
-    ("strategy_options", [1]), ("strategy_options", {1: 2}),
+    ("strategy_options", [1]), ("strategy_options", {1: 2}), ("policy", "oort"), ("policy_options", [1]),
     ("lr", -1), ("lr", 0), ("lr", "0.1"),
     ("momentum", 1.0),
     ("weight_decay", -0.1),

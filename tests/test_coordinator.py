@@ -288,3 +288,28 @@ def test_metrics_lines_are_plain_json(tmp_path) -> None:
     row = json.loads(lines[-1])
     assert len(lines) == 2 and row["round"] == 2 and len(row["nodes"]) == 10
     assert {"download_s", "compute_s", "upload_s", "waiting_s", "status", "batch_size"} <= set(row["nodes"][0])
+
+
+def test_policy_by_name_and_restore_without_passing_it(tmp_path) -> None:
+    # Prepare: the adaptive policy chosen through TrainConfig, as a config file or the CLI would.
+    def make() -> Coordinator:
+        return Coordinator(pool=_pool(network="unstable-wan", num_nodes=12), model="mlp", policy="adaptive",
+                           policy_options={"mode": "proactive"}, clients_per_round=4)
+
+    full = make()
+    full.run(rounds=6, progress=False)
+    half = make()
+    half.run(rounds=3, progress=False)
+    path = half.save_checkpoint(tmp_path / "c.ckpt")
+
+    # Execute
+    resumed = Coordinator.restore(path)
+    resumed.run(rounds=3, progress=False)
+
+    # Assert
+    assert type(full.policy).__name__ == "AdaptivePolicy" and type(resumed.policy).__name__ == "AdaptivePolicy"
+    assert torch.equal(resumed.weights, full.weights)
+    with pytest.raises(ConfigError, match="train.policy"):
+        Coordinator(pool=_pool(), policy="oort")
+    with pytest.raises(ConfigError, match="policy_options"):
+        Coordinator(pool=_pool(), policy_options={"mode": "x"})

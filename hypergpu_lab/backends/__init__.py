@@ -1,0 +1,53 @@
+"""Where local training runs: in this process (default) or elsewhere (Ray, see ``backends.ray``).
+
+The coordinator hands a backend :class:`Task` records, which name a node but carry
+no data: each backend finds the node's shard where the shard lives, so with Ray
+the data never leaves the actor that holds it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from ..nodes import NodePool
+from ..training import Job, LocalResult, Trainer
+
+
+@dataclass(frozen=True)
+class Task:
+    """Train ``node`` from the global weights with this batch size and seed."""
+
+    node: int
+    batch_size: int
+    seed: int
+    flip_labels: bool = False   # data poisoning: train on labels C - 1 - y
+
+
+class Backend(Protocol):
+    def train(self, weights: torch.Tensor, tasks: Sequence[Task]) -> list[LocalResult]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessBackend:
+    """Trains in this process with the vectorised engine (or its per-node loop)."""
+
+    def __init__(self, trainer: Trainer, pool: NodePool) -> None:
+        self.trainer, self.pool = trainer, pool
+
+    def jobs(self, tasks: Sequence[Task]) -> list[Job]:
+        out = []
+        for t in tasks:
+            node = self.pool[t.node]
+            y = self.pool.num_classes - 1 - node.y if t.flip_labels else node.y
+            out.append(Job(t.node, node.x, y, t.batch_size, t.seed))
+        return out
+
+    def train(self, weights: torch.Tensor, tasks: Sequence[Task]) -> list[LocalResult]:
+        return self.trainer.train(weights, self.jobs(tasks))
+
+    def close(self) -> None:
+        """Nothing to release in process."""
