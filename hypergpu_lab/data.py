@@ -278,16 +278,14 @@ def synthetic(
 
 
 def _load_digits(*, seed: int, test_fraction: float) -> Dataset:
-    """Bundled 8x8 digits, so the lab runs with no data folder at all."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    """Bundled 8x8 digits, so the lab runs with no data folder at all.
 
-    bunch = load_digits()
-    images = bunch.images.astype(np.float32) / 16.0
-    labels = bunch.target.astype(np.int64)
-    train_idx, test_idx = train_test_split(
-        np.arange(len(labels)), test_size=test_fraction, stratify=labels, random_state=seed
-    )
+    The CSV that scikit-learn ships is read directly: importing scikit-learn (and
+    scipy) would cost about a second of every run's start-up for one small file.
+    """
+    images, labels = _digits_arrays()
+    images = images / 16.0
+    train_idx, test_idx = stratified_split(labels, test_fraction, seed)
     # Statistics of the train split only: the test set must not leak into preprocessing.
     mean = float(images[train_idx].mean())
     std = float(images[train_idx].std())
@@ -300,6 +298,38 @@ def _load_digits(*, seed: int, test_fraction: float) -> Dataset:
         y_test=torch.from_numpy(labels[test_idx]),
         num_classes=10,
     )
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images [1797, 8, 8] float32 in 0..16, labels int64) from scikit-learn's digits.csv.gz."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        raise DataNotFoundError("the digits dataset ships with scikit-learn: pip install scikit-learn")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/test indices with each class's test share as close to ``test_fraction`` as counts allow.
+
+    The test set has ``ceil(test_fraction * n)`` samples; classes get their share by largest remainder.
+    """
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    n_test = int(np.ceil(test_fraction * len(labels)))
+    raw = counts * n_test / len(labels)
+    take = np.floor(raw).astype(np.int64)
+    for i in np.argsort(-(raw - take), kind="stable")[: n_test - int(take.sum())]:
+        take[i] += 1
+    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)])
+    test = np.sort(test)
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    return rng.permutation(train), rng.permutation(test)
 
 
 def _load_mnist_like(

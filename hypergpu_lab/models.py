@@ -134,29 +134,51 @@ class ModelCost:
 
 
 def measure_cost(module: nn.Module, input_shape: Sequence[int], num_classes: int) -> ModelCost:
-    """Count training FLOPs (forward + backward) with torch's own FLOP counter.
+    """Training FLOPs per sample (forward + backward) and activation bytes per sample.
 
-    Activation memory is the bytes of every leaf module's output for one sample,
+    Linear and Conv2d layers are counted directly from their shapes, as torch's
+    FLOP counter counts them: forward 2*MACs, weight gradient 2*MACs, input
+    gradient 2*MACs unless the layer reads the raw input. Other layers with
+    parameters fall back to ``torch.utils.flop_counter`` (slow to import, hence
+    not the default). Activation memory is the bytes of every leaf module's output,
     which is what autograd keeps alive for the backward pass.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     probe = _clone(module)
+    counted = (nn.Linear, nn.Conv2d)
+    leaves = [m for m in probe.modules() if not list(m.children())]
+    direct = all(isinstance(m, counted) or not list(m.parameters(recurse=False)) for m in leaves)
+    flops = [0.0]
+    outputs: list[int] = []
+
+    def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        outputs.append(out.numel())
+        if isinstance(m, nn.Linear):
+            macs = out.numel() * m.in_features
+        elif isinstance(m, nn.Conv2d):
+            macs = out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        else:
+            return
+        flops[0] += 2 * macs * (2 + int(inputs[0].requires_grad))
+
+    hooks = [m.register_forward_hook(hook) for m in leaves]
     x = torch.zeros(2, *input_shape)
     y = torch.zeros(2, dtype=torch.long)
-    outputs: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: outputs.append(o.numel()))
-             for m in probe.modules() if not list(m.children())]
-    counter = FlopCounterMode(display=False)
-    with counter:
-        loss = nn.functional.cross_entropy(probe(x), y)
-        loss.backward()
+    if direct:
+        nn.functional.cross_entropy(probe(x), y).backward()
+        total = flops[0]
+    else:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter:
+            nn.functional.cross_entropy(probe(x), y).backward()
+        total = float(counter.get_total_flops())
     for h in hooks:
         h.remove()
-    flops = counter.get_total_flops() / 2
-    if flops == 0:  # modules the counter does not know: fall back to 6 x params per sample
-        flops = 6.0 * sum(p.numel() for p in probe.parameters())
-    return ModelCost(train_flops_per_sample=float(flops),
+    per_sample = total / 2
+    if per_sample == 0:  # modules nobody can count: fall back to 6 x params per sample
+        per_sample = 6.0 * sum(p.numel() for p in probe.parameters())
+    return ModelCost(train_flops_per_sample=float(per_sample),
                      activation_bytes_per_sample=4.0 * sum(outputs) / 2,
                      param_bytes=4 * sum(p.numel() for p in probe.parameters()))
 

@@ -31,7 +31,7 @@ def one_thread():  # type: ignore[no-untyped-def]
 
 
 @functools.lru_cache(maxsize=None)
-def _final_accuracy(strategy: str, options: tuple, attack: str | None, rounds: int = 15) -> float:
+def _final_accuracy(strategy: str, options: tuple, attack: str | None, rounds: int = 20) -> float:
     pool = NodePool.simulated(10, dataset="digits", partition="iid", network="lan", seed=0)
     coord = Coordinator(pool=pool, model="cnn", strategy=strategy, strategy_options=dict(options),
                         faults=[Fault(attack, ATTACKERS)] if attack else [])

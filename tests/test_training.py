@@ -160,3 +160,14 @@ def test_build_model_errors_and_custom_modules() -> None:
     a, b = build_model("cnn", (1, 8, 8), 10, seed=5), build_model("cnn", (1, 8, 8), 10, seed=5)
     assert torch.equal(torch.random.get_rng_state(), state)
     torch.testing.assert_close(ParamLayout.of(a).flatten(a), ParamLayout.of(b).flatten(b), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name, shape", [("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 32, 32)), ("mlp", (60,))])
+def test_direct_flop_count_equals_torchs_flop_counter(name: str, shape: tuple[int, ...]) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(name, shape, 10)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torch.nn.functional.cross_entropy(model(torch.zeros(2, *shape)), torch.zeros(2, dtype=torch.long)).backward()
+    assert measure_cost(model, shape, 10).train_flops_per_sample == counter.get_total_flops() / 2
