@@ -1,4 +1,4 @@
-"""Command line: ``hypergpu-lab run | demo | presets``.
+"""Command line: ``hypergpu-lab run | demo | dashboard | presets``.
 
 Bad input exits with status 2 and one line that names the field, the value and
 what is accepted; nothing is half-written (run folders appear whole).
@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the quickstart run on embedded defaults, with a result table")
     demo.add_argument("--rounds", type=int, default=20)
     demo.add_argument("--no-progress", action="store_true")
+
+    dash = sub.add_parser("dashboard", help="serve the monitoring dashboard with Voila on 127.0.0.1")
+    dash.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    dash.add_argument("--notebook", type=Path, help="notebook to serve (default: notebooks/dashboard.ipynb)")
+    dash.add_argument("--cull-idle-s", type=int, default=300,
+                      help="shut down a closed page's kernel after this many idle seconds (default 300)")
 
     sub.add_parser("presets", help="list the presets")
     return p
@@ -106,6 +112,47 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def notebooks_dir() -> Path:
+    """The notebooks: in the checkout (editable install) or under <prefix>/share (wheel install)."""
+    for folder in (Path(__file__).resolve().parent.parent / "notebooks",
+                   Path(sys.prefix) / "share" / "hypergpu-lab" / "notebooks"):
+        if (folder / "dashboard.ipynb").is_file():
+            return folder
+    raise ConfigError("notebook", None, "a path to the dashboard notebook (notebooks/dashboard.ipynb not found)")
+
+
+def voila_command(notebook: Path, port: int, cull_idle_s: int) -> list[str]:
+    """Voila on loopback only, sources stripped, and kernels of closed pages culled.
+
+    Voila starts a kernel per page and, here, a closed page's shutdown request is refused,
+    so without culling every visit leaves a kernel behind. Kernels with an open page are
+    never culled (cull_connected=False), however idle their cells are.
+    """
+    return [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", "--strip_sources=True",
+            f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
+            f"--MappingKernelManager.cull_interval={max(10, min(60, cull_idle_s // 2))}",
+            "--MappingKernelManager.cull_connected=False"]
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+
+    if not 1 <= args.port <= 65535:
+        raise ConfigError("--port", args.port, "an integer in [1, 65535]")
+    if args.cull_idle_s < 1:
+        raise ConfigError("--cull-idle-s", args.cull_idle_s, "an integer >= 1")
+    notebook = args.notebook or notebooks_dir() / "dashboard.ipynb"
+    if not Path(notebook).is_file():
+        raise ConfigError("--notebook", str(notebook), "an existing .ipynb file")
+    try:
+        import voila  # noqa: F401
+    except ImportError:
+        raise ConfigError("dashboard", "voila not installed", "pip install -e '.[ui]'") from None
+    print(f"HyperGPU Lab dashboard: open http://127.0.0.1:{args.port}/ (Ctrl+C stops the server)", flush=True)
+    return subprocess.call(voila_command(Path(notebook), args.port, args.cull_idle_s), cwd=Path(notebook).parent)
+
+
 def _print_result(history, wall: float, folder: Path | None) -> None:  # type: ignore[no-untyped-def]
     print(history.table(every=1 if len(history) <= 25 else 5))
     final = history.final
@@ -126,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "dashboard":
+            return _dashboard(args)
         for name, data in PRESETS.items():
             print(f"{name:<14} {data['pool']['num_nodes']:>5} nodes  {data['pool']['dataset']:<10} "
                   f"{data['pool'].get('partition', 'natural'):<10} network={data['pool']['network']}")

@@ -96,6 +96,8 @@ class Coordinator:
                                activation_bytes_per_sample=self.cost.activation_bytes_per_sample)
         # Where local training runs; a pool built with a remote backend (Ray) brings its own.
         self.backend: Backend = backend or getattr(pool, "backend", None) or InProcessBackend(self.trainer, pool)
+        if hasattr(self.backend, "bind"):   # a remote backend trains with this coordinator's model and SGD settings
+            self.backend.bind(self.trainer, pool)
         self.weights = self.layout.flatten(self.model)
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
         self.faults.install(pool.network)
@@ -131,6 +133,8 @@ class Coordinator:
             down = {n: self._send(n, r, _DOWN, t0) for n in plan.nodes}
             tasks = [self._task(n, r, plan, t0) for n in plan.nodes if down[n].ok]
             results = {res.node: self.faults.corrupt(res, r, t0) for res in self.backend.train(self.weights, tasks)}
+            for n in {t.node for t in tasks} - results.keys():   # the backend lost it (a Ray actor died)
+                self.pool[n].record_failure()
             compute = {n: self._compute_seconds(n, res, r, t0) for n, res in results.items()}
             up = {n: self._send(n, r, _UP, down[n].end + compute[n]) for n in results}
             close, inbox = self._collect(r, t0, plan, down, up, results)
@@ -235,6 +239,8 @@ class Coordinator:
             if n not in status:
                 if not down[n].ok:
                     status[n] = ("failed", f"download {down[n].reason} after {down[n].attempts} attempts")
+                elif n not in up:   # downloaded, but the backend returned no result: a crash for this round
+                    status[n] = ("failed", "backend: " + getattr(self.backend, "failures", {}).get(n, "no result"))
                 elif not up[n].ok:
                     status[n] = ("failed", f"upload {up[n].reason} after {up[n].attempts} attempts")
                 else:
@@ -375,9 +381,21 @@ class Coordinator:
             self.status = "paused"
 
     def resume(self) -> None:
+        """Continue after pause(), or retry after a quorum pause."""
         self._unpaused.set()
-        if self.status == "paused":
+        if self.status not in ("idle", "running", "finished", "stopped", "failed"):
             self.status = "running"
+
+    @property
+    def round_lock(self) -> threading.RLock:
+        """Held for the whole of step(): hold it to change the simulation between rounds."""
+        return self._lock
+
+    def panel(self, **options: Any) -> Any:
+        """The ipywidgets control panel of this run (needs the ui extra; the core never imports it)."""
+        from .ui import panel
+
+        return panel(self, **options)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the current round and wait for the thread."""

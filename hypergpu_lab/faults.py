@@ -118,6 +118,13 @@ class FaultInjector:
                 network.schedule(Partition(nodes=f.nodes, start=float(f.start),
                                            duration=duration if duration is not None else math.inf))
 
+    def add(self, fault: Fault | dict[str, Any], network: Network) -> Fault:
+        """Inject a fault into a running simulation (crashes and partitions become network events)."""
+        fault = fault if isinstance(fault, Fault) else Fault.from_dict(fault)
+        FaultInjector([fault], seed=self.seed).install(network)
+        self.faults = (*self.faults, fault)
+        return fault
+
     def _active(self, kind: str | Sequence[str], node: int, round_: int, t: float) -> Fault | None:
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         for f in self.faults:

@@ -1,0 +1,497 @@
+"""The runner between a coordinator and its panels: a background run, throttled updates, pacing, a watchdog.
+
+::
+
+    round loop thread (coord.start)          flusher thread (one per runner, alive while there is work)
+    step() -> bus.emit -> Runner._on_report:     every 1/rate s at most: Throttle.poll() -> listeners(batch)
+                 queue the report (that is all,  status changes, the stuck-run watchdog,
+                 plus node actions queued for    and always a final flush when the run ends
+                 this round boundary, and pacing)
+
+The round loop never waits for a widget: a subscriber that only appends to a list costs microseconds.
+Pacing (simulated seconds per wall second, for demos) is the one place a round waits on purpose,
+and it is a wrapper here, not part of the core: after each round the runner sleeps
+``round duration / speed`` minus the round's own wall time. Pause, stop and a speed change cut the
+sleep short.
+
+Node actions and pause checkpoints run *at a round boundary*: at once when no round is in progress
+(the coordinator's round lock is free), else by the bus subscriber at the end of the round in
+progress, inside the round loop's thread, so a round never sees the network change half-way through.
+This module needs no widget library.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import checkpoint
+from ..events import RoundReport
+from .view import RunView
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+ReportListener = Callable[[list[RoundReport]], None]
+StatusListener = Callable[["Runner"], None]
+CoordinatorListener = Callable[[Any], None]
+
+ACTIVE = ("running", "paused")
+DONE = ("idle", "finished", "stopped", "failed")
+
+
+class Throttle:
+    """Queue items from any thread; hand them over in batches, at most ``rate`` batches per second.
+
+    ``poll()`` applies the queue only when ``1 / rate`` seconds have passed since the last batch;
+    ``due()`` says how long until it may; ``force()`` applies now. The flusher that stops polling
+    (a run has ended) waits ``due()`` and forces once more, so the final state always arrives.
+    Memory is bounded: past ``max_queue`` items (a UI stalled for a long run) the oldest are
+    dropped; the run folder and the coordinator's History still hold them.
+    """
+
+    def __init__(self, apply: Callable[[list[Any]], None], *, rate: float = 4.0, clock: Clock = time.monotonic,
+                 max_queue: int = 100_000) -> None:
+        if not (rate > 0 and math.isfinite(rate)):
+            raise ValueError(f"rate must be a finite number > 0 updates per second, got {rate!r}")
+        self.apply, self.interval, self.clock = apply, 1.0 / rate, clock
+        self._queue: deque[Any] = deque(maxlen=max_queue)
+        self._lock = threading.Lock()
+        self._apply_lock = threading.Lock()
+        self._last = -math.inf
+        self.batches = 0          # how many times ``apply`` ran
+        self.items = 0            # how many items it was given in all
+
+    def push(self, item: Any) -> None:
+        with self._lock:
+            self._queue.append(item)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def due(self) -> float:
+        """Seconds until the next batch may be applied (0 when it may now)."""
+        return max(0.0, self._last + self.interval - self.clock())
+
+    def poll(self) -> bool:
+        """Apply the queued items if any and if the rate allows; True if a batch was applied."""
+        if not self._queue or self.due() > 0:
+            return False
+        return self._apply()
+
+    def force(self) -> bool:
+        """Apply what is queued now, whatever the rate (an explicit request, e.g. after a manual step)."""
+        return bool(self._queue) and self._apply()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def _apply(self) -> bool:
+        with self._apply_lock:
+            with self._lock:
+                batch = list(self._queue)
+                self._queue.clear()
+            if not batch:
+                return False
+            self._last = self.clock()
+            self.batches += 1
+            self.items += len(batch)
+            self.apply(batch)
+            return True
+
+
+class Watchdog:
+    """Flags a run that has made no progress for ``timeout_s`` wall seconds while it should be running."""
+
+    def __init__(self, timeout_s: float = 120.0, *, clock: Clock = time.monotonic) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s!r}")
+        self.timeout_s, self.clock = float(timeout_s), clock
+        self._last = clock()
+        self.stuck = False
+
+    def progress(self) -> None:
+        """A round finished (or the run was started or resumed): the clock starts again."""
+        self._last = self.clock()
+        self.stuck = False
+
+    def idle_for(self) -> float:
+        return self.clock() - self._last
+
+    def check(self, active: bool) -> bool:
+        """True when ``active`` and nothing happened for ``timeout_s``; an inactive run restarts the clock."""
+        if not active:
+            self._last = self.clock()
+            self.stuck = False
+        elif self.idle_for() >= self.timeout_s:
+            self.stuck = True
+        return self.stuck
+
+
+def _round_lock(coord: Any) -> Any:
+    """The coordinator's round lock (held for the whole of ``step()``)."""
+    return coord.round_lock
+
+
+class Runner:
+    """Drives one coordinator for the panels: start / pause / resume / stop / step, updates, pacing, watchdog.
+
+    Parameters
+    ----------
+    coord
+        The coordinator; :meth:`set_coordinator` swaps it for another (when idle).
+    rate
+        Most UI updates per second; reports are batched in between.
+    stuck_after_s
+        Wall seconds without a finished round (while running, not paced or paused) before the
+        status becomes ``"stuck"``.
+    clock
+        Wall clock for the throttle and the watchdog (injectable for tests).
+    pace_wait
+        ``pace_wait(seconds)`` performs a pacing sleep; the default waits on an event that pause,
+        stop and speed changes set.
+
+    ``runner.view`` (a :class:`RunView`) holds the per-node facts the panels show; it takes each
+    batch before the listeners do.
+    """
+
+    def __init__(self, coord: Any, *, rate: float = 4.0, stuck_after_s: float = 120.0, clock: Clock = time.monotonic,
+                 pace_wait: Callable[[float], None] | None = None, tick_s: float = 0.25) -> None:
+        self.throttle = Throttle(self._deliver, rate=rate, clock=clock)
+        self.watchdog = Watchdog(stuck_after_s, clock=clock)
+        self.tick_s = tick_s
+        self.speed: float | None = None
+        self.target: int | None = None
+        self.message = ""
+        self.last_checkpoint: Path | None = None
+        self.last_report: RoundReport | None = None
+        self.actions_log: deque[str] = deque(maxlen=200)
+        self.view = RunView()
+        self._report_listeners: list[ReportListener] = []
+        self._status_listeners: list[StatusListener] = []
+        self._coord_listeners: list[CoordinatorListener] = []
+        self._actions: deque[tuple[Callable[[Any], Any], str]] = deque()
+        self._actions_lock = threading.Lock()
+        self._interrupt = threading.Event()
+        self._pace_wait = pace_wait or (lambda s: self._interrupt.wait(s))
+        self._pacing = False
+        self._pause_requested = False
+        self._manual = threading.local()
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._flusher_lock = threading.Lock()
+        self._closed = False
+        self._seen_status: tuple[str, str] | None = None
+        self._was_active = False
+        self._stuck_logged = False
+        self._last_round = 0
+        self._unsubscribe: Callable[[], None] | None = None
+        self.coord: Any = None
+        self.set_coordinator(coord)
+
+    # -- wiring --------------------------------------------------------------------------------
+    def set_coordinator(self, coord: Any) -> None:
+        """Attach to ``coord`` (detaching from the previous one, which must not be running)."""
+        if self.coord is not None and self.active:
+            raise RuntimeError("the current run is still active; stop() it before switching coordinators")
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.throttle.clear()
+        with self._actions_lock:
+            self._actions.clear()
+        self.coord, self.last_report, self.target, self.message = coord, None, None, ""
+        self._last_round = coord.round
+        self.view.reset(coord)
+        self._unsubscribe = coord.bus.subscribe(self._on_report)
+        self.watchdog.progress()
+        for fn in list(self._coord_listeners):
+            self._call(fn, coord)
+        self._notify_status(force=True)
+
+    def on_reports(self, fn: ReportListener) -> None:
+        """``fn(batch)`` gets the reports of the rounds since the last update, at most ``rate`` times a second."""
+        self._report_listeners.append(fn)
+
+    def on_status(self, fn: StatusListener) -> None:
+        """``fn(runner)`` runs when the status or message changes."""
+        self._status_listeners.append(fn)
+
+    def on_coordinator(self, fn: CoordinatorListener) -> None:
+        """``fn(coord)`` runs when the runner switches to another coordinator."""
+        self._coord_listeners.append(fn)
+
+    def close(self) -> None:
+        """Detach from the coordinator's bus and end the flusher (the run itself is left alone)."""
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._wake.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(5.0)
+
+    # -- status --------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """A run is under way: running, paused, or waiting for a quorum (the status is a message then)."""
+        return self.coord.status not in DONE
+
+    @property
+    def status(self) -> str:
+        """idle | running | paused | waiting | stuck | finished | stopped | failed."""
+        s = self.coord.status
+        if self.watchdog.stuck and s == "running":
+            return "stuck"
+        if s in ACTIVE or s in DONE:
+            return s
+        return "waiting"          # the coordinator's status is a quorum message: paused until nodes return
+
+    @property
+    def detail(self) -> str:
+        """One line saying why, for the status bar."""
+        s = self.coord.status
+        if self.watchdog.stuck and s == "running":
+            return (f"stuck: no round finished in {self.watchdog.idle_for():.0f} wall seconds "
+                    f"(last finished: round {self._last_round}); stop the run or look at the log")
+        if s == "failed" and self.coord.error is not None:
+            return f"failed at round {self.coord.round + 1}: {type(self.coord.error).__name__}: {self.coord.error}"
+        if s not in ACTIVE and s not in DONE:
+            return s
+        return self.message
+
+    @property
+    def progress(self) -> tuple[int, int | None]:
+        return self.coord.round, self.target
+
+    # -- run control ---------------------------------------------------------------------------
+    def start(self, rounds: int | None = None, *, until: int | None = None) -> None:
+        """Run in the background (``coord.start``); a paused run resumes instead."""
+        if self.active:
+            if self.coord.status != "running":
+                self.resume()
+            return
+        self._pause_requested = False
+        self._interrupt.clear()
+        self.watchdog.progress()
+        self.coord.start(rounds, until=until)
+        self.target = until if until is not None else self.coord.round + (rounds or 0)
+        self.message = f"started: round {self.coord.round + 1} to {self.target}"
+        self._was_active = True
+        self._ensure_flusher()
+        self._notify_status()
+
+    def pause(self) -> None:
+        """Pause at the next round boundary, then write a checkpoint when the run has a folder."""
+        self.coord.pause()
+        self._pause_requested = True
+        self._interrupt.set()
+        if self.coord.run_folder is not None:
+            self.act(self._pause_checkpoint, "checkpoint at the pause")
+        self.message = "pausing at the end of this round"
+        self._notify_status()
+
+    def resume(self) -> None:
+        self._pause_requested = False
+        self._interrupt.clear()
+        self.watchdog.progress()
+        waiting = self.status == "waiting"
+        self.coord.resume()
+        if waiting and self.active:
+            # coord.resume() leaves a quorum message as the status; the loop is running again.
+            # Core change requested: Coordinator.resume() sets "running" after a quorum pause too.
+            self.coord.status = "running"
+        self.message = "resumed"
+        self._ensure_flusher()
+        self._notify_status()
+
+    def stop(self, timeout: float | None = 0.0) -> None:
+        """Stop after the current round; the coordinator writes its final checkpoint. Waits ``timeout`` s."""
+        self._pause_requested = False
+        self._interrupt.set()
+        self.coord.stop(timeout)
+        self.message = "stopping after this round" if self.active else "stopped"
+        self._ensure_flusher()
+        self._notify_status()
+
+    def step(self) -> RoundReport:
+        """One round in the calling thread (when no background run is active); updates follow throttled."""
+        if self.active and self.coord.status == "running":
+            raise RuntimeError("a run is in progress; pause it to step by hand")
+        self._manual.on = True
+        try:
+            report = self.coord.step()
+        finally:
+            self._manual.on = False
+        self.message = f"stepped round {report.round}"
+        self._ensure_flusher()
+        return report
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background run and for its last update to reach the listeners (tests, scripts)."""
+        self.coord.wait(timeout, raise_error=False)
+        thread = self._flusher
+        if thread is not None and thread is not threading.current_thread():
+            self._wake.set()
+            thread.join(timeout)
+
+    def flush(self) -> None:
+        """Deliver what is queued now, in this thread (tests, notebooks driving ``coord.step`` themselves)."""
+        self.throttle.force()
+        self._notify_status()
+
+    def set_speed(self, speed: float | None) -> None:
+        """Simulated seconds per wall second; None or 0 runs as fast as it can."""
+        if speed is not None and not (speed >= 0 and math.isfinite(speed)):
+            raise ValueError(f"speed must be a finite number >= 0 simulated seconds per wall second, got {speed!r}")
+        self.speed = speed or None
+        self._interrupt.set()      # a sleep under the old speed ends; the next round paces anew
+        self._interrupt.clear()
+
+    # -- node actions --------------------------------------------------------------------------
+    def act(self, fn: Callable[[Any], Any], what: str) -> bool:
+        """Run ``fn(coord)`` at the next round boundary; True if it ran at once (no round in progress)."""
+        with self._actions_lock:
+            self._actions.append((fn, what))
+        lock = _round_lock(self.coord)
+        if lock.acquire(blocking=False):
+            try:
+                self._run_actions()
+            finally:
+                lock.release()
+            return True
+        # A round is in progress: its bus subscriber runs the action at its end. Should the round end
+        # between that subscriber and our attempt, this helper gets the lock before the next round.
+        threading.Thread(target=self._actions_when_free, name="hypergpu-ui-action", daemon=True).start()
+        return False
+
+    def _actions_when_free(self) -> None:
+        with _round_lock(self.coord):
+            self._run_actions()
+
+    def _run_actions(self) -> None:
+        while True:
+            with self._actions_lock:
+                if not self._actions:
+                    return
+                fn, what = self._actions.popleft()
+            try:
+                result = fn(self.coord)
+            except Exception as exc:
+                log.warning("%s failed: %s", what, exc)
+                self.message = f"{what} failed: {exc}"
+            else:
+                self.message = f"{what}: {result}" if isinstance(result, str) else what
+                self.actions_log.append(f"round {self.coord.round}, t={self.coord.clock.now:.2f}s: {self.message}")
+                log.info("%s", self.message)
+            self._wake.set()
+
+    def _pause_checkpoint(self, coord: Any) -> str:
+        folder = coord.run_folder.checkpoints
+        path = checkpoint.path_for(folder, coord.round)
+        if coord.round and not path.exists():
+            coord.save_checkpoint(path)
+            checkpoint.prune(folder, coord.config.keep_checkpoints)
+        self.last_checkpoint = path if path.exists() else None
+        return f"round {coord.round} in {path.name}" if self.last_checkpoint else "nothing to save yet"
+
+    # -- the round loop's side -----------------------------------------------------------------
+    def _on_report(self, report: RoundReport) -> None:
+        """Bus subscriber, in the round loop's thread: queue, run boundary actions, pace."""
+        self.throttle.push(report)
+        self._last_round = report.round
+        self.watchdog.progress()
+        if self._pause_requested and self.coord.run_folder is not None:
+            with self._actions_lock:       # a round ran after pause(): checkpoint where it really stopped
+                self._actions.append((self._pause_checkpoint, "checkpoint at the pause"))
+        self._run_actions()
+        if self.throttle.pending == 1:     # the first report since the last update: deliver it promptly
+            self._wake.set()
+        self._ensure_flusher()
+        if self.speed and not getattr(self._manual, "on", False) and not self._pause_requested:
+            delay = report.duration / self.speed - report.wall_s
+            if delay > 0:
+                self._pacing = True
+                try:
+                    self._pace_wait(delay)
+                finally:
+                    self._pacing = False
+                    self.watchdog.progress()
+
+    # -- the flusher's side --------------------------------------------------------------------
+    def _ensure_flusher(self) -> None:
+        with self._flusher_lock:
+            if self._closed or (self._flusher is not None and self._flusher.is_alive()):
+                return
+            self._flusher = threading.Thread(target=self._flush_loop, name="hypergpu-ui-flusher", daemon=True)
+            self._flusher.start()
+
+    def check(self) -> str:
+        """Run the watchdog and tell the status listeners of a change; returns the status."""
+        was_active, active = self._was_active, self.active
+        self._was_active = active
+        if self.watchdog.check(self.coord.status == "running" and active and not self._pacing):
+            if not self._stuck_logged:
+                log.warning("%s", self.detail)
+                self._stuck_logged = True
+        else:
+            self._stuck_logged = False
+        if was_active and not active:
+            self.message = self._end_message()
+        self._notify_status()
+        return self.status
+
+    def _end_message(self) -> str:
+        coord, status = self.coord, self.coord.status
+        text = f"{status} at round {coord.round}"
+        folder = coord.run_folder
+        if folder is not None and status in ("finished", "stopped"):
+            ckpt = checkpoint.path_for(folder.checkpoints, coord.round)
+            text += f"; run folder {folder.path}" + (f", checkpoint {ckpt.name}" if ckpt.exists() else "")
+        return text
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.throttle.due() if self.throttle.pending else self.tick_s)
+            self._wake.clear()
+            try:
+                if self.throttle.pending and not self.active:
+                    # The run is over: the last batch goes out after at most one interval of real
+                    # time, whatever the clock says, so the final state is never left behind.
+                    self._wake.wait(min(self.throttle.due(), self.throttle.interval))
+                    self.throttle.force()
+                else:
+                    self.throttle.poll()
+                self.check()
+            except Exception:
+                log.exception("UI update failed")
+            if not self.active and not self.throttle.pending:
+                return                      # the run is over and its final batch is out
+
+    def _deliver(self, batch: list[RoundReport]) -> None:
+        self.last_report = batch[-1]
+        self.view.update(batch)
+        for fn in list(self._report_listeners):
+            self._call(fn, batch)
+
+    def _notify_status(self, force: bool = False) -> None:
+        """Status listeners run when the status or its detail changes (progress comes with the reports)."""
+        seen = (self.status, self.detail)
+        if seen == self._seen_status and not force:
+            return
+        self._seen_status = seen
+        for fn in list(self._status_listeners):
+            self._call(fn, self)
+
+    @staticmethod
+    def _call(fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:          # a broken panel must not stop the others (or training)
+            log.exception("UI listener %r failed", fn)
