@@ -3,4 +3,5 @@
 source "$(dirname "$0")/scripts/env.sh"
 bash scripts/setup_chain.sh     # npm side of the chain tests: solc-js, OpenZeppelin, ganache (locked)
 bash scripts/setup_browser.sh   # Debian's Chromium for the dashboard's real-browser test
-exec python -m pytest "$@"
+# The unit/integration suite plus every notebook under nbval (cells must run; checked cells assert).
+exec python -m pytest tests notebooks --nbval-lax "$@"
