@@ -13,7 +13,8 @@ SUITES = {"engine": ("bench.engine", "Training engine and round loop"),
           "robustness": ("bench.robustness", "Strategies under attack"),
           "adaptation": ("bench.adaptation", "Network-aware adaptation"),
           "flower": ("bench.flower", "Side by side with Flower"),
-          "ui": ("bench.ui", "Dashboard overhead")}
+          "ui": ("bench.ui", "Dashboard overhead"),
+          "ray": ("bench.ray_backend", "Ray backend overhead")}
 
 
 def main(argv: list[str] | None = None) -> int:

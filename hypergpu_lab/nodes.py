@@ -57,21 +57,34 @@ class NodeState(str, Enum):
 
 @dataclass(eq=False)
 class Node:
-    """One participant. ``x``/``y`` are its own shard and are never sent anywhere."""
+    """One participant. ``x``/``y`` are its own shard and are never sent anywhere.
+
+    With a remote backend (Ray) the shard lives where the node trains: ``x``/``y`` are None
+    here and the node keeps only its metadata (sample count, GPU, state).
+    """
 
     id: int
     gpu: GPUSpec
-    x: torch.Tensor = field(repr=False)
-    y: torch.Tensor = field(repr=False)
+    x: torch.Tensor | None = field(repr=False)
+    y: torch.Tensor | None = field(repr=False)
     state: NodeState = NodeState.ONLINE
     last_heartbeat: float = 0.0
     consecutive_failures: int = 0
     total_failures: int = 0
     rounds_selected: int = 0
+    _samples: int = field(default=0, init=False, repr=False, compare=False)   # size of a released shard
 
     @property
     def num_samples(self) -> int:
-        return int(self.y.shape[0])
+        return int(self.y.shape[0]) if self.y is not None else self._samples
+
+    def release_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hand the shard to a backend that keeps it elsewhere; this node keeps only its size."""
+        if self.x is None or self.y is None:
+            raise ConfigError("node", self.id, "a node that still holds its shard (this one gave it away)")
+        x, y = self.x, self.y
+        self._samples, self.x, self.y = int(y.shape[0]), None, None
+        return x, y
 
     @property
     def available(self) -> bool:
@@ -125,20 +138,43 @@ class NodePool:
         self.network = network
         self.x_test, self.y_test = x_test, y_test
         self.num_classes = num_classes
-        self.input_shape = tuple(nodes[0].x.shape[1:]) if nodes else tuple(x_test.shape[1:])
+        shard = nodes[0].x if nodes else None
+        self.input_shape = tuple((shard if shard is not None else x_test).shape[1:])
         self.config = config
+        self.backend: Any = None   # where the nodes train when not in this process (see with_backend)
 
     @classmethod
-    def simulated(cls, num_nodes: int = 10, **options: Any) -> NodePool:
-        """Build a pool from :class:`PoolConfig` fields, e.g. ``dataset="digits", partition="dirichlet"``."""
+    def simulated(cls, num_nodes: int = 10, *, backend: Any = None, **options: Any) -> NodePool:
+        """Build a pool from :class:`PoolConfig` fields, e.g. ``dataset="digits", partition="dirichlet"``.
+
+        ``backend="ray"`` (or a ``RayBackend(...)``) moves every node's shard into Ray actors.
+        """
         names = {f for f in PoolConfig.__dataclass_fields__}
         unknown = sorted(set(options) - names)
         if unknown:
             raise ConfigError(unknown[0], options[unknown[0]], "a PoolConfig field: " + ", ".join(sorted(names)))
-        return cls.from_config(PoolConfig(num_nodes=num_nodes, **options))
+        return cls.from_config(PoolConfig(num_nodes=num_nodes, **options), backend=backend)
+
+    def with_backend(self, backend: Any) -> NodePool:
+        """Train this pool's nodes elsewhere: ``"ray"`` or a backend object with ``attach(pool)``.
+
+        The backend takes the shards (the nodes here keep only their metadata) and the
+        coordinator picks it up from ``pool.backend``.
+        """
+        if backend is None or backend == "inprocess":
+            return self
+        if backend == "ray":
+            from .backends.ray import RayBackend
+
+            backend = RayBackend()
+        elif isinstance(backend, str) or not hasattr(backend, "attach"):
+            raise ConfigError("backend", backend, "'ray', 'inprocess', None or a backend object with attach(pool)")
+        backend.attach(self)
+        self.backend = backend
+        return self
 
     @classmethod
-    def from_config(cls, cfg: PoolConfig) -> NodePool:
+    def from_config(cls, cfg: PoolConfig, *, backend: Any = None) -> NodePool:
         from .data import load_dataset
         from .partition import partition
 
@@ -170,7 +206,8 @@ class NodePool:
                                 seed=cfg.seed)
         log.info("pool: %d nodes, %s/%s, %d train / %d test samples", cfg.num_nodes, cfg.dataset,
                  cfg.partition, sum(n.num_samples for n in nodes), len(y_test))
-        return cls(nodes, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg)
+        pool = cls(nodes, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg)
+        return pool.with_backend(backend)
 
     # -- membership and state ------------------------------------------------------------------
     def __len__(self) -> int:
@@ -190,7 +227,7 @@ class NodePool:
         """Add a node and give it a link; ids are unique."""
         if node.id in self.nodes:
             raise ConfigError("node.id", node.id, "an id not yet registered")
-        if node.x.shape[1:] != torch.Size(self.input_shape):
+        if node.x is not None and node.x.shape[1:] != torch.Size(self.input_shape):
             raise ConfigError("node.x", tuple(node.x.shape), f"samples of shape {self.input_shape}")
         self.nodes[node.id] = node
         self.network.add_link(node.id, profile, region=region, seed=node.id)
