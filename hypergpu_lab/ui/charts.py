@@ -83,8 +83,8 @@ def accuracy_chart(x: str = "round", *, max_points: int = 500) -> LiveChart:
     return LiveChart(title=f"Accuracy and loss by {'round' if x == 'round' else 'simulated time'}",
                      traces=[{**t, "x": [], "y": []} for t in ACCURACY_TRACES], max_points=max_points,
                      plot_layout={"xaxis": _axis(label), "yaxis": _axis("test accuracy", range=[0, 1]),
-                             "yaxis2": _axis("test loss", overlaying="y", side="right"),
-                             "legend": {"orientation": "h"}})
+                             "yaxis2": {**_axis("test loss", overlaying="y", side="right"), "automargin": True},
+                             "margin": {"r": 70}, "legend": {"orientation": "h"}})
 
 
 def _finite(value: float | None) -> float | None:

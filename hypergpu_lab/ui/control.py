@@ -71,12 +71,12 @@ class ControlPanel(widgets.VBox):
     """
 
     def __init__(self, target: Any, *, factory: Factory | None = None, out: str | Path | None = None,
-                 chart: bool = True, rate: float = 4.0) -> None:
+                 chart: bool = True, rate: float = 4.0, rounds: int | None = None) -> None:
         self.runner = target if isinstance(target, Runner) else Runner(target, rate=rate)
         self.out = out
         self.factory: Factory = factory or self._default_factory
         coord = self.runner.coord
-        self._built: dict[str, Any] = config_of(coord).to_dict()     # what the coordinator was built from
+        self._built: dict[str, Any] = config_of(coord, rounds).to_dict()     # what the coordinator was built from
         self._valid: dict[str, Any] = copy.deepcopy(self._built)        # the form's last valid settings
         self.fields = self._make_fields(self._built)
         self.errors = {name: widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px")) for name in self.fields}
@@ -88,6 +88,7 @@ class ControlPanel(widgets.VBox):
         self.speed = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=3, step=0.1, readout_format=".2g",
                                             description="sim s / wall s", style={"description_width": "initial"})
         self.status = widgets.HTML()
+        self.status.add_class("hgl-run-status")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="240px"))
         self.message = widgets.HTML()
         self.log_output = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
@@ -98,6 +99,7 @@ class ControlPanel(widgets.VBox):
             field.observe(self._on_field, names="value")
         for key, button in self.buttons.items():
             button.on_click(guarded(self.message, key)(getattr(self, f"_on_{key}")))
+            button.add_class(f"hgl-run-{key}")
         self.pace.observe(self._on_pace, names="value")
         self.speed.observe(self._on_pace, names="value")
         self.runner.on_status(self._show_status)

@@ -43,6 +43,8 @@ class Dashboard(widgets.VBox):
     out
         Parent folder of run folders: where a RunConfig's run and rebuilt runs are written, and
         the Runs area's default root.
+    rounds
+        Rounds the Start button runs to (default: the config's, or 20).
     rate, stuck_after_s
         Most UI updates per second; wall seconds without a round before the run counts as stuck.
     factory
@@ -51,10 +53,10 @@ class Dashboard(widgets.VBox):
 
     def __init__(self, source: Any = "quickstart", *, out: str | Path | None = None, rate: float = 4.0,
                  stuck_after_s: float = 120.0, factory: Factory | None = None,
-                 runs_root: str | Path | None = None) -> None:
+                 runs_root: str | Path | None = None, rounds: int | None = None) -> None:
         coord = self._coordinator(source, out)
         self.runner = Runner(coord, rate=rate, stuck_after_s=stuck_after_s)
-        self.control = ControlPanel(self.runner, factory=factory, out=out, chart=False)
+        self.control = ControlPanel(self.runner, factory=factory, out=out, chart=False, rounds=rounds)
         self.nodes = NodesPanel(self.runner)
         self.charts = RunCharts(self.runner)
         self.chain = ChainPanel(self.runner)
@@ -72,6 +74,7 @@ class Dashboard(widgets.VBox):
         settings = widgets.VBox([self.control.settings,
                                  widgets.Accordion([self.control.log_output], titles=("Log",))])
         self.tabs = widgets.Tab([overview, self.nodes, metrics, self.chain, settings], titles=TABS)
+        self.tabs.add_class("hgl-tabs")
         super().__init__([self.control.controls, self.tabs])
         self._show_numbers()
 

@@ -54,18 +54,22 @@ class NodesPanel(widgets.VBox):
         self.cluster = cluster_map if cluster_map is not None else ClusterMap()
         self.node = widgets.Dropdown(description="node", layout=widgets.Layout(width="180px"),
                                      style={"description_width": "40px"})
+        self.node.add_class("hgl-node-select")
         self.page = widgets.BoundedIntText(value=1, min=1, max=1, description="page",
                                            layout=widgets.Layout(width="140px"), style={"description_width": "40px"})
         self.table = widgets.HTML()
         self.detail = widgets.HTML()
         self.message = widgets.HTML()
         self.history = widgets.HTML()
+        self.history.add_class("hgl-actions-log")
         small = widgets.Layout(width="150px")
         self.profile = widgets.Dropdown(options=list(PROFILES), value="poor", layout=small)
         self.extra_ms = widgets.FloatText(value=800.0, description="ms", layout=small,
                                           style={"description_width": "30px"})
         self.spike_s = widgets.FloatText(value=30.0, description="for s", layout=small,
                                          style={"description_width": "40px"})
+        self.extra_ms.add_class("hgl-spike-ms")
+        self.spike_s.add_class("hgl-spike-s")
         self.fault = widgets.Dropdown(options=list(actions.ROUND_FAULTS), value="sign_flip", layout=small)
         self.buttons = {
             "profile": widgets.Button(description="Set link profile", icon="signal"),
@@ -79,6 +83,7 @@ class NodesPanel(widgets.VBox):
         }
         for key, button in self.buttons.items():
             button.on_click(guarded(self.message, key)(getattr(self, f"_on_{key}")))
+            button.add_class(f"hgl-action-{key}")
         self.node.observe(self._on_select, names="value")
         self.page.observe(lambda _: self.refresh(), names="value")
         self.cluster.observe(self._on_map_click, names="selected")

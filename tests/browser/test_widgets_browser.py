@@ -8,24 +8,13 @@ the page connected. Needs /usr/bin/chromium (scripts/setup_browser.sh), playwrig
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 pytestmark = pytest.mark.browser
 
@@ -79,14 +68,6 @@ READ_CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd 
 NODE_QUALITY = "() => document.querySelector('.hgl-node[data-node=\"2\"]')?.getAttribute('data-quality')"
 
 
-def _requirements() -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: run scripts/setup_browser.sh (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright (the Python package) is not installed")
-    pytest.importorskip("voila", reason="voila is not installed")
-    pytest.importorskip("anywidget", reason="anywidget is not installed")
-
-
 def _notebook(path: Path) -> None:
     cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": source}
              for source in (SETUP, DISPLAY, FEED)]
@@ -95,64 +76,14 @@ def _notebook(path: Path) -> None:
     path.write_text(json.dumps(notebook), encoding="utf-8")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def voila_url(tmp_path: Path) -> Iterator[str]:
+def voila_url(tmp_path: Path, voila_server: Callable[..., str]) -> str:
     """Voila serving the notebook on 127.0.0.1; the server and its kernel are stopped afterwards."""
-    _requirements()
     _notebook(tmp_path / "nb.ipynb")
-    port = _free_port()
-    env = {**os.environ,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # kernel.json says "python"
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),  # no user config leaks in
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-           "JUPYTER_PLATFORM_DIRS": "1"}
-    command = [sys.executable, "-m", "voila", "nb.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-               "--MappingKernelManager.cull_idle_timeout=120", "--MappingKernelManager.cull_interval=30",
-               "--MappingKernelManager.cull_connected=True"]
-    log = (tmp_path / "voila.log").open("w")
-    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)  # own process group: the kernel goes with it
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"voila exited with {server.returncode}:\n{(tmp_path / 'voila.log').read_text()[-3000:]}")
-            try:  # any HTTP answer means it listens; "/" itself would start a kernel
-                with urllib.request.urlopen(url + "favicon.ico", timeout=2):
-                    break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"voila did not listen in 60 s:\n{(tmp_path / 'voila.log').read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        _stop(server)
-        log.close()
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """SIGTERM lets jupyter_server shut its kernels down; SIGKILL the group if it lingers."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(server.pid, signal.SIGKILL)  # whatever of the group is left (a stuck kernel)
-    except ProcessLookupError:
-        pass
-    server.wait(timeout=10)
+    return voila_server(lambda port: [
+        sys.executable, "-m", "voila", "nb.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+        "--MappingKernelManager.cull_idle_timeout=120", "--MappingKernelManager.cull_interval=30",
+        "--MappingKernelManager.cull_connected=True"], cwd=tmp_path)
 
 
 def _assert_contiguous(charts: list[dict]) -> None:
@@ -160,59 +91,52 @@ def _assert_contiguous(charts: list[dict]) -> None:
         assert chart["x"] == list(range(len(chart["x"]))), f"{chart['chart']}: points lost or doubled"
 
 
-def test_charts_and_map_update_live_in_voila(voila_url: str) -> None:
+def test_charts_and_map_update_live_in_voila(voila_url: str, chromium: Any, artifacts: Path) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 1400})
-            errors: list[str] = []
-            console: list[str] = []
-            page.on("pageerror", lambda error: errors.append(f"{error}\n{error.stack}"))
-            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-            started = time.monotonic()
-            page.goto(voila_url, timeout=60_000)
-            try:
-                page.wait_for_function(
-                    "() => [...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.data).length === 2"
-                    " && document.querySelector('.hgl-node[data-node=\"2\"]')", timeout=90_000)
-            except PlaywrightTimeout:
-                page.screenshot(path=str(ARTIFACTS / "widgets_voila_timeout.png"), full_page=True)
-                pytest.fail("widgets did not render in 90 s; console:\n" + "\n".join(console[-40:] + errors))
-            print(f"widgets drawn {time.monotonic() - started:.1f} s after navigation")
-            first = page.evaluate(READ_CHARTS)
-            quality_at_connect = page.evaluate(NODE_QUALITY)
+    page = chromium.new_page(viewport={"width": 1100, "height": 1400})
+    errors: list[str] = []
+    console: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"{error}\n{error.stack}"))
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    started = time.monotonic()
+    page.goto(voila_url, timeout=60_000)
+    try:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.data).length === 2"
+            " && document.querySelector('.hgl-node[data-node=\"2\"]')", timeout=90_000)
+    except PlaywrightTimeout:
+        page.screenshot(path=str(artifacts / "widgets_voila_timeout.png"), full_page=True)
+        pytest.fail("widgets did not render in 90 s; console:\n" + "\n".join(console[-40:] + errors))
+    print(f"widgets drawn {time.monotonic() - started:.1f} s after navigation")
+    first = page.evaluate(READ_CHARTS)
+    quality_at_connect = page.evaluate(NODE_QUALITY)
 
-            # Both charts hold the 20 pre-display points plus what the feeder added before we connected.
-            assert sorted(c["chart"] for c in first) == ["accuracy", "loss"]
-            assert all(len(c["x"]) >= 20 for c in first), first
-            _assert_contiguous(first)
-            # plotly.js was evaluated once for the page, whatever the number of charts.
-            assert page.evaluate("() => globalThis[Symbol.for('hypergpu_lab.plotly')].size") == 1
+    # Both charts hold the 20 pre-display points plus what the feeder added before we connected.
+    assert sorted(c["chart"] for c in first) == ["accuracy", "loss"]
+    assert all(len(c["x"]) >= 20 for c in first), first
+    _assert_contiguous(first)
+    # plotly.js was evaluated once for the page, whatever the number of charts.
+    assert page.evaluate("() => globalThis[Symbol.for('hypergpu_lab.plotly')].size") == 1
 
-            # Live: both keep growing, still without gaps or duplicates.
-            page.wait_for_timeout(3000)
-            second = page.evaluate(READ_CHARTS)
-            lengths = {c["chart"]: len(c["x"]) for c in first}
-            for chart in second:
-                assert len(chart["x"]) >= lengths[chart["chart"]] + 10, (chart["chart"], lengths, len(chart["x"]))
-            _assert_contiguous(second)
+    # Live: both keep growing, still without gaps or duplicates.
+    page.wait_for_timeout(3000)
+    second = page.evaluate(READ_CHARTS)
+    lengths = {c["chart"]: len(c["x"]) for c in first}
+    for chart in second:
+        assert len(chart["x"]) >= lengths[chart["chart"]] + 10, (chart["chart"], lengths, len(chart["x"]))
+    _assert_contiguous(second)
 
-            # The map: node 2 turns Critical a few seconds after the page connected.
-            page.wait_for_function(f"() => ({NODE_QUALITY})() === 'Critical'", timeout=20_000)
-            assert quality_at_connect == "Fair"
-            assert page.evaluate(
-                "() => document.querySelector('.hgl-node[data-node=\"4\"]').getAttribute('data-state')") == "quarantined"
+    # The map: node 2 turns Critical a few seconds after the page connected.
+    page.wait_for_function(f"() => ({NODE_QUALITY})() === 'Critical'", timeout=20_000)
+    assert quality_at_connect == "Fair"
+    assert page.evaluate(
+        "() => document.querySelector('.hgl-node[data-node=\"4\"]').getAttribute('data-state')") == "quarantined"
 
-            # Clicking a node selects it (the synced trait comes back as a class on the node).
-            page.click('.hgl-node[data-node="1"] .hgl-dot')  # the dot: the pulsing halo never holds still
-            page.wait_for_selector('.hgl-node.hgl-selected[data-node="1"]', timeout=10_000)
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "widgets_voila.png"), full_page=True)
-            print(f"views that recovered a missed delta: {sum('missed a delta' in line for line in console)}")
-            assert not errors, errors
-        finally:
-            browser.close()
+    # Clicking a node selects it (the synced trait comes back as a class on the node).
+    page.click('.hgl-node[data-node="1"] .hgl-dot')  # the dot: the pulsing halo never holds still
+    page.wait_for_selector('.hgl-node.hgl-selected[data-node="1"]', timeout=10_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "widgets_voila.png"), full_page=True)
+    print(f"views that recovered a missed delta: {sum('missed a delta' in line for line in console)}")
+    assert not errors, errors
