@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import torch
 
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.models import ParamLayout, build_model
 from hypergpu_lab.network import LinkProfile
-from hypergpu_lab.training import Job, SGDConfig, Trainer, node_seed
+from hypergpu_lab.training import Job, SGDConfig, Trainer, node_seed, resolve_device
 
 from .common import best_of
 
 NODES = (10, 100, 1000)
 B = 10
+# BENCH_DEVICE=cuda python -m bench engine reports the same figures on a GPU (default: auto = CUDA if present).
+DEVICE = os.environ.get("BENCH_DEVICE", "auto")
 
 
 def _pool(n: int) -> NodePool:
@@ -28,12 +31,14 @@ def _pool(n: int) -> NodePool:
 
 
 def _bound(model: torch.nn.Module, jobs: list[Job], sgd: SGDConfig) -> None:
-    x = torch.cat([j.x for j in jobs])
-    y = torch.cat([j.y for j in jobs])
+    device = resolve_device(DEVICE)
+    model = model.to(device)
+    x = torch.cat([j.x for j in jobs]).to(device)
+    y = torch.cat([j.y for j in jobs]).to(device)
     steps = max(math.ceil(len(j.y) / j.batch_size) for j in jobs)
     per = math.ceil(len(y) / steps)
     opt = torch.optim.SGD(model.parameters(), lr=sgd.lr, momentum=sgd.momentum)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0)).to(device)
     for s in range(steps):
         idx = perm[s * per:(s + 1) * per]
         opt.zero_grad(set_to_none=True)
@@ -50,8 +55,8 @@ def engine_table() -> str:
         model = build_model("cnn", pool.input_shape, pool.num_classes, seed=0)
         start = ParamLayout.of(model).flatten(model)
         jobs = [Job(node.id, node.x, node.y, B, node_seed(0, 1, node.id)) for node in pool]
-        vec = best_of(lambda: Trainer(model, sgd, vectorise=True).train(start, jobs))
-        loop = best_of(lambda: Trainer(model, sgd, vectorise=False).train(start, jobs), repeats=1)
+        vec = best_of(lambda: Trainer(model, sgd, vectorise=True, device=DEVICE).train(start, jobs))
+        loop = best_of(lambda: Trainer(model, sgd, vectorise=False, device=DEVICE).train(start, jobs), repeats=1)
         bound = best_of(lambda: _bound(build_model("cnn", pool.input_shape, pool.num_classes), jobs, sgd))
         rows.append(f"| {n} | {vec:.3f} | {loop:.3f} | {bound:.3f} | {n / vec:,.0f} | {loop / vec:.1f}x "
                     f"| {vec / bound:.2f}x |")
@@ -61,7 +66,7 @@ def engine_table() -> str:
 def round_table() -> str:
     rows = ["| nodes/round | wall s per round (median of 3) | of which local training s |", "|---:|---:|---:|"]
     for n in NODES:
-        coord = Coordinator(pool=_pool(n), model="cnn", batch_size=B)
+        coord = Coordinator(pool=_pool(n), model="cnn", batch_size=B, device=DEVICE)
         trained: list[float] = []
         inner = coord.trainer.train
 
@@ -97,6 +102,7 @@ def virtual_time_table() -> str:
 
 def main() -> str:
     logging.getLogger("hypergpu_lab").setLevel(logging.WARNING)
-    return ("### Local training engine (digits CNN, 1 epoch, B=10, momentum 0.9)\n\n" + engine_table()
+    return (f"Device: {resolve_device(DEVICE)}.\n\n"
+            "### Local training engine (digits CNN, 1 epoch, B=10, momentum 0.9)\n\n" + engine_table()
             + "\n\n### Whole round (coordinator.step, all nodes selected, 'lan' network)\n\n" + round_table()
             + "\n\n### Virtual time (10 nodes, digits CNN)\n\n" + virtual_time_table())

@@ -125,6 +125,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     seed: int | None = None                # None = the pool's seed
     vectorise: bool | None = None          # None = vectorise when the model allows it
+    device: str = "auto"                   # where local training runs: auto (CUDA when present), cpu, cuda[:N]
 
     def __post_init__(self) -> None:
         p = "train."
@@ -161,6 +162,9 @@ class TrainConfig:
         _int(p + "keep_checkpoints", self.keep_checkpoints, 1)
         if self.seed is not None:
             _int(p + "seed", self.seed, 0)
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
+                                                     or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ConfigError(p + "device", self.device, "auto, cpu, cuda or cuda:N")
         if self.vectorise is not None and not isinstance(self.vectorise, bool):
             raise ConfigError(p + "vectorise", self.vectorise, "true, false or null")
 

@@ -93,7 +93,8 @@ class Coordinator:
         prox_mu = float(getattr(self.strategy, "proximal_mu", 0.0))
         self.trainer = Trainer(self.model, SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, prox_mu),
                                vectorise=cfg.vectorise,
-                               activation_bytes_per_sample=self.cost.activation_bytes_per_sample)
+                               activation_bytes_per_sample=self.cost.activation_bytes_per_sample,
+                               device=cfg.device)
         # Where local training runs; a pool built with a remote backend (Ray) brings its own.
         self.backend: Backend = backend or getattr(pool, "backend", None) or InProcessBackend(self.trainer, pool)
         if hasattr(self.backend, "bind"):   # a remote backend trains with this coordinator's model and SGD settings

@@ -88,6 +88,17 @@ def epoch_orders(seed: int, n: int, epochs: int) -> list[np.ndarray]:
     return [rng.permutation(n) for _ in range(epochs)]
 
 
+def resolve_device(device: str) -> torch.device:
+    """"auto" is CUDA when present, else the CPU; a node's GPU spec still drives simulated time."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError("device", device, "auto, cpu, cuda or cuda:N")
+    if device != "cpu" and not torch.cuda.is_available():
+        raise ConfigError("device", device, "auto or cpu", hint="no CUDA device is visible to torch")
+    return torch.device(device)
+
+
 def can_vectorise(model: nn.Module) -> bool:
     """vmap needs a pure function of the parameters: no buffers, no BatchNorm running statistics."""
     return not any(True for _ in model.buffers())
@@ -97,8 +108,13 @@ class Trainer:
     """Runs local SGD for a list of jobs, vectorised where it can, looping where it must."""
 
     def __init__(self, model: nn.Module, sgd: SGDConfig, *, vectorise: bool | None = None,
-                 memory_budget_bytes: float = 512 * 2**20, activation_bytes_per_sample: float = 4096.0) -> None:
-        self.model = model
+                 memory_budget_bytes: float = 512 * 2**20, activation_bytes_per_sample: float = 4096.0,
+                 device: str = "cpu") -> None:
+        import copy
+
+        self.device = resolve_device(device)
+        # On an accelerator the engine trains its own copy; the caller's model stays where it is.
+        self.model = model if self.device.type == "cpu" else copy.deepcopy(model).to(self.device)
         self.layout = ParamLayout.of(model)
         self.sgd = sgd
         self.vectorise = can_vectorise(model) if vectorise is None else vectorise
@@ -108,7 +124,8 @@ class Trainer:
         self._act_bytes = max(activation_bytes_per_sample, 1.0)
 
     def train(self, global_flat: torch.Tensor, jobs: Sequence[Job]) -> list[LocalResult]:
-        """Train every job from ``global_flat``; results come back in job order."""
+        """Train every job from ``global_flat``; results come back in job order, on the CPU."""
+        global_flat = global_flat.to(self.device)
         if not self.vectorise:
             return [self._train_one(global_flat, job) for job in jobs]
         results: dict[int, LocalResult] = {}
@@ -126,6 +143,7 @@ class Trainer:
         """The reference engine: one model, torch.optim.SGD, the same batch order."""
         model = self.model
         self.layout.load_into(model, global_flat)
+        x, y = job.x.to(self.device), job.y.to(self.device)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=self.sgd.lr, momentum=self.sgd.momentum,
                               weight_decay=self.sgd.weight_decay)
@@ -134,18 +152,18 @@ class Trainer:
         n, b = len(job.y), job.batch_size
         total, steps = 0.0, 0
         for order in epoch_orders(job.seed, n, self.sgd.epochs):
-            perm = torch.from_numpy(order)
+            perm = torch.from_numpy(order).to(self.device)
             for s in range(0, n, b):
                 idx = perm[s:s + b]
                 opt.zero_grad(set_to_none=True)
-                loss = nn.functional.cross_entropy(model(job.x[idx]), job.y[idx])
+                loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
                 objective = loss
                 if mu:
                     objective = loss + mu / 2 * sum(((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters())
                 objective.backward()
                 opt.step()
                 total, steps = total + loss.item(), steps + 1
-        delta = self.layout.flatten(model) - global_flat
+        delta = (self.layout.flatten(model) - global_flat).cpu()
         return LocalResult(job.node, delta, n, total / max(steps, 1), steps, float(torch.linalg.vector_norm(delta)))
 
     def _train_group(self, global_flat: torch.Tensor, jobs: Sequence[Job]) -> list[LocalResult]:
@@ -159,22 +177,23 @@ class Trainer:
         offsets = np.cumsum(sizes) - sizes
         rows = np.repeat(np.arange(k), sizes)
         cols = np.concatenate([np.arange(n) for n in sizes])
-        x_all = torch.cat([j.x for j in jobs])
-        y_all = torch.cat([j.y for j in jobs])
+        dev = self.device
+        x_all = torch.cat([j.x for j in jobs]).to(dev)
+        y_all = torch.cat([j.y for j in jobs]).to(dev)
         orders = [epoch_orders(j.seed, int(n), self.sgd.epochs) for j, n in zip(jobs, sizes)]
         mask_np = np.zeros((k, n_steps * b), dtype=bool)
         mask_np[rows, cols] = True
-        mask = torch.from_numpy(mask_np)
+        mask = torch.from_numpy(mask_np).to(dev)
         params = global_flat.expand(k, -1).clone()
         buf = torch.zeros_like(params) if mu else None
-        loss_sum = torch.zeros(k, dtype=torch.float64)
-        steps = torch.zeros(k, dtype=torch.long)
+        loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
+        steps = torch.zeros(k, dtype=torch.long, device=dev)
         forward = vmap(lambda p, x: functional_call(self.model, p, (x,)))
         self.model.train()
         for epoch in range(self.sgd.epochs):
             idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
             idx_np[rows, cols] = np.concatenate([o[epoch] for o in orders]) + np.repeat(offsets, sizes)
-            idx = torch.from_numpy(idx_np)
+            idx = torch.from_numpy(idx_np).to(dev)
             for s in range(n_steps):
                 ib, mb = idx[:, s * b:(s + 1) * b], mask[:, s * b:(s + 1) * b]
                 count = mb.sum(1)
@@ -190,7 +209,7 @@ class Trainer:
                     self._sgd_step(params, grad, buf, active, lr, mu, wd)
                 loss_sum += torch.where(active, per_node.detach().double(), 0.0)
                 steps += active.long()
-        deltas = params.sub_(global_flat)
+        deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
         losses = (loss_sum / steps.clamp(min=1)).tolist()
         return [LocalResult(j.node, deltas[i], int(sizes[i]), losses[i], int(steps[i]), norms[i])

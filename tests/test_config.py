@@ -78,7 +78,7 @@ TRAIN_BAD = [
     ("checkpoint_every", -1),
     ("keep_checkpoints", 0),
     ("seed", -2),
-    ("vectorise", "yes"),
+    ("vectorise", "yes"), ("device", "tpu"),
 ]
 
 

@@ -171,3 +171,26 @@ def test_direct_flop_count_equals_torchs_flop_counter(name: str, shape: tuple[in
     with counter:
         torch.nn.functional.cross_entropy(model(torch.zeros(2, *shape)), torch.zeros(2, dtype=torch.long)).backward()
     assert measure_cost(model, shape, 10).train_flops_per_sample == counter.get_total_flops() / 2
+
+
+def test_device_auto_resolves_and_a_missing_cuda_is_a_clear_error() -> None:
+    from hypergpu_lab.training import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_engine_matches_the_cpu_engine() -> None:
+    model = build_model("cnn", (1, 8, 8), 10, seed=0)
+    start = ParamLayout.of(model).flatten(model)
+    jobs = _jobs([12, 30, 5], [4, 4, 4], (1, 8, 8))
+    cpu = Trainer(model, SGDConfig(momentum=0.9)).train(start, jobs)
+    gpu = Trainer(model, SGDConfig(momentum=0.9), device="cuda").train(start, jobs)
+    for a, b in zip(cpu, gpu):
+        assert b.delta.device.type == "cpu"
+        torch.testing.assert_close(a.delta, b.delta, atol=1e-4, rtol=1e-3)
