@@ -13,6 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class Unavailable(RuntimeError):
+    """A suite cannot run here (an optional package is missing); its section is left as it was."""
+
+
 def best_of(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
     """Median wall seconds of ``repeats`` calls after ``warmup`` calls (first calls pay one-off costs)."""
     for _ in range(warmup):

@@ -209,7 +209,9 @@ def _fmt(s: float) -> str:
 
 def main() -> str:
     if (missing := _missing()) is not None:
-        return missing
+        from .common import Unavailable
+
+        raise Unavailable(missing)
     load0 = os.getloadavg()[0]
     try:
         same = _same_inputs()
