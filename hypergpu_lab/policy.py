@@ -34,6 +34,19 @@ class RoundPlan:
     target_updates: int | None = None   # close the round once this many updates arrived (None: wait for all)
 
 
+def memory_limits(pool: NodePool, cost: ModelCost) -> tuple[dict[int, int], list[str]]:
+    """The largest batch each available node's GPU memory allows, and a note for each node it cannot host."""
+    limits: dict[int, int] = {}
+    notes: list[str] = []
+    for i in pool.available():
+        limit = pool[i].max_batch(cost)
+        if limit < 1:
+            notes.append(f"node {i}: model does not fit in {pool[i].gpu.memory_gb} GB")
+        else:
+            limits[i] = limit
+    return limits, notes
+
+
 class Policy(Protocol):
     def plan(self, round_: int, pool: NodePool, now: float, cost: ModelCost) -> RoundPlan: ...
 
@@ -55,14 +68,8 @@ class UniformPolicy:
         self.min_completion = min_completion
 
     def plan(self, round_: int, pool: NodePool, now: float, cost: ModelCost) -> RoundPlan:
-        notes: list[str] = []
-        fits = {}
-        for i in pool.available():
-            limit = pool[i].max_batch(cost)
-            if limit < 1:
-                notes.append(f"node {i}: model does not fit in {pool[i].gpu.memory_gb} GB")
-            else:
-                fits[i] = min(self.batch_size, limit)
+        limits, notes = memory_limits(pool, cost)
+        fits = {i: min(self.batch_size, limit) for i, limit in limits.items()}
         candidates = sorted(fits)
         k = self.clients_per_round or max(1, round(self.fraction * len(candidates)))
         k = min(k, len(candidates))

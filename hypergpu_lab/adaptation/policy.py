@@ -41,7 +41,7 @@ from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.events import RoundReport
 from hypergpu_lab.models import ModelCost
 from hypergpu_lab.nodes import NodePool
-from hypergpu_lab.policy import RoundPlan
+from hypergpu_lab.policy import RoundPlan, memory_limits
 
 from ._checks import choice, integer, number
 from .batch_size import BatchSizeController
@@ -176,14 +176,7 @@ class AdaptivePolicy:
         wall0 = time.perf_counter()
         self._pool = pool
         decisions = self.quarantine.release(round_, now, pool)
-        notes: list[str] = []
-        limits = {}
-        for i in pool.available():
-            limit = pool[i].max_batch(cost)
-            if limit < 1:
-                notes.append(f"node {i}: model does not fit in {pool[i].gpu.memory_gb} GB")
-            else:
-                limits[i] = limit
+        limits, notes = memory_limits(pool, cost)
         cands = sorted(limits)
         k = min(self.clients_per_round or max(1, round(self.fraction * len(cands))), len(cands))
         adapting = self.phase == "adaptive" and self.cooldown == 0
