@@ -134,7 +134,9 @@ def test_charts_and_map_update_live_in_voila(voila_url: str, chromium: Any, arti
         "() => document.querySelector('.hgl-node[data-node=\"4\"]').getAttribute('data-state')") == "quarantined"
 
     # Clicking a node selects it (the synced trait comes back as a class on the node).
-    page.click('.hgl-node[data-node="1"] .hgl-dot')  # the dot: the pulsing halo never holds still
+    # force: pulses keep the node animating while the feeder runs, so it is never "stable" for Playwright;
+    # what matters here is that a click on the node reaches the handler and syncs `selected` back.
+    page.click('.hgl-node[data-node="1"] .hgl-dot', force=True)
     page.wait_for_selector('.hgl-node.hgl-selected[data-node="1"]', timeout=10_000)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "widgets_voila.png"), full_page=True)
