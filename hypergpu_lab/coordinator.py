@@ -4,7 +4,7 @@ One round, as data flows (virtual time throughout; nothing sleeps)::
 
     plan     = policy.plan(...)                  who trains, batch sizes, deadline
     down     = network.transfer(model) per node   arrival times or failures
-    results  = trainer.train(jobs)                local SGD on each node's own shard
+    results  = backend.train(tasks)               local SGD on each node's own shard, where it lives
     up       = network.transfer(update) per node  from download end + simulated compute
     on_time  = clock.pop_until(close)             arrivals in virtual-time order, up to the deadline
     weights  = strategy.aggregate(accepted)       pure function on stacked updates

@@ -21,7 +21,11 @@ if [ ! -f "$VENV/.complete" ]; then
     touch "$VENV/.complete"
 fi
 # Point the editable install at THIS checkout (a fresh clone may live elsewhere); no deps, seconds.
-"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$_repo" >/dev/null
+if ! _out="$("$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$_repo" 2>&1)"; then
+    echo "$_out" >&2
+    echo "env.sh: the editable install of $_repo failed (output above)" >&2
+    exit 1
+fi
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"
 cd "$_repo"

@@ -270,6 +270,20 @@ def test_fault_plan_survives_a_restore(tmp_path) -> None:
     assert torch.equal(resumed.weights, full.weights)
 
 
-def test_injector_state_round_trip() -> None:
-    inj = FaultInjector([Fault("free_rider", (0,), magnitude=1.0)], seed=0)
-    assert inj.state_dict() == {"last": {}}
+def test_injector_state_round_trip_keeps_what_a_stale_free_rider_resends() -> None:
+    # Prepare: node 0 sends an honest update in round 1, then free-rides (re-sends it) from round 2.
+    from hypergpu_lab.training import LocalResult
+
+    plan = [Fault("free_rider", (0,), start=2, magnitude=1.0)]
+    honest = LocalResult(0, torch.arange(5.0), 10, 0.5, 2, 1.0)
+    inj = FaultInjector(plan, seed=0)
+    inj.corrupt(honest, 1, 0.0)
+
+    # Execute: a restored injector takes over before round 2.
+    restored = FaultInjector(plan, seed=0)
+    restored.load_state_dict(inj.state_dict())
+    fresh = LocalResult(0, torch.full((5,), 9.0), 10, 0.4, 2, 1.0)
+
+    # Assert: both re-send the round-1 update, not the fresh one.
+    assert torch.equal(restored.corrupt(fresh, 2, 0.0).delta, honest.delta)
+    assert torch.equal(inj.corrupt(fresh, 2, 0.0).delta, honest.delta)
