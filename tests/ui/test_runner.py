@@ -78,7 +78,9 @@ def test_listeners_get_every_round_in_batches_ending_with_the_final_report() -> 
     wall = time.monotonic() - t0
 
     assert [r for b in batches for r in b] == [1, 2, 3, 4, 5]
-    assert len(batches) <= 4 * wall + 1
+    # At most: one batch at once, 4 a second after it, and the always-delivered final one.
+    # (The exact rate is tested with an injected clock in the throttle test above.)
+    assert len(batches) <= 4 * wall + 2
     assert runner.status == "finished" and "finished at round 5" in runner.detail
 
 
