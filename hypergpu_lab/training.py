@@ -26,6 +26,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .errors import ConfigError
+from .linear_stack import LinearStack
 from .models import ParamLayout
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class Trainer:
         self.vectorise = can_vectorise(model) if vectorise is None else vectorise
         if self.vectorise and not can_vectorise(model):
             raise ConfigError("vectorise", True, "False for models with buffers (e.g. BatchNorm)")
+        # Plain Linear/ReLU stacks get hand-written batched gradients; everything else goes through vmap.
+        self._stack = LinearStack.of(model, self.layout) if self.vectorise else None
         self._budget = memory_budget_bytes
         self._act_bytes = max(activation_bytes_per_sample, 1.0)
 
@@ -188,7 +191,6 @@ class Trainer:
         buf = torch.zeros_like(params) if mu else None
         loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
         steps = torch.zeros(k, dtype=torch.long, device=dev)
-        forward = vmap(lambda p, x: functional_call(self.model, p, (x,)))
         self.model.train()
         for epoch in range(self.sgd.epochs):
             idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
@@ -198,11 +200,7 @@ class Trainer:
                 ib, mb = idx[:, s * b:(s + 1) * b], mask[:, s * b:(s + 1) * b]
                 count = mb.sum(1)
                 active = count > 0
-                p = params.detach().requires_grad_(True)
-                logits = forward(self.layout.unflatten(p), x_all[ib])
-                ce = nn.functional.cross_entropy(logits.flatten(0, 1), y_all[ib].flatten(), reduction="none")
-                per_node = (ce.view(k, -1) * mb).sum(1) / count.clamp(min=1)
-                (grad,) = torch.autograd.grad(per_node.sum(), p)
+                per_node, grad = self._loss_and_grad(params, x_all[ib], y_all[ib], mb / count.clamp(min=1)[:, None])
                 with torch.no_grad():
                     if self.sgd.prox_mu:
                         grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
@@ -214,6 +212,23 @@ class Trainer:
         losses = (loss_sum / steps.clamp(min=1)).tolist()
         return [LocalResult(j.node, deltas[i], int(sizes[i]), losses[i], int(steps[i]), norms[i])
                 for i, j in enumerate(jobs)]
+
+    @property
+    def engine(self) -> str:
+        """Which engine trains: "linear-stack" (closed-form batched gradients), "vmap" or "loop"."""
+        return "loop" if not self.vectorise else "vmap" if self._stack is None else "linear-stack"
+
+    def _loss_and_grad(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each model's weighted batch loss [K] and its gradient [K, P]."""
+        if self._stack is not None:
+            return self._stack.loss_and_grad(params, x, y, weight)
+        p = params.detach().requires_grad_(True)
+        logits = vmap(lambda q, xb: functional_call(self.model, q, (xb,)))(self.layout.unflatten(p), x)
+        ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        per_node = (ce.view(weight.shape) * weight).sum(1)
+        (grad,) = torch.autograd.grad(per_node.sum(), p)
+        return per_node.detach(), grad
 
     @staticmethod
     def _sgd_step(params: torch.Tensor, grad: torch.Tensor, buf: torch.Tensor | None, active: torch.Tensor,
