@@ -248,6 +248,8 @@ class Coordinator:
                     status[n] = ("straggled", "arrived after the close")
             if status[n][0] != "straggled" or self.config.late_updates != "buffer":
                 self._outstanding.discard((r, n))
+        # Aggregate in a canonical order, not arrival order: float sums and Krum's ties depend on row order.
+        applied.sort(key=lambda a: (a[0].round, a[0].node))
         return status, applied, dropped
 
     def _records(self, r: int, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],

@@ -136,6 +136,30 @@ def test_500ms_links_add_simulated_time_only(monkeypatch: pytest.MonkeyPatch) ->
     assert torch.equal(cf.weights, cs.weights)
 
 
+def test_arrival_order_does_not_change_the_aggregate() -> None:
+    # Prepare: node i's link is slower than node i+1's in one pool and faster in the other, so updates
+    # arrive in opposite orders; float sums depend on order, so only a canonical stacking order makes them equal.
+    forward, backward = _pool(), _pool()
+    _fixed_links(forward, 0.0)
+    _fixed_links(backward, 0.0)
+    for i in forward.network.links:
+        forward.network.links[i].base_latency_ms = 10.0 * i
+        backward.network.links[i].base_latency_ms = 10.0 * (len(forward) - i)
+
+    # Execute
+    cf, cb = Coordinator(pool=forward, model="mlp"), Coordinator(pool=backward, model="mlp")
+    hf, hb = cf.run(rounds=3, progress=False), cb.run(rounds=3, progress=False)
+
+    # Assert: different arrival orders, bit-identical models and metrics.
+    def arrivals(c: Coordinator) -> list[int]:
+        last = [rec for r, rec in c.history.node_records if r == 3]
+        return [rec.node for rec in sorted(last, key=lambda rec: rec.arrival)]
+    assert arrivals(cf) != arrivals(cb)
+    assert torch.equal(cf.weights, cb.weights)
+    assert [(r["test_accuracy"], r["test_loss"], r["train_loss"]) for r in hf] == \
+        [(r["test_accuracy"], r["test_loss"], r["train_loss"]) for r in hb]
+
+
 class _Recorder:
     """Wraps the trainer to keep every node's local result of the last round."""
 

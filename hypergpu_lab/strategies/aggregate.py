@@ -1,7 +1,8 @@
 """Aggregation rules as pure functions on stacked flat tensors ``[K, P]``.
 
-Each takes float32 rows and returns float32; sums that decide the result are accumulated
-in float64. Server state (momentum, moments) is passed in and returned, never kept here.
+Each takes float32 rows and returns float32. Means are one matrix-vector product in float32
+(weights normalised in float64); distances and server moments are kept in float64. Server state
+(momentum, moments) is passed in and returned, never kept here.
 """
 from __future__ import annotations
 
@@ -12,25 +13,25 @@ import torch
 
 from ..errors import ConfigError
 
-# float64 values converted per block (4 MiB): no [K, P] float64 copy is allocated, since
-# page-faulting a fresh 100 MB buffer costs several times the arithmetic.
-_BLOCK = 1 << 19
 
+def weighted_mean(stacked: torch.Tensor, weights: torch.Tensor, *, base: torch.Tensor | None = None) -> torch.Tensor:
+    """``base`` + Sum_k w_k x_k / Sum_k w_k: one BLAS matrix-vector product over the rows.
 
-def weighted_mean(stacked: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Sum_k w_k x_k / Sum_k w_k, accumulated in float64 so the order of nodes does not matter."""
+    The weights are normalised in float64; the sum runs in the rows' dtype, which reads each
+    update once (about one memory copy of the stack). Its rounding depends on the row order,
+    so the coordinator stacks updates in a canonical order (round, node) rather than arrival
+    order, and the result is bitwise independent of how the network reordered them.
+    """
     w = weights.to(torch.float64)
-    w = w / w.sum()
-    rows = max(1, _BLOCK // max(1, stacked.shape[1]))
-    out = torch.mv(stacked[:rows].to(torch.float64).T, w[:rows])
-    for i in range(rows, len(stacked), rows):
-        out.addmv_(stacked[i:i + rows].to(torch.float64).T, w[i:i + rows])
-    return out.to(stacked.dtype)
+    w = (w / w.sum()).to(stacked.dtype)
+    return torch.mv(stacked.T, w) if base is None else torch.addmv(base, stacked.T, w)
 
 
-def average(stacked: torch.Tensor, num_samples: torch.Tensor, *, weighted: bool = True) -> torch.Tensor:
+def average(stacked: torch.Tensor, num_samples: torch.Tensor, *, weighted: bool = True,
+            base: torch.Tensor | None = None) -> torch.Tensor:
     """The sample-weighted mean of the rows (FedAvg), or their plain mean when ``weighted`` is False."""
-    return weighted_mean(stacked, num_samples if weighted else torch.ones(len(stacked), dtype=torch.float64))
+    return weighted_mean(stacked, num_samples if weighted else torch.ones(len(stacked), dtype=torch.float64),
+                         base=base)
 
 
 def momentum_step(w: torch.Tensor, delta: torch.Tensor, v: torch.Tensor, *, beta: float,

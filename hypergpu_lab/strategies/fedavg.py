@@ -27,4 +27,4 @@ class FedAvg(Strategy):
             self.name = "mean"
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
-        return global_weights + average(deltas, num_samples, weighted=self.weighted)
+        return average(deltas, num_samples, weighted=self.weighted, base=global_weights)
