@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .errors import ConfigError
-from .linear_stack import LinearStack
+from .layer_stack import LayerStack
 from .models import ParamLayout
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,8 @@ class Trainer:
         self.vectorise = can_vectorise(model) if vectorise is None else vectorise
         if self.vectorise and not can_vectorise(model):
             raise ConfigError("vectorise", True, "False for models with buffers (e.g. BatchNorm)")
-        # Plain Linear/ReLU stacks get hand-written batched gradients; everything else goes through vmap.
-        self._stack = LinearStack.of(model, self.layout) if self.vectorise else None
+        # Plain Conv/Pool/ReLU/Linear chains get closed-form batched gradients; everything else goes through vmap.
+        self._stack = LayerStack.of(model, self.layout) if self.vectorise else None
         self._budget = memory_budget_bytes
         self._act_bytes = max(activation_bytes_per_sample, 1.0)
 
@@ -187,8 +187,9 @@ class Trainer:
         mask_np = np.zeros((k, n_steps * b), dtype=bool)
         mask_np[rows, cols] = True
         mask = torch.from_numpy(mask_np).to(dev)
-        params = global_flat.expand(k, -1).clone()
-        buf = torch.zeros_like(params) if mu else None
+        # Until the first step every node holds global_flat: no [K, P] copy is made before it is needed.
+        params: torch.Tensor | None = None
+        buf: torch.Tensor | None = None
         loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
         steps = torch.zeros(k, dtype=torch.long, device=dev)
         self.model.train()
@@ -197,33 +198,37 @@ class Trainer:
             idx_np[rows, cols] = np.concatenate([o[epoch] for o in orders]) + np.repeat(offsets, sizes)
             idx = torch.from_numpy(idx_np).to(dev)
             for s in range(n_steps):
-                ib, mb = idx[:, s * b:(s + 1) * b], mask[:, s * b:(s + 1) * b]
+                # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
+                width = int(min(b, sizes.max() - s * b))
+                ib, mb = idx[:, s * b:s * b + width], mask[:, s * b:s * b + width]
                 count = mb.sum(1)
                 active = count > 0
-                per_node, grad = self._loss_and_grad(params, x_all[ib], y_all[ib], mb / count.clamp(min=1)[:, None])
+                per_node, grad = self._loss_and_grad(params, global_flat, x_all[ib], y_all[ib],
+                                                     mb / count.clamp(min=1)[:, None])
                 with torch.no_grad():
-                    if self.sgd.prox_mu:
+                    if self.sgd.prox_mu and params is not None:   # the proximal term is zero at the global model
                         grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
-                    self._sgd_step(params, grad, buf, active, lr, mu, wd)
+                    params, buf = self._sgd_step(params, global_flat, grad, buf, active, lr, mu, wd)
                 loss_sum += torch.where(active, per_node.detach().double(), 0.0)
                 steps += active.long()
+        assert params is not None   # every node has at least one sample, so at least one step ran
         deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
         losses = (loss_sum / steps.clamp(min=1)).tolist()
-        return [LocalResult(j.node, deltas[i], int(sizes[i]), losses[i], int(steps[i]), norms[i])
-                for i, j in enumerate(jobs)]
+        return [LocalResult(j.node, d, n, loss, st, norm) for j, d, n, loss, st, norm
+                in zip(jobs, deltas.unbind(), sizes.tolist(), losses, steps.tolist(), norms)]
 
     @property
     def engine(self) -> str:
-        """Which engine trains: "linear-stack" (closed-form batched gradients), "vmap" or "loop"."""
-        return "loop" if not self.vectorise else "vmap" if self._stack is None else "linear-stack"
+        """Which engine trains: "layer-stack" (closed-form batched gradients), "vmap" or "loop"."""
+        return "loop" if not self.vectorise else "vmap" if self._stack is None else "layer-stack"
 
-    def _loss_and_grad(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+    def _loss_and_grad(self, params: torch.Tensor | None, origin: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                        weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each model's weighted batch loss [K] and its gradient [K, P]."""
+        """Each model's weighted batch loss [K] and its gradient [K, P]; ``params`` None means all hold ``origin``."""
         if self._stack is not None:
-            return self._stack.loss_and_grad(params, x, y, weight)
-        p = params.detach().requires_grad_(True)
+            return self._stack.loss_and_grad(origin if params is None else params, x, y, weight)
+        p = (origin.expand(len(y), -1) if params is None else params).detach().requires_grad_(True)
         logits = vmap(lambda q, xb: functional_call(self.model, q, (xb,)))(self.layout.unflatten(p), x)
         ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
         per_node = (ce.view(weight.shape) * weight).sum(1)
@@ -231,20 +236,26 @@ class Trainer:
         return per_node.detach(), grad
 
     @staticmethod
-    def _sgd_step(params: torch.Tensor, grad: torch.Tensor, buf: torch.Tensor | None, active: torch.Tensor,
-                  lr: float, mu: float, wd: float) -> None:
-        """torch.optim.SGD's update in place, applied only to nodes that had a batch this step."""
+    def _sgd_step(params: torch.Tensor | None, origin: torch.Tensor, grad: torch.Tensor, buf: torch.Tensor | None,
+                  active: torch.Tensor, lr: float, mu: float, wd: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """torch.optim.SGD's update, applied only to nodes that had a batch this step; returns (params, buf).
+
+        ``params`` None means every node still holds ``origin`` (the first step): the new [K, P]
+        parameters are then written once, as origin - lr * step, with no copy of the origin first.
+        """
         if wd:
-            grad = grad.add(params, alpha=wd)
-        if not bool(active.all()):
-            # Finished nodes keep their weights and momentum: zero their step.
-            keep = active.unsqueeze(1)
-            if buf is not None:
-                buf.copy_(torch.where(keep, buf.mul(mu).add_(grad), buf))
-                grad = torch.where(keep, buf, 0.0)
+            grad = grad.add(origin if params is None else params, alpha=wd)
+        keep = None if bool(active.all()) else active.unsqueeze(1)   # finished nodes keep weights and momentum
+        if mu:
+            if buf is None:      # torch.optim.SGD's first step: the buffer is the gradient itself (grad is ours)
+                buf = grad if keep is None else torch.where(keep, grad, 0.0)
+            elif keep is None:
+                buf.mul_(mu).add_(grad)
             else:
-                grad = torch.where(keep, grad, 0.0)
-        elif buf is not None:
-            buf.mul_(mu).add_(grad)
+                buf.copy_(torch.where(keep, buf.mul(mu).add_(grad), buf))
             grad = buf
-        params.sub_(grad, alpha=lr)
+        if keep is not None:
+            grad = torch.where(keep, grad, 0.0)
+        if params is None:
+            return torch.add(origin, grad, alpha=-lr), buf
+        return params.sub_(grad, alpha=lr), buf

@@ -11,7 +11,6 @@ from hypergpu_lab import config
 from hypergpu_lab.config import TrainConfig
 from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.strategies import STRATEGIES, Clipped, FedAvg, Strategy, get_strategy
-from hypergpu_lab.strategies import aggregate
 from hypergpu_lab.strategies.aggregate import clip_by_norm, trimmed_mean, weighted_mean
 
 

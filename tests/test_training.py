@@ -17,18 +17,35 @@ def _jobs(sizes: list[int], batch_sizes: list[int], shape: tuple[int, ...], seed
                 node_seed(seed, 1, i)) for i, (n, b) in enumerate(zip(sizes, batch_sizes))]
 
 
-@pytest.mark.parametrize("model_name, shape", [("mlp", (1, 8, 8)), ("cnn", (1, 8, 8)), ("cnn", (3, 12, 12))])
+class _TanhNet(nn.Module):
+    """Not a plain layer chain (Tanh, average pooling, a skip): the vectorised engine runs it under vmap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.avg_pool2d(torch.tanh(self.conv(x)) + x, 2)
+        return self.fc(h.flatten(1))
+
+
+@pytest.mark.parametrize("model_name, shape, engine", [
+    ("mlp", (1, 8, 8), "layer-stack"), ("cnn", (1, 8, 8), "layer-stack"), ("cnn", (3, 12, 12), "layer-stack"),
+    ("tanh-net", (1, 8, 8), "vmap")])
 @pytest.mark.parametrize("sgd", [SGDConfig(lr=0.1), SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, epochs=2),
                                  SGDConfig(lr=0.05, momentum=0.5, prox_mu=0.5, epochs=2)])
-def test_vectorised_equals_per_node_loop(model_name: str, shape: tuple[int, ...], sgd: SGDConfig) -> None:
+def test_vectorised_equals_per_node_loop(model_name: str, shape: tuple[int, ...], engine: str, sgd: SGDConfig) -> None:
     # Prepare: unequal shards (partial last batches, nodes finishing early) and two batch sizes.
-    model = build_model(model_name, shape, 10, seed=3)
+    model = _TanhNet() if model_name == "tanh-net" else build_model(model_name, shape, 10, seed=3)
     start = ParamLayout.of(model).flatten(model)
     jobs = _jobs([1, 7, 23, 40, 64], [10, 10, 8, 10, 8], shape)
 
     # Execute
-    vec = Trainer(model, sgd, vectorise=True).train(start, jobs)
+    trainer = Trainer(model, sgd, vectorise=True)
+    vec = trainer.train(start, jobs)
     loop = Trainer(model, sgd, vectorise=False).train(start, jobs)
+    assert trainer.engine == engine
 
     # Assert: same weights within 1e-5, same losses and step counts, in job order.
     for v, ref, job in zip(vec, loop, jobs):
@@ -194,3 +211,23 @@ def test_cuda_engine_matches_the_cpu_engine() -> None:
     for a, b in zip(cpu, gpu):
         assert b.delta.device.type == "cpu"
         torch.testing.assert_close(a.delta, b.delta, atol=1e-4, rtol=1e-3)
+
+
+def test_layer_stack_matches_the_loop_on_real_digits_with_tied_pixels() -> None:
+    # Prepare: digits pixels are small integers, so max-pool windows hold exact ties; both engines must pick
+    # the same maximum (the first in the window), or gradients would differ.
+    from hypergpu_lab import NodePool
+
+    pool = NodePool.simulated(4, dataset="digits", partition="iid", seed=0)
+    model = build_model("cnn", pool.input_shape, pool.num_classes, seed=0)
+    start = ParamLayout.of(model).flatten(model)
+    jobs = [Job(n.id, n.x, n.y, 16, node_seed(0, 1, n.id)) for n in pool]
+    sgd = SGDConfig(lr=0.05, momentum=0.9)
+
+    # Execute
+    vec = Trainer(model, sgd).train(start, jobs)
+    loop = Trainer(model, sgd, vectorise=False).train(start, jobs)
+
+    # Assert
+    for v, ref in zip(vec, loop):
+        torch.testing.assert_close(v.delta, ref.delta, atol=1e-5, rtol=0)

@@ -1,0 +1,239 @@
+"""Closed-form gradients for K stacked feed-forward networks, written out layer by layer.
+
+For a plain chain of Conv2d, MaxPool2d, ReLU, Flatten and Linear layers (the zoo's MLP and
+CNN, or any ``nn.Sequential`` of those) the backward pass is a few batched matmuls per layer,
+so the engine writes it out instead of tracing ``vmap(functional_call)`` through autograd:
+
+* no graph is built and walked each step, which dominates when the models are small
+  (the 64-32-10 MLP on 10 nodes: ~3x faster steps);
+* on a round's first step every node still holds the global weights, so the forward pass and
+  the input gradients run as ONE model over all nodes' samples (what a single big batch costs);
+  only the weight gradients are per node. Later steps use each node's own weights.
+
+Activations are kept slot-major, ``[b * K, ...]`` (row j * K + k is model k's j-th sample):
+K models' feature maps are then one grouped convolution's input as a plain view, and the
+per-model kernel gradients are that convolution's weight gradient. The vmap path remains the engine for every
+other model; both are tested against autograd and the per-node ``torch.optim.SGD`` loop.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .models import CNN, MLP, ParamLayout
+
+Saved = tuple[Any, ...]   # what a layer's backward needs from its forward
+
+
+@dataclass(frozen=True)
+class _Flatten:
+    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+        return h.flatten(1), (h.shape,)
+
+    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        return d.view(saved[0]), []
+
+
+@dataclass(frozen=True)
+class _ReLU:
+    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+        out = h.relu()
+        return out, (out,)
+
+    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        return d.mul_(saved[0] > 0), []
+
+
+@dataclass(frozen=True)
+class _MaxPool:
+    size: int
+
+    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+        # PyTorch's CPU max-pool kernel is ~6x faster on channels-last input here, conversion included;
+        # it keeps the first maximum of each window, as the contiguous kernel does.
+        x = h.contiguous(memory_format=torch.channels_last)
+        out, idx = F.max_pool2d(x, self.size, return_indices=True)
+        return out.contiguous(), (idx, h.shape[-2:])
+
+    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        idx, size = saved      # indices are positions within each channel's plane, whatever the memory format
+        return F.max_unpool2d(d, idx.contiguous(), self.size, output_size=size), []
+
+
+@dataclass(frozen=True)
+class _Linear:
+    weight: slice
+    bias: slice
+    out: int
+    inp: int
+
+    def _w(self, p: torch.Tensor) -> torch.Tensor:
+        return p[..., self.weight].view(*p.shape[:-1], self.out, self.inp)
+
+    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+        w, b = self._w(p), p[..., self.bias]
+        if p.dim() == 1:                                     # shared weights: one model over all samples
+            return torch.addmm(b, h, w.T), (h,)
+        z = torch.baddbmm(b.unsqueeze(1), _by_model(h, k), w.transpose(1, 2))      # [K, b, out]
+        return z.transpose(0, 1).reshape(-1, self.out), (h,)
+
+    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        (h,) = saved
+        dk = _by_model(d, k)                                                         # [K, b, out]
+        grads = [torch.bmm(dk.transpose(1, 2), _by_model(h, k)).view(k, -1), dk.sum(1)]
+        if not need_dx:
+            return None, grads
+        w = self._w(p)
+        if p.dim() == 1:
+            return d @ w, grads
+        return torch.bmm(dk, w).transpose(0, 1).reshape(-1, self.inp), grads
+
+
+@dataclass(frozen=True)
+class _Conv:
+    weight: slice
+    bias: slice
+    out: int
+    inp: int
+    kernel: tuple[int, int]
+    padding: tuple[int, int]
+
+    def _w(self, p: torch.Tensor) -> torch.Tensor:
+        """[Cout, Cin, kh, kw], or the K models' kernels stacked as one grouped conv's [K * Cout, Cin, kh, kw]."""
+        return p[..., self.weight].reshape(-1, self.inp, *self.kernel)
+
+    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+        if p.dim() == 1:
+            return F.conv2d(h, self._w(p), p[self.bias], padding=self.padding), (h,)
+        # Slot-major rows make the K models one grouped convolution over [b, K * C, H, W]: a view, no copy.
+        y = F.conv2d(_grouped(h, k), self._w(p), p[:, self.bias].reshape(-1), padding=self.padding, groups=k)
+        return y.view(-1, self.out, *y.shape[-2:]), (h,)
+
+    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        (h,) = saved
+        # Per-model kernel gradients are a grouped convolution's weight gradient, whatever the forward shared.
+        wshape = (k * self.out, self.inp, *self.kernel)
+        dw = torch.nn.grad.conv2d_weight(_grouped(h, k), wshape, _grouped(d, k), padding=self.padding, groups=k)
+        grads = [dw.view(k, -1), d.view(-1, k, self.out, d.shape[-2] * d.shape[-1]).sum((0, 3))]
+        if not need_dx:
+            return None, grads
+        if p.dim() == 1:
+            return torch.nn.grad.conv2d_input(h.shape, self._w(p), d, padding=self.padding), grads
+        dx = torch.nn.grad.conv2d_input(_grouped(h, k).shape, self._w(p), _grouped(d, k), padding=self.padding,
+                                        groups=k)
+        return dx.view(h.shape), grads
+
+
+def _by_model(h: torch.Tensor, k: int) -> torch.Tensor:
+    """Slot-major rows [b * K, f] as a [K, b, f] view (batched matmuls take the strides as they are)."""
+    return h.view(-1, k, h.shape[-1]).transpose(0, 1)
+
+
+def _grouped(h: torch.Tensor, k: int) -> torch.Tensor:
+    """Slot-major images [b * K, C, H, W] as [b, K * C, H, W], the input of a K-group convolution."""
+    return h.view(-1, k * h.shape[1], *h.shape[2:])
+
+
+Layer = _Flatten | _ReLU | _MaxPool | _Linear | _Conv
+
+
+@dataclass(frozen=True)
+class LayerStack:
+    """A network as a chain of layers whose parameters are slices of the flat vector."""
+
+    layers: tuple[Layer, ...]
+
+    @classmethod
+    def of(cls, model: nn.Module, layout: ParamLayout) -> LayerStack | None:
+        """The stack for ``model``, or None when its forward is anything else (then vmap trains it)."""
+        if type(model) is MLP:
+            chain = [("net." + n, m) for n, m in model.net.named_children()]
+        elif type(model) is CNN:
+            chain = [(f"{part}.{n}", m) for part in ("features", "classifier")
+                     for n, m in getattr(model, part).named_children()]
+        elif type(model) is nn.Sequential:
+            chain = list(_flat_sequential(model, ""))
+        else:
+            return None
+        offsets, start = {}, 0
+        for name, numel in zip(layout.names, layout.numels):
+            offsets[name] = slice(start, start + numel)
+            start += numel
+        layers, used = [], []
+        for name, m in chain:
+            layer = _layer(name, m, offsets)
+            if layer is None:
+                return None
+            layers.append(layer)
+            used += [layer.weight, layer.bias] if isinstance(layer, _Linear | _Conv) else []
+        # Gradients are assembled by concatenation: the parameters must be exactly W1, b1, W2, b2, ... in order.
+        if not layers or not isinstance(layers[-1], _Linear) or [(s.start, s.stop) for s in used] != [
+                (s.start, s.stop) for s in offsets.values()]:
+            return None
+        return cls(tuple(layers))
+
+    def loss_and_grad(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-model loss sum_i weight[k, i] * CE_i and its gradient [K, P] with respect to the parameters.
+
+        ``params`` is [K, P], or [P] when all K models hold the same weights; ``x`` is [K, b, ...],
+        ``y`` [K, b] and ``weight`` [K, b] (zero on padding, so each loss is the model's own batch mean).
+        """
+        k, b = y.shape
+        # Rows are slot-major (row j * K + k is model k's j-th sample), so that K models' images form one
+        # grouped convolution without copies.
+        h = x.transpose(0, 1).reshape(k * b, *x.shape[2:])
+        saved = []
+        for layer in self.layers:
+            h, s = layer.forward(params, h, k)
+            saved.append(s)
+        yt, wt = y.T.unsqueeze(2), weight.T.unsqueeze(2)
+        logp = torch.log_softmax(h.view(b, k, -1), dim=-1)
+        loss = (-logp.gather(2, yt) * wt).sum((0, 2))
+        d = logp.exp_()                                                  # d loss / d logits = (softmax - onehot) * w
+        d = d.scatter_add_(2, yt, torch.full_like(d[..., :1], -1.0)).mul_(wt).view(k * b, -1)
+        grads: list[torch.Tensor] = []
+        first = next(i for i, layer in enumerate(self.layers) if isinstance(layer, _Linear | _Conv))
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            # Below the first weighted layer nothing needs a gradient: skip its input gradient.
+            d, g = self.layers[i].backward(params, d, saved[i], k, need_dx=i > first)
+            grads = g + grads
+        return loss, torch.cat(grads, dim=1)
+
+
+def _flat_sequential(seq: nn.Sequential, prefix: str) -> Iterator[tuple[str, nn.Module]]:
+    for name, m in seq.named_children():
+        if type(m) is nn.Sequential:
+            yield from _flat_sequential(m, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", m
+
+
+def _layer(name: str, m: nn.Module, offsets: dict[str, slice]) -> Layer | None:
+    """The closed-form layer for module ``m``, or None if it is not one this file can differentiate."""
+    if type(m) is nn.ReLU and not m.inplace:
+        return _ReLU()
+    if type(m) is nn.Flatten and (m.start_dim, m.end_dim) == (1, -1):
+        return _Flatten()
+    if type(m) is nn.MaxPool2d and isinstance(m.kernel_size, int) and m.stride == m.kernel_size and \
+            m.padding == 0 and m.dilation == 1 and not m.ceil_mode and not m.return_indices:
+        return _MaxPool(m.kernel_size)
+    if f"{name}.weight" not in offsets or f"{name}.bias" not in offsets:
+        return None
+    w, b = offsets[f"{name}.weight"], offsets[f"{name}.bias"]
+    if type(m) is nn.Linear:
+        return _Linear(w, b, m.out_features, m.in_features)
+    if type(m) is nn.Conv2d and m.stride == (1, 1) and m.dilation == (1, 1) and m.groups == 1 and \
+            m.padding_mode == "zeros" and isinstance(m.padding, tuple):
+        return _Conv(w, b, m.out_channels, m.in_channels, m.kernel_size, m.padding)
+    return None

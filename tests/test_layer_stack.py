@@ -1,0 +1,91 @@
+"""Closed-form batched gradients for layer stacks against autograd on each model alone."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hypergpu_lab.layer_stack import LayerStack
+from hypergpu_lab.models import ParamLayout, build_model
+from hypergpu_lab.training import SGDConfig, Trainer
+
+
+def _autograd(model: nn.Module, layout: ParamLayout, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+              weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One model: load ``flat``, sum_i weight_i * CE_i, backward, gradient in layout order."""
+    layout.load_into(model, flat)
+    model.zero_grad(set_to_none=True)
+    loss = (nn.functional.cross_entropy(model(x), y, reduction="none") * weight).sum()
+    loss.backward()
+    grads = dict(model.named_parameters())
+    return loss.detach(), torch.cat([grads[n].grad.reshape(-1) for n in layout.names])
+
+
+@pytest.mark.parametrize("model, shape", [
+    (build_model("mlp", (1, 8, 8), 10, seed=1), (1, 8, 8)),
+    (build_model("cnn", (1, 8, 8), 10, seed=1), (1, 8, 8)),
+    (build_model("cnn", (3, 12, 12), 10, seed=1), (3, 12, 12)),
+    (nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), (12,)),
+    (nn.Sequential(nn.Linear(12, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)), (12,)),
+    (nn.Sequential(nn.Sequential(nn.Conv2d(2, 4, (3, 5), padding=(1, 2)), nn.ReLU(), nn.MaxPool2d(3)),
+                   nn.Conv2d(4, 3, 1), nn.Flatten(), nn.Linear(12, 5)), (2, 6, 6)),
+], ids=["zoo-mlp", "zoo-cnn", "zoo-cnn-rgb", "logistic", "sequential-3", "nested-conv"])
+@pytest.mark.parametrize("shared", [False, True], ids=["own-weights", "shared-weights"])
+def test_gradients_equal_autograd_model_by_model(model: nn.Module, shape: tuple[int, ...], shared: bool) -> None:
+    # Prepare: K models with different weights (or all the same one), a padded batch (weight 0 on padding).
+    layout = ParamLayout.of(model)
+    stack = LayerStack.of(model, layout)
+    assert stack is not None
+    gen = torch.Generator().manual_seed(0)
+    k, b = 4, 6
+    classes = stack.layers[-1].out
+    base = layout.flatten(model)
+    params = base + 0.1 * torch.randn(k, layout.size, generator=gen)
+    x = torch.randn(k, b, *shape, generator=gen)
+    y = torch.randint(0, classes, (k, b), generator=gen)
+    mask = torch.ones(k, b)
+    mask[1, 4:] = 0
+    mask[3, 1:] = 0
+    weight = mask / mask.sum(1, keepdim=True)
+
+    # Execute
+    loss, grad = stack.loss_and_grad(base if shared else params, x, y, weight)
+
+    # Assert
+    assert grad.shape == (k, layout.size)
+    for i in range(k):
+        ref_loss, ref_grad = _autograd(model, layout, base if shared else params[i], x[i], y[i], weight[i])
+        torch.testing.assert_close(loss[i], ref_loss, atol=1e-6, rtol=0)
+        torch.testing.assert_close(grad[i], ref_grad, atol=1e-6, rtol=1e-5)
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x + 1)
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)),
+    nn.Sequential(nn.Linear(4, 4), nn.ReLU()),
+    nn.Sequential(nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 2)),
+    nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2)),
+    nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.Flatten(), nn.Linear(8, 2)),
+    nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, stride=1), nn.Flatten(), nn.Linear(8, 2)),
+    nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2)),
+    _Residual(),
+], ids=["tanh", "ends-in-relu", "no-bias", "inplace-relu", "strided-conv", "overlapping-pool", "batchnorm",
+        "custom-forward"])
+def test_anything_else_is_left_to_vmap(model: nn.Module) -> None:
+    assert LayerStack.of(model, ParamLayout.of(model)) is None
+    assert Trainer(model, SGDConfig(), vectorise=None).engine in ("vmap", "loop")
+
+
+def test_trainer_names_its_engine() -> None:
+    mlp = build_model("mlp", (1, 8, 8), 10)
+    assert Trainer(mlp, SGDConfig()).engine == "layer-stack"
+    assert Trainer(build_model("cnn", (1, 8, 8), 10), SGDConfig()).engine == "layer-stack"
+    assert Trainer(mlp, SGDConfig(), vectorise=False).engine == "loop"
