@@ -89,7 +89,7 @@ class _Linear:
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
         dk = _by_model(d, k)                                                         # [K, b, out]
-        grads = [torch.bmm(dk.transpose(1, 2), _by_model(h, k)).view(k, -1), dk.sum(1)]
+        grads = [torch.bmm(dk.transpose(1, 2), _by_model(h, k)).view(k, -1), _sum_by_model(d, k, 1)]
         if not need_dx:
             return None, grads
         w = self._w(p)
@@ -124,7 +124,7 @@ class _Conv:
         # Per-model kernel gradients are a grouped convolution's weight gradient, whatever the forward shared.
         wshape = (k * self.out, self.inp, *self.kernel)
         dw = torch.nn.grad.conv2d_weight(_grouped(h, k), wshape, _grouped(d, k), padding=self.padding, groups=k)
-        grads = [dw.view(k, -1), d.view(-1, k, self.out, d.shape[-2] * d.shape[-1]).sum((0, 3))]
+        grads = [dw.view(k, -1), _sum_by_model(d, k, d.shape[-2] * d.shape[-1])]
         if not need_dx:
             return None, grads
         if p.dim() == 1:
@@ -137,6 +137,15 @@ class _Conv:
 def _by_model(h: torch.Tensor, k: int) -> torch.Tensor:
     """Slot-major rows [b * K, f] as a [K, b, f] view (batched matmuls take the strides as they are)."""
     return h.view(-1, k, h.shape[-1]).transpose(0, 1)
+
+
+def _sum_by_model(d: torch.Tensor, k: int, positions: int) -> torch.Tensor:
+    """Bias gradients [K, C]: sums over each model's samples and positions, as [K, n, C].sum(1).
+
+    Summing the middle axis of a contiguous [K, n, C] vectorises across C within each model, so the
+    order of additions, and every rounding, is the same for any K."""
+    c = d.shape[1]
+    return d.reshape(-1, k, c, positions).permute(1, 0, 3, 2).reshape(k, -1, c).contiguous().sum(1)
 
 
 def _grouped(h: torch.Tensor, k: int) -> torch.Tensor:
@@ -199,7 +208,9 @@ class LayerStack:
             saved.append(s)
         yt, wt = y.T.unsqueeze(2), weight.T.unsqueeze(2)
         logp = torch.log_softmax(h.view(b, k, -1), dim=-1)
-        loss = (-logp.gather(2, yt) * wt).sum((0, 2))
+        # Sums over a model's samples run within that model's own contiguous block, in the same order for
+        # any K: a node's result does not depend on how many nodes share its group (Ray actors host subsets).
+        loss = (-logp.gather(2, yt) * wt).view(b, k, 1).transpose(0, 1).contiguous().sum(1).view(k)
         d = logp.exp_()                                                  # d loss / d logits = (softmax - onehot) * w
         d = d.scatter_add_(2, yt, torch.full_like(d[..., :1], -1.0)).mul_(wt).view(k * b, -1)
         grads: list[torch.Tensor] = []

@@ -88,7 +88,7 @@ def _run(pool: NodePool, rounds: int = 3) -> tuple[Coordinator, list]:
 
 @pytest.mark.ray
 @needs_ray
-def test_ray_equals_in_process_bitwise_and_the_driver_holds_no_shards(RayBackend) -> None:
+def test_ray_equals_in_process_and_the_driver_holds_no_shards(RayBackend) -> None:
     options = {"dataset": "digits", "partition": "dirichlet", "alpha": 0.5, "network": "mixed", "seed": 0}
     backend = RayBackend(num_actors=2)   # 3 nodes per actor: each actor vectorises over a subset
     pool = NodePool.simulated(6, backend=backend, **options)
@@ -105,14 +105,20 @@ def test_ray_equals_in_process_bitwise_and_the_driver_holds_no_shards(RayBackend
         ray_coord, ray_reports = _run(pool)
         ref_coord, ref_reports = _run(local)
         assert isinstance(ref_coord.backend, InProcessBackend) and ray_coord.backend is backend
-        # Bitwise on CPU: every node's batches come from its own seed, and the batched kernels
-        # compute each node independently of how many nodes share its group.
+        # Every node's batches come from its own seed, so the same steps run on both sides; an actor
+        # batches 3 nodes where the driver batches 6, and batched kernels (BLAS, oneDNN) pick their
+        # blocking by shape, so only float32 rounding differs (tests/test_training.py bounds it).
         for a, b in zip(ray_reports, ref_reports):
-            assert [(r.node, r.status, r.reason, r.update_hash, r.loss) for r in a.nodes] == \
-                   [(r.node, r.status, r.reason, r.update_hash, r.loss) for r in b.nodes]
-            assert (a.test_accuracy, a.test_loss, a.t_end) == (b.test_accuracy, b.test_loss, b.t_end)
+            assert [(r.node, r.status, r.reason, r.num_samples) for r in a.nodes] == \
+                   [(r.node, r.status, r.reason, r.num_samples) for r in b.nodes]
+            for ra, rb in zip(a.nodes, b.nodes):
+                assert (ra.loss is None) == (rb.loss is None)
+                assert ra.loss is None or ra.loss == pytest.approx(rb.loss, abs=1e-6)
+            assert a.t_end == b.t_end   # simulated time depends on samples and FLOPs, not on values
+            assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=0.01)
+            assert a.test_loss == pytest.approx(b.test_loss, abs=1e-5)
         assert sum(r.accepted for r in ray_reports) >= 12   # mostly delivered, over a mixed network
-        assert torch.equal(ray_coord.weights, ref_coord.weights)
+        torch.testing.assert_close(ray_coord.weights, ref_coord.weights, atol=1e-5, rtol=0)
     finally:
         backend.close()
 
@@ -142,7 +148,8 @@ def test_a_killed_actor_fails_its_nodes_for_the_round_then_restarts_from_the_obj
         tasks = [Task(n, 10, node_seed(coord.seed, 4, n), flip_labels=n == 5) for n in range(6)]
         ref = InProcessBackend(coord.trainer, local).train(weights, tasks)
         got = backend.train(weights, tasks)
-        assert all(torch.equal(a.delta, b.delta) for a, b in zip(got, ref))
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a.delta, b.delta, atol=1e-6, rtol=0)
     finally:
         backend.close()
 

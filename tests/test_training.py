@@ -72,18 +72,25 @@ def test_group_chunking_by_memory_budget_changes_nothing() -> None:
         torch.testing.assert_close(a.delta, b.delta, atol=1e-6, rtol=0)
 
 
-def test_result_of_a_node_does_not_depend_on_its_group() -> None:
-    # Prepare
-    model = build_model("mlp", (1, 8, 8), 10, seed=0)
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+def test_result_of_a_node_does_not_depend_on_its_group(model_name: str) -> None:
+    # Prepare: groups of different sizes and widths (the last steps are padded to the widest node left).
+    model = build_model(model_name, (1, 8, 8), 10, seed=0)
     start = ParamLayout.of(model).flatten(model)
-    jobs = _jobs([20, 33, 9], [5, 5, 5], (1, 8, 8))
+    jobs = _jobs([20, 33, 9, 47, 12], [5] * 5, (1, 8, 8))
 
-    # Execute: node 1 alone vs node 1 with others.
-    alone = Trainer(model, SGDConfig()).train(start, [jobs[1]])[0]
-    grouped = Trainer(model, SGDConfig()).train(start, jobs)[1]
+    # Execute: every node alone, in pairs, and all together.
+    together = Trainer(model, SGDConfig(momentum=0.9)).train(start, jobs)
+    pairs = [r for i in range(0, 5, 2) for r in Trainer(model, SGDConfig(momentum=0.9)).train(start, jobs[i:i + 2])]
+    alone = [Trainer(model, SGDConfig(momentum=0.9)).train(start, [j])[0] for j in jobs]
 
-    # Assert
-    torch.testing.assert_close(alone.delta, grouped.delta, atol=1e-6, rtol=0)
+    # Assert: the same batches and steps; only float32 rounding differs, since batched kernels (BLAS, oneDNN)
+    # choose their blocking by shape. This bounds how far a Ray actor's subset may drift from in-process.
+    for t, p, a in zip(together, pairs, alone):
+        torch.testing.assert_close(t.delta, p.delta, atol=1e-6, rtol=0)
+        torch.testing.assert_close(t.delta, a.delta, atol=1e-6, rtol=0)
+        assert t.loss == pytest.approx(p.loss, abs=1e-6) and t.loss == pytest.approx(a.loss, abs=1e-6)
+        assert t.steps == p.steps == a.steps
 
 
 class _BNNet(nn.Module):
