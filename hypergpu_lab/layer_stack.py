@@ -208,8 +208,8 @@ class LayerStack:
             saved.append(s)
         yt, wt = y.T.unsqueeze(2), weight.T.unsqueeze(2)
         logp = torch.log_softmax(h.view(b, k, -1), dim=-1)
-        # Sums over a model's samples run within that model's own contiguous block, in the same order for
-        # any K: a node's result does not depend on how many nodes share its group (Ray actors host subsets).
+        # Sums over a model's samples run within that model's own contiguous block, so the loss does not
+        # depend on how many models share the call (the batched matmuls still round by shape; see training.py).
         loss = (-logp.gather(2, yt) * wt).view(b, k, 1).transpose(0, 1).contiguous().sum(1).view(k)
         d = logp.exp_()                                                  # d loss / d logits = (softmax - onehot) * w
         d = d.scatter_add_(2, yt, torch.full_like(d[..., :1], -1.0)).mul_(wt).view(k * b, -1)
