@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -44,13 +43,15 @@ from .nodes import NodePool
 from .policy import Policy, RoundPlan, make_policy
 from .runs import RunFolder
 from .strategies import get_strategy
+from .streams import stream
 from .backends import Backend, InProcessBackend, Task
 from .training import LocalResult, SGDConfig, Trainer, node_seed
-from .validate import check_update
+from .validate import check_updates
 
 log = logging.getLogger(__name__)
 
 _DOWN, _UP = 1, 2
+_TRANSFER_TAG = 0x5846_4552   # "XFER": the stream tag of a transfer (see streams.py)
 CHECKPOINT_VERSION = 1
 
 
@@ -139,13 +140,14 @@ class Coordinator:
             compute = {n: self._compute_seconds(n, res, r, t0) for n, res in results.items()}
             up = {n: self._send(n, r, _UP, down[n].end + compute[n]) for n in results}
             close, inbox = self._collect(r, t0, plan, down, up, results)
-            status, applied, dropped = self._judge(r, plan, down, up, inbox)
+            status, applied, stacked, dropped = self._judge(r, plan, down, up, inbox)
             before = self.weights
             if applied:
                 self.weights = self.strategy.aggregate(
-                    self.weights, torch.stack([m.result.delta for m, _ in applied]),
+                    self.weights, stacked,
                     torch.tensor([m.result.num_samples * w for m, w in applied], dtype=torch.float64))
-            records = self._records(r, plan, down, up, compute, results, status, close, self.weights - before)
+            records = self._records(r, plan, down, up, compute, results, status, close, applied, stacked,
+                                    self.weights - before)
             acc, loss = self.evaluate() if r % self.config.eval_every == 0 else (None, None)
             report = self._report(r, t0, close, wall0, records, applied, acc, loss, plan, dropped, detections)
             self.round = r
@@ -169,7 +171,7 @@ class Coordinator:
         return tuple({**dataclasses.asdict(d), "latency": d.latency} for d in found)
 
     def _send(self, node: int, round_: int, direction: int, start: float) -> Transfer:
-        rng = np.random.default_rng([self.seed, round_, node, direction])
+        rng = stream(self.seed, _TRANSFER_TAG, round_, node, direction)
         transfer = self.pool.network.transfer(node, self.layout.nbytes, start, rng)
         if transfer.ok:
             self.pool[node].heartbeat(transfer.end)
@@ -215,14 +217,14 @@ class Coordinator:
 
     def _judge(self, r: int, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
                inbox: list[tuple[float, Message]]
-               ) -> tuple[dict[int, tuple[str, str | None]], list[tuple[Message, float]], int]:
-        """Statuses for the selected nodes, the updates to apply with their weights, and drops.
+               ) -> tuple[dict[int, tuple[str, str | None]], list[tuple[Message, float]], torch.Tensor, int]:
+        """Statuses for the selected nodes, the updates to apply with their weights and stacked deltas, and drops.
 
         Exactly once: a message is applied only if its (round, node) key is outstanding, i.e.
         selected and not yet resolved; duplicates and replays find the key gone and are dropped.
         """
         status: dict[int, tuple[str, str | None]] = {}
-        applied: list[tuple[Message, float]] = []
+        fresh: list[Message] = []
         dropped = 0
         self._outstanding.update((r, n) for n in plan.nodes)
         for _, msg in inbox:
@@ -231,7 +233,13 @@ class Coordinator:
                 dropped += 1
                 continue
             self._outstanding.discard(key)
-            reason = check_update(msg.result.delta, self.layout.size, norm_bound=self.config.max_update_norm)
+            fresh.append(msg)
+        # Aggregate in a canonical order, not arrival order: float sums and Krum's ties depend on row order.
+        fresh.sort(key=lambda m: (m.round, m.node))
+        reasons, stacked = check_updates([m.result.delta for m in fresh], self.layout.size,
+                                         norm_bound=self.config.max_update_norm)
+        applied: list[tuple[Message, float]] = []
+        for msg, reason in zip(fresh, reasons):
             if msg.round == r:
                 status[msg.node] = ("rejected", reason) if reason else ("accepted", None)
             if not reason:  # FedBuff staleness weight: 1 for this round's updates
@@ -248,15 +256,16 @@ class Coordinator:
                     status[n] = ("straggled", "arrived after the close")
             if status[n][0] != "straggled" or self.config.late_updates != "buffer":
                 self._outstanding.discard((r, n))
-        # Aggregate in a canonical order, not arrival order: float sums and Krum's ties depend on row order.
-        applied.sort(key=lambda a: (a[0].round, a[0].node))
-        return status, applied, dropped
+        return status, applied, stacked, dropped
 
     def _records(self, r: int, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
                  compute: dict[int, float], results: dict[int, LocalResult],
-                 status: dict[int, tuple[str, str | None]], close: float, applied: torch.Tensor) -> list[NodeRecord]:
+                 status: dict[int, tuple[str, str | None]], close: float, applied: list[tuple[Message, float]],
+                 stacked: torch.Tensor, change: torch.Tensor) -> list[NodeRecord]:
         """One NodeRecord per selected node, in virtual seconds."""
-        applied_norm = float(torch.linalg.vector_norm(applied))
+        applied_norm = float(torch.linalg.vector_norm(change))
+        # Each accepted update's alignment with the applied change: one matrix-vector product for all.
+        dots = dict(zip(((m.round, m.node) for m, _ in applied), (stacked @ change).tolist())) if applied else {}
         records = []
         for n in plan.nodes:
             d, u, res = down[n], up.get(n), results.get(n)
@@ -266,7 +275,7 @@ class Coordinator:
                 reason = f"arrived {arrived - close:.3f}s after the close"
             agreement = None
             if kind == "accepted" and applied_norm > 0 and res.update_norm > 0:
-                agreement = float(res.delta @ applied) / (res.update_norm * applied_norm)
+                agreement = dots[(r, n)] / (res.update_norm * applied_norm)
             records.append(NodeRecord(
                 node=n, status=kind, reason=reason, batch_size=plan.batch_sizes[n],
                 num_samples=self.pool[n].num_samples, download_s=d.duration, compute_s=compute.get(n, 0.0),

@@ -10,10 +10,17 @@ so the engine writes it out instead of tracing ``vmap(functional_call)`` through
   the input gradients run as ONE model over all nodes' samples (what a single big batch costs);
   only the weight gradients are per node. Later steps use each node's own weights.
 
-Activations are kept slot-major, ``[b * K, ...]`` (row j * K + k is model k's j-th sample):
-K models' feature maps are then one grouped convolution's input as a plain view, and the
-per-model kernel gradients are that convolution's weight gradient. The vmap path remains the engine for every
-other model; both are tested against autograd and the per-node ``torch.optim.SGD`` loop.
+Two layouts, each where it needs no copies:
+
+* image activations are slot-major, ``[b * K, C, H, W]`` (row j * K + k is model k's j-th
+  sample): K models' feature maps are then one grouped convolution's input as a plain view,
+  and the per-model kernel gradients are that convolution's weight gradient;
+* flat activations are model-major, ``[K, b, f]``: each model's rows are one contiguous block,
+  so Linear layers are plain batched matmuls and per-model sums (bias gradients, the loss)
+  run over contiguous memory, in the same order whatever K is.
+
+``Flatten`` turns one into the other (one copy each way). The vmap path remains the engine for
+every other model; both are tested against autograd and the per-node ``torch.optim.SGD`` loop.
 """
 from __future__ import annotations
 
@@ -32,11 +39,17 @@ Saved = tuple[Any, ...]   # what a layer's backward needs from its forward
 
 @dataclass(frozen=True)
 class _Flatten:
+    from_slots: bool   # the input is slot-major images [b * K, C, H, W], not model-major [K, b, ...]
+
     def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
-        return h.flatten(1), (h.shape,)
+        if self.from_slots:
+            return h.view(-1, k, h[0].numel()).transpose(0, 1).contiguous(), (h.shape,)
+        return h.flatten(2), (h.shape,)
 
     def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        if self.from_slots:
+            return d.transpose(0, 1).reshape(saved[0]), []
         return d.view(saved[0]), []
 
 
@@ -48,7 +61,7 @@ class _ReLU:
 
     def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        return d.mul_(saved[0] > 0), []
+        return torch.ops.aten.threshold_backward(d, saved[0], 0), []   # what autograd runs for relu
 
 
 @dataclass(frozen=True)
@@ -81,21 +94,19 @@ class _Linear:
     def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
         w, b = self._w(p), p[..., self.bias]
         if p.dim() == 1:                                     # shared weights: one model over all samples
-            return torch.addmm(b, h, w.T), (h,)
-        z = torch.baddbmm(b.unsqueeze(1), _by_model(h, k), w.transpose(1, 2))      # [K, b, out]
-        return z.transpose(0, 1).reshape(-1, self.out), (h,)
+            return torch.addmm(b, h.reshape(-1, self.inp), w.T).view(k, -1, self.out), (h,)
+        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), (h,)          # [K, b, out]
 
     def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
-        dk = _by_model(d, k)                                                         # [K, b, out]
-        grads = [torch.bmm(dk.transpose(1, 2), _by_model(h, k)).view(k, -1), _sum_by_model(d, k, 1)]
+        grads = [torch.bmm(d.transpose(1, 2), h).view(k, -1), d.sum(1)]   # d is [K, b, out], contiguous
         if not need_dx:
             return None, grads
         w = self._w(p)
         if p.dim() == 1:
-            return d @ w, grads
-        return torch.bmm(dk, w).transpose(0, 1).reshape(-1, self.inp), grads
+            return torch.mm(d.view(-1, self.out), w).view(k, -1, self.inp), grads
+        return torch.bmm(d, w), grads
 
 
 @dataclass(frozen=True)
@@ -134,11 +145,6 @@ class _Conv:
         return dx.view(h.shape), grads
 
 
-def _by_model(h: torch.Tensor, k: int) -> torch.Tensor:
-    """Slot-major rows [b * K, f] as a [K, b, f] view (batched matmuls take the strides as they are)."""
-    return h.view(-1, k, h.shape[-1]).transpose(0, 1)
-
-
 def _sum_by_model(d: torch.Tensor, k: int, positions: int) -> torch.Tensor:
     """Bias gradients [K, C]: sums over each model's samples and positions, as [K, n, C].sum(1).
 
@@ -161,6 +167,9 @@ class LayerStack:
     """A network as a chain of layers whose parameters are slices of the flat vector."""
 
     layers: tuple[Layer, ...]
+    #: Per-sample dimensions the input must have: 3 for image stacks, 1 for a chain that opens with
+    #: Linear, None when it opens with Flatten (any shape).
+    sample_dims: int | None
 
     @classmethod
     def of(cls, model: nn.Module, layout: ParamLayout) -> LayerStack | None:
@@ -189,7 +198,20 @@ class LayerStack:
         if not layers or not isinstance(layers[-1], _Linear) or [(s.start, s.stop) for s in used] != [
                 (s.start, s.stop) for s in offsets.values()]:
             return None
-        return cls(tuple(layers))
+        kinds = [type(layer) for layer in layers if not isinstance(layer, _ReLU)]
+        if _Conv in kinds or _MaxPool in kinds:
+            # Images first (slot-major), then exactly one Flatten, then only Linear layers (model-major).
+            cut = kinds.index(_Flatten) if _Flatten in kinds else len(kinds)
+            if set(kinds[:cut]) - {_Conv, _MaxPool} or set(kinds[cut + 1:]) != {_Linear}:
+                return None
+            at = next(i for i, layer in enumerate(layers) if isinstance(layer, _Flatten))
+            layers[at] = _Flatten(from_slots=True)
+            return cls(tuple(layers), 3)
+        return cls(tuple(layers), None if kinds[0] is _Flatten else 1)
+
+    def accepts(self, sample_shape: torch.Size) -> bool:
+        """Whether samples of this shape go through the chain as its module's forward would take them."""
+        return self.sample_dims is None or len(sample_shape) == self.sample_dims
 
     def loss_and_grad(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,20 +221,19 @@ class LayerStack:
         ``y`` [K, b] and ``weight`` [K, b] (zero on padding, so each loss is the model's own batch mean).
         """
         k, b = y.shape
-        # Rows are slot-major (row j * K + k is model k's j-th sample), so that K models' images form one
-        # grouped convolution without copies.
-        h = x.transpose(0, 1).reshape(k * b, *x.shape[2:])
+        # Image stacks start slot-major (row j * K + k is model k's j-th sample): one grouped convolution.
+        h = x.transpose(0, 1).reshape(k * b, *x.shape[2:]) if self.sample_dims == 3 else x
         saved = []
         for layer in self.layers:
             h, s = layer.forward(params, h, k)
             saved.append(s)
-        yt, wt = y.T.unsqueeze(2), weight.T.unsqueeze(2)
-        logp = torch.log_softmax(h.view(b, k, -1), dim=-1)
-        # Sums over a model's samples run within that model's own contiguous block, so the loss does not
-        # depend on how many models share the call (the batched matmuls still round by shape; see training.py).
-        loss = (-logp.gather(2, yt) * wt).view(b, k, 1).transpose(0, 1).contiguous().sum(1).view(k)
+        # Logits are model-major [K, b, C]: each model's loss is a sum over its own contiguous row,
+        # in the same order for any K (the batched matmuls still round by shape; see training.py).
+        yi = y.unsqueeze(2)
+        logp = torch.log_softmax(h, dim=-1)
+        loss = torch.mul(logp.gather(2, yi).view(k, b), weight).sum(1).neg_()
         d = logp.exp_()                                                  # d loss / d logits = (softmax - onehot) * w
-        d = d.scatter_add_(2, yt, torch.full_like(d[..., :1], -1.0)).mul_(wt).view(k * b, -1)
+        d = d.scatter_add_(2, yi, torch.full_like(d[..., :1], -1.0)).mul_(weight.unsqueeze(2))
         grads: list[torch.Tensor] = []
         first = next(i for i, layer in enumerate(self.layers) if isinstance(layer, _Linear | _Conv))
         for i in range(len(self.layers) - 1, first - 1, -1):
@@ -235,7 +256,7 @@ def _layer(name: str, m: nn.Module, offsets: dict[str, slice]) -> Layer | None:
     if type(m) is nn.ReLU and not m.inplace:
         return _ReLU()
     if type(m) is nn.Flatten and (m.start_dim, m.end_dim) == (1, -1):
-        return _Flatten()
+        return _Flatten(from_slots=False)   # LayerStack.of sets it for image stacks
     if type(m) is nn.MaxPool2d and isinstance(m.kernel_size, int) and m.stride == m.kernel_size and \
             m.padding == 0 and m.dilation == 1 and not m.ceil_mode and not m.return_indices:
         return _MaxPool(m.kernel_size)

@@ -32,8 +32,11 @@ from torch.func import functional_call, vmap
 from .errors import ConfigError
 from .layer_stack import LayerStack
 from .models import ParamLayout
+from .streams import stream
 
 log = logging.getLogger(__name__)
+
+_SEED_TAG, _ORDER_TAG = 0x5345_4544, 0x4F52_4452     # "SEED", "ORDR": stream tags (see streams.py)
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,12 @@ class SGDConfig:
 
 def node_seed(run_seed: int, round_: int, node: int) -> int:
     """A 63-bit seed that depends only on (run, round, node)."""
-    return int(np.random.SeedSequence([run_seed, round_, node]).generate_state(2, dtype=np.uint64)[0] >> 1)
+    return int(stream(run_seed, _SEED_TAG, round_, node).integers(2**63))
 
 
 def epoch_orders(seed: int, n: int, epochs: int) -> list[np.ndarray]:
     """The node's sample order for each epoch; both engines draw it here, so they see the same batches."""
-    rng = np.random.default_rng(seed)
+    rng = stream(seed, _ORDER_TAG)
     return [rng.permutation(n) for _ in range(epochs)]
 
 
@@ -174,9 +177,10 @@ class Trainer:
         return LocalResult(job.node, delta, n, total / max(steps, 1), steps, float(torch.linalg.vector_norm(delta)))
 
     def _train_group(self, global_flat: torch.Tensor, jobs: Sequence[Job]) -> list[LocalResult]:
-        """K nodes with one batch size, as one vmapped model with stacked parameters."""
+        """K nodes with one batch size, as one stacked model with parameters [K, P]."""
         k, lr = len(jobs), self.sgd.lr
         mu, wd = self.sgd.momentum, self.sgd.weight_decay
+        stack = self._stack if self._stack is not None and self._stack.accepts(jobs[0].x.shape[1:]) else None
         sizes = np.array([len(j.y) for j in jobs])
         # Pad batches only as wide as the largest shard needs: 1000 nodes of 2 samples use width 2, not B.
         b = min(jobs[0].batch_size, int(sizes.max()))
@@ -188,14 +192,18 @@ class Trainer:
         x_all = torch.cat([j.x for j in jobs]).to(dev)
         y_all = torch.cat([j.y for j in jobs]).to(dev)
         orders = [epoch_orders(j.seed, int(n), self.sgd.epochs) for j, n in zip(jobs, sizes)]
-        mask_np = np.zeros((k, n_steps * b), dtype=bool)
-        mask_np[rows, cols] = True
-        mask = torch.from_numpy(mask_np).to(dev)
+        # Per step and node: how many real samples (the rest of the window is padding), as weights 1/count.
+        mask = np.zeros((k, n_steps * b), dtype=bool)
+        mask[rows, cols] = True
+        count = mask.reshape(k, n_steps, b).sum(2)                          # [K, steps]
+        weights = torch.from_numpy((mask.reshape(k, n_steps, b) / np.maximum(count, 1)[..., None])
+                                   .astype(np.float32).reshape(k, -1)).to(dev)
+        active = count > 0
+        keep = torch.from_numpy(active.T.copy()).to(dev)                    # [steps, K]
         # Until the first step every node holds global_flat: no [K, P] copy is made before it is needed.
         params: torch.Tensor | None = None
         buf: torch.Tensor | None = None
-        loss_sum = torch.zeros(k, dtype=torch.float64, device=dev)
-        steps = torch.zeros(k, dtype=torch.long, device=dev)
+        losses: list[torch.Tensor] = []
         self.model.train()
         for epoch in range(self.sgd.epochs):
             idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
@@ -204,34 +212,36 @@ class Trainer:
             for s in range(n_steps):
                 # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
                 width = int(min(b, sizes.max() - s * b))
-                ib, mb = idx[:, s * b:s * b + width], mask[:, s * b:s * b + width]
-                count = mb.sum(1)
-                active = count > 0
-                per_node, grad = self._loss_and_grad(params, global_flat, x_all[ib], y_all[ib],
-                                                     mb / count.clamp(min=1)[:, None])
+                ib = idx[:, s * b:s * b + width]
+                per_node, grad = self._loss_and_grad(stack, params, global_flat, x_all[ib], y_all[ib],
+                                                     weights[:, s * b:s * b + width])
                 with torch.no_grad():
                     if self.sgd.prox_mu and params is not None:   # the proximal term is zero at the global model
                         grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
-                    params, buf = self._sgd_step(params, global_flat, grad, buf, active, lr, mu, wd)
-                loss_sum += torch.where(active, per_node.detach().double(), 0.0)
-                steps += active.long()
+                    last = epoch == self.sgd.epochs - 1 and s == n_steps - 1
+                    params, buf = self._sgd_step(params, global_flat, grad, buf,
+                                                 None if active[:, s].all() else keep[s], lr, mu, wd, last)
+                losses.append(per_node.detach())
         assert params is not None   # every node has at least one sample, so at least one step ran
         deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
-        losses = (loss_sum / steps.clamp(min=1)).tolist()
+        # A node's loss is the mean over the steps it took (padding steps of finished nodes count zero).
+        steps = np.tile(active, self.sgd.epochs).sum(1)
+        totals = torch.where(keep.repeat(self.sgd.epochs, 1), torch.stack(losses).double(), 0.0).sum(0)
+        mean_loss = (totals.cpu() / torch.from_numpy(np.maximum(steps, 1))).tolist()
         return [LocalResult(j.node, d, n, loss, st, norm) for j, d, n, loss, st, norm
-                in zip(jobs, deltas.unbind(), sizes.tolist(), losses, steps.tolist(), norms)]
+                in zip(jobs, deltas.unbind(), sizes.tolist(), mean_loss, steps.tolist(), norms)]
 
     @property
     def engine(self) -> str:
         """Which engine trains: "layer-stack" (closed-form batched gradients), "vmap" or "loop"."""
         return "loop" if not self.vectorise else "vmap" if self._stack is None else "layer-stack"
 
-    def _loss_and_grad(self, params: torch.Tensor | None, origin: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss_and_grad(self, stack: LayerStack | None, params: torch.Tensor | None, origin: torch.Tensor,
+                       x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each model's weighted batch loss [K] and its gradient [K, P]; ``params`` None means all hold ``origin``."""
-        if self._stack is not None:
-            return self._stack.loss_and_grad(origin if params is None else params, x, y, weight)
+        if stack is not None:
+            return stack.loss_and_grad(origin if params is None else params, x, y, weight)
         p = (origin.expand(len(y), -1) if params is None else params).detach().requires_grad_(True)
         logits = vmap(lambda q, xb: functional_call(self.model, q, (xb,)))(self.layout.unflatten(p), x)
         ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
@@ -241,15 +251,18 @@ class Trainer:
 
     @staticmethod
     def _sgd_step(params: torch.Tensor | None, origin: torch.Tensor, grad: torch.Tensor, buf: torch.Tensor | None,
-                  active: torch.Tensor, lr: float, mu: float, wd: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  active: torch.Tensor | None, lr: float, mu: float, wd: float, last: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """torch.optim.SGD's update, applied only to nodes that had a batch this step; returns (params, buf).
 
-        ``params`` None means every node still holds ``origin`` (the first step): the new [K, P]
-        parameters are then written once, as origin - lr * step, with no copy of the origin first.
+        ``active`` [K] bool, or None when every node had one. ``params`` None means every node still
+        holds ``origin`` (the first step): the new [K, P] parameters are then written once, as
+        origin - lr * step, with no copy of the origin first; on a run's only step (``last``), into
+        the gradient's own memory, as nothing reads the gradient or the momentum after it.
         """
         if wd:
             grad = grad.add(origin if params is None else params, alpha=wd)
-        keep = None if bool(active.all()) else active.unsqueeze(1)   # finished nodes keep weights and momentum
+        keep = None if active is None else active.unsqueeze(1)   # finished nodes keep weights and momentum
         if mu:
             if buf is None:      # torch.optim.SGD's first step: the buffer is the gradient itself (grad is ours)
                 buf = grad if keep is None else torch.where(keep, grad, 0.0)
@@ -261,5 +274,5 @@ class Trainer:
         if keep is not None:
             grad = torch.where(keep, grad, 0.0)
         if params is None:
-            return torch.add(origin, grad, alpha=-lr), buf
+            return torch.add(origin, grad, alpha=-lr, out=grad if last else None), buf
         return params.sub_(grad, alpha=lr), buf

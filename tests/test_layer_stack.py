@@ -89,3 +89,40 @@ def test_trainer_names_its_engine() -> None:
     assert Trainer(mlp, SGDConfig()).engine == "layer-stack"
     assert Trainer(build_model("cnn", (1, 8, 8), 10), SGDConfig()).engine == "layer-stack"
     assert Trainer(mlp, SGDConfig(), vectorise=False).engine == "loop"
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 4), nn.Conv2d(4, 2, 1)),
+    nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(2, 2), nn.Flatten(), nn.Linear(8, 2)),
+    nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Linear(2, 2)),
+    nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Flatten(), nn.Linear(8, 2)),
+], ids=["conv-after-linear", "linear-on-images", "no-flatten", "two-flattens"])
+def test_image_chains_need_convs_then_one_flatten_then_linears(model: nn.Module) -> None:
+    # Assert: anything else would need a layout change this file does not make; vmap trains it instead.
+    assert LayerStack.of(model, ParamLayout.of(model)) is None
+
+
+def test_a_chain_opening_with_linear_takes_only_flat_samples() -> None:
+    # Prepare
+    flat = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    images = build_model("cnn", (1, 8, 8), 10)
+    flattening = build_model("mlp", (1, 8, 8), 10)
+    # Execute
+    stacks = [LayerStack.of(m, ParamLayout.of(m)) for m in (flat, images, flattening)]
+    # Assert: a Linear applied to images acts on their last axis, which the closed form does not model.
+    assert [s.accepts(torch.Size(shape)) for s in stacks for shape in ((8,), (1, 8, 8))] == [
+        True, False, False, True, True, True]
+
+
+def test_samples_the_stack_does_not_take_fail_as_they_do_in_the_loop() -> None:
+    # Prepare: a Linear-first chain fed [2, 3] samples. Its logits are [b, 2, 2], which cross-entropy
+    # cannot pair with one label per sample; the stack must not train on them silently.
+    from hypergpu_lab.training import Job
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    jobs = [Job(i, torch.randn(5, 2, 3), torch.randint(0, 2, (5,)), 5, i) for i in range(3)]
+    start = ParamLayout.of(model).flatten(model)
+    # Execute and assert
+    for vectorise in (True, False):
+        with pytest.raises((RuntimeError, ValueError)):
+            Trainer(model, SGDConfig(lr=0.1), vectorise=vectorise).train(start, jobs)
