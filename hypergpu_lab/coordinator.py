@@ -307,15 +307,12 @@ class Coordinator:
 
     def evaluate(self, batch_size: int = 2048) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of the global model on the pool's held-out test set."""
-        self.layout.load_into(self.model, self.weights)
-        self.model.eval()
         correct, loss_sum = 0, 0.0
         x, y = self.pool.x_test, self.pool.y_test
-        with torch.no_grad():
-            for s in range(0, len(y), batch_size):
-                logits = self.model(x[s:s + batch_size])
-                loss_sum += float(nn.functional.cross_entropy(logits, y[s:s + batch_size], reduction="sum"))
-                correct += int((logits.argmax(1) == y[s:s + batch_size]).sum())
+        for s in range(0, len(y), batch_size):
+            logits = self.trainer.logits(self.weights, x[s:s + batch_size])
+            loss_sum += float(nn.functional.cross_entropy(logits, y[s:s + batch_size], reduction="sum"))
+            correct += int((logits.argmax(1) == y[s:s + batch_size]).sum())
         return correct / len(y), loss_sum / len(y)
 
     # -- run control ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -171,6 +172,11 @@ class LayerStack:
     #: Linear, None when it opens with Flatten (any shape).
     sample_dims: int | None
 
+    @cached_property
+    def first_weighted(self) -> int:
+        """Index of the first Linear or Conv layer: below it nothing needs a gradient."""
+        return next(i for i, layer in enumerate(self.layers) if isinstance(layer, _Linear | _Conv))
+
     @classmethod
     def of(cls, model: nn.Module, layout: ParamLayout) -> LayerStack | None:
         """The stack for ``model``, or None when its forward is anything else (then vmap trains it)."""
@@ -213,6 +219,13 @@ class LayerStack:
         """Whether samples of this shape go through the chain as its module's forward would take them."""
         return self.sample_dims is None or len(sample_shape) == self.sample_dims
 
+    def logits(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """One model's logits [n, C] at flat weights ``params`` [P] for samples ``x`` [n, ...]."""
+        h = x if self.sample_dims == 3 else x.unsqueeze(0)   # one model: slot-major and model-major agree
+        for layer in self.layers:
+            h, _ = layer.forward(params, h, 1)
+        return h.view(len(x), -1)
+
     def loss_and_grad(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-model loss sum_i weight[k, i] * CE_i and its gradient [K, P] with respect to the parameters.
@@ -235,7 +248,7 @@ class LayerStack:
         d = logp.exp_()                                                  # d loss / d logits = (softmax - onehot) * w
         d = d.scatter_add_(2, yi, torch.full_like(d[..., :1], -1.0)).mul_(weight.unsqueeze(2))
         grads: list[torch.Tensor] = []
-        first = next(i for i, layer in enumerate(self.layers) if isinstance(layer, _Linear | _Conv))
+        first = self.first_weighted
         for i in range(len(self.layers) - 1, first - 1, -1):
             # Below the first weighted layer nothing needs a gradient: skip its input gradient.
             d, g = self.layers[i].backward(params, d, saved[i], k, need_dx=i > first)

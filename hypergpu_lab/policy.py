@@ -73,8 +73,11 @@ class UniformPolicy:
         candidates = sorted(fits)
         k = self.clients_per_round or max(1, round(self.fraction * len(candidates)))
         k = min(k, len(candidates))
-        rng = np.random.default_rng([self.seed, round_, 0x5E1EC7])
-        chosen = sorted(int(c) for c in rng.choice(candidates, size=k, replace=False)) if k else []
+        if k == len(candidates):   # everyone: no draw needed (the round's stream is its own, so none shifts)
+            chosen = candidates
+        else:
+            rng = np.random.default_rng([self.seed, round_, 0x5E1EC7])
+            chosen = sorted(int(c) for c in rng.choice(candidates, size=k, replace=False))
         capped = [i for i in chosen if fits[i] < self.batch_size]
         if capped:
             notes.append(f"batch capped by GPU memory on nodes {capped}")

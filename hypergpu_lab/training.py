@@ -199,19 +199,22 @@ class Trainer:
         weights = torch.from_numpy((mask.reshape(k, n_steps, b) / np.maximum(count, 1)[..., None])
                                    .astype(np.float32).reshape(k, -1)).to(dev)
         active = count > 0
+        everyone = active.all(0).tolist()                                  # per step: no node is done yet
         keep = torch.from_numpy(active.T.copy()).to(dev)                    # [steps, K]
+        longest = int(sizes.max())
         # Until the first step every node holds global_flat: no [K, P] copy is made before it is needed.
         params: torch.Tensor | None = None
         buf: torch.Tensor | None = None
         losses: list[torch.Tensor] = []
-        self.model.train()
+        if stack is None:
+            self.model.train()
         for epoch in range(self.sgd.epochs):
             idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
             idx_np[rows, cols] = np.concatenate([o[epoch] for o in orders]) + np.repeat(offsets, sizes)
             idx = torch.from_numpy(idx_np).to(dev)
             for s in range(n_steps):
                 # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
-                width = int(min(b, sizes.max() - s * b))
+                width = min(b, longest - s * b)
                 ib = idx[:, s * b:s * b + width]
                 per_node, grad = self._loss_and_grad(stack, params, global_flat, x_all[ib], y_all[ib],
                                                      weights[:, s * b:s * b + width])
@@ -220,17 +223,29 @@ class Trainer:
                         grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
                     last = epoch == self.sgd.epochs - 1 and s == n_steps - 1
                     params, buf = self._sgd_step(params, global_flat, grad, buf,
-                                                 None if active[:, s].all() else keep[s], lr, mu, wd, last)
+                                                 None if everyone[s] else keep[s], lr, mu, wd, last)
                 losses.append(per_node.detach())
         assert params is not None   # every node has at least one sample, so at least one step ran
         deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
         # A node's loss is the mean over the steps it took (padding steps of finished nodes count zero).
-        steps = np.tile(active, self.sgd.epochs).sum(1)
-        totals = torch.where(keep.repeat(self.sgd.epochs, 1), torch.stack(losses).double(), 0.0).sum(0)
-        mean_loss = (totals.cpu() / torch.from_numpy(np.maximum(steps, 1))).tolist()
+        took = np.tile(active.T, (self.sgd.epochs, 1))                      # [epochs * steps, K]
+        steps = took.sum(0)
+        totals = np.where(took, torch.stack(losses).cpu().numpy().astype(np.float64), 0.0).sum(0)
+        mean_loss = (totals / np.maximum(steps, 1)).tolist()
         return [LocalResult(j.node, d, n, loss, st, norm) for j, d, n, loss, st, norm
                 in zip(jobs, deltas.unbind(), sizes.tolist(), mean_loss, steps.tolist(), norms)]
+
+    def logits(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits at weights ``flat`` for samples ``x``, on the CPU; the module's state is
+        loaded only when no closed form covers the model (loading costs more than the forward here)."""
+        flat, x = flat.to(self.device), x.to(self.device)
+        with torch.no_grad():
+            if self._stack is not None and self._stack.accepts(x.shape[1:]):
+                return self._stack.logits(flat, x).cpu()
+            self.layout.load_into(self.model, flat)
+            self.model.eval()
+            return self.model(x).cpu()
 
     @property
     def engine(self) -> str:
