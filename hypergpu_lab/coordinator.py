@@ -10,9 +10,9 @@ One round, as data flows (virtual time throughout; nothing sleeps)::
     weights  = strategy.aggregate(accepted)       pure function on stacked updates
     bus.emit(RoundReport)                         metrics, run folder, UI and chain listen
 
-Every random draw comes from a generator seeded by (seed, round, node, ...),
-so a round depends only on the state a checkpoint holds: a restored run
-continues bit for bit.
+Every random draw comes from a stream named by (seed, round, node, ...)
+(``streams.py`` for the per-transfer and per-node ones), so a round depends
+only on the state a checkpoint holds: a restored run continues bit for bit.
 """
 from __future__ import annotations
 

@@ -187,7 +187,7 @@ class Trainer:
         n_steps = int(math.ceil(int(sizes.max()) / b))
         offsets = np.cumsum(sizes) - sizes
         rows = np.repeat(np.arange(k), sizes)
-        cols = np.concatenate([np.arange(n) for n in sizes])
+        cols = np.arange(int(sizes.sum())) - np.repeat(offsets, sizes)
         dev = self.device
         x_all = torch.cat([j.x for j in jobs]).to(dev)
         y_all = torch.cat([j.y for j in jobs]).to(dev)
