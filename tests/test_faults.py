@@ -56,9 +56,15 @@ def test_duplicates_and_replays_are_never_applied_twice() -> None:
     clean_reports = [clean.step() for _ in range(3)]
     faulty_reports = [faulty.step() for _ in range(3)]
 
-    # Assert: identical weights; the extra copies are counted as dropped, and the books add up.
+    # Assert: identical weights; every extra copy that arrived by the close (1 ms after its original)
+    # is counted as dropped, and the books add up.
     assert torch.equal(clean.weights, faulty.weights)
-    assert [r.duplicates for r in faulty_reports] == [3, 5, 5]
+    arrived = [{n.node for n in r.nodes if n.arrival is not None and n.arrival + 1e-3 <= r.t_end}
+               for r in faulty_reports]
+    expected = [len(a & {1, 2, 3}) + (len(a & {4, 5}) if r.round >= 2 else 0)
+                for a, r in zip(arrived, faulty_reports)]
+    assert [r.duplicates for r in faulty_reports] == expected
+    assert sum(expected) >= 10   # most copies land before the close: the check is not vacuous
     for rep in faulty_reports + clean_reports:
         assert rep.accepted + rep.rejected + rep.straggled + rep.failed == rep.selected
         assert rep.accepted == 10
