@@ -36,18 +36,22 @@ from torch.nn import functional as F
 from .models import CNN, MLP, ParamLayout
 
 Saved = tuple[Any, ...]   # what a layer's backward needs from its forward
+Bound = Any               # a layer's weights cut from the flat parameters (see LayerStack.bind)
 
 
 @dataclass(frozen=True)
 class _Flatten:
     from_slots: bool   # the input is slot-major images [b * K, C, H, W], not model-major [K, b, ...]
 
-    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+    def bind(self, p: torch.Tensor, k: int) -> Bound:
+        return None
+
+    def forward(self, w: Bound, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
         if self.from_slots:
             return h.view(-1, k, h[0].numel()).transpose(0, 1).contiguous(), (h.shape,)
         return h.flatten(2), (h.shape,)
 
-    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         if self.from_slots:
             return d.transpose(0, 1).reshape(saved[0]), []
@@ -56,11 +60,14 @@ class _Flatten:
 
 @dataclass(frozen=True)
 class _ReLU:
-    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+    def bind(self, p: torch.Tensor, k: int) -> Bound:
+        return None
+
+    def forward(self, w: Bound, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
         out = h.relu()
         return out, (out,)
 
-    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         return torch.ops.aten.threshold_backward(d, saved[0], 0), []   # what autograd runs for relu
 
@@ -69,14 +76,17 @@ class _ReLU:
 class _MaxPool:
     size: int
 
-    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+    def bind(self, p: torch.Tensor, k: int) -> Bound:
+        return None
+
+    def forward(self, w: Bound, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
         # PyTorch's CPU max-pool kernel is ~6x faster on channels-last input here, conversion included;
         # it keeps the first maximum of each window, as the contiguous kernel does.
         x = h.contiguous(memory_format=torch.channels_last)
         out, idx = F.max_pool2d(x, self.size, return_indices=True)
         return out.contiguous(), (idx, h.shape[-2:])
 
-    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         idx, size = saved      # indices are positions within each channel's plane, whatever the memory format
         return F.max_unpool2d(d, idx.contiguous(), self.size, output_size=size), []
@@ -89,25 +99,30 @@ class _Linear:
     out: int
     inp: int
 
-    def _w(self, p: torch.Tensor) -> torch.Tensor:
-        return p[..., self.weight].view(*p.shape[:-1], self.out, self.inp)
+    def bind(self, p: torch.Tensor, k: int) -> Bound:
+        """(W, W transposed, bias), as views of ``p``: shared [out, in] or per model [K, out, in]."""
+        if p.dim() == 1:
+            w = p[self.weight].view(self.out, self.inp)
+            return w, w.T, p[self.bias]
+        w = p[:, self.weight].view(k, self.out, self.inp)
+        return w, w.transpose(1, 2), p[:, self.bias].unsqueeze(1)
 
-    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
-        w, b = self._w(p), p[..., self.bias]
-        if p.dim() == 1:                                     # shared weights: one model over all samples
-            return torch.addmm(b, h.reshape(-1, self.inp), w.T).view(k, -1, self.out), (h,)
-        return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), (h,)          # [K, b, out]
+    def forward(self, w: Bound, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+        weight, wt, bias = w
+        if weight.dim() == 2:                                # shared weights: one model over all samples
+            return torch.addmm(bias, h.reshape(-1, self.inp), wt).view(k, -1, self.out), (h,)
+        return torch.baddbmm(bias, h, wt), (h,)                                   # [K, b, out]
 
-    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
         grads = [torch.bmm(d.transpose(1, 2), h).view(k, -1), d.sum(1)]   # d is [K, b, out], contiguous
         if not need_dx:
             return None, grads
-        w = self._w(p)
-        if p.dim() == 1:
-            return torch.mm(d.view(-1, self.out), w).view(k, -1, self.inp), grads
-        return torch.bmm(d, w), grads
+        weight = w[0]
+        if weight.dim() == 2:
+            return torch.mm(d.view(-1, self.out), weight).view(k, -1, self.inp), grads
+        return torch.bmm(d, weight), grads
 
 
 @dataclass(frozen=True)
@@ -119,18 +134,22 @@ class _Conv:
     kernel: tuple[int, int]
     padding: tuple[int, int]
 
-    def _w(self, p: torch.Tensor) -> torch.Tensor:
-        """[Cout, Cin, kh, kw], or the K models' kernels stacked as one grouped conv's [K * Cout, Cin, kh, kw]."""
-        return p[..., self.weight].reshape(-1, self.inp, *self.kernel)
-
-    def forward(self, p: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+    def bind(self, p: torch.Tensor, k: int) -> Bound:
+        """(kernels, bias): [Cout, Cin, kh, kw], or the K models' kernels as one grouped convolution's
+        [K * Cout, Cin, kh, kw] (a copy: the rows of ``p`` are not adjacent)."""
         if p.dim() == 1:
-            return F.conv2d(h, self._w(p), p[self.bias], padding=self.padding), (h,)
+            return p[self.weight].view(self.out, self.inp, *self.kernel), p[self.bias]
+        return p[:, self.weight].reshape(-1, self.inp, *self.kernel), p[:, self.bias].reshape(-1)
+
+    def forward(self, w: Bound, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
+        kernels, bias = w
+        if bias.numel() == self.out:
+            return F.conv2d(h, kernels, bias, padding=self.padding), (h,)
         # Slot-major rows make the K models one grouped convolution over [b, K * C, H, W]: a view, no copy.
-        y = F.conv2d(_grouped(h, k), self._w(p), p[:, self.bias].reshape(-1), padding=self.padding, groups=k)
+        y = F.conv2d(_grouped(h, k), kernels, bias, padding=self.padding, groups=k)
         return y.view(-1, self.out, *y.shape[-2:]), (h,)
 
-    def backward(self, p: torch.Tensor, d: torch.Tensor, saved: Saved, k: int,
+    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
                  need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
         # Per-model kernel gradients are a grouped convolution's weight gradient, whatever the forward shared.
@@ -139,9 +158,10 @@ class _Conv:
         grads = [dw.view(k, -1), _sum_by_model(d, k, d.shape[-2] * d.shape[-1])]
         if not need_dx:
             return None, grads
-        if p.dim() == 1:
-            return torch.nn.grad.conv2d_input(h.shape, self._w(p), d, padding=self.padding), grads
-        dx = torch.nn.grad.conv2d_input(_grouped(h, k).shape, self._w(p), _grouped(d, k), padding=self.padding,
+        kernels, bias = w
+        if bias.numel() == self.out:
+            return torch.nn.grad.conv2d_input(h.shape, kernels, d, padding=self.padding), grads
+        dx = torch.nn.grad.conv2d_input(_grouped(h, k).shape, kernels, _grouped(d, k), padding=self.padding,
                                         groups=k)
         return dx.view(h.shape), grads
 
@@ -171,11 +191,6 @@ class LayerStack:
     #: Per-sample dimensions the input must have: 3 for image stacks, 1 for a chain that opens with
     #: Linear, None when it opens with Flatten (any shape).
     sample_dims: int | None
-
-    @cached_property
-    def first_weighted(self) -> int:
-        """Index of the first Linear or Conv layer: below it nothing needs a gradient."""
-        return next(i for i, layer in enumerate(self.layers) if isinstance(layer, _Linear | _Conv))
 
     @classmethod
     def of(cls, model: nn.Module, layout: ParamLayout) -> LayerStack | None:
@@ -215,30 +230,47 @@ class LayerStack:
             return cls(tuple(layers), 3)
         return cls(tuple(layers), None if kinds[0] is _Flatten else 1)
 
+    @cached_property
+    def first_weighted(self) -> int:
+        """Index of the first Linear or Conv layer: below it nothing needs a gradient."""
+        return next(i for i, layer in enumerate(self.layers) if isinstance(layer, _Linear | _Conv))
+
+    @cached_property
+    def binds_views(self) -> bool:
+        """Whether bind() returns only views, valid for as long as the parameters change in place."""
+        return not any(isinstance(layer, _Conv) for layer in self.layers)
+
     def accepts(self, sample_shape: torch.Size) -> bool:
         """Whether samples of this shape go through the chain as its module's forward would take them."""
         return self.sample_dims is None or len(sample_shape) == self.sample_dims
+
+    def bind(self, params: torch.Tensor, k: int) -> list[Bound]:
+        """Each layer's weights cut from ``params`` ([P] shared, or [K, P]); see binds_views for reuse."""
+        return [layer.bind(params, k) for layer in self.layers]
 
     def logits(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """One model's logits [n, C] at flat weights ``params`` [P] for samples ``x`` [n, ...]."""
         h = x if self.sample_dims == 3 else x.unsqueeze(0)   # one model: slot-major and model-major agree
         for layer in self.layers:
-            h, _ = layer.forward(params, h, 1)
+            h, _ = layer.forward(layer.bind(params, 1), h, 1)
         return h.view(len(x), -1)
 
-    def loss_and_grad(self, params: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+    def loss_and_grad(self, params: torch.Tensor | list[Bound], x: torch.Tensor, y: torch.Tensor,
                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-model loss sum_i weight[k, i] * CE_i and its gradient [K, P] with respect to the parameters.
 
-        ``params`` is [K, P], or [P] when all K models hold the same weights; ``x`` is [K, b, ...],
-        ``y`` [K, b] and ``weight`` [K, b] (zero on padding, so each loss is the model's own batch mean).
+        ``params`` is [K, P], or [P] when all K models hold the same weights, or what bind() made of
+        either; ``x`` is [K, b, ...], ``y`` [K, b] and ``weight`` [K, b] (zero on padding, so each loss
+        is the model's own batch mean).
         """
         k, b = y.shape
+        bound = self.bind(params, k) if isinstance(params, torch.Tensor) else params
+        layers = self.layers
         # Image stacks start slot-major (row j * K + k is model k's j-th sample): one grouped convolution.
         h = x.transpose(0, 1).reshape(k * b, *x.shape[2:]) if self.sample_dims == 3 else x
         saved = []
-        for layer in self.layers:
-            h, s = layer.forward(params, h, k)
+        for layer, w in zip(layers, bound):
+            h, s = layer.forward(w, h, k)
             saved.append(s)
         # Logits are model-major [K, b, C]: each model's loss is a sum over its own contiguous row,
         # in the same order for any K (the batched matmuls still round by shape; see training.py).
@@ -246,12 +278,12 @@ class LayerStack:
         logp = torch.log_softmax(h, dim=-1)
         loss = torch.mul(logp.gather(2, yi).view(k, b), weight).sum(1).neg_()
         d = logp.exp_()                                                  # d loss / d logits = (softmax - onehot) * w
-        d = d.scatter_add_(2, yi, torch.full_like(d[..., :1], -1.0)).mul_(weight.unsqueeze(2))
+        d = d.scatter_add_(2, yi, torch.full((k, b, 1), -1.0, device=d.device)).mul_(weight.unsqueeze(2))
         grads: list[torch.Tensor] = []
         first = self.first_weighted
-        for i in range(len(self.layers) - 1, first - 1, -1):
+        for i in range(len(layers) - 1, first - 1, -1):
             # Below the first weighted layer nothing needs a gradient: skip its input gradient.
-            d, g = self.layers[i].backward(params, d, saved[i], k, need_dx=i > first)
+            d, g = layers[i].backward(bound[i], d, saved[i], k, need_dx=i > first)
             grads = g + grads
         return loss, torch.cat(grads, dim=1)
 

@@ -208,6 +208,9 @@ class Trainer:
         losses: list[torch.Tensor] = []
         if stack is None:
             self.model.train()
+        # The closed form's weights, cut once: the shared origin's for the first step, then each model's,
+        # re-cut only when the stack's cuts are copies (grouped kernels) or the parameters are a new tensor.
+        bound: tuple[torch.Tensor | None, list] = (None, stack.bind(global_flat, k) if stack is not None else [])
         for epoch in range(self.sgd.epochs):
             idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
             idx_np[rows, cols] = np.concatenate([o[epoch] for o in orders]) + np.repeat(offsets, sizes)
@@ -216,15 +219,20 @@ class Trainer:
                 # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
                 width = min(b, longest - s * b)
                 ib = idx[:, s * b:s * b + width]
-                per_node, grad = self._loss_and_grad(stack, params, global_flat, x_all[ib], y_all[ib],
-                                                     weights[:, s * b:s * b + width])
+                wb = weights[:, s * b:s * b + width]
+                if stack is not None:
+                    if params is not None and (bound[0] is not params or not stack.binds_views):
+                        bound = (params, stack.bind(params, k))
+                    per_node, grad = stack.loss_and_grad(bound[1], x_all[ib], y_all[ib], wb)
+                else:
+                    per_node, grad = self._vmap_loss_and_grad(params, global_flat, x_all[ib], y_all[ib], wb)
                 with torch.no_grad():
                     if self.sgd.prox_mu and params is not None:   # the proximal term is zero at the global model
                         grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
                     last = epoch == self.sgd.epochs - 1 and s == n_steps - 1
                     params, buf = self._sgd_step(params, global_flat, grad, buf,
                                                  None if everyone[s] else keep[s], lr, mu, wd, last)
-                losses.append(per_node.detach())
+                losses.append(per_node)
         assert params is not None   # every node has at least one sample, so at least one step ran
         deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
@@ -252,11 +260,9 @@ class Trainer:
         """Which engine trains: "layer-stack" (closed-form batched gradients), "vmap" or "loop"."""
         return "loop" if not self.vectorise else "vmap" if self._stack is None else "layer-stack"
 
-    def _loss_and_grad(self, stack: LayerStack | None, params: torch.Tensor | None, origin: torch.Tensor,
-                       x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _vmap_loss_and_grad(self, params: torch.Tensor | None, origin: torch.Tensor, x: torch.Tensor,
+                            y: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each model's weighted batch loss [K] and its gradient [K, P]; ``params`` None means all hold ``origin``."""
-        if stack is not None:
-            return stack.loss_and_grad(origin if params is None else params, x, y, weight)
         p = (origin.expand(len(y), -1) if params is None else params).detach().requires_grad_(True)
         logits = vmap(lambda q, xb: functional_call(self.model, q, (xb,)))(self.layout.unflatten(p), x)
         ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")

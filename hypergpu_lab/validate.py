@@ -16,7 +16,11 @@ def check_updates(deltas: Sequence[torch.Tensor], size: int, *, norm_bound: floa
                                  for d in deltas]
     shaped = [d for d, why in zip(deltas, reasons) if why is None]
     stacked = torch.stack(shaped) if shaped else torch.empty(0, size)
-    finite = torch.isfinite(stacked).all(1).tolist()
+    # A row with a NaN or an infinity sums to NaN or an infinity; a finite row's sum is finite unless it
+    # overflows, so only rows whose sum is not finite get the exact (and much slower) element-wise check.
+    finite = stacked.sum(1).isfinite().tolist()
+    for row in (i for i, ok in enumerate(finite) if not ok):
+        finite[row] = bool(torch.isfinite(stacked[row]).all())
     norms = torch.linalg.vector_norm(stacked, dim=1).tolist() if norm_bound is not None else None
     rows = iter(range(len(shaped)))
     for i, why in enumerate(reasons):
