@@ -28,7 +28,11 @@ against whichever setting did better on each measure, so no ratio rests on a slo
 
 Run with ``python -m bench flower`` in an environment with the ``bench`` extra (flwr[simulation]).
 Environment knobs: ``BENCH_FLOWER_CLIENT_CPUS`` (default ``0.2,1``), ``BENCH_FLOWER_REPEATS``
-(Flower runs per setting, default 1) and ``BENCH_FLOWER_REPEATS_OURS`` (default 3).
+(Flower runs per setting, default 1) and ``BENCH_FLOWER_REPEATS_OURS`` (default 5).
+
+Before each child starts, the parent waits until no Ray process of an earlier Flower run is left
+(raylet, gcs_server, ray:: workers; at most 30 s), so neither side runs beside another's teardown.
+Each side's steady-state round is the median over its runs of each run's mean of rounds 2-3.
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ NODES, ROUNDS, LR, BATCH, EPOCHS, SEED = 10, 3, 0.1, 32, 1, 0
 #: Ray CPUs per ClientApp, one Flower run each: 0.2 fits all 10 actors on 2 cores, 1 starts one per core.
 CLIENT_CPUS = tuple(float(c) for c in os.environ.get("BENCH_FLOWER_CLIENT_CPUS", "0.2,1").split(","))
 #: Fresh-process runs per side (and per Flower setting); the median run by total wall is reported.
-REPEATS_OURS = int(os.environ.get("BENCH_FLOWER_REPEATS_OURS", "3"))
+REPEATS_OURS = int(os.environ.get("BENCH_FLOWER_REPEATS_OURS", "5"))
 REPEATS_FLOWER = int(os.environ.get("BENCH_FLOWER_REPEATS", "1"))
 GOAL_TOTAL, GOAL_ROUND = 100.0, 20.0
 CHILD_TIMEOUT_S = 900
@@ -172,7 +176,33 @@ def _same_inputs() -> str:
             f"and the {coord.layout.size:,} initial weights")
 
 
+SETTLE_TIMEOUT_S = 30.0
+_RAY_PROCESSES = ("raylet", "gcs_server", "ray::")
+_settled = [0.0]   # seconds spent waiting for Ray processes to exit, over the whole benchmark
+
+
+def _ray_processes() -> int:
+    """How many processes on this machine belong to a Ray cluster (read from /proc; 0 where there is none)."""
+    count = 0
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = entry.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        count += any(name in cmd for name in _RAY_PROCESSES)
+    return count
+
+
+def _settle() -> None:
+    """Wait until the previous Flower run's Ray processes have exited (at most SETTLE_TIMEOUT_S)."""
+    t = time.perf_counter()
+    while _ray_processes() and time.perf_counter() - t < SETTLE_TIMEOUT_S:
+        time.sleep(0.2)
+    _settled[0] += time.perf_counter() - t
+
+
 def _spawn(*args: str) -> dict[str, Any]:
+    _settle()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
            # Flower and Ray phone home by default; the benchmark must not depend on a network.
            "FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -235,7 +265,9 @@ def _report(ours_runs: list[dict[str, Any]], flower_runs: dict[float, list[dict[
     fls = [_median_run(runs) for runs in flower_runs.values()]
     best = min(fls, key=lambda r: r["total_s"])
     total_x = best["total_s"] / ours["total_s"]
-    round_x = min(_steady(f) for f in fls) / _steady(ours)
+    steady_ours = statistics.median(_steady(r) for r in ours_runs)
+    steady_fl = [statistics.median(_steady(r) for r in runs) for runs in flower_runs.values()]
+    round_x = min(steady_fl) / steady_ours
     diff = max(max(abs(a - b) for a, b in zip(ours["final_weights"], f["final_weights"], strict=True)) for f in fls)
     cpus_n = os.cpu_count() or 1
 
@@ -262,8 +294,8 @@ def _report(ours_runs: list[dict[str, Any]], flower_runs: dict[float, list[dict[
         "|---|---:|" + "---:|" * len(fls) + "---:|",
         row(f"**total wall s** (set-up + {ROUNDS} rounds)", _fmt(ours["total_s"]),
             *each(lambda f: _fmt(f["total_s"])), verdict(total_x, GOAL_TOTAL)),
-        row("**steady-state wall s per round** (mean of rounds 2-3)", f"{_steady(ours):.4f}",
-            *each(lambda f: f"{_steady(f):.4f}"), verdict(round_x, GOAL_ROUND)),
+        row("**steady-state wall s per round** (mean of rounds 2-3, median over runs)", f"{steady_ours:.4f}",
+            *(f"{s:.4f}" for s in steady_fl), verdict(round_x, GOAL_ROUND)),
         row("set-up + round 1 s", f"{ours['round_ends_s'][0]:.3f}", *each(lambda f: _fmt(f["round_wall_s"][0])),
             f"{min(f['round_wall_s'][0] for f in fls) / ours['round_ends_s'][0]:.1f}x"),
         row("of which set-up before round 1 s", f"{ours['pool_s'] + ours['coordinator_s']:.3f}",
@@ -303,7 +335,11 @@ def _report(ours_runs: list[dict[str, Any]], flower_runs: dict[float, list[dict[
         ("Each run is a fresh interpreter; imports are timed apart and left out of the totals. Runs: lab "
          f"{len(ours_runs)} (totals {totals(ours_runs)} s), "
          + ", ".join(f"Flower num_cpus={c:g} {len(r)} (totals {totals(r)} s)" for c, r in flower_runs.items())
-         + f"; the median run of each is shown. Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."),
+         + "; the steady-state line is the median over runs, every other line the run with the median total. "
+         + "Lab rounds 2 / 3 in each run (ms): "
+         + "; ".join(f"{r['round_wall_s'][1] * 1e3:.2f} / {r['round_wall_s'][2] * 1e3:.2f}" for r in ours_runs)
+         + f". Waited {_settled[0]:.1f} s in all for Ray processes of earlier runs to exit before starting the next "
+         + f"child. Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."),
     ]
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
