@@ -14,27 +14,18 @@ def check_updates(deltas: Sequence[torch.Tensor], size: int, *, norm_bound: floa
     """
     reasons: list[str | None] = [None if d.ndim == 1 and d.numel() == size else f"shape {tuple(d.shape)} != ({size},)"
                                  for d in deltas]
-    shaped = [d for d, why in zip(deltas, reasons) if why is None]
-    stacked = torch.stack(shaped) if shaped else torch.empty(0, size)
+    at = [i for i, why in enumerate(reasons) if why is None]          # the deltas in the stack, row by row
+    stacked = torch.stack([deltas[i] for i in at]) if at else torch.empty(0, size)
     # A row with a NaN or an infinity sums to NaN or an infinity; a finite row's sum is finite unless it
     # overflows, so only rows whose sum is not finite get the exact (and much slower) element-wise check.
     finite = stacked.sum(1).isfinite().tolist()
-    for row in (i for i, ok in enumerate(finite) if not ok):
+    for row in (r for r, ok in enumerate(finite) if not ok):
         finite[row] = bool(torch.isfinite(stacked[row]).all())
     norms = torch.linalg.vector_norm(stacked, dim=1).tolist() if norm_bound is not None else None
-    rows = iter(range(len(shaped)))
-    for i, why in enumerate(reasons):
-        if why is not None:
-            continue
-        row = next(rows)
+    for row, i in enumerate(at):
         if not finite[row]:
             reasons[i] = "non-finite values"
         elif norms is not None and norms[row] > norm_bound:
             reasons[i] = f"norm {norms[row]:.3g} > bound {norm_bound:.3g}"
-    ok = [why is None for d, why in zip(deltas, reasons) if d.ndim == 1 and d.numel() == size]
+    ok = [reasons[i] is None for i in at]
     return reasons, stacked if all(ok) else stacked[torch.tensor(ok, dtype=torch.bool)]
-
-
-def check_update(delta: torch.Tensor, size: int, *, norm_bound: float | None = None) -> str | None:
-    """Return why ``delta`` is rejected, or None when it is acceptable."""
-    return check_updates([delta], size, norm_bound=norm_bound)[0][0]
