@@ -1,4 +1,5 @@
 """``python -m bench [NAME ...]``: run benchmarks and rewrite their sections of BENCHMARKS.md."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,14 +9,16 @@ import sys
 
 from .common import Unavailable, write_section
 
-SUITES = {"engine": ("bench.engine", "Training engine and round loop"),
-          "scale": ("bench.scale", "Ten thousand nodes"),
-          "aggregation": ("bench.aggregation", "Aggregation"),
-          "robustness": ("bench.robustness", "Strategies under attack"),
-          "adaptation": ("bench.adaptation", "Network-aware adaptation"),
-          "flower": ("bench.flower", "Side by side with Flower"),
-          "ui": ("bench.ui", "Dashboard overhead"),
-          "ray": ("bench.ray_backend", "Ray backend overhead")}
+SUITES = {
+    "engine": ("bench.engine", "Training engine and round loop"),
+    "scale": ("bench.scale", "Ten thousand nodes"),
+    "aggregation": ("bench.aggregation", "Aggregation"),
+    "robustness": ("bench.robustness", "Strategies under attack"),
+    "adaptation": ("bench.adaptation", "Network-aware adaptation"),
+    "flower": ("bench.flower", "Side by side with Flower"),
+    "ui": ("bench.ui", "Dashboard overhead"),
+    "ray": ("bench.ray_backend", "Ray backend overhead"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

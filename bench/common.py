@@ -1,4 +1,5 @@
 """Shared helpers: timing, machine description, and writing a section of BENCHMARKS.md."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -42,17 +43,25 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {numpy.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {numpy.__version__}"
+    )
 
 
 def write_section(name: str, body: str, command: str) -> None:
     """Replace (or add) the section ``name`` of BENCHMARKS.md, stamped with date, machine and command."""
     path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEvery figure here was measured by the command shown with it.\n"
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nEvery figure here was measured by the command shown with it.\n"
+    )
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    block = (f"<!-- {name}:start -->\n## {name}\n\nMeasured {stamp} on {machine()}.\n"
-             f"Command: `{command}`\n\n{body.strip()}\n<!-- {name}:end -->\n")
+    block = (
+        f"<!-- {name}:start -->\n## {name}\n\nMeasured {stamp} on {machine()}.\n"
+        f"Command: `{command}`\n\n{body.strip()}\n<!-- {name}:end -->\n"
+    )
     pattern = re.compile(rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->\n", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
     path.write_text(text)

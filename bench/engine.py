@@ -9,6 +9,7 @@ The bound returns one model; an engine returns K. The "output floor" adds to the
 bound what writing K x P float32 values into fresh memory costs here (the least
 any engine that hands back K separate updates must pay): no engine can beat it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,12 +57,13 @@ def _bound(model: torch.nn.Module, jobs: list[Job], sgd: SGDConfig, channels_las
         model.load_state_dict(state)
         opt = torch.optim.SGD(model.parameters(), lr=sgd.lr, momentum=sgd.momentum)
         for s in range(steps):
-            idx = perm[s * per:(s + 1) * per]
+            idx = perm[s * per : (s + 1) * per]
             opt.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
-        if device.type == "cuda":   # the engine's results come back to the CPU; time the bound to completion too
+        if device.type == "cuda":  # the engine's results come back to the CPU; time the bound to completion too
             torch.cuda.synchronize()
+
     return run
 
 
@@ -73,14 +75,17 @@ def _fresh_write(k: int, p: int) -> Callable[[], None]:
         torch.empty(k, p, device=device).fill_(1.0)
         if device.type == "cuda":
             torch.cuda.synchronize()
+
     return run
 
 
 def engine_table() -> str:
     sgd = SGDConfig(lr=0.05, momentum=0.9)
-    rows = ["| nodes/round | vectorised s | per-node loop s | one-big-batch bound s | output floor s "
-            "| updates/s (vectorised) | vs loop | vs bound | vs floor |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| nodes/round | vectorised s | per-node loop s | one-big-batch bound s | output floor s "
+        "| updates/s (vectorised) | vs loop | vs bound | vs floor |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for n in NODES:
         pool = _pool(n)
         model = build_model("cnn", pool.input_shape, pool.num_classes, seed=0)
@@ -88,11 +93,15 @@ def engine_table() -> str:
         jobs = [Job(node.id, node.x, node.y, B, node_seed(0, 1, node.id)) for node in pool]
         vec = best_of(lambda: Trainer(model, sgd, vectorise=True, device=DEVICE).train(start, jobs))
         loop = best_of(lambda: Trainer(model, sgd, vectorise=False, device=DEVICE).train(start, jobs), repeats=1)
-        bound = min(best_of(_bound(build_model("cnn", pool.input_shape, pool.num_classes), jobs, sgd, cl))
-                    for cl in (False, True))
+        bound = min(
+            best_of(_bound(build_model("cnn", pool.input_shape, pool.num_classes), jobs, sgd, cl))
+            for cl in (False, True)
+        )
         floor = bound + best_of(_fresh_write(n, start.numel()), repeats=7)
-        rows.append(f"| {n} | {vec:.3f} | {loop:.3f} | {bound:.3f} | {floor:.3f} | {n / vec:,.0f} "
-                    f"| {loop / vec:.1f}x | {vec / bound:.2f}x | {vec / floor:.2f}x |")
+        rows.append(
+            f"| {n} | {vec:.3f} | {loop:.3f} | {bound:.3f} | {floor:.3f} | {n / vec:,.0f} "
+            f"| {loop / vec:.1f}x | {vec / bound:.2f}x | {vec / floor:.2f}x |"
+        )
     return "\n".join(rows)
 
 
@@ -128,14 +137,21 @@ def virtual_time_table() -> str:
         coord = Coordinator(pool=pool, model="cnn")
         walls[ms] = (best_of(lambda: coord.run(rounds=5, progress=False), repeats=3), coord.clock.now / coord.round)
     (w0, s0), (w5, s5) = walls[0.0], walls[500.0]
-    return ("| one-way link latency | wall s for 5 rounds | simulated s per round |\n|---:|---:|---:|\n"
-            f"| 0 ms | {w0:.3f} | {s0:.3f} |\n| 500 ms | {w5:.3f} | {s5:.3f} |\n\n"
-            f"Wall ratio 500 ms / 0 ms: {w5 / w0:.3f} (goal <= 1.05).")
+    return (
+        "| one-way link latency | wall s for 5 rounds | simulated s per round |\n|---:|---:|---:|\n"
+        f"| 0 ms | {w0:.3f} | {s0:.3f} |\n| 500 ms | {w5:.3f} | {s5:.3f} |\n\n"
+        f"Wall ratio 500 ms / 0 ms: {w5 / w0:.3f} (goal <= 1.05)."
+    )
 
 
 def main() -> str:
     logging.getLogger("hypergpu_lab").setLevel(logging.WARNING)
-    return (f"Device: {resolve_device(DEVICE)}.\n\n"
-            "### Local training engine (digits CNN, 1 epoch, B=10, momentum 0.9)\n\n" + engine_table()
-            + "\n\n### Whole round (coordinator.step, all nodes selected, 'lan' network)\n\n" + round_table()
-            + "\n\n### Virtual time (10 nodes, digits CNN)\n\n" + virtual_time_table())
+    return (
+        f"Device: {resolve_device(DEVICE)}.\n\n"
+        "### Local training engine (digits CNN, 1 epoch, B=10, momentum 0.9)\n\n"
+        + engine_table()
+        + "\n\n### Whole round (coordinator.step, all nodes selected, 'lan' network)\n\n"
+        + round_table()
+        + "\n\n### Virtual time (10 nodes, digits CNN)\n\n"
+        + virtual_time_table()
+    )

@@ -34,6 +34,7 @@ Before each child starts, the parent waits until no Ray process of an earlier Fl
 (raylet, gcs_server, ray:: workers; at most 30 s), so neither side runs beside another's teardown.
 Each side's steady-state round is the median over its runs of each run's mean of rounds 2-3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,10 +89,17 @@ def _ours() -> dict[str, Any]:
     for rep in reports:
         if rep.accepted != NODES or rep.test_accuracy is None or any(n.batch_size != BATCH for n in rep.nodes):
             raise RuntimeError(f"round {rep.round} did not train and apply every node: {rep.summary()}")
-    return {"imports_s": imports, "pool_s": t_pool - start, "coordinator_s": t_coord - t_pool,
-            "round_ends_s": [e - start for e in ends], "round_wall_s": [r.wall_s for r in reports],
-            "total_s": end - start, "accuracy": [r.test_accuracy for r in reports],
-            "final_weights": coord.weights.tolist(), "threads": torch.get_num_threads()}
+    return {
+        "imports_s": imports,
+        "pool_s": t_pool - start,
+        "coordinator_s": t_coord - t_pool,
+        "round_ends_s": [e - start for e in ends],
+        "round_wall_s": [r.wall_s for r in reports],
+        "total_s": end - start,
+        "accuracy": [r.test_accuracy for r in reports],
+        "final_weights": coord.weights.tolist(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _flower(cpus: float) -> dict[str, Any]:
@@ -108,9 +116,12 @@ def _flower(cpus: float) -> dict[str, Any]:
         start = time.perf_counter()
         flower_app.export_shards(folder)  # load digits and split it once; each client reads its own shard
         t_data = time.perf_counter()
-        run_simulation(server_app=flower_app.server_app, client_app=flower_app.client_app,
-                       num_supernodes=NODES,
-                       backend_config={"client_resources": {"num_cpus": cpus, "num_gpus": 0.0}})
+        run_simulation(
+            server_app=flower_app.server_app,
+            client_app=flower_app.client_app,
+            num_supernodes=NODES,
+            backend_config={"client_resources": {"num_cpus": cpus, "num_gpus": 0.0}},
+        )
         returned = time.perf_counter()
 
     ends = flower_app.ROUND_ENDS
@@ -118,13 +129,21 @@ def _flower(cpus: float) -> dict[str, Any]:
         raise RuntimeError(f"the Flower simulation finished rounds {sorted(ends)}, not 0..{ROUNDS}")
     walls = [ends[r] - ends[r - 1] for r in range(1, ROUNDS + 1)]
     walls[0] = ends[1] - start  # round 1 also waits for the data, Ray and the actors
-    return {"imports_s": imports, "data_s": t_data - start, "cpus": cpus,
-            "round_ends_s": [ends[r] - start for r in range(1, ROUNDS + 1)], "round_wall_s": walls,
-            "total_s": ends[ROUNDS] - start, "returned_s": returned - start,
-            "accuracy": [flower_app.ACCURACY[r] for r in range(1, ROUNDS + 1)],
-            "final_weights": flower_app.FINAL[0].tolist(), "driver_threads": torch.get_num_threads(),
-            "client_threads": f"{flower_app.CLIENT_THREADS[0]:g}" if flower_app.CLIENT_THREADS else "?",
-            "flwr": _version("flwr"), "ray": ray.__version__}
+    return {
+        "imports_s": imports,
+        "data_s": t_data - start,
+        "cpus": cpus,
+        "round_ends_s": [ends[r] - start for r in range(1, ROUNDS + 1)],
+        "round_wall_s": walls,
+        "total_s": ends[ROUNDS] - start,
+        "returned_s": returned - start,
+        "accuracy": [flower_app.ACCURACY[r] for r in range(1, ROUNDS + 1)],
+        "final_weights": flower_app.FINAL[0].tolist(),
+        "driver_threads": torch.get_num_threads(),
+        "client_threads": f"{flower_app.CLIENT_THREADS[0]:g}" if flower_app.CLIENT_THREADS else "?",
+        "flwr": _version("flwr"),
+        "ray": ray.__version__,
+    }
 
 
 def _version(dist: str) -> str:
@@ -171,14 +190,16 @@ def _same_inputs() -> str:
     model = flower_app.new_model()
     if not torch.equal(ParamLayout.of(model).flatten(model), coord.weights):
         raise RuntimeError("the initial weights differ")
-    return (f"identical on both sides (checked before timing): the {NODES} shards "
-            f"({', '.join(str(n.num_samples) for n in pool)} samples), the {len(pool.y_test)}-sample test set "
-            f"and the {coord.layout.size:,} initial weights")
+    return (
+        f"identical on both sides (checked before timing): the {NODES} shards "
+        f"({', '.join(str(n.num_samples) for n in pool)} samples), the {len(pool.y_test)}-sample test set "
+        f"and the {coord.layout.size:,} initial weights"
+    )
 
 
 SETTLE_TIMEOUT_S = 30.0
 _RAY_PROCESSES = ("raylet", "gcs_server", "ray::")
-_settled = [0.0]   # seconds spent waiting for Ray processes to exit, over the whole benchmark
+_settled = [0.0]  # seconds spent waiting for Ray processes to exit, over the whole benchmark
 
 
 def _ray_processes() -> int:
@@ -203,17 +224,27 @@ def _settle() -> None:
 
 def _spawn(*args: str) -> dict[str, Any]:
     _settle()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-           # Flower and Ray phone home by default; the benchmark must not depend on a network.
-           "FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        # Flower and Ray phone home by default; the benchmark must not depend on a network.
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         out, log = Path(tmp) / "result.json", Path(tmp) / "child.log"
         t = time.perf_counter()
         with log.open("w") as fh:
             try:
                 rc: int | str = subprocess.run(
-                    [sys.executable, "-m", "bench.flower", *args, "--out", str(out)], cwd=ROOT, env=env,
-                    stdout=fh, stderr=subprocess.STDOUT, timeout=CHILD_TIMEOUT_S, check=False).returncode
+                    [sys.executable, "-m", "bench.flower", *args, "--out", str(out)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    timeout=CHILD_TIMEOUT_S,
+                    check=False,
+                ).returncode
             except subprocess.TimeoutExpired:
                 rc = f"timeout after {CHILD_TIMEOUT_S} s"
         process = time.perf_counter() - t
@@ -259,8 +290,12 @@ def main() -> str:
     return _report(ours, flower, same, (load0, os.getloadavg()[0]))
 
 
-def _report(ours_runs: list[dict[str, Any]], flower_runs: dict[float, list[dict[str, Any]]], same: str,
-            load: tuple[float, float]) -> str:
+def _report(
+    ours_runs: list[dict[str, Any]],
+    flower_runs: dict[float, list[dict[str, Any]]],
+    same: str,
+    load: tuple[float, float],
+) -> str:
     ours = _median_run(ours_runs)
     fls = [_median_run(runs) for runs in flower_runs.values()]
     best = min(fls, key=lambda r: r["total_s"])
@@ -288,58 +323,96 @@ def _report(ours_runs: list[dict[str, Any]], flower_runs: dict[float, list[dict[
 
     fw = f"Flower {best['flwr']} (Ray {best['ray']})"
     rows = [
-        row("", "hypergpu_lab", *each(lambda f: f"Flower, num_cpus={f['cpus']:g} "
-                                                f"({min(NODES, round(cpus_n / f['cpus']))} actors)"),
-            "best Flower / lab"),
+        row(
+            "",
+            "hypergpu_lab",
+            *each(lambda f: f"Flower, num_cpus={f['cpus']:g} ({min(NODES, round(cpus_n / f['cpus']))} actors)"),
+            "best Flower / lab",
+        ),
         "|---|---:|" + "---:|" * len(fls) + "---:|",
-        row(f"**total wall s** (set-up + {ROUNDS} rounds)", _fmt(ours["total_s"]),
-            *each(lambda f: _fmt(f["total_s"])), verdict(total_x, GOAL_TOTAL)),
-        row("**steady-state wall s per round** (mean of rounds 2-3, median over runs)", f"{steady_ours:.4f}",
-            *(f"{s:.4f}" for s in steady_fl), verdict(round_x, GOAL_ROUND)),
-        row("set-up + round 1 s", f"{ours['round_ends_s'][0]:.3f}", *each(lambda f: _fmt(f["round_wall_s"][0])),
-            f"{min(f['round_wall_s'][0] for f in fls) / ours['round_ends_s'][0]:.1f}x"),
-        row("of which set-up before round 1 s", f"{ours['pool_s'] + ours['coordinator_s']:.3f}",
-            *each(lambda f: f"{f['data_s']:.3f} + Ray start-up in round 1"), ""),
-        row("round 2 / round 3 s", f"{ours['round_wall_s'][1]:.4f} / {ours['round_wall_s'][2]:.4f}",
-            *each(lambda f: f"{f['round_wall_s'][1]:.4f} / {f['round_wall_s'][2]:.4f}"), ""),
+        row(
+            f"**total wall s** (set-up + {ROUNDS} rounds)",
+            _fmt(ours["total_s"]),
+            *each(lambda f: _fmt(f["total_s"])),
+            verdict(total_x, GOAL_TOTAL),
+        ),
+        row(
+            "**steady-state wall s per round** (mean of rounds 2-3, median over runs)",
+            f"{steady_ours:.4f}",
+            *(f"{s:.4f}" for s in steady_fl),
+            verdict(round_x, GOAL_ROUND),
+        ),
+        row(
+            "set-up + round 1 s",
+            f"{ours['round_ends_s'][0]:.3f}",
+            *each(lambda f: _fmt(f["round_wall_s"][0])),
+            f"{min(f['round_wall_s'][0] for f in fls) / ours['round_ends_s'][0]:.1f}x",
+        ),
+        row(
+            "of which set-up before round 1 s",
+            f"{ours['pool_s'] + ours['coordinator_s']:.3f}",
+            *each(lambda f: f"{f['data_s']:.3f} + Ray start-up in round 1"),
+            "",
+        ),
+        row(
+            "round 2 / round 3 s",
+            f"{ours['round_wall_s'][1]:.4f} / {ours['round_wall_s'][2]:.4f}",
+            *each(lambda f: f"{f['round_wall_s'][1]:.4f} / {f['round_wall_s'][2]:.4f}"),
+            "",
+        ),
         row("test accuracy after rounds 1 / 2 / 3", accuracy(ours), *each(accuracy), ""),
-        row("imports s (not in the totals)", f"{ours['imports_s']:.2f}", *each(lambda f: f"{f['imports_s']:.2f}"),
-            ""),
-        row("whole child process s (interpreter + imports + run + exit)", _fmt(ours["process_s"]),
-            *each(lambda f: _fmt(f["process_s"])), f"{min(f['process_s'] for f in fls) / ours['process_s']:.1f}x"),
+        row("imports s (not in the totals)", f"{ours['imports_s']:.2f}", *each(lambda f: f"{f['imports_s']:.2f}"), ""),
+        row(
+            "whole child process s (interpreter + imports + run + exit)",
+            _fmt(ours["process_s"]),
+            *each(lambda f: _fmt(f["process_s"])),
+            f"{min(f['process_s'] for f in fls) / ours['process_s']:.1f}x",
+        ),
     ]
     notes = [
-        (f"Workload: {NODES} clients, digits, IID split (seed {SEED}), 64-32-10 MLP, SGD lr {LR} without "
-         f"momentum, batch {BATCH}, {EPOCHS} local epoch, {ROUNDS} rounds of FedAvg with every client every "
-         "round, server-side evaluation on the held-out test set after every round (no client-side evaluation "
-         "on either side). The lab runs on the 'perfect' network profile (0-1 ms links, no loss) in virtual "
-         "time, so link latency costs no wall time either way."),
-        (f"Inputs: {same}. Flower's driver loads and splits the data once and writes each shard to its own "
-         "file, which that client loads; the clients train with torch.optim.SGD over the same per-node batch "
-         f"order as the lab's nodes. Max |w_lab - w_flower| of the final global models: {diff:.2e}."),
-        ("Lab: total runs from before `NodePool.simulated(...)` through `Coordinator(...)` to the end of "
-         f"`run(rounds={ROUNDS})`; set-up = data + pool {ours['pool_s']:.3f} s, coordinator "
-         f"{ours['coordinator_s']:.3f} s; rounds are `RoundReport.wall_s`."),
-        (f"Flower: {fw}, `flwr.simulation.run_simulation` (ServerApp + ClientApp, message API, "
-         f"`FedAvg(fraction_train=1.0, fraction_evaluate=0.0)`), {NODES} supernodes, num_gpus=0, telemetry and "
-         "Ray usage stats off. Its total runs from loading the data and the `run_simulation` call to the end "
-         f"of round {ROUNDS}'s evaluation (stamped in the strategy's `evaluate_fn`), so it includes `ray.init`, "
-         "starting the actor processes and their imports; `run_simulation` returned, Ray shut down, at "
-         + ", ".join(f"{_fmt(f['returned_s'])} s (num_cpus={f['cpus']:g})" for f in fls)
-         + ". Its server collects replies by polling its in-memory Grid every 0.1 s (`InMemoryGrid`'s default "
-         "`pull_interval`), which paces its rounds. Each ratio is against the Flower setting that did best on "
-         "that line."),
-        (f"torch threads: lab {ours['threads']}; Flower's client actors {best['client_threads']} (Ray sets "
-         f"OMP_NUM_THREADS=1 in them), its driver {best['driver_threads']}; OMP_NUM_THREADS "
-         f"{os.environ.get('OMP_NUM_THREADS', 'unset')} in this shell."),
-        ("Each run is a fresh interpreter; imports are timed apart and left out of the totals. Runs: lab "
-         f"{len(ours_runs)} (totals {totals(ours_runs)} s), "
-         + ", ".join(f"Flower num_cpus={c:g} {len(r)} (totals {totals(r)} s)" for c, r in flower_runs.items())
-         + "; the steady-state line is the median over runs, every other line the run with the median total. "
-         + "Lab rounds 2 / 3 in each run (ms): "
-         + "; ".join(f"{r['round_wall_s'][1] * 1e3:.2f} / {r['round_wall_s'][2] * 1e3:.2f}" for r in ours_runs)
-         + f". Waited {_settled[0]:.1f} s in all for Ray processes of earlier runs to exit before starting the next "
-         + f"child. Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."),
+        (
+            f"Workload: {NODES} clients, digits, IID split (seed {SEED}), 64-32-10 MLP, SGD lr {LR} without "
+            f"momentum, batch {BATCH}, {EPOCHS} local epoch, {ROUNDS} rounds of FedAvg with every client every "
+            "round, server-side evaluation on the held-out test set after every round (no client-side evaluation "
+            "on either side). The lab runs on the 'perfect' network profile (0-1 ms links, no loss) in virtual "
+            "time, so link latency costs no wall time either way."
+        ),
+        (
+            f"Inputs: {same}. Flower's driver loads and splits the data once and writes each shard to its own "
+            "file, which that client loads; the clients train with torch.optim.SGD over the same per-node batch "
+            f"order as the lab's nodes. Max |w_lab - w_flower| of the final global models: {diff:.2e}."
+        ),
+        (
+            "Lab: total runs from before `NodePool.simulated(...)` through `Coordinator(...)` to the end of "
+            f"`run(rounds={ROUNDS})`; set-up = data + pool {ours['pool_s']:.3f} s, coordinator "
+            f"{ours['coordinator_s']:.3f} s; rounds are `RoundReport.wall_s`."
+        ),
+        (
+            f"Flower: {fw}, `flwr.simulation.run_simulation` (ServerApp + ClientApp, message API, "
+            f"`FedAvg(fraction_train=1.0, fraction_evaluate=0.0)`), {NODES} supernodes, num_gpus=0, telemetry and "
+            "Ray usage stats off. Its total runs from loading the data and the `run_simulation` call to the end "
+            f"of round {ROUNDS}'s evaluation (stamped in the strategy's `evaluate_fn`), so it includes `ray.init`, "
+            "starting the actor processes and their imports; `run_simulation` returned, Ray shut down, at "
+            + ", ".join(f"{_fmt(f['returned_s'])} s (num_cpus={f['cpus']:g})" for f in fls)
+            + ". Its server collects replies by polling its in-memory Grid every 0.1 s (`InMemoryGrid`'s default "
+            "`pull_interval`), which paces its rounds. Each ratio is against the Flower setting that did best on "
+            "that line."
+        ),
+        (
+            f"torch threads: lab {ours['threads']}; Flower's client actors {best['client_threads']} (Ray sets "
+            f"OMP_NUM_THREADS=1 in them), its driver {best['driver_threads']}; OMP_NUM_THREADS "
+            f"{os.environ.get('OMP_NUM_THREADS', 'unset')} in this shell."
+        ),
+        (
+            "Each run is a fresh interpreter; imports are timed apart and left out of the totals. Runs: lab "
+            f"{len(ours_runs)} (totals {totals(ours_runs)} s), "
+            + ", ".join(f"Flower num_cpus={c:g} {len(r)} (totals {totals(r)} s)" for c, r in flower_runs.items())
+            + "; the steady-state line is the median over runs, every other line the run with the median total. "
+            + "Lab rounds 2 / 3 in each run (ms): "
+            + "; ".join(f"{r['round_wall_s'][1] * 1e3:.2f} / {r['round_wall_s'][2] * 1e3:.2f}" for r in ours_runs)
+            + f". Waited {_settled[0]:.1f} s in all for Ray processes of earlier runs to exit before starting the next "
+            + f"child. Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after."
+        ),
     ]
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 

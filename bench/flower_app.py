@@ -21,6 +21,7 @@ The server thread runs in the process that calls ``run_simulation``; it records 
 ``time.perf_counter()`` stamp and the test accuracy after each round in
 :data:`ROUND_ENDS` and :data:`ACCURACY`, which ``bench.flower`` reads back.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,7 @@ from hypergpu_lab.partition import partition
 from hypergpu_lab.training import epoch_orders, node_seed
 
 NODES, ROUNDS, LR, BATCH, EPOCHS, SEED = 10, 3, 0.1, 32, 1, 0
-INPUT_SHAPE, NUM_CLASSES = (1, 8, 8), 10   # digits; bench.flower checks them against the lab's pool
+INPUT_SHAPE, NUM_CLASSES = (1, 8, 8), 10  # digits; bench.flower checks them against the lab's pool
 #: Environment variable naming the folder of the exported shards.
 DATA_ENV = "HYPERGPU_BENCH_FLOWER_DATA"
 
@@ -69,8 +70,11 @@ def export_shards(folder: str | os.PathLike[str]) -> None:
     """
     data = dataset()
     for i, idx in enumerate(partition(data.y_train.numpy(), NODES, "iid", seed=SEED)):
-        np.savez(Path(folder) / f"node{i}.npz", x=data.x_train[torch.as_tensor(idx)].numpy(),
-                 y=data.y_train[torch.as_tensor(idx)].numpy())
+        np.savez(
+            Path(folder) / f"node{i}.npz",
+            x=data.x_train[torch.as_tensor(idx)].numpy(),
+            y=data.y_train[torch.as_tensor(idx)].numpy(),
+        )
     os.environ[DATA_ENV] = str(folder)
 
 
@@ -112,15 +116,20 @@ def train(msg: Message, context: Context) -> Message:
     for order in epoch_orders(node_seed(SEED, server_round, node), len(y), EPOCHS):
         perm = torch.from_numpy(order)
         for s in range(0, len(y), batch):
-            idx = perm[s:s + batch]
+            idx = perm[s : s + batch]
             opt.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
             total, steps = total + loss.item(), steps + 1
-    content = RecordDict({"arrays": ArrayRecord(model.state_dict()),
-                          "metrics": MetricRecord({"train_loss": total / max(steps, 1), "num-examples": len(y),
-                                                       "torch-threads": torch.get_num_threads()})})
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(model.state_dict()),
+            "metrics": MetricRecord(
+                {"train_loss": total / max(steps, 1), "num-examples": len(y), "torch-threads": torch.get_num_threads()}
+            ),
+        }
+    )
     return Message(content=content, reply_to=msg)
 
 
@@ -144,9 +153,12 @@ def _central_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord | 
 
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
-    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=NODES,
-                      min_available_nodes=NODES)
-    result = strategy.start(grid=grid, initial_arrays=ArrayRecord(new_model().state_dict()), num_rounds=ROUNDS,
-                            train_config=ConfigRecord({"lr": LR, "batch-size": BATCH}),
-                            evaluate_fn=_central_evaluate)
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=NODES, min_available_nodes=NODES)
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(new_model().state_dict()),
+        num_rounds=ROUNDS,
+        train_config=ConfigRecord({"lr": LR, "batch-size": BATCH}),
+        evaluate_fn=_central_evaluate,
+    )
     CLIENT_THREADS.append(float(result.train_metrics_clientapp[ROUNDS]["torch-threads"]))

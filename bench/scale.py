@@ -3,6 +3,7 @@
 Each case runs in a fresh process so its peak RSS (VmHWM) is its own; torch's import alone is
 ~0.7 GB of it on this build.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,16 @@ CASES = ((1_000, 100), (10_000, 100), (10_000, 1_000))
 
 def main() -> str:
     root = str(Path(__file__).resolve().parent.parent)
-    rows = ["| registered nodes | per round | training samples held | pool build s | wall s per round (median) "
-            "| peak RSS MB |", "|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| registered nodes | per round | training samples held | pool build s | wall s per round (median) "
+        "| peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for n, k in CASES:
         env = {**os.environ, "N": str(n), "K": str(k), "PYTHONPATH": root}
         out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append(f"| {n:,} | {k:,} | {r['samples']:,} | {r['build_s']:.1f} | {r['round_s']:.3f} "
-                    f"| {r['peak_mb']:,.0f} |")
+        rows.append(
+            f"| {n:,} | {k:,} | {r['samples']:,} | {r['build_s']:.1f} | {r['round_s']:.3f} | {r['peak_mb']:,.0f} |"
+        )
     return "\n".join(rows) + "\n\nGoal: peak memory <= 2 GB for 10,000 registered / 100 per round."

@@ -8,6 +8,7 @@ dashboard's time ends when the round loop ends; the wait for its last update is 
 torch runs single-threaded here for both: on a loaded 2-core machine OpenMP's intra-op threads in
 the calling thread made ``coord.run()`` swing between 1x and 20x, which measures the machine, not the UI.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,13 +65,13 @@ def main() -> str:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        headless()                       # warm-up: imports, first-call costs
+        headless()  # warm-up: imports, first-call costs
         with_dashboard()
         times: dict[str, list[float]] = {"run": [], "start": [], "ui": []}
         tails, updates = [], []
         fns = [("run", headless), ("start", background), ("ui", with_dashboard)]
         for i in range(REPEATS):
-            for key, fn in fns[i % 3:] + fns[:i % 3]:
+            for key, fn in fns[i % 3 :] + fns[: i % 3]:
                 result = fn()
                 if key == "ui":
                     times["ui"].append(result[0])
@@ -81,20 +82,22 @@ def main() -> str:
     finally:
         torch.set_num_threads(threads)
     run, start, ui = (statistics.median(times[k]) for k in ("run", "start", "ui"))
-    return "\n".join([
-        f"{ROUNDS} rounds, {NODES} nodes (digits, Dirichlet 0.5, mixed network), MLP, torch on 1 thread; "
-        f"median of {REPEATS}, rotating order; no browser attached.",
-        "",
-        "| run | wall s | vs headless `run()` |",
-        "|---|---:|---:|",
-        f"| headless `coord.run()` | {run:.2f} | 1.00x |",
-        f"| headless `coord.start()` + `wait()` (background thread) | {start:.2f} | {start / run:.2f}x |",
-        f"| `Dashboard(coord)`, run from its runner | {ui:.2f} | {ui / run:.2f}x |",
-        "",
-        f"Dashboard vs the same background run without it: {ui / start:.2f}x. "
-        f"UI updates per run: {statistics.median(updates):.0f} (at most 4 a second, batched); "
-        f"last update {statistics.median(tails) * 1e3:.0f} ms after the round loop ended. Goal: at most 1.1x.",
-    ])
+    return "\n".join(
+        [
+            f"{ROUNDS} rounds, {NODES} nodes (digits, Dirichlet 0.5, mixed network), MLP, torch on 1 thread; "
+            f"median of {REPEATS}, rotating order; no browser attached.",
+            "",
+            "| run | wall s | vs headless `run()` |",
+            "|---|---:|---:|",
+            f"| headless `coord.run()` | {run:.2f} | 1.00x |",
+            f"| headless `coord.start()` + `wait()` (background thread) | {start:.2f} | {start / run:.2f}x |",
+            f"| `Dashboard(coord)`, run from its runner | {ui:.2f} | {ui / run:.2f}x |",
+            "",
+            f"Dashboard vs the same background run without it: {ui / start:.2f}x. "
+            f"UI updates per run: {statistics.median(updates):.0f} (at most 4 a second, batched); "
+            f"last update {statistics.median(tails) * 1e3:.0f} ms after the round loop ended. Goal: at most 1.1x.",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The three objects a person meets first::
     coord = Coordinator(model="cnn", pool=pool, strategy="fedavg")
     history = coord.run(rounds=20)
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,6 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-
 def __getattr__(name: str) -> object:
     """``ChainClient`` loads web3 only when asked for: the core never imports a chain library."""
     if name == "ChainClient":
@@ -32,6 +32,22 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ChainClient", "GPUS", "CheckpointError", "ConfigError", "Coordinator", "DataNotFoundError", "History", "Node",
-           "NodePool", "NodeRecord", "NodeState", "PoolConfig", "RoundReport", "RunConfig", "TrainConfig",
-           "__version__", "preset"]
+__all__ = [
+    "ChainClient",
+    "GPUS",
+    "CheckpointError",
+    "ConfigError",
+    "Coordinator",
+    "DataNotFoundError",
+    "History",
+    "Node",
+    "NodePool",
+    "NodeRecord",
+    "NodeState",
+    "PoolConfig",
+    "RoundReport",
+    "RunConfig",
+    "TrainConfig",
+    "__version__",
+    "preset",
+]

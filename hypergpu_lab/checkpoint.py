@@ -6,6 +6,7 @@ written atomically, so a kill leaves the previous checkpoint intact; a file
 that is truncated or altered fails its checksum and :func:`latest_valid`
 falls back to the newest good one with a warning.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,5 +79,5 @@ def latest_valid(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]] | Non
 def prune(folder: str | os.PathLike, keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints."""
     found = list_checkpoints(folder)
-    for _, path in found[:max(len(found) - keep, 0)]:  # not [:-keep]: that deletes nothing when keep == 0
+    for _, path in found[: max(len(found) - keep, 0)]:  # not [:-keep]: that deletes nothing when keep == 0
         path.unlink(missing_ok=True)

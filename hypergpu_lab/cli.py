@@ -3,6 +3,7 @@
 Bad input exits with status 2 and one line that names the field, the value and
 what is accepted; nothing is half-written (run folders appear whole).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="serve the monitoring dashboard with Voila on 127.0.0.1")
     dash.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     dash.add_argument("--notebook", type=Path, help="notebook to serve (default: notebooks/dashboard.ipynb)")
-    dash.add_argument("--cull-idle-s", type=int, default=300,
-                      help="shut down a closed page's kernel after this many idle seconds (default 300)")
+    dash.add_argument(
+        "--cull-idle-s",
+        type=int,
+        default=300,
+        help="shut down a closed page's kernel after this many idle seconds (default 300)",
+    )
 
     sub.add_parser("presets", help="list the presets")
     return p
@@ -97,16 +102,20 @@ def _demo(args: argparse.Namespace) -> int:
     from .nodes import NodePool
 
     cfg = preset("quickstart", rounds=args.rounds)
-    print(f"HyperGPU Lab demo: {cfg.pool.num_nodes} simulated GPU nodes, {cfg.pool.dataset} "
-          f"({cfg.pool.partition} alpha={cfg.pool.alpha}), '{cfg.pool.network}' network, "
-          f"{cfg.train.model} + {cfg.train.strategy}, {cfg.rounds} rounds")
+    print(
+        f"HyperGPU Lab demo: {cfg.pool.num_nodes} simulated GPU nodes, {cfg.pool.dataset} "
+        f"({cfg.pool.partition} alpha={cfg.pool.alpha}), '{cfg.pool.network}' network, "
+        f"{cfg.train.model} + {cfg.train.strategy}, {cfg.rounds} rounds"
+    )
     start = time.perf_counter()
     coord = Coordinator(pool=NodePool.from_config(cfg.pool), config=cfg.train, run_id=cfg.name)
     print("nodes:")
     for node in coord.pool:
         link = coord.pool.network.links[node.id]
-        print(f"  node {node.id:>3}  {node.gpu.name:<18} {link.profile.name:<9} {link.base_latency_ms:7.1f} ms  "
-              f"{node.num_samples:>5} samples")
+        print(
+            f"  node {node.id:>3}  {node.gpu.name:<18} {link.profile.name:<9} {link.base_latency_ms:7.1f} ms  "
+            f"{node.num_samples:>5} samples"
+        )
     history = coord.run(rounds=cfg.rounds, progress=not args.no_progress)
     _print_result(history, time.perf_counter() - start, None)
     return 0
@@ -114,8 +123,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def notebooks_dir() -> Path:
     """The notebooks: in the checkout (editable install) or under <prefix>/share (wheel install)."""
-    for folder in (Path(__file__).resolve().parent.parent / "notebooks",
-                   Path(sys.prefix) / "share" / "hypergpu-lab" / "notebooks"):
+    for folder in (
+        Path(__file__).resolve().parent.parent / "notebooks",
+        Path(sys.prefix) / "share" / "hypergpu-lab" / "notebooks",
+    ):
         if (folder / "dashboard.ipynb").is_file():
             return folder
     raise ConfigError("notebook", None, "a path to the dashboard notebook (notebooks/dashboard.ipynb not found)")
@@ -128,11 +139,19 @@ def voila_command(notebook: Path, port: int, cull_idle_s: int) -> list[str]:
     so without culling every visit leaves a kernel behind. Kernels with an open page are
     never culled (cull_connected=False), however idle their cells are.
     """
-    return [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
-            "--Voila.ip=127.0.0.1", "--strip_sources=True",
-            f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
-            f"--MappingKernelManager.cull_interval={max(10, min(60, cull_idle_s // 2))}",
-            "--MappingKernelManager.cull_connected=False"]
+    return [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--strip_sources=True",
+        f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
+        f"--MappingKernelManager.cull_interval={max(10, min(60, cull_idle_s // 2))}",
+        "--MappingKernelManager.cull_connected=False",
+    ]
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -158,16 +177,21 @@ def _print_result(history, wall: float, folder: Path | None) -> None:  # type: i
     final = history.final
     if final is not None:
         acc = final["test_accuracy"]
-        print(f"\nfinal test accuracy {acc:.3f} after {final['round']} rounds; "
-              f"{final['t_end']:.1f} simulated s, {wall:.1f} wall s" if acc is not None else "")
+        print(
+            f"\nfinal test accuracy {acc:.3f} after {final['round']} rounds; "
+            f"{final['t_end']:.1f} simulated s, {wall:.1f} wall s"
+            if acc is not None
+            else ""
+        )
     if folder is not None:
         print(f"run folder: {folder}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         if args.command == "run":
             return _run(args)
@@ -176,8 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dashboard":
             return _dashboard(args)
         for name, data in PRESETS.items():
-            print(f"{name:<14} {data['pool']['num_nodes']:>5} nodes  {data['pool']['dataset']:<10} "
-                  f"{data['pool'].get('partition', 'natural'):<10} network={data['pool']['network']}")
+            print(
+                f"{name:<14} {data['pool']['num_nodes']:>5} nodes  {data['pool']['dataset']:<10} "
+                f"{data['pool'].get('partition', 'natural'):<10} network={data['pool']['network']}"
+            )
         return 0
     except (ConfigError, DataNotFoundError, CheckpointError) as exc:
         print(f"hypergpu-lab: error: {exc}", file=sys.stderr)

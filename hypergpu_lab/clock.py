@@ -8,6 +8,7 @@ only the compute it needs. Ties break by priority, then by insertion order
 :class:`PacedClock` is the thin real-time wrapper for demos; the core never
 uses it.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -124,7 +125,9 @@ class VirtualClock:
             raise ConfigError("t", t, f">= now ({self._now!r})", "time only moves forward")
         if self._heap and self._heap[0][0] < target:
             raise ConfigError(
-                "t", t, f"<= the next pending event ({self._heap[0][0]!r})",
+                "t",
+                t,
+                f"<= the next pending event ({self._heap[0][0]!r})",
                 "use pop_until(t) to process the events on the way",
             )
         self._move_to(target)

@@ -5,6 +5,7 @@ partition, network, GPUs), local training and aggregation, and the run around
 them. Every value is checked where it is set, and a bad one raises
 :class:`ConfigError` naming the dotted field, the value and what is accepted.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,20 @@ DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
 PARTITIONS = ("iid", "shards", "dirichlet", "quantity", "natural")
 MODELS = ("mlp", "cnn")
 POLICIES = ("uniform", "adaptive")
-STRATEGIES = ("fedavg", "mean", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean",
-              "krum", "multi-krum", "clipped-fedavg")
+STRATEGIES = (
+    "fedavg",
+    "mean",
+    "fedavgm",
+    "fedprox",
+    "fedadagrad",
+    "fedadam",
+    "fedyogi",
+    "median",
+    "trimmed-mean",
+    "krum",
+    "multi-krum",
+    "clipped-fedavg",
+)
 
 
 def _int(name: str, value: Any, low: int, high: float = math.inf) -> None:
@@ -50,14 +63,14 @@ class PoolConfig:
 
     num_nodes: int = 10
     dataset: str = "digits"
-    partition: str = "iid"          # natural is the synthetic dataset's own per-node split
-    alpha: float = 0.5              # Dirichlet concentration (dirichlet, quantity); smaller = more skew
-    shards_per_node: int = 2        # label shards (McMahan et al.)
-    network: str | dict[str, float] = "mixed"   # a mix, a single link profile, or {profile: fraction}
+    partition: str = "iid"  # natural is the synthetic dataset's own per-node split
+    alpha: float = 0.5  # Dirichlet concentration (dirichlet, quantity); smaller = more skew
+    shards_per_node: int = 2  # label shards (McMahan et al.)
+    network: str | dict[str, float] = "mixed"  # a mix, a single link profile, or {profile: fraction}
     regions: list[str] | None = None
-    gpus: str | dict[str, float] = "mixed"      # a GPU mix, a single GPU, or {gpu: fraction}
+    gpus: str | dict[str, float] = "mixed"  # a GPU mix, a single GPU, or {gpu: fraction}
     seed: int = 0
-    data_root: str | None = None    # folder holding MNIST / Fashion-MNIST / CIFAR-10 files
+    data_root: str | None = None  # folder holding MNIST / Fashion-MNIST / CIFAR-10 files
     download: bool = False
     test_fraction: float = 0.2
     max_train: int | None = None
@@ -71,8 +84,12 @@ class PoolConfig:
         _choice(p + "dataset", self.dataset, DATASETS)
         _choice(p + "partition", self.partition, PARTITIONS)
         if self.partition == "natural" and self.dataset != "synthetic":
-            raise ConfigError(p + "partition", "natural", "iid, shards, dirichlet or quantity for " + self.dataset,
-                              hint="only the synthetic dataset comes split by node")
+            raise ConfigError(
+                p + "partition",
+                "natural",
+                "iid, shards, dirichlet or quantity for " + self.dataset,
+                hint="only the synthetic dataset comes split by node",
+            )
         if self.dataset == "synthetic" and self.partition != "natural":
             self.partition = "natural"
         _num(p + "alpha", self.alpha, 0, open_low=True)
@@ -102,30 +119,30 @@ class TrainConfig:
 
     model: str = "cnn"
     strategy: str = "fedavg"
-    strategy_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"f": 2} for krum
-    policy: str = "uniform"          # who trains each round: "uniform" sampling or "adaptive" (network-aware)
-    policy_options: dict[str, Any] = field(default_factory=dict)     # AdaptivePolicy options, e.g. {"mode": "proactive"}
+    strategy_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"f": 2} for krum
+    policy: str = "uniform"  # who trains each round: "uniform" sampling or "adaptive" (network-aware)
+    policy_options: dict[str, Any] = field(default_factory=dict)  # AdaptivePolicy options, e.g. {"mode": "proactive"}
     lr: float = 0.05
-    momentum: float = 0.9            # local SGD momentum, reset every round
+    momentum: float = 0.9  # local SGD momentum, reset every round
     weight_decay: float = 0.0
     local_epochs: int = 1
-    batch_size: int = 10             # B in McMahan et al.
-    clients_per_round: int | None = None   # K nodes per round; overrides fraction
-    fraction: float = 1.0                  # C in McMahan et al.: share of online nodes per round
-    deadline_s: float | None = None        # virtual seconds; later updates are stragglers
-    min_completion: float | None = None    # FaultTolerant mode: close once this share of selected updates arrived
-    late_updates: str = "drop"             # "buffer": apply stragglers later, weighted 1/sqrt(1 + staleness)
-    max_update_norm: float | None = None   # reject updates whose L2 norm exceeds this
-    quorum: int = 1                        # fewest available nodes a round may start with
-    max_wait_s: float = 3600.0             # virtual seconds to wait for a quorum before pausing the run
+    batch_size: int = 10  # B in McMahan et al.
+    clients_per_round: int | None = None  # K nodes per round; overrides fraction
+    fraction: float = 1.0  # C in McMahan et al.: share of online nodes per round
+    deadline_s: float | None = None  # virtual seconds; later updates are stragglers
+    min_completion: float | None = None  # FaultTolerant mode: close once this share of selected updates arrived
+    late_updates: str = "drop"  # "buffer": apply stragglers later, weighted 1/sqrt(1 + staleness)
+    max_update_norm: float | None = None  # reject updates whose L2 norm exceeds this
+    quorum: int = 1  # fewest available nodes a round may start with
+    max_wait_s: float = 3600.0  # virtual seconds to wait for a quorum before pausing the run
     heartbeat_interval_s: float = 1.0
     heartbeat_timeout_s: float = 5.0
     eval_every: int = 1
-    checkpoint_every: int = 5              # rounds; 0 = never (needs a run folder)
+    checkpoint_every: int = 5  # rounds; 0 = never (needs a run folder)
     keep_checkpoints: int = 3
-    seed: int | None = None                # None = the pool's seed
-    vectorise: bool | None = None          # None = vectorise when the model allows it
-    device: str = "auto"                   # where local training runs: auto (CUDA when present), cpu, cuda[:N]
+    seed: int | None = None  # None = the pool's seed
+    vectorise: bool | None = None  # None = vectorise when the model allows it
+    device: str = "auto"  # where local training runs: auto (CUDA when present), cpu, cuda[:N]
 
     def __post_init__(self) -> None:
         p = "train."
@@ -162,8 +179,9 @@ class TrainConfig:
         _int(p + "keep_checkpoints", self.keep_checkpoints, 1)
         if self.seed is not None:
             _int(p + "seed", self.seed, 0)
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
-                                                     or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ):
             raise ConfigError(p + "device", self.device, "auto, cpu, cuda or cuda:N")
         if self.vectorise is not None and not isinstance(self.vectorise, bool):
             raise ConfigError(p + "vectorise", self.vectorise, "true, false or null")
@@ -177,13 +195,21 @@ class RunConfig:
     rounds: int = 20
     pool: PoolConfig = field(default_factory=PoolConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    faults: list[dict[str, Any]] = field(default_factory=list)   # see faults.Fault: kind, nodes, start, end, ...
+    faults: list[dict[str, Any]] = field(default_factory=list)  # see faults.Fault: kind, nodes, start, end, ...
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "-_." for c in self.name) \
-                or self.name.startswith("."):
-            raise ConfigError("name", self.name, "letters, digits, '-', '_' and '.', not starting with '.'",
-                              hint="the name becomes a folder under --out")
+        if (
+            not isinstance(self.name, str)
+            or not self.name
+            or not all(c.isalnum() or c in "-_." for c in self.name)
+            or self.name.startswith(".")
+        ):
+            raise ConfigError(
+                "name",
+                self.name,
+                "letters, digits, '-', '_' and '.', not starting with '.'",
+                hint="the name becomes a folder under --out",
+            )
         _int("rounds", self.rounds, 1)
         if isinstance(self.pool, dict):
             self.pool = _build(PoolConfig, self.pool, "pool.")
@@ -269,30 +295,39 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "quickstart": {
-        "name": "quickstart", "rounds": 20,
+        "name": "quickstart",
+        "rounds": 20,
         "pool": {"num_nodes": 10, "dataset": "digits", "partition": "dirichlet", "alpha": 0.5, "network": "mixed"},
         "train": {"model": "cnn", "strategy": "fedavg", "lr": 0.05, "batch_size": 10},
     },
     "iid-lan": {
-        "name": "iid-lan", "rounds": 10,
+        "name": "iid-lan",
+        "rounds": 10,
         "pool": {"num_nodes": 10, "dataset": "digits", "partition": "iid", "network": "lan"},
         "train": {"model": "cnn", "lr": 0.05, "batch_size": 10},
     },
     "unstable-wan": {
-        "name": "unstable-wan", "rounds": 20,
-        "pool": {"num_nodes": 20, "dataset": "digits", "partition": "dirichlet", "alpha": 0.5,
-                 "network": "unstable-wan"},
+        "name": "unstable-wan",
+        "rounds": 20,
+        "pool": {
+            "num_nodes": 20,
+            "dataset": "digits",
+            "partition": "dirichlet",
+            "alpha": 0.5,
+            "network": "unstable-wan",
+        },
         "train": {"model": "cnn", "lr": 0.05, "batch_size": 10, "deadline_s": 5.0},
     },
     "many-nodes": {
-        "name": "many-nodes", "rounds": 10,
+        "name": "many-nodes",
+        "rounds": 10,
         "pool": {"num_nodes": 1000, "dataset": "synthetic", "network": "mixed"},
         "train": {"model": "mlp", "lr": 0.05, "batch_size": 10, "clients_per_round": 100},
     },
     "mnist": {
-        "name": "mnist", "rounds": 20,
-        "pool": {"num_nodes": 20, "dataset": "mnist", "partition": "shards", "network": "mixed",
-                 "data_root": "data"},
+        "name": "mnist",
+        "rounds": 20,
+        "pool": {"num_nodes": 20, "dataset": "mnist", "partition": "shards", "network": "mixed", "data_root": "data"},
         "train": {"model": "cnn", "lr": 0.05, "batch_size": 10, "fraction": 0.5},
     },
 }

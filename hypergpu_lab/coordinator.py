@@ -14,6 +14,7 @@ Every random draw comes from a stream named by (seed, round, node, ...)
 (``streams.py`` for the per-transfer and per-node ones), so a round depends
 only on the state a checkpoint holds: a restored run continues bit for bit.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,12 +31,13 @@ import torch
 from torch import nn
 
 from . import checkpoint
+from .backends import Backend, InProcessBackend, Task
 from .clock import VirtualClock
 from .config import TrainConfig
 from .detection import HeartbeatDetector
 from .errors import CheckpointError, ConfigError
-from .faults import Fault, FaultInjector, Message
 from .events import EventBus, NodeRecord, RoundReport
+from .faults import Fault, FaultInjector, Message
 from .metrics import History
 from .models import ParamLayout, build_model, measure_cost
 from .network import Transfer
@@ -44,14 +46,13 @@ from .policy import Policy, RoundPlan, make_policy
 from .runs import RunFolder
 from .strategies import get_strategy
 from .streams import stream
-from .backends import Backend, InProcessBackend, Task
 from .training import LocalResult, SGDConfig, Trainer, node_seed
 from .validate import check_updates
 
 log = logging.getLogger(__name__)
 
 _DOWN, _UP = 1, 2
-_TRANSFER_TAG = 0x5846_4552   # "XFER": the stream tag of a transfer (see streams.py)
+_TRANSFER_TAG = 0x5846_4552  # "XFER": the stream tag of a transfer (see streams.py)
 CHECKPOINT_VERSION = 1
 
 
@@ -62,11 +63,22 @@ class QuorumError(RuntimeError):
 class Coordinator:
     """Runs federated rounds over a :class:`NodePool`; keyword-only, every option a TrainConfig field."""
 
-    def __init__(self, *, pool: NodePool, model: str | nn.Module | None = None, strategy: Any = None,
-                 policy: Policy | str | None = None, config: TrainConfig | None = None,
-                 faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None,
-                 chain: Any = None, chain_options: dict[str, Any] | None = None, backend: Backend | None = None,
-                 run_dir: str | Path | RunFolder | None = None, run_id: str = "run", **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        pool: NodePool,
+        model: str | nn.Module | None = None,
+        strategy: Any = None,
+        policy: Policy | str | None = None,
+        config: TrainConfig | None = None,
+        faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None,
+        chain: Any = None,
+        chain_options: dict[str, Any] | None = None,
+        backend: Backend | None = None,
+        run_dir: str | Path | RunFolder | None = None,
+        run_id: str = "run",
+        **options: Any,
+    ) -> None:
         if isinstance(policy, str):  # a policy by name is a config value, an object is used as is
             options["policy"], policy = policy, None
         known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -76,8 +88,10 @@ class Coordinator:
         model = model if model is not None else base.get("model", "cnn")
         strategy = strategy if strategy is not None else base.get("strategy", "fedavg")
         # Names are validated by TrainConfig; objects are recorded as "custom".
-        base.update(model=model if isinstance(model, str) else "cnn",
-                    strategy=strategy if isinstance(strategy, str) else "fedavg")
+        base.update(
+            model=model if isinstance(model, str) else "cnn",
+            strategy=strategy if isinstance(strategy, str) else "fedavg",
+        )
         self.config = cfg = TrainConfig(**base)
         cfg.model = model if isinstance(model, str) else "custom"
         cfg.strategy = strategy if isinstance(strategy, str) else "custom"
@@ -92,20 +106,23 @@ class Coordinator:
             cfg.policy = "custom"
         # FedProx and its kin act on the clients: a strategy may declare a proximal term for local training.
         prox_mu = float(getattr(self.strategy, "proximal_mu", 0.0))
-        self.trainer = Trainer(self.model, SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, prox_mu),
-                               vectorise=cfg.vectorise,
-                               activation_bytes_per_sample=self.cost.activation_bytes_per_sample,
-                               device=cfg.device)
+        self.trainer = Trainer(
+            self.model,
+            SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, prox_mu),
+            vectorise=cfg.vectorise,
+            activation_bytes_per_sample=self.cost.activation_bytes_per_sample,
+            device=cfg.device,
+        )
         # Where local training runs; a pool built with a remote backend (Ray) brings its own.
         self.backend: Backend = backend or getattr(pool, "backend", None) or InProcessBackend(self.trainer, pool)
-        if hasattr(self.backend, "bind"):   # a remote backend trains with this coordinator's model and SGD settings
+        if hasattr(self.backend, "bind"):  # a remote backend trains with this coordinator's model and SGD settings
             self.backend.bind(self.trainer, pool)
         self.weights = self.layout.flatten(self.model)
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
         self.faults.install(pool.network)
         self.detector = HeartbeatDetector(interval_s=cfg.heartbeat_interval_s, timeout_s=cfg.heartbeat_timeout_s)
-        self._outstanding: set[tuple[int, int]] = set()   # (round, node) keys an update may still resolve
-        self._late: list[tuple[float, Message]] = []      # stragglers in flight (late_updates="buffer")
+        self._outstanding: set[tuple[int, int]] = set()  # (round, node) keys an update may still resolve
+        self._late: list[tuple[float, Message]] = []  # stragglers in flight (late_updates="buffer")
         self.clock = VirtualClock()
         self.round = 0
         self.bus = EventBus()
@@ -135,7 +152,7 @@ class Coordinator:
             down = {n: self._send(n, r, _DOWN, t0) for n in plan.nodes}
             tasks = [self._task(n, r, plan, t0) for n in plan.nodes if down[n].ok]
             results = {res.node: self.faults.corrupt(res, r, t0) for res in self.backend.train(self.weights, tasks)}
-            for n in {t.node for t in tasks} - results.keys():   # the backend lost it (a Ray actor died)
+            for n in {t.node for t in tasks} - results.keys():  # the backend lost it (a Ray actor died)
                 self.pool[n].record_failure()
             compute = {n: self._compute_seconds(n, res, r, t0) for n, res in results.items()}
             up = {n: self._send(n, r, _UP, down[n].end + compute[n]) for n in results}
@@ -144,10 +161,13 @@ class Coordinator:
             before = self.weights
             if applied:
                 self.weights = self.strategy.aggregate(
-                    self.weights, stacked,
-                    torch.tensor([m.result.num_samples * w for m, w in applied], dtype=torch.float64))
-            records = self._records(r, plan, down, up, compute, results, status, close, applied, stacked,
-                                    self.weights - before)
+                    self.weights,
+                    stacked,
+                    torch.tensor([m.result.num_samples * w for m, w in applied], dtype=torch.float64),
+                )
+            records = self._records(
+                r, plan, down, up, compute, results, status, close, applied, stacked, self.weights - before
+            )
             acc, loss = self.evaluate() if r % self.config.eval_every == 0 else (None, None)
             report = self._report(r, t0, close, wall0, records, applied, acc, loss, plan, dropped, detections)
             self.round = r
@@ -163,9 +183,11 @@ class Coordinator:
         while len(self.pool.available()) < self.config.quorum:
             t = self.detector.next_beat_after(self.clock.now)
             if t > deadline:
-                raise QuorumError(f"waiting for quorum: {len(self.pool.available())} of {len(self.pool)} nodes "
-                                  f"available, {self.config.quorum} needed (waited {self.config.max_wait_s:g}s "
-                                  "of virtual time); recover nodes, then resume")
+                raise QuorumError(
+                    f"waiting for quorum: {len(self.pool.available())} of {len(self.pool)} nodes "
+                    f"available, {self.config.quorum} needed (waited {self.config.max_wait_s:g}s "
+                    "of virtual time); recover nodes, then resume"
+                )
             self.clock.advance_to(t)
             found += self.detector.check(self.pool, t)
         return tuple({**dataclasses.asdict(d), "latency": d.latency} for d in found)
@@ -181,15 +203,26 @@ class Coordinator:
 
     def _task(self, node: int, round_: int, plan: RoundPlan, t: float) -> Task:
         self.pool[node].rounds_selected += 1
-        return Task(node, plan.batch_sizes[node], node_seed(self.seed, round_, node),
-                    flip_labels=self.faults.flips_labels(node, round_, t))
+        return Task(
+            node,
+            plan.batch_sizes[node],
+            node_seed(self.seed, round_, node),
+            flip_labels=self.faults.flips_labels(node, round_, t),
+        )
 
     def _compute_seconds(self, node: int, result: LocalResult, round_: int, t: float) -> float:
         seconds = self.pool[node].compute_seconds(result.num_samples * self.config.local_epochs, self.cost)
         return seconds * self.faults.compute_factor(node, round_, t)
 
-    def _collect(self, r: int, t0: float, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
-                 results: dict[int, LocalResult]) -> tuple[float, list[tuple[float, Message]]]:
+    def _collect(
+        self,
+        r: int,
+        t0: float,
+        plan: RoundPlan,
+        down: dict[int, Transfer],
+        up: dict[int, Transfer],
+        results: dict[int, LocalResult],
+    ) -> tuple[float, list[tuple[float, Message]]]:
         """Advance the clock to the round's close; return the messages that arrived by then, in order.
 
         The round closes when every selected node has arrived or failed, when ``target_updates``
@@ -211,13 +244,21 @@ class Coordinator:
         inbox = self.clock.pop_until(close)
         # What is still in flight arrived after the close: stragglers. FedBuff mode keeps the
         # original messages for a later round; duplicates and everything in "drop" mode are gone.
-        self._late = [(t, m) for t, m in self.clock.drain() if isinstance(m, Message) and m.attempt == 1
-                      and self.config.late_updates == "buffer"]
+        self._late = [
+            (t, m)
+            for t, m in self.clock.drain()
+            if isinstance(m, Message) and m.attempt == 1 and self.config.late_updates == "buffer"
+        ]
         return close, inbox
 
-    def _judge(self, r: int, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
-               inbox: list[tuple[float, Message]]
-               ) -> tuple[dict[int, tuple[str, str | None]], list[tuple[Message, float]], torch.Tensor, int]:
+    def _judge(
+        self,
+        r: int,
+        plan: RoundPlan,
+        down: dict[int, Transfer],
+        up: dict[int, Transfer],
+        inbox: list[tuple[float, Message]],
+    ) -> tuple[dict[int, tuple[str, str | None]], list[tuple[Message, float]], torch.Tensor, int]:
         """Statuses for the selected nodes, the updates to apply with their weights and stacked deltas, and drops.
 
         Exactly once: a message is applied only if its (round, node) key is outstanding, i.e.
@@ -236,8 +277,9 @@ class Coordinator:
             fresh.append(msg)
         # Aggregate in a canonical order, not arrival order: float sums and Krum's ties depend on row order.
         fresh.sort(key=lambda m: (m.round, m.node))
-        reasons, stacked = check_updates([m.result.delta for m in fresh], self.layout.size,
-                                         norm_bound=self.config.max_update_norm)
+        reasons, stacked = check_updates(
+            [m.result.delta for m in fresh], self.layout.size, norm_bound=self.config.max_update_norm
+        )
         applied: list[tuple[Message, float]] = []
         for msg, reason in zip(fresh, reasons):
             if msg.round == r:
@@ -248,7 +290,7 @@ class Coordinator:
             if n not in status:
                 if not down[n].ok:
                     status[n] = ("failed", f"download {down[n].reason} after {down[n].attempts} attempts")
-                elif n not in up:   # downloaded, but the backend returned no result: a crash for this round
+                elif n not in up:  # downloaded, but the backend returned no result: a crash for this round
                     status[n] = ("failed", "backend: " + getattr(self.backend, "failures", {}).get(n, "no result"))
                 elif not up[n].ok:
                     status[n] = ("failed", f"upload {up[n].reason} after {up[n].attempts} attempts")
@@ -258,10 +300,20 @@ class Coordinator:
                 self._outstanding.discard((r, n))
         return status, applied, stacked, dropped
 
-    def _records(self, r: int, plan: RoundPlan, down: dict[int, Transfer], up: dict[int, Transfer],
-                 compute: dict[int, float], results: dict[int, LocalResult],
-                 status: dict[int, tuple[str, str | None]], close: float, applied: list[tuple[Message, float]],
-                 stacked: torch.Tensor, change: torch.Tensor) -> list[NodeRecord]:
+    def _records(
+        self,
+        r: int,
+        plan: RoundPlan,
+        down: dict[int, Transfer],
+        up: dict[int, Transfer],
+        compute: dict[int, float],
+        results: dict[int, LocalResult],
+        status: dict[int, tuple[str, str | None]],
+        close: float,
+        applied: list[tuple[Message, float]],
+        stacked: torch.Tensor,
+        change: torch.Tensor,
+    ) -> list[NodeRecord]:
         """One NodeRecord per selected node, in virtual seconds."""
         applied_norm = float(torch.linalg.vector_norm(change))
         # Each accepted update's alignment with the applied change: one matrix-vector product for all.
@@ -276,43 +328,82 @@ class Coordinator:
             agreement = None
             if kind == "accepted" and applied_norm > 0 and res.update_norm > 0:
                 agreement = dots[(r, n)] / (res.update_norm * applied_norm)
-            records.append(NodeRecord(
-                node=n, status=kind, reason=reason, batch_size=plan.batch_sizes[n],
-                num_samples=self.pool[n].num_samples, download_s=d.duration, compute_s=compute.get(n, 0.0),
-                upload_s=u.duration if u is not None else 0.0,
-                waiting_s=close - arrived if arrived is not None and arrived <= close else 0.0, arrival=arrived,
-                download_attempts=d.attempts, upload_attempts=u.attempts if u is not None else 0,
-                loss=res.loss if res else None, update_norm=res.update_norm if res else None,
-                update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
-                agreement=agreement, injected=self.faults.describe(n, r, close)))
+            records.append(
+                NodeRecord(
+                    node=n,
+                    status=kind,
+                    reason=reason,
+                    batch_size=plan.batch_sizes[n],
+                    num_samples=self.pool[n].num_samples,
+                    download_s=d.duration,
+                    compute_s=compute.get(n, 0.0),
+                    upload_s=u.duration if u is not None else 0.0,
+                    waiting_s=close - arrived if arrived is not None and arrived <= close else 0.0,
+                    arrival=arrived,
+                    download_attempts=d.attempts,
+                    upload_attempts=u.attempts if u is not None else 0,
+                    loss=res.loss if res else None,
+                    update_norm=res.update_norm if res else None,
+                    update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
+                    agreement=agreement,
+                    injected=self.faults.describe(n, r, close),
+                )
+            )
         return records
 
-    def _report(self, r: int, t0: float, close: float, wall0: float, records: list[NodeRecord],
-                applied: list[tuple[Message, float]], acc: float | None, loss: float | None, plan: RoundPlan,
-                dropped: int, detections: tuple[dict[str, Any], ...]) -> RoundReport:
+    def _report(
+        self,
+        r: int,
+        t0: float,
+        close: float,
+        wall0: float,
+        records: list[NodeRecord],
+        applied: list[tuple[Message, float]],
+        acc: float | None,
+        loss: float | None,
+        plan: RoundPlan,
+        dropped: int,
+        detections: tuple[dict[str, Any], ...],
+    ) -> RoundReport:
         count = {s: sum(rec.status == s for rec in records) for s in ("accepted", "straggled", "failed", "rejected")}
         total = sum(m.result.num_samples for m, _ in applied)
         train_loss = sum(m.result.loss * m.result.num_samples for m, _ in applied) / total if total else None
         late = [m for m, _ in applied if m.round < r]
-        events = (tuple(repr(e) for e in self.pool.network.events_between(t0, close)) + plan.notes
-                  + tuple(f"late update of node {m.node} from round {m.round} applied (staleness {r - m.round})"
-                          for m in late))
-        return RoundReport(run_id=self.run_id, round=r, t_start=t0, t_end=close, selected=len(plan.nodes),
-                           test_accuracy=acc, test_loss=loss, train_loss=train_loss,
-                           wall_s=time.perf_counter() - wall0, nodes=tuple(records), events=events,
-                           duplicates=dropped, late_applied=len(late), detections=detections,
-                           status="ok" if applied else "no updates",
-                           bytes_moved=self.layout.nbytes * sum(x.download_attempts + x.upload_attempts
-                                                                for x in records), **count)
+        events = (
+            tuple(repr(e) for e in self.pool.network.events_between(t0, close))
+            + plan.notes
+            + tuple(
+                f"late update of node {m.node} from round {m.round} applied (staleness {r - m.round})" for m in late
+            )
+        )
+        return RoundReport(
+            run_id=self.run_id,
+            round=r,
+            t_start=t0,
+            t_end=close,
+            selected=len(plan.nodes),
+            test_accuracy=acc,
+            test_loss=loss,
+            train_loss=train_loss,
+            wall_s=time.perf_counter() - wall0,
+            nodes=tuple(records),
+            events=events,
+            duplicates=dropped,
+            late_applied=len(late),
+            detections=detections,
+            status="ok" if applied else "no updates",
+            bytes_moved=self.layout.nbytes * sum(x.download_attempts + x.upload_attempts for x in records),
+            **count,
+        )
 
     def evaluate(self, batch_size: int = 2048) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of the global model on the pool's held-out test set."""
         correct, loss_sum = 0, 0.0
         x, y = self.pool.x_test, self.pool.y_test
         for s in range(0, len(y), batch_size):
-            logits = self.trainer.logits(self.weights, x[s:s + batch_size])
-            loss_sum += float(nn.functional.cross_entropy(logits, y[s:s + batch_size], reduction="sum"))
-            correct += int((logits.argmax(1) == y[s:s + batch_size]).sum())
+            logits = self.trainer.logits(self.weights, x[s : s + batch_size])
+            loss_sum += float(nn.functional.cross_entropy(logits, y[s : s + batch_size], reduction="sum"))
+            correct += int((logits.argmax(1) == y[s : s + batch_size]).sum())
         return correct / len(y), loss_sum / len(y)
 
     # -- run control ---------------------------------------------------------------------------
@@ -331,8 +422,11 @@ class Coordinator:
                     log.warning("%s", exc)
                     self.status = str(exc)
                     return self.history
-                bar.set_postfix(acc=f"{rep.test_accuracy:.3f}" if rep.test_accuracy is not None else "-",
-                                sim=f"{rep.t_end:.1f}s", refresh=False)
+                bar.set_postfix(
+                    acc=f"{rep.test_accuracy:.3f}" if rep.test_accuracy is not None else "-",
+                    sim=f"{rep.t_end:.1f}s",
+                    refresh=False,
+                )
                 bar.update(1)
         except BaseException:
             self.status = "failed"
@@ -423,23 +517,43 @@ class Coordinator:
     def state_dict(self) -> dict[str, Any]:
         """Everything a round reads: weights, server, policy, node and network state, the clock."""
         with self._lock:
-            return {"version": CHECKPOINT_VERSION, "run_id": self.run_id, "round": self.round, "seed": self.seed,
-                    "weights": self.weights.clone(), "strategy": self.strategy.state_dict(),
-                    "policy": self.policy.state_dict(), "clock": self.clock.state_dict(),
-                    "pool": self.pool.state_dict(), "train_config": dataclasses.asdict(self.config),
-                    "faults": self.faults.state_dict(), "outstanding": sorted(self._outstanding),
-                    "fault_plan": [{**dataclasses.asdict(f), "nodes": list(f.nodes)} for f in self.faults.faults],
-                    "late": [{"t": t, "round": m.round, "node": m.node, "attempt": m.attempt,
-                              "delta": m.result.delta.clone(), "num_samples": m.result.num_samples,
-                              "loss": m.result.loss, "steps": m.result.steps} for t, m in self._late],
-                    "pool_config": dataclasses.asdict(self.pool.config) if self.pool.config else None}
+            return {
+                "version": CHECKPOINT_VERSION,
+                "run_id": self.run_id,
+                "round": self.round,
+                "seed": self.seed,
+                "weights": self.weights.clone(),
+                "strategy": self.strategy.state_dict(),
+                "policy": self.policy.state_dict(),
+                "clock": self.clock.state_dict(),
+                "pool": self.pool.state_dict(),
+                "train_config": dataclasses.asdict(self.config),
+                "faults": self.faults.state_dict(),
+                "outstanding": sorted(self._outstanding),
+                "fault_plan": [{**dataclasses.asdict(f), "nodes": list(f.nodes)} for f in self.faults.faults],
+                "late": [
+                    {
+                        "t": t,
+                        "round": m.round,
+                        "node": m.node,
+                        "attempt": m.attempt,
+                        "delta": m.result.delta.clone(),
+                        "num_samples": m.result.num_samples,
+                        "loss": m.result.loss,
+                        "steps": m.result.steps,
+                    }
+                    for t, m in self._late
+                ],
+                "pool_config": dataclasses.asdict(self.pool.config) if self.pool.config else None,
+            }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError(f"checkpoint version {state.get('version')!r}; this lab reads {CHECKPOINT_VERSION}")
         if state["weights"].shape != self.weights.shape:
-            raise CheckpointError(f"checkpoint weights {tuple(state['weights'].shape)} do not fit this model "
-                                  f"({self.layout.size} values)")
+            raise CheckpointError(
+                f"checkpoint weights {tuple(state['weights'].shape)} do not fit this model ({self.layout.size} values)"
+            )
         with self._lock:
             self.round, self.seed, self.run_id = int(state["round"]), int(state["seed"]), state["run_id"]
             self.weights = state["weights"].clone()
@@ -449,11 +563,26 @@ class Coordinator:
             self.pool.load_state_dict(state["pool"])
             self.faults.load_state_dict(state["faults"])
             self._outstanding = {(int(a), int(b)) for a, b in state["outstanding"]}
-            self._late = [(float(e["t"]), Message(self.run_id, int(e["round"]), int(e["node"]), int(e["attempt"]),
-                                                  LocalResult(int(e["node"]), e["delta"], int(e["num_samples"]),
-                                                              float(e["loss"]), int(e["steps"]),
-                                                              float(torch.linalg.vector_norm(e["delta"])))))
-                          for e in state["late"]]
+            self._late = [
+                (
+                    float(e["t"]),
+                    Message(
+                        self.run_id,
+                        int(e["round"]),
+                        int(e["node"]),
+                        int(e["attempt"]),
+                        LocalResult(
+                            int(e["node"]),
+                            e["delta"],
+                            int(e["num_samples"]),
+                            float(e["loss"]),
+                            int(e["steps"]),
+                            float(torch.linalg.vector_norm(e["delta"])),
+                        ),
+                    ),
+                )
+                for e in state["late"]
+            ]
 
     def save_checkpoint(self, path: str | Path) -> Path:
         checkpoint.save(path, self.state_dict())
@@ -461,8 +590,12 @@ class Coordinator:
 
     def _final_checkpoint(self) -> None:
         """The last round is always checkpointed, so a finished run folder holds its final weights."""
-        if self.run_folder is not None and self.config.checkpoint_every and self.round and \
-                not checkpoint.path_for(self.run_folder.checkpoints, self.round).exists():
+        if (
+            self.run_folder is not None
+            and self.config.checkpoint_every
+            and self.round
+            and not checkpoint.path_for(self.run_folder.checkpoints, self.round).exists()
+        ):
             self.save_checkpoint(checkpoint.path_for(self.run_folder.checkpoints, self.round))
             checkpoint.prune(self.run_folder.checkpoints, self.config.keep_checkpoints)
 
@@ -474,9 +607,16 @@ class Coordinator:
         checkpoint.prune(self.run_folder.checkpoints, self.config.keep_checkpoints)
 
     @classmethod
-    def restore(cls, path: str | Path, *, pool: NodePool | None = None, model: nn.Module | None = None,
-                strategy: Any = None, policy: Policy | None = None,
-                faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None) -> Coordinator:
+    def restore(
+        cls,
+        path: str | Path,
+        *,
+        pool: NodePool | None = None,
+        model: nn.Module | None = None,
+        strategy: Any = None,
+        policy: Policy | None = None,
+        faults: FaultInjector | Sequence[Fault | dict[str, Any]] | None = None,
+    ) -> Coordinator:
         """Continue from a checkpoint file, or from a run folder's newest valid checkpoint.
 
         The pool is rebuilt from its recorded config unless given; a custom ``nn.Module``
@@ -506,8 +646,14 @@ class Coordinator:
             pool = NodePool.from_config(PoolConfig(**state["pool_config"]))
         faults = faults if faults is not None else state.get("fault_plan", ())
         named_policy = train.pop("policy", "uniform")
-        coord = cls(pool=pool, policy=policy if policy is not None else named_policy, faults=faults,
-                    run_dir=folder, run_id=state["run_id"], **train)
+        coord = cls(
+            pool=pool,
+            policy=policy if policy is not None else named_policy,
+            faults=faults,
+            run_dir=folder,
+            run_id=state["run_id"],
+            **train,
+        )
         coord.load_state_dict(state)
         if folder is not None:
             folder.truncate_metrics(coord.round)

@@ -18,6 +18,7 @@ Sources
     The Synthetic(alpha, beta) federated data of Li et al. (2020), generated
     per node, with the natural per-node partition attached.
 """
+
 from __future__ import annotations
 
 import logging
@@ -260,10 +261,10 @@ def synthetic(
         x = mean_x[k] + x_scale * rng.standard_normal((int(sizes[k]), SYNTHETIC_DIM))
         y = np.argmax(x @ w + b, axis=1)  # softmax is monotone, argmax of logits is the same
         a, t = train_at[k], test_at[k]
-        x_train[a:a + n_train[k]] = x[:n_train[k]]
-        y_train[a:a + n_train[k]] = y[:n_train[k]]
-        x_test[t:t + n_test[k]] = x[n_train[k]:]
-        y_test[t:t + n_test[k]] = y[n_train[k]:]
+        x_train[a : a + n_train[k]] = x[: n_train[k]]
+        y_train[a : a + n_train[k]] = y[: n_train[k]]
+        x_test[t : t + n_test[k]] = x[n_train[k] :]
+        y_test[t : t + n_test[k]] = y[n_train[k] :]
     parts = [np.arange(train_at[k], train_at[k + 1], dtype=np.int64) for k in range(num_nodes)]
 
     return Dataset(
@@ -447,8 +448,9 @@ def _subsample(
     test_rng: np.random.Generator,
 ) -> Dataset:
     """Cap an in-memory dataset; a natural partition is shrunk node by node so it stays valid."""
-    if (max_train is None or max_train >= len(dataset.y_train)) and \
-            (max_test is None or max_test >= len(dataset.y_test)):
+    if (max_train is None or max_train >= len(dataset.y_train)) and (
+        max_test is None or max_test >= len(dataset.y_test)
+    ):
         return dataset  # nothing to cap: no copy (10,000-node synthetic pools are ~0.5 GB)
     if dataset.natural_partition is None:
         keep_train = _subsample_indices(len(dataset.y_train), max_train, train_rng)
@@ -550,4 +552,3 @@ def _validate_args(
     for field, value in (("max_train", max_train), ("max_test", max_test)):
         if value is not None and (not _is_int(value) or value < 1):  # type: ignore[operator]
             raise ConfigError(field, value, "None or an integer >= 1")
-

@@ -10,6 +10,7 @@ back online at the first heartbeat after recovery.
 Only nodes named in a disconnect or partition event can go silent, so a
 check costs nothing for the thousands of nodes that never fail.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,9 +29,9 @@ class Detection:
     """A state change the detector made: a failure (with latency) or a recovery."""
 
     node: int
-    kind: str              # "failed" | "recovered"
-    at: float              # virtual time the coordinator learned of it
-    since: float           # virtual time the node went silent / came back
+    kind: str  # "failed" | "recovered"
+    at: float  # virtual time the coordinator learned of it
+    since: float  # virtual time the node went silent / came back
 
     @property
     def latency(self) -> float:
@@ -71,7 +72,7 @@ class HeartbeatDetector:
                 continue
             node = pool[n]
             last = self._last_beat(network, n, t)
-            heard = last if last is not None else 0.0   # a node never heard from counts from registration
+            heard = last if last is not None else 0.0  # a node never heard from counts from registration
             if node.state is NodeState.ONLINE and t - heard >= self.timeout:
                 since = self._silent_since(network, n, heard, t)
                 changes.append(Detection(n, "failed", heard + self.timeout, since))
@@ -87,8 +88,11 @@ class HeartbeatDetector:
 
     def _silent_since(self, network: Network, node: int, heard: float, t: float) -> float:
         """When the node became unreachable: the start of the outage event after its last heartbeat."""
-        starts = [e.start for e in network.events if isinstance(e, (Disconnect, Partition))
-                  and node in e.nodes and heard <= e.start <= t]
+        starts = [
+            e.start
+            for e in network.events
+            if isinstance(e, (Disconnect, Partition)) and node in e.nodes and heard <= e.start <= t
+        ]
         return min(starts) if starts else heard
 
     def _back_since(self, network: Network, node: int, last: float) -> float:

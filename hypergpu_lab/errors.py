@@ -1,4 +1,5 @@
 """Errors a user can act on: each names the field, the value and what is accepted."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ The coordinator only emits; metrics, run folders, charts and the chain
 recorder subscribe. A failing subscriber is logged with its traceback and the
 others still receive the report: a broken chart must not stop training.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,22 +23,22 @@ class NodeRecord:
     """What happened to one selected node in one round, in virtual seconds."""
 
     node: int
-    status: str                 # accepted | straggled | failed | rejected
+    status: str  # accepted | straggled | failed | rejected
     reason: str | None
     batch_size: int
     num_samples: int
     download_s: float
     compute_s: float
     upload_s: float
-    waiting_s: float            # idle time between this node's arrival and the round's close
-    arrival: float | None       # virtual time the update arrived, None if it never did
+    waiting_s: float  # idle time between this node's arrival and the round's close
+    arrival: float | None  # virtual time the update arrived, None if it never did
     download_attempts: int
     upload_attempts: int
     loss: float | None
     update_norm: float | None
-    update_hash: str | None = None   # SHA-256 of the update's float32 bytes: what the chain records
-    agreement: float | None = None   # cosine(update, applied aggregate update) for accepted updates
-    injected: str | None = None      # the fault injected into this node this round, if any (ground truth)
+    update_hash: str | None = None  # SHA-256 of the update's float32 bytes: what the chain records
+    agreement: float | None = None  # cosine(update, applied aggregate update) for accepted updates
+    injected: str | None = None  # the fault injected into this node this round, if any (ground truth)
 
     @property
     def retries(self) -> int:
@@ -63,11 +64,11 @@ class RoundReport:
     wall_s: float
     nodes: tuple[NodeRecord, ...]
     events: tuple[str, ...] = ()
-    duplicates: int = 0              # duplicate or replayed messages dropped (never applied)
-    late_applied: int = 0            # buffered updates of earlier rounds applied in this one
-    detections: tuple[dict[str, Any], ...] = ()   # failures/recoveries the heartbeat detector saw
-    status: str = "ok"               # "ok" | "no updates"
-    bytes_moved: int = 0             # model downloads + update uploads, every attempt counted
+    duplicates: int = 0  # duplicate or replayed messages dropped (never applied)
+    late_applied: int = 0  # buffered updates of earlier rounds applied in this one
+    detections: tuple[dict[str, Any], ...] = ()  # failures/recoveries the heartbeat detector saw
+    status: str = "ok"  # "ok" | "no updates"
+    bytes_moved: int = 0  # model downloads + update uploads, every attempt counted
 
     @property
     def duration(self) -> float:

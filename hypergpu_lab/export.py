@@ -1,4 +1,5 @@
 """Export a run as a ZIP: model weights + config + logs, under a name that cannot escape its folder."""
+
 from __future__ import annotations
 
 import io
@@ -40,13 +41,19 @@ def export_run(run: str | os.PathLike, dest: str | os.PathLike, name: str | None
         zf.writestr("config.json", folder.config_path.read_text(encoding="utf-8"))
         zf.writestr("metrics.jsonl", folder.metrics_path.read_text(encoding="utf-8"))
         rows = folder.read_metrics()
-        zf.writestr("summary.json", json.dumps(summarize(rows, name=folder.path.name).__dict__, indent=2,
-                                               default=str))
+        zf.writestr("summary.json", json.dumps(summarize(rows, name=folder.path.name).__dict__, indent=2, default=str))
         if found is not None:
             path, state = found
             model = io.BytesIO()
-            torch.save({"round": state["round"], "weights": state["weights"], "train_config": state["train_config"],
-                        "pool_config": state["pool_config"]}, model)
+            torch.save(
+                {
+                    "round": state["round"],
+                    "weights": state["weights"],
+                    "train_config": state["train_config"],
+                    "pool_config": state["pool_config"],
+                },
+                model,
+            )
             zf.writestr("model.pt", model.getvalue())
     atomic_write_bytes(target, buf.getvalue())
     return target

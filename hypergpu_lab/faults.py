@@ -18,6 +18,7 @@ into effects at the points of a round where they happen in reality:
 Every random draw is seeded by (seed, round, node), so faulty runs are as
 reproducible and resumable as clean ones.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,20 @@ from .training import LocalResult
 
 log = logging.getLogger(__name__)
 
-KINDS = ("crash", "partition", "straggler", "label_flip", "sign_flip", "noise", "scale", "nan", "inf",
-         "free_rider", "duplicate", "replay")
+KINDS = (
+    "crash",
+    "partition",
+    "straggler",
+    "label_flip",
+    "sign_flip",
+    "noise",
+    "scale",
+    "nan",
+    "inf",
+    "free_rider",
+    "duplicate",
+    "replay",
+)
 BYZANTINE = ("sign_flip", "noise", "scale", "nan", "inf", "free_rider")
 _DEFAULT_MAGNITUDE = {"straggler": 5.0, "noise": 1.0, "scale": 10.0, "free_rider": 0.0}
 
@@ -82,8 +95,9 @@ class Fault:
         known = {f.name for f in dataclasses.fields(cls)}
         if unknown := sorted(set(data) - known):
             raise ConfigError(f"fault.{unknown[0]}", data[unknown[0]], "a field of: " + ", ".join(sorted(known)))
-        return cls(**{**data, "nodes": tuple(data["nodes"]) if isinstance(data.get("nodes"), list)
-                      else data.get("nodes", ())})
+        return cls(
+            **{**data, "nodes": tuple(data["nodes"]) if isinstance(data.get("nodes"), list) else data.get("nodes", ())}
+        )
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,7 @@ class FaultInjector:
     def __init__(self, faults: Iterable[Fault | dict[str, Any]], *, seed: int = 0) -> None:
         self.faults = tuple(f if isinstance(f, Fault) else Fault.from_dict(f) for f in faults)
         self.seed = seed
-        self._last: dict[int, LocalResult] = {}   # free riders' and replayers' previous updates
+        self._last: dict[int, LocalResult] = {}  # free riders' and replayers' previous updates
 
     def install(self, network: Network) -> None:
         """Crashes and partitions become network events: the node is unreachable for the window."""
@@ -115,8 +129,11 @@ class FaultInjector:
             if f.kind == "crash":
                 network.schedule(Disconnect(nodes=f.nodes, start=float(f.start), duration=duration))
             elif f.kind == "partition":
-                network.schedule(Partition(nodes=f.nodes, start=float(f.start),
-                                           duration=duration if duration is not None else math.inf))
+                network.schedule(
+                    Partition(
+                        nodes=f.nodes, start=float(f.start), duration=duration if duration is not None else math.inf
+                    )
+                )
 
     def add(self, fault: Fault | dict[str, Any], network: Network) -> Fault:
         """Inject a fault into a running simulation (crashes and partitions become network events)."""
@@ -153,8 +170,9 @@ class FaultInjector:
         elif f.kind == "scale":
             d = d * f.magnitude
         elif f.kind == "noise":
-            gen = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, round_, result.node, 7])
-                                                    .generate_state(1)[0]))
+            gen = torch.Generator().manual_seed(
+                int(np.random.SeedSequence([self.seed, round_, result.node, 7]).generate_state(1)[0])
+            )
             d = d + f.magnitude * torch.randn(d.shape, generator=gen)
         elif f.kind in ("nan", "inf"):
             d = d.clone()
@@ -178,12 +196,15 @@ class FaultInjector:
         return ",".join(kinds) or None
 
     def byzantine_nodes(self, round_: int, t: float) -> set[int]:
-        return {n for f in self.faults if f.kind in BYZANTINE + ("label_flip",) and f.active(round_, t)
-                for n in f.nodes}
+        return {
+            n for f in self.faults if f.kind in BYZANTINE + ("label_flip",) and f.active(round_, t) for n in f.nodes
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"last": {n: r.delta for n, r in self._last.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._last = {int(n): LocalResult(int(n), d, 0, 0.0, 0, float(torch.linalg.vector_norm(d)))
-                      for n, d in state.get("last", {}).items()}
+        self._last = {
+            int(n): LocalResult(int(n), d, 0, 0.0, 0, float(torch.linalg.vector_norm(d)))
+            for n, d in state.get("last", {}).items()
+        }

@@ -22,6 +22,7 @@ Two layouts, each where it needs no copies:
 ``Flatten`` turns one into the other (one copy each way). The vmap path remains the engine for
 every other model; both are tested against autograd and the per-node ``torch.optim.SGD`` loop.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -35,13 +36,13 @@ from torch.nn import functional as F
 
 from .models import CNN, MLP, ParamLayout
 
-Saved = tuple[Any, ...]   # what a layer's backward needs from its forward
-Bound = Any               # a layer's weights cut from the flat parameters (see LayerStack.bind)
+Saved = tuple[Any, ...]  # what a layer's backward needs from its forward
+Bound = Any  # a layer's weights cut from the flat parameters (see LayerStack.bind)
 
 
 @dataclass(frozen=True)
 class _Flatten:
-    from_slots: bool   # the input is slot-major images [b * K, C, H, W], not model-major [K, b, ...]
+    from_slots: bool  # the input is slot-major images [b * K, C, H, W], not model-major [K, b, ...]
 
     def bind(self, p: torch.Tensor, k: int) -> Bound:
         return None
@@ -51,8 +52,9 @@ class _Flatten:
             return h.view(-1, k, h[0].numel()).transpose(0, 1).contiguous(), (h.shape,)
         return h.flatten(2), (h.shape,)
 
-    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
-                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    def backward(
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         if self.from_slots:
             return d.transpose(0, 1).reshape(saved[0]), []
         return d.view(saved[0]), []
@@ -67,9 +69,10 @@ class _ReLU:
         out = h.relu()
         return out, (out,)
 
-    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
-                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        return torch.ops.aten.threshold_backward(d, saved[0], 0), []   # what autograd runs for relu
+    def backward(
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        return torch.ops.aten.threshold_backward(d, saved[0], 0), []  # what autograd runs for relu
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,10 @@ class _MaxPool:
         out, idx = F.max_pool2d(x, self.size, return_indices=True)
         return out.contiguous(), (idx, h.shape[-2:])
 
-    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
-                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        idx, size = saved      # indices are positions within each channel's plane, whatever the memory format
+    def backward(
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        idx, size = saved  # indices are positions within each channel's plane, whatever the memory format
         return F.max_unpool2d(d, idx.contiguous(), self.size, output_size=size), []
 
 
@@ -109,14 +113,15 @@ class _Linear:
 
     def forward(self, w: Bound, h: torch.Tensor, k: int) -> tuple[torch.Tensor, Saved]:
         weight, wt, bias = w
-        if weight.dim() == 2:                                # shared weights: one model over all samples
+        if weight.dim() == 2:  # shared weights: one model over all samples
             return torch.addmm(bias, h.reshape(-1, self.inp), wt).view(k, -1, self.out), (h,)
-        return torch.baddbmm(bias, h, wt), (h,)                                   # [K, b, out]
+        return torch.baddbmm(bias, h, wt), (h,)  # [K, b, out]
 
-    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
-                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    def backward(
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
-        grads = [torch.bmm(d.transpose(1, 2), h).view(k, -1), d.sum(1)]   # d is [K, b, out], contiguous
+        grads = [torch.bmm(d.transpose(1, 2), h).view(k, -1), d.sum(1)]  # d is [K, b, out], contiguous
         if not need_dx:
             return None, grads
         weight = w[0]
@@ -149,8 +154,9 @@ class _Conv:
         y = F.conv2d(_grouped(h, k), kernels, bias, padding=self.padding, groups=k)
         return y.view(-1, self.out, *y.shape[-2:]), (h,)
 
-    def backward(self, w: Bound, d: torch.Tensor, saved: Saved, k: int,
-                 need_dx: bool = True) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    def backward(
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
         # Per-model kernel gradients are a grouped convolution's weight gradient, whatever the forward shared.
         wshape = (k * self.out, self.inp, *self.kernel)
@@ -161,8 +167,7 @@ class _Conv:
         kernels, bias = w
         if bias.numel() == self.out:
             return torch.nn.grad.conv2d_input(h.shape, kernels, d, padding=self.padding), grads
-        dx = torch.nn.grad.conv2d_input(_grouped(h, k).shape, kernels, _grouped(d, k), padding=self.padding,
-                                        groups=k)
+        dx = torch.nn.grad.conv2d_input(_grouped(h, k).shape, kernels, _grouped(d, k), padding=self.padding, groups=k)
         return dx.view(h.shape), grads
 
 
@@ -198,8 +203,11 @@ class LayerStack:
         if type(model) is MLP:
             chain = [("net." + n, m) for n, m in model.net.named_children()]
         elif type(model) is CNN:
-            chain = [(f"{part}.{n}", m) for part in ("features", "classifier")
-                     for n, m in getattr(model, part).named_children()]
+            chain = [
+                (f"{part}.{n}", m)
+                for part in ("features", "classifier")
+                for n, m in getattr(model, part).named_children()
+            ]
         elif type(model) is nn.Sequential:
             chain = list(_flat_sequential(model, ""))
         else:
@@ -216,14 +224,17 @@ class LayerStack:
             layers.append(layer)
             used += [layer.weight, layer.bias] if isinstance(layer, _Linear | _Conv) else []
         # Gradients are assembled by concatenation: the parameters must be exactly W1, b1, W2, b2, ... in order.
-        if not layers or not isinstance(layers[-1], _Linear) or [(s.start, s.stop) for s in used] != [
-                (s.start, s.stop) for s in offsets.values()]:
+        if (
+            not layers
+            or not isinstance(layers[-1], _Linear)
+            or [(s.start, s.stop) for s in used] != [(s.start, s.stop) for s in offsets.values()]
+        ):
             return None
         kinds = [type(layer) for layer in layers if not isinstance(layer, _ReLU)]
         if _Conv in kinds or _MaxPool in kinds:
             # Images first (slot-major), then exactly one Flatten, then only Linear layers (model-major).
             cut = kinds.index(_Flatten) if _Flatten in kinds else len(kinds)
-            if set(kinds[:cut]) - {_Conv, _MaxPool} or set(kinds[cut + 1:]) != {_Linear}:
+            if set(kinds[:cut]) - {_Conv, _MaxPool} or set(kinds[cut + 1 :]) != {_Linear}:
                 return None
             at = next(i for i, layer in enumerate(layers) if isinstance(layer, _Flatten))
             layers[at] = _Flatten(from_slots=True)
@@ -250,13 +261,14 @@ class LayerStack:
 
     def logits(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """One model's logits [n, C] at flat weights ``params`` [P] for samples ``x`` [n, ...]."""
-        h = x if self.sample_dims == 3 else x.unsqueeze(0)   # one model: slot-major and model-major agree
+        h = x if self.sample_dims == 3 else x.unsqueeze(0)  # one model: slot-major and model-major agree
         for layer in self.layers:
             h, _ = layer.forward(layer.bind(params, 1), h, 1)
         return h.view(len(x), -1)
 
-    def loss_and_grad(self, params: torch.Tensor | list[Bound], x: torch.Tensor, y: torch.Tensor,
-                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_and_grad(
+        self, params: torch.Tensor | list[Bound], x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-model loss sum_i weight[k, i] * CE_i and its gradient [K, P] with respect to the parameters.
 
         ``params`` is [K, P], or [P] when all K models hold the same weights, or what bind() made of
@@ -277,7 +289,7 @@ class LayerStack:
         yi = y.unsqueeze(2)
         logp = torch.log_softmax(h, dim=-1)
         loss = torch.mul(logp.gather(2, yi).view(k, b), weight).sum(1).neg_()
-        d = logp.exp_()                                                  # d loss / d logits = (softmax - onehot) * w
+        d = logp.exp_()  # d loss / d logits = (softmax - onehot) * w
         d = d.scatter_add_(2, yi, torch.full((k, b, 1), -1.0, device=d.device)).mul_(weight.unsqueeze(2))
         grads: list[torch.Tensor] = []
         first = self.first_weighted
@@ -301,16 +313,29 @@ def _layer(name: str, m: nn.Module, offsets: dict[str, slice]) -> Layer | None:
     if type(m) is nn.ReLU and not m.inplace:
         return _ReLU()
     if type(m) is nn.Flatten and (m.start_dim, m.end_dim) == (1, -1):
-        return _Flatten(from_slots=False)   # LayerStack.of sets it for image stacks
-    if type(m) is nn.MaxPool2d and isinstance(m.kernel_size, int) and m.stride == m.kernel_size and \
-            m.padding == 0 and m.dilation == 1 and not m.ceil_mode and not m.return_indices:
+        return _Flatten(from_slots=False)  # LayerStack.of sets it for image stacks
+    if (
+        type(m) is nn.MaxPool2d
+        and isinstance(m.kernel_size, int)
+        and m.stride == m.kernel_size
+        and m.padding == 0
+        and m.dilation == 1
+        and not m.ceil_mode
+        and not m.return_indices
+    ):
         return _MaxPool(m.kernel_size)
     if f"{name}.weight" not in offsets or f"{name}.bias" not in offsets:
         return None
     w, b = offsets[f"{name}.weight"], offsets[f"{name}.bias"]
     if type(m) is nn.Linear:
         return _Linear(w, b, m.out_features, m.in_features)
-    if type(m) is nn.Conv2d and m.stride == (1, 1) and m.dilation == (1, 1) and m.groups == 1 and \
-            m.padding_mode == "zeros" and isinstance(m.padding, tuple):
+    if (
+        type(m) is nn.Conv2d
+        and m.stride == (1, 1)
+        and m.dilation == (1, 1)
+        and m.groups == 1
+        and m.padding_mode == "zeros"
+        and isinstance(m.padding, tuple)
+    ):
         return _Conv(w, b, m.out_channels, m.in_channels, m.kernel_size, m.padding)
     return None

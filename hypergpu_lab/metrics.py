@@ -3,6 +3,7 @@
 The full history lives in the run folder on disk (see ``runs.py``); memory holds
 rolling buffers so a million-round run costs the same RAM as a hundred-round one.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -58,6 +59,8 @@ class History:
                 continue
             acc = "-" if r["test_accuracy"] is None else f"{r['test_accuracy']:.3f}"
             loss = "-" if r["test_loss"] is None else f"{r['test_loss']:.4f}"
-            lines.append(f"{r['round']:>5} {acc:>6} {loss:>7} {r['t_end']:>9.2f} {r['accepted']:>4} "
-                         f"{r['straggled']:>4} {r['failed']:>4} {r['wall_s']:>7.3f}")
+            lines.append(
+                f"{r['round']:>5} {acc:>6} {loss:>7} {r['t_end']:>9.2f} {r['accepted']:>4} "
+                f"{r['straggled']:>4} {r['failed']:>4} {r['wall_s']:>7.3f}"
+            )
         return "\n".join(lines)

@@ -5,6 +5,7 @@ simulated network and what strategies aggregate), so this module also owns the
 mapping between a module's state and that vector, and the per-sample FLOP and
 activation-memory figures that drive simulated compute time and batch limits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,20 +43,26 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """Two conv blocks and a classifier, after McMahan et al.'s CNN but narrower for CPUs."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (16, 32),
-                 hidden: int = 64) -> None:
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = (16, 32), hidden: int = 64
+    ) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            raise ConfigError("model", "cnn", "an image dataset (digits, mnist, fashion-mnist, cifar10)",
-                              hint=f"input shape {tuple(input_shape)} is not [C, H, W]; use model='mlp'")
+            raise ConfigError(
+                "model",
+                "cnn",
+                "an image dataset (digits, mnist, fashion-mnist, cifar10)",
+                hint=f"input shape {tuple(input_shape)} is not [C, H, W]; use model='mlp'",
+            )
         c, h, w = input_shape
         blocks: list[nn.Module] = []
         for out in channels:
             blocks += [nn.Conv2d(c, out, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             c, h, w = out, h // 2, w // 2
         self.features = nn.Sequential(*blocks)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(c * h * w, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -93,9 +100,12 @@ class ParamLayout:
     def of(cls, module: nn.Module) -> ParamLayout:
         state = module.state_dict()
         names = tuple(k for k, v in state.items() if v.is_floating_point())
-        return cls(names=names, shapes=tuple(state[k].shape for k in names),
-                   numels=tuple(state[k].numel() for k in names),
-                   param_names=frozenset(n for n, _ in module.named_parameters()))
+        return cls(
+            names=names,
+            shapes=tuple(state[k].shape for k in names),
+            numels=tuple(state[k].numel() for k in names),
+            param_names=frozenset(n for n, _ in module.named_parameters()),
+        )
 
     @property
     def size(self) -> int:
@@ -178,9 +188,11 @@ def measure_cost(module: nn.Module, input_shape: Sequence[int], num_classes: int
     per_sample = total / 2
     if per_sample == 0:  # modules nobody can count: fall back to 6 x params per sample
         per_sample = 6.0 * sum(p.numel() for p in probe.parameters())
-    return ModelCost(train_flops_per_sample=float(per_sample),
-                     activation_bytes_per_sample=4.0 * sum(outputs) / 2,
-                     param_bytes=4 * sum(p.numel() for p in probe.parameters()))
+    return ModelCost(
+        train_flops_per_sample=float(per_sample),
+        activation_bytes_per_sample=4.0 * sum(outputs) / 2,
+        param_bytes=4 * sum(p.numel() for p in probe.parameters()),
+    )
 
 
 def _clone(module: nn.Module) -> nn.Module:

@@ -9,6 +9,7 @@ reproducible and resumable.
 Only the coordinator side of each link is modelled: one link per node,
 between that node and the coordinator.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,16 +18,28 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from hypergpu_lab.errors import ConfigError
 
 __all__ = [
-    "LinkProfile", "PROFILES", "REGIONS", "MIXES", "RetryPolicy", "Link", "Transfer",
-    "LatencySpike", "Disconnect", "Reconnect", "Partition", "ProfileChange", "NetworkEvent",
-    "LinkConditions", "Network",
+    "LinkProfile",
+    "PROFILES",
+    "REGIONS",
+    "MIXES",
+    "RetryPolicy",
+    "Link",
+    "Transfer",
+    "LatencySpike",
+    "Disconnect",
+    "Reconnect",
+    "Partition",
+    "ProfileChange",
+    "NetworkEvent",
+    "LinkConditions",
+    "Network",
 ]
 
 logger = logging.getLogger(__name__)
@@ -38,8 +51,17 @@ _SHUFFLE_TAG = 0x5348_5546  # "SHUF"
 
 # --------------------------------------------------------------------------- validation
 
-def _number(field: str, value: Any, *, low: float | None = None, low_open: bool = False,
-            high: float | None = None, high_open: bool = False, accepted: str = "") -> float:
+
+def _number(
+    field: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+    accepted: str = "",
+) -> float:
     """Return ``value`` as a finite float within bounds, or raise a ConfigError naming ``field``."""
     bounds = accepted or "a finite number"
     if isinstance(value, bool):
@@ -48,9 +70,11 @@ def _number(field: str, value: Any, *, low: float | None = None, low_open: bool 
         x = float(value)
     except (TypeError, ValueError):
         raise ConfigError(field, value, bounds) from None
-    if (not math.isfinite(x)
-            or (low is not None and (x <= low if low_open else x < low))
-            or (high is not None and (x >= high if high_open else x > high))):
+    if (
+        not math.isfinite(x)
+        or (low is not None and (x <= low if low_open else x < low))
+        or (high is not None and (x >= high if high_open else x > high))
+    ):
         raise ConfigError(field, value, bounds)
     return x
 
@@ -82,6 +106,7 @@ def _nodes(value: Any) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------- profiles
+
 
 @dataclass(frozen=True)
 class LinkProfile:
@@ -118,16 +143,24 @@ class LinkProfile:
         low = _number("latency_ms", low, low=0.0, accepted="0 <= low <= high milliseconds")
         high = _number("latency_ms", high, low=low, accepted="0 <= low <= high milliseconds")
         object.__setattr__(self, "latency_ms", (low, high))
-        object.__setattr__(self, "loss", _number("loss", self.loss, low=0.0, high=1.0, high_open=True,
-                                                  accepted="a probability in [0, 1)"))
-        object.__setattr__(self, "bandwidth_mbps", _number("bandwidth_mbps", self.bandwidth_mbps, low=0.0,
-                                                            low_open=True, accepted="> 0 megabits per second"))
-        object.__setattr__(self, "jitter_ms", _number("jitter_ms", self.jitter_ms, low=0.0,
-                                                       accepted=">= 0 milliseconds"))
+        object.__setattr__(
+            self,
+            "loss",
+            _number("loss", self.loss, low=0.0, high=1.0, high_open=True, accepted="a probability in [0, 1)"),
+        )
+        object.__setattr__(
+            self,
+            "bandwidth_mbps",
+            _number("bandwidth_mbps", self.bandwidth_mbps, low=0.0, low_open=True, accepted="> 0 megabits per second"),
+        )
+        object.__setattr__(
+            self, "jitter_ms", _number("jitter_ms", self.jitter_ms, low=0.0, accepted=">= 0 milliseconds")
+        )
 
 
 PROFILES: dict[str, LinkProfile] = {
-    p.name: p for p in (
+    p.name: p
+    for p in (
         LinkProfile("perfect", (0.0, 1.0), 0.0, 10_000.0, 0.1),
         LinkProfile("good", (10.0, 50.0), 0.001, 1_000.0, 2.0),
         LinkProfile("average", (50.0, 150.0), 0.01, 100.0, 10.0),
@@ -180,15 +213,23 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_retries", _integer("max_retries", self.max_retries))
-        object.__setattr__(self, "timeout_factor", _number("timeout_factor", self.timeout_factor, low=1.0,
-                                                            accepted=">= 1 (a loss is noticed no sooner "
-                                                                     "than the expected arrival)"))
-        object.__setattr__(self, "backoff_s", _number("backoff_s", self.backoff_s, low=0.0,
-                                                       accepted=">= 0 seconds"))
-        object.__setattr__(self, "backoff_factor", _number("backoff_factor", self.backoff_factor, low=1.0,
-                                                            accepted=">= 1"))
-        object.__setattr__(self, "max_backoff_s", _number("max_backoff_s", self.max_backoff_s, low=0.0,
-                                                           accepted=">= 0 seconds"))
+        object.__setattr__(
+            self,
+            "timeout_factor",
+            _number(
+                "timeout_factor",
+                self.timeout_factor,
+                low=1.0,
+                accepted=">= 1 (a loss is noticed no sooner than the expected arrival)",
+            ),
+        )
+        object.__setattr__(self, "backoff_s", _number("backoff_s", self.backoff_s, low=0.0, accepted=">= 0 seconds"))
+        object.__setattr__(
+            self, "backoff_factor", _number("backoff_factor", self.backoff_factor, low=1.0, accepted=">= 1")
+        )
+        object.__setattr__(
+            self, "max_backoff_s", _number("max_backoff_s", self.max_backoff_s, low=0.0, accepted=">= 0 seconds")
+        )
 
     def backoff(self, attempt: int) -> float:
         """Seconds waited after failed attempt number ``attempt`` (1-based) before the next one."""
@@ -196,6 +237,7 @@ class RetryPolicy:
 
 
 # --------------------------------------------------------------------------- links and transfers
+
 
 @dataclass
 class Link:
@@ -216,8 +258,7 @@ class Link:
             raise ConfigError("profile", self.profile, "a LinkProfile")
         if self.region not in REGIONS:
             raise ConfigError("region", self.region, ", ".join(REGIONS))
-        self.base_latency_ms = _number("base_latency_ms", self.base_latency_ms, low=0.0,
-                                       accepted=">= 0 milliseconds")
+        self.base_latency_ms = _number("base_latency_ms", self.base_latency_ms, low=0.0, accepted=">= 0 milliseconds")
 
 
 @dataclass(frozen=True)
@@ -250,13 +291,19 @@ class Transfer:
 
 # --------------------------------------------------------------------------- scheduled events
 
+
 def _window(start: Any, duration: Any, *, open_ended: bool = False) -> tuple[float, float | None]:
     """Validate an event's ``start`` and ``duration`` (None allowed only when open-ended)."""
     s = _number("start", start, accepted="a finite time in simulated seconds")
     if duration is None and open_ended:
         return s, None
-    d = _number("duration", duration, low=0.0, low_open=True,
-                accepted="> 0 seconds" + (", or None for until a Reconnect" if open_ended else ""))
+    d = _number(
+        "duration",
+        duration,
+        low=0.0,
+        low_open=True,
+        accepted="> 0 seconds" + (", or None for until a Reconnect" if open_ended else ""),
+    )
     return s, d
 
 
@@ -274,8 +321,7 @@ class LatencySpike:
         s, d = _window(self.start, self.duration)
         object.__setattr__(self, "start", s)
         object.__setattr__(self, "duration", d)
-        object.__setattr__(self, "extra_ms", _number("extra_ms", self.extra_ms, low=0.0,
-                                                      accepted=">= 0 milliseconds"))
+        object.__setattr__(self, "extra_ms", _number("extra_ms", self.extra_ms, low=0.0, accepted=">= 0 milliseconds"))
 
 
 @dataclass(frozen=True)
@@ -340,9 +386,8 @@ class ProfileChange:
             raise ConfigError("profile", self.profile, ", ".join(PROFILES))
 
 
-NetworkEvent = Union[LatencySpike, Disconnect, Reconnect, Partition, ProfileChange]
-_EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (LatencySpike, Disconnect, Reconnect, Partition,
-                                                         ProfileChange)}
+NetworkEvent = LatencySpike | Disconnect | Reconnect | Partition | ProfileChange
+_EVENT_TYPES: dict[str, type] = {c.__name__: c for c in (LatencySpike, Disconnect, Reconnect, Partition, ProfileChange)}
 
 
 def _event_start(event: NetworkEvent) -> float:
@@ -366,10 +411,13 @@ class LinkConditions:
 
 # --------------------------------------------------------------------------- the network
 
+
 def _resolve_mix(mix: str | Mapping[str, float] | LinkProfile) -> list[tuple[LinkProfile, float]]:
     """Turn a mix name, profile name, fraction dict or LinkProfile into (profile, fraction) pairs."""
-    accepted = (f"a mix ({', '.join(MIXES)}), a profile ({', '.join(PROFILES)}), "
-                "a dict profile -> fraction summing to 1, or a LinkProfile")
+    accepted = (
+        f"a mix ({', '.join(MIXES)}), a profile ({', '.join(PROFILES)}), "
+        "a dict profile -> fraction summing to 1, or a LinkProfile"
+    )
     if isinstance(mix, LinkProfile):
         return [(mix, 1.0)]
     if isinstance(mix, str):
@@ -475,8 +523,7 @@ class Network:
         network = cls({}, retry=retry)
         for i, node in enumerate(ids):
             network.add_link(node, profiles[order[i]], region=region_names[i % len(region_names)], seed=seed)
-        logger.debug("built network of %d links: %s", len(ids),
-                     {p.name: c for (p, _), c in zip(pairs, counts)})
+        logger.debug("built network of %d links: %s", len(ids), {p.name: c for (p, _), c in zip(pairs, counts)})
         return network
 
     # ------------------------------------------------------------------ links
@@ -492,8 +539,9 @@ class Network:
             profile = PROFILES[profile]
         if region not in REGIONS:
             raise ConfigError("region", region, ", ".join(REGIONS))
-        link = Link(node, profile, region,
-                    _draw_base_latency_ms(profile, region, seed=_integer("seed", seed), node=node))
+        link = Link(
+            node, profile, region, _draw_base_latency_ms(profile, region, seed=_integer("seed", seed), node=node)
+        )
         self.links[node] = link
         return link
 
@@ -628,8 +676,12 @@ class Network:
         """Links, events and retry policy as plain JSON-serialisable data, for checkpoints."""
         return {
             "links": [
-                {"node": link.node, "profile": dataclasses.asdict(link.profile), "region": link.region,
-                 "base_latency_ms": link.base_latency_ms}
+                {
+                    "node": link.node,
+                    "profile": dataclasses.asdict(link.profile),
+                    "region": link.region,
+                    "base_latency_ms": link.base_latency_ms,
+                }
                 for link in self.links.values()
             ],
             "events": [{"kind": type(e).__name__, **dataclasses.asdict(e)} for e in self._events],

@@ -4,6 +4,7 @@ A node's GPU turns samples into simulated compute seconds and bounds the
 largest batch it accepts; its state (online, crashed, quarantined), heartbeat
 and failure counts are what selection and fault handling read.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,7 +73,7 @@ class Node:
     consecutive_failures: int = 0
     total_failures: int = 0
     rounds_selected: int = 0
-    _samples: int = field(default=0, init=False, repr=False, compare=False)   # size of a released shard
+    _samples: int = field(default=0, init=False, repr=False, compare=False)  # size of a released shard
 
     @property
     def num_samples(self) -> int:
@@ -122,18 +123,33 @@ def assign(names: Sequence[str], fractions: Sequence[float], n: int, rng: np.ran
 def _gpu_mix(gpus: str | dict[str, float]) -> dict[str, float]:
     mix = GPU_MIXES.get(gpus, {gpus: 1.0}) if isinstance(gpus, str) else gpus
     bad = [g for g in mix if g not in GPUS]
-    if bad or not mix or any(not (isinstance(v, (int, float)) and v >= 0) for v in mix.values()) \
-            or sum(mix.values()) <= 0:
-        raise ConfigError("pool.gpus", gpus, "a GPU mix (" + ", ".join(GPU_MIXES) + "), a GPU ("
-                          + ", ".join(GPUS) + ") or {gpu: fraction >= 0}")
+    if (
+        bad
+        or not mix
+        or any(not (isinstance(v, (int, float)) and v >= 0) for v in mix.values())
+        or sum(mix.values()) <= 0
+    ):
+        raise ConfigError(
+            "pool.gpus",
+            gpus,
+            "a GPU mix (" + ", ".join(GPU_MIXES) + "), a GPU (" + ", ".join(GPUS) + ") or {gpu: fraction >= 0}",
+        )
     return mix
 
 
 class NodePool:
     """The nodes, their links and the coordinator's held-out test set."""
 
-    def __init__(self, nodes: Sequence[Node], network: Network, *, x_test: torch.Tensor, y_test: torch.Tensor,
-                 num_classes: int, config: PoolConfig | None = None) -> None:
+    def __init__(
+        self,
+        nodes: Sequence[Node],
+        network: Network,
+        *,
+        x_test: torch.Tensor,
+        y_test: torch.Tensor,
+        num_classes: int,
+        config: PoolConfig | None = None,
+    ) -> None:
         self.nodes: dict[int, Node] = {n.id: n for n in nodes}
         self.network = network
         self.x_test, self.y_test = x_test, y_test
@@ -141,7 +157,7 @@ class NodePool:
         shard = nodes[0].x if nodes else None
         self.input_shape = tuple((shard if shard is not None else x_test).shape[1:])
         self.config = config
-        self.backend: Any = None   # where the nodes train when not in this process (see with_backend)
+        self.backend: Any = None  # where the nodes train when not in this process (see with_backend)
 
     @classmethod
     def simulated(cls, num_nodes: int = 10, *, backend: Any = None, **options: Any) -> NodePool:
@@ -178,34 +194,54 @@ class NodePool:
         from .data import load_dataset
         from .partition import partition
 
-        data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, seed=cfg.seed,
-                            test_fraction=cfg.test_fraction, num_nodes=cfg.num_nodes,
-                            synthetic_alpha=cfg.synthetic_alpha, synthetic_beta=cfg.synthetic_beta,
-                            max_train=cfg.max_train, max_test=cfg.max_test)
+        data = load_dataset(
+            cfg.dataset,
+            root=cfg.data_root,
+            download=cfg.download,
+            seed=cfg.seed,
+            test_fraction=cfg.test_fraction,
+            num_nodes=cfg.num_nodes,
+            synthetic_alpha=cfg.synthetic_alpha,
+            synthetic_beta=cfg.synthetic_beta,
+            max_train=cfg.max_train,
+            max_test=cfg.max_test,
+        )
         x_test, y_test, num_classes = data.x_test, data.y_test, data.num_classes
         if data.natural_partition is not None:
             parts = data.natural_partition
         else:
-            parts = partition(data.y_train.numpy(), cfg.num_nodes, cfg.partition, alpha=cfg.alpha,
-                              shards_per_node=cfg.shards_per_node, seed=cfg.seed)
+            parts = partition(
+                data.y_train.numpy(),
+                cfg.num_nodes,
+                cfg.partition,
+                alpha=cfg.alpha,
+                shards_per_node=cfg.shards_per_node,
+                seed=cfg.seed,
+            )
         mix = _gpu_mix(cfg.gpus)
         gpus = assign(list(mix), list(mix.values()), cfg.num_nodes, np.random.default_rng([cfg.seed, 1]))
         # Rows are reordered once so that each node's shard is one contiguous slice; a node holds a view
         # of its own slice only. One copy of the data in all, however many nodes (10,000 fit in memory).
         order = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-        if np.array_equal(order, np.arange(len(order))):   # already node by node (synthetic): no copy
+        if np.array_equal(order, np.arange(len(order))):  # already node by node (synthetic): no copy
             xs, ys = data.x_train[: len(order)], data.y_train[: len(order)]
         else:
             xs, ys = data.x_train[torch.from_numpy(order)], data.y_train[torch.from_numpy(order)]
         del data
         sizes = [len(p) for p in parts]
         bounds = np.concatenate([[0], np.cumsum(sizes)])
-        nodes = [Node(i, GPUS[g], xs[bounds[i]:bounds[i + 1]], ys[bounds[i]:bounds[i + 1]])
-                 for i, g in enumerate(gpus)]
-        network = Network.build(list(range(cfg.num_nodes)), mix=cfg.network, regions=cfg.regions,
-                                seed=cfg.seed)
-        log.info("pool: %d nodes, %s/%s, %d train / %d test samples", cfg.num_nodes, cfg.dataset,
-                 cfg.partition, sum(n.num_samples for n in nodes), len(y_test))
+        nodes = [
+            Node(i, GPUS[g], xs[bounds[i] : bounds[i + 1]], ys[bounds[i] : bounds[i + 1]]) for i, g in enumerate(gpus)
+        ]
+        network = Network.build(list(range(cfg.num_nodes)), mix=cfg.network, regions=cfg.regions, seed=cfg.seed)
+        log.info(
+            "pool: %d nodes, %s/%s, %d train / %d test samples",
+            cfg.num_nodes,
+            cfg.dataset,
+            cfg.partition,
+            sum(n.num_samples for n in nodes),
+            len(y_test),
+        )
         pool = cls(nodes, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg)
         return pool.with_backend(backend)
 
@@ -220,8 +256,9 @@ class NodePool:
         try:
             return self.nodes[node_id]
         except KeyError:
-            raise ConfigError("node", node_id, f"an id of a registered node (0..{max(self.nodes, default=-1)})") \
-                from None
+            raise ConfigError(
+                "node", node_id, f"an id of a registered node (0..{max(self.nodes, default=-1)})"
+            ) from None
 
     def register(self, node: Node, *, profile: str = "good", region: str = "local") -> None:
         """Add a node and give it a link; ids are unique."""
@@ -255,10 +292,19 @@ class NodePool:
 
     def state_dict(self) -> dict[str, Any]:
         """Mutable node and network state for checkpoints; shards are rebuilt from the config."""
-        return {"nodes": {i: {"state": n.state.value, "last_heartbeat": n.last_heartbeat,
-                              "consecutive_failures": n.consecutive_failures, "total_failures": n.total_failures,
-                              "rounds_selected": n.rounds_selected} for i, n in self.nodes.items()},
-                "network": self.network.state_dict()}
+        return {
+            "nodes": {
+                i: {
+                    "state": n.state.value,
+                    "last_heartbeat": n.last_heartbeat,
+                    "consecutive_failures": n.consecutive_failures,
+                    "total_failures": n.total_failures,
+                    "rounds_selected": n.rounds_selected,
+                }
+                for i, n in self.nodes.items()
+            },
+            "network": self.network.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for i, s in state["nodes"].items():

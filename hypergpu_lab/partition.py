@@ -22,6 +22,7 @@ Methods
 
 Smaller ``alpha`` means more skew for both Dirichlet methods.
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ baseline of McMahan et al.: a uniform random sample of the available nodes,
 seeded per round, with one batch size for all (capped by each node's GPU
 memory). Adaptive policies implement the same two methods.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,7 @@ class RoundPlan:
     batch_sizes: dict[int, int]
     deadline_s: float | None
     notes: tuple[str, ...] = field(default=())
-    target_updates: int | None = None   # close the round once this many updates arrived (None: wait for all)
+    target_updates: int | None = None  # close the round once this many updates arrived (None: wait for all)
 
 
 def memory_limits(pool: NodePool, cost: ModelCost) -> tuple[dict[int, int], list[str]]:
@@ -60,9 +61,16 @@ class Policy(Protocol):
 class UniformPolicy:
     """Sample ``clients_per_round`` (or ``max(1, round(C * N))``) available nodes uniformly."""
 
-    def __init__(self, *, seed: int, batch_size: int, clients_per_round: int | None = None,
-                 fraction: float = 1.0, deadline_s: float | None = None,
-                 min_completion: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        batch_size: int,
+        clients_per_round: int | None = None,
+        fraction: float = 1.0,
+        deadline_s: float | None = None,
+        min_completion: float | None = None,
+    ) -> None:
         self.seed, self.batch_size = seed, batch_size
         self.clients_per_round, self.fraction, self.deadline_s = clients_per_round, fraction, deadline_s
         self.min_completion = min_completion
@@ -73,7 +81,7 @@ class UniformPolicy:
         candidates = sorted(fits)
         k = self.clients_per_round or max(1, round(self.fraction * len(candidates)))
         k = min(k, len(candidates))
-        if k == len(candidates):   # everyone: no draw needed (the round's stream is its own, so none shifts)
+        if k == len(candidates):  # everyone: no draw needed (the round's stream is its own, so none shifts)
             chosen = candidates
         else:
             rng = np.random.default_rng([self.seed, round_, 0x5E1EC7])
@@ -82,8 +90,9 @@ class UniformPolicy:
         if capped:
             notes.append(f"batch capped by GPU memory on nodes {capped}")
         target = None if self.min_completion is None else max(1, math.ceil(self.min_completion * len(chosen)))
-        return RoundPlan(round_, tuple(chosen), {i: fits[i] for i in chosen}, self.deadline_s, tuple(notes),
-                         target_updates=target)
+        return RoundPlan(
+            round_, tuple(chosen), {i: fits[i] for i in chosen}, self.deadline_s, tuple(notes), target_updates=target
+        )
 
     def observe(self, report: RoundReport) -> None:
         """The uniform baseline learns nothing from a round."""
@@ -104,5 +113,11 @@ def make_policy(cfg: TrainConfig, seed: int) -> Policy:
         return adaptive.from_train_config(cfg, seed=seed, **cfg.policy_options)
     if cfg.policy_options:
         raise ConfigError("train.policy_options", cfg.policy_options, "none for the uniform policy")
-    return UniformPolicy(seed=seed, batch_size=cfg.batch_size, clients_per_round=cfg.clients_per_round,
-                         fraction=cfg.fraction, deadline_s=cfg.deadline_s, min_completion=cfg.min_completion)
+    return UniformPolicy(
+        seed=seed,
+        batch_size=cfg.batch_size,
+        clients_per_round=cfg.clients_per_round,
+        fraction=cfg.fraction,
+        deadline_s=cfg.deadline_s,
+        min_completion=cfg.min_completion,
+    )

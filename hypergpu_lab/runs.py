@@ -10,6 +10,7 @@ A folder appears whole or not at all: it is built under a temporary name and
 renamed into place. A crash can leave at most a torn last line in
 metrics.jsonl, which readers skip and a resume rewrites.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,8 +97,12 @@ class RunFolder:
         """Create ``out/name`` atomically with its config; refuse to overwrite an existing run."""
         target = safe_child(out, name)
         if target.exists():
-            raise ConfigError("out", str(target), "a folder that does not exist yet",
-                              hint="pass --resume to continue that run, or choose another --out or name")
+            raise ConfigError(
+                "out",
+                str(target),
+                "a folder that does not exist yet",
+                hint="pass --resume to continue that run, or choose another --out or name",
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent))
         try:
@@ -124,8 +129,9 @@ class RunFolder:
 
     def append(self, report: RoundReport) -> None:
         """Append one round as a JSON line and fsync, so a killed run loses at most this line."""
-        line = json.dumps(_finite(report.to_dict()), separators=(",", ":"), allow_nan=False,
-                          default=_json_default) + "\n"
+        line = (
+            json.dumps(_finite(report.to_dict()), separators=(",", ":"), allow_nan=False, default=_json_default) + "\n"
+        )
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()

@@ -7,6 +7,7 @@ gives the same guarantee, but hashing its seed sequence costs ~30 us per stream,
 simulated transfer it drives (20 transfers a round). Philox (Salmon et al., SC'11) takes the key
 and counter words as they are: re-keying one generator costs ~2 us.
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,9 +33,9 @@ def stream(key: int, tag: int, *words: int) -> np.random.Generator:
     gen, state = _thread_generator()
     counter, keys = state["state"]["counter"], state["state"]["key"]
     counter[:] = 0
-    counter[1:1 + len(words)] = [w & _MASK for w in words]
+    counter[1 : 1 + len(words)] = [w & _MASK for w in words]
     keys[0], keys[1] = key & _MASK, ((tag << 2) | len(words)) & _MASK
-    gen.bit_generator.state = state     # buffer_pos 4: no buffered output carries over between streams
+    gen.bit_generator.state = state  # buffer_pos 4: no buffered output carries over between streams
     return gen
 
 

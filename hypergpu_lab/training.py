@@ -16,6 +16,7 @@ result only by float32 rounding (batched kernels pick their blocking by
 shape; measured <= 3e-8 per round), and a restored run needs no RNG state
 beyond the round number.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,7 @@ from .streams import stream
 
 log = logging.getLogger(__name__)
 
-_SEED_TAG, _ORDER_TAG = 0x5345_4544, 0x4F52_4452     # "SEED", "ORDR": stream tags (see streams.py)
+_SEED_TAG, _ORDER_TAG = 0x5345_4544, 0x4F52_4452  # "SEED", "ORDR": stream tags (see streams.py)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class SGDConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     epochs: int = 1
-    prox_mu: float = 0.0   # FedProx: adds mu/2 * ||w - w_global||^2 to every local loss
+    prox_mu: float = 0.0  # FedProx: adds mu/2 * ||w - w_global||^2 to every local loss
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -97,7 +98,7 @@ def epoch_orders(seed: int, n: int, epochs: int) -> list[np.ndarray]:
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" is CUDA when present, else the CPU; a node's GPU spec still drives simulated time."""
+    """ "auto" is CUDA when present, else the CPU; a node's GPU spec still drives simulated time."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -115,9 +116,16 @@ def can_vectorise(model: nn.Module) -> bool:
 class Trainer:
     """Runs local SGD for a list of jobs, vectorised where it can, looping where it must."""
 
-    def __init__(self, model: nn.Module, sgd: SGDConfig, *, vectorise: bool | None = None,
-                 memory_budget_bytes: float = 512 * 2**20, activation_bytes_per_sample: float = 4096.0,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        sgd: SGDConfig,
+        *,
+        vectorise: bool | None = None,
+        memory_budget_bytes: float = 512 * 2**20,
+        activation_bytes_per_sample: float = 4096.0,
+        device: str = "cpu",
+    ) -> None:
         import copy
 
         self.device = resolve_device(device)
@@ -145,7 +153,7 @@ class Trainer:
             # Bound the stacked activations (x3 for the backward pass) by the memory budget.
             size = max(1, int(self._budget // (3 * batch_size * self._act_bytes)))
             for i in range(0, len(group), size):
-                for r in self._train_group(global_flat, group[i:i + size]):
+                for r in self._train_group(global_flat, group[i : i + size]):
                     results[r.node] = r
         return [results[j.node] for j in jobs]
 
@@ -155,8 +163,9 @@ class Trainer:
         self.layout.load_into(model, global_flat)
         x, y = job.x.to(self.device), job.y.to(self.device)
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=self.sgd.lr, momentum=self.sgd.momentum,
-                              weight_decay=self.sgd.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=self.sgd.lr, momentum=self.sgd.momentum, weight_decay=self.sgd.weight_decay
+        )
         anchor = {n: v for n, v in self.layout.unflatten(global_flat).items() if n in self.layout.param_names}
         mu = self.sgd.prox_mu
         n, b = len(job.y), job.batch_size
@@ -164,7 +173,7 @@ class Trainer:
         for order in epoch_orders(job.seed, n, self.sgd.epochs):
             perm = torch.from_numpy(order).to(self.device)
             for s in range(0, n, b):
-                idx = perm[s:s + b]
+                idx = perm[s : s + b]
                 opt.zero_grad(set_to_none=True)
                 loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
                 objective = loss
@@ -195,12 +204,13 @@ class Trainer:
         # Per step and node: how many real samples (the rest of the window is padding), as weights 1/count.
         mask = np.zeros((k, n_steps * b), dtype=bool)
         mask[rows, cols] = True
-        count = mask.reshape(k, n_steps, b).sum(2)                          # [K, steps]
-        weights = torch.from_numpy((mask.reshape(k, n_steps, b) / np.maximum(count, 1)[..., None])
-                                   .astype(np.float32).reshape(k, -1)).to(dev)
+        count = mask.reshape(k, n_steps, b).sum(2)  # [K, steps]
+        weights = torch.from_numpy(
+            (mask.reshape(k, n_steps, b) / np.maximum(count, 1)[..., None]).astype(np.float32).reshape(k, -1)
+        ).to(dev)
         active = count > 0
-        everyone = active.all(0).tolist()                                  # per step: no node is done yet
-        keep = torch.from_numpy(active.T.copy()).to(dev)                    # [steps, K]
+        everyone = active.all(0).tolist()  # per step: no node is done yet
+        keep = torch.from_numpy(active.T.copy()).to(dev)  # [steps, K]
         longest = int(sizes.max())
         # Until the first step every node holds global_flat: no [K, P] copy is made before it is needed.
         params: torch.Tensor | None = None
@@ -218,8 +228,8 @@ class Trainer:
             for s in range(n_steps):
                 # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
                 width = min(b, longest - s * b)
-                ib = idx[:, s * b:s * b + width]
-                wb = weights[:, s * b:s * b + width]
+                ib = idx[:, s * b : s * b + width]
+                wb = weights[:, s * b : s * b + width]
                 if stack is not None:
                     if params is not None and (bound[0] is not params or not stack.binds_views):
                         bound = (params, stack.bind(params, k))
@@ -227,22 +237,25 @@ class Trainer:
                 else:
                     per_node, grad = self._vmap_loss_and_grad(params, global_flat, x_all[ib], y_all[ib], wb)
                 with torch.no_grad():
-                    if self.sgd.prox_mu and params is not None:   # the proximal term is zero at the global model
+                    if self.sgd.prox_mu and params is not None:  # the proximal term is zero at the global model
                         grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
                     last = epoch == self.sgd.epochs - 1 and s == n_steps - 1
-                    params, buf = self._sgd_step(params, global_flat, grad, buf,
-                                                 None if everyone[s] else keep[s], lr, mu, wd, last)
+                    params, buf = self._sgd_step(
+                        params, global_flat, grad, buf, None if everyone[s] else keep[s], lr, mu, wd, last
+                    )
                 losses.append(per_node)
-        assert params is not None   # every node has at least one sample, so at least one step ran
+        assert params is not None  # every node has at least one sample, so at least one step ran
         deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
         # A node's loss is the mean over the steps it took (padding steps of finished nodes count zero).
-        took = np.tile(active.T, (self.sgd.epochs, 1))                      # [epochs * steps, K]
+        took = np.tile(active.T, (self.sgd.epochs, 1))  # [epochs * steps, K]
         steps = took.sum(0)
         totals = np.where(took, torch.stack(losses).cpu().numpy().astype(np.float64), 0.0).sum(0)
         mean_loss = (totals / np.maximum(steps, 1)).tolist()
-        return [LocalResult(j.node, d, n, loss, st, norm) for j, d, n, loss, st, norm
-                in zip(jobs, deltas.unbind(), sizes.tolist(), mean_loss, steps.tolist(), norms)]
+        return [
+            LocalResult(j.node, d, n, loss, st, norm)
+            for j, d, n, loss, st, norm in zip(jobs, deltas.unbind(), sizes.tolist(), mean_loss, steps.tolist(), norms)
+        ]
 
     def logits(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The model's logits at weights ``flat`` for samples ``x``, on the CPU; the module's state is
@@ -260,8 +273,9 @@ class Trainer:
         """Which engine trains: "layer-stack" (closed-form batched gradients), "vmap" or "loop"."""
         return "loop" if not self.vectorise else "vmap" if self._stack is None else "layer-stack"
 
-    def _vmap_loss_and_grad(self, params: torch.Tensor | None, origin: torch.Tensor, x: torch.Tensor,
-                            y: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _vmap_loss_and_grad(
+        self, params: torch.Tensor | None, origin: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each model's weighted batch loss [K] and its gradient [K, P]; ``params`` None means all hold ``origin``."""
         p = (origin.expand(len(y), -1) if params is None else params).detach().requires_grad_(True)
         logits = vmap(lambda q, xb: functional_call(self.model, q, (xb,)))(self.layout.unflatten(p), x)
@@ -271,9 +285,17 @@ class Trainer:
         return per_node.detach(), grad
 
     @staticmethod
-    def _sgd_step(params: torch.Tensor | None, origin: torch.Tensor, grad: torch.Tensor, buf: torch.Tensor | None,
-                  active: torch.Tensor | None, lr: float, mu: float, wd: float, last: bool = False
-                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _sgd_step(
+        params: torch.Tensor | None,
+        origin: torch.Tensor,
+        grad: torch.Tensor,
+        buf: torch.Tensor | None,
+        active: torch.Tensor | None,
+        lr: float,
+        mu: float,
+        wd: float,
+        last: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """torch.optim.SGD's update, applied only to nodes that had a batch this step; returns (params, buf).
 
         ``active`` [K] bool, or None when every node had one. ``params`` None means every node still
@@ -283,9 +305,9 @@ class Trainer:
         """
         if wd:
             grad = grad.add(origin if params is None else params, alpha=wd)
-        keep = None if active is None else active.unsqueeze(1)   # finished nodes keep weights and momentum
+        keep = None if active is None else active.unsqueeze(1)  # finished nodes keep weights and momentum
         if mu:
-            if buf is None:      # torch.optim.SGD's first step: the buffer is the gradient itself (grad is ours)
+            if buf is None:  # torch.optim.SGD's first step: the buffer is the gradient itself (grad is ours)
                 buf = grad if keep is None else torch.where(keep, grad, 0.0)
             elif keep is None:
                 buf.mul_(mu).add_(grad)

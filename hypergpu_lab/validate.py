@@ -1,4 +1,5 @@
 """Checks an update must pass before it may touch the global model."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,15 +7,17 @@ from collections.abc import Sequence
 import torch
 
 
-def check_updates(deltas: Sequence[torch.Tensor], size: int, *, norm_bound: float | None = None
-                  ) -> tuple[list[str | None], torch.Tensor]:
+def check_updates(
+    deltas: Sequence[torch.Tensor], size: int, *, norm_bound: float | None = None
+) -> tuple[list[str | None], torch.Tensor]:
     """Why each of ``deltas`` is rejected (None when acceptable), and the accepted ones stacked [M, size].
 
     Values and norms are checked on the stack, a few kernels for all updates instead of a few per update.
     """
-    reasons: list[str | None] = [None if d.ndim == 1 and d.numel() == size else f"shape {tuple(d.shape)} != ({size},)"
-                                 for d in deltas]
-    at = [i for i, why in enumerate(reasons) if why is None]          # the deltas in the stack, row by row
+    reasons: list[str | None] = [
+        None if d.ndim == 1 and d.numel() == size else f"shape {tuple(d.shape)} != ({size},)" for d in deltas
+    ]
+    at = [i for i, why in enumerate(reasons) if why is None]  # the deltas in the stack, row by row
     stacked = torch.stack([deltas[i] for i in at]) if at else torch.empty(0, size)
     # A row with a NaN or an infinity sums to NaN or an infinity; a finite row's sum is finite unless it
     # overflows, so only rows whose sum is not finite get the exact (and much slower) element-wise check.

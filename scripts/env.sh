@@ -20,12 +20,10 @@ if [ ! -f "$VENV/.complete" ]; then
     "$VENV/bin/python" -m pip install -q -e "$_repo[dev]"
     touch "$VENV/.complete"
 fi
-# Point the editable install at THIS checkout (a fresh clone may live elsewhere); no deps, seconds.
-if ! _out="$("$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$_repo" 2>&1)"; then
-    echo "$_out" >&2
-    echo "env.sh: the editable install of $_repo failed (output above)" >&2
-    exit 1
-fi
+# Import the package from THIS checkout. PYTHONPATH is searched before the venv's editable-install
+# hook, so two checkouts sharing one venv (a fresh CI clone, a second worktree) each import their
+# own code; nothing is re-installed per checkout.
+export PYTHONPATH="$_repo${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"
 cd "$_repo"

@@ -1,4 +1,5 @@
 """Run summaries, comparison and ZIP export (with names that cannot leave their folder)."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Tests for checkpoints: verified round trips, refused damage, fallback and pruning."""
+
 from __future__ import annotations
 
 import logging
@@ -147,8 +148,15 @@ def test_latest_valid_skips_checkpoint_that_cannot_be_unpickled(tmp_path: Path) 
 def test_path_for_and_list_checkpoints_ignore_unrelated_files(tmp_path: Path) -> None:
     # Prepare
     _save_rounds(tmp_path, [12, 3, 100])
-    for name in ("notes.txt", "round-5.ckpt", "round-000007.ckpt.tmp", ".round-000008.ckpt.abc.tmp",
-                 "round-0000009.ckpt", "xround-000010.ckpt", "round-000011.CKPT"):
+    for name in (
+        "notes.txt",
+        "round-5.ckpt",
+        "round-000007.ckpt.tmp",
+        ".round-000008.ckpt.abc.tmp",
+        "round-0000009.ckpt",
+        "xround-000010.ckpt",
+        "round-000011.CKPT",
+    ):
         (tmp_path / name).write_bytes(b"junk")
     (tmp_path / "sub").mkdir()
 
@@ -175,8 +183,7 @@ def test_latest_valid_returns_newest(tmp_path: Path) -> None:
     _assert_same(_state(3), state)
 
 
-def test_latest_valid_skips_corrupted_newest_with_warning(tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_latest_valid_skips_corrupted_newest_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # Prepare: round 3 has one flipped byte, round 4 is cut short
     _save_rounds(tmp_path, [1, 2, 3, 4])
     blob = bytearray(path_for(tmp_path, 3).read_bytes())
@@ -207,8 +214,7 @@ def test_latest_valid_none_when_nothing_verifies(tmp_path: Path) -> None:
     assert latest_valid(tmp_path / "missing") is None
 
 
-@pytest.mark.parametrize(("keep", "left"), [(1, [5]), (2, [4, 5]), (3, [2, 4, 5]), (10, [1, 2, 4, 5]),
-                                            (0, [])])
+@pytest.mark.parametrize(("keep", "left"), [(1, [5]), (2, [4, 5]), (3, [2, 4, 5]), (10, [1, 2, 4, 5]), (0, [])])
 def test_prune_keeps_the_newest_k(tmp_path: Path, keep: int, left: list[int]) -> None:
     # Prepare
     _save_rounds(tmp_path, [2, 5, 1, 4])

@@ -1,4 +1,5 @@
 """Tests for the command line: runs, resumes, bad input (exit 2), presets and the demo."""
+
 from __future__ import annotations
 
 import contextlib
@@ -60,6 +61,7 @@ def _copy_out(first_run: tuple[int, str, str, Path], tmp_path: Path) -> Path:
 
 # -- run, rerun, resume ----------------------------------------------------------------------------
 
+
 def test_run_prints_table_and_creates_run_folder(first_run: tuple[int, str, str, Path]) -> None:
     # Prepare
     rc, stdout, stderr, out = first_run
@@ -80,8 +82,9 @@ def test_run_prints_table_and_creates_run_folder(first_run: tuple[int, str, str,
     assert (folder / "checkpoints").is_dir()
 
 
-def test_run_again_without_resume_refuses(first_run: tuple[int, str, str, Path], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_again_without_resume_refuses(
+    first_run: tuple[int, str, str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Prepare
     out = _copy_out(first_run, tmp_path)
     before = (out / "iid-lan" / "metrics.jsonl").read_bytes()
@@ -98,8 +101,9 @@ def test_run_again_without_resume_refuses(first_run: tuple[int, str, str, Path],
     assert sorted(p.name for p in out.iterdir()) == ["iid-lan"]
 
 
-def test_resume_continues_to_round_5(first_run: tuple[int, str, str, Path], tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_continues_to_round_5(
+    first_run: tuple[int, str, str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Prepare
     out = _copy_out(first_run, tmp_path)
     folder = out / "iid-lan"
@@ -124,9 +128,11 @@ def test_resume_continues_to_round_5(first_run: tuple[int, str, str, Path], tmp_
 def test_resume_from_checkpoint_keeps_earlier_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Prepare: a small run that checkpoints every round
     config = tmp_path / "small.yaml"
-    config.write_text("name: small\nrounds: 2\n"
-                      "pool: {num_nodes: 3, dataset: digits, max_train: 150, network: lan}\n"
-                      "train: {model: mlp, checkpoint_every: 1, keep_checkpoints: 2}\n")
+    config.write_text(
+        "name: small\nrounds: 2\n"
+        "pool: {num_nodes: 3, dataset: digits, max_train: 150, network: lan}\n"
+        "train: {model: mlp, checkpoint_every: 1, keep_checkpoints: 2}\n"
+    )
     out = tmp_path / "out"
     assert main(["run", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
     lines_before = (out / "small" / "metrics.jsonl").read_text().splitlines()
@@ -140,11 +146,14 @@ def test_resume_from_checkpoint_keeps_earlier_lines(tmp_path: Path, capsys: pyte
     lines = (out / "small" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4
     assert lines[:2] == lines_before  # continued from the round-2 checkpoint, not replayed
-    assert sorted(p.name for p in (out / "small" / "checkpoints").iterdir()) == \
-        ["round-000003.ckpt", "round-000004.ckpt"]
+    assert sorted(p.name for p in (out / "small" / "checkpoints").iterdir()) == [
+        "round-000003.ckpt",
+        "round-000004.ckpt",
+    ]
 
 
 # -- bad input exits 2 with one line ---------------------------------------------------------------
+
 
 def _run_fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     rc = main(argv)
@@ -169,14 +178,18 @@ def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "config: " in err and "missing.yaml" in err
 
 
-@pytest.mark.parametrize(("text", "field"), [
-    ("train: {lr: -1}\n", "train.lr"),
-    ("pool: {num_nodes: 0}\n", "pool.num_nodes"),
-    ("pool: {num_nodes: 3\n", "config"),            # malformed YAML
-    ("rounds: 3\nepochs: 2\n", "epochs"),           # unknown key
-])
-def test_bad_yaml_config_exits_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  text: str, field: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("train: {lr: -1}\n", "train.lr"),
+        ("pool: {num_nodes: 0}\n", "pool.num_nodes"),
+        ("pool: {num_nodes: 3\n", "config"),  # malformed YAML
+        ("rounds: 3\nepochs: 2\n", "epochs"),  # unknown key
+    ],
+)
+def test_bad_yaml_config_exits_2_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, field: str
+) -> None:
     # Prepare
     config = tmp_path / "bad.yaml"
     config.write_text(text)
@@ -189,8 +202,7 @@ def test_bad_yaml_config_exits_2_naming_the_field(tmp_path: Path, capsys: pytest
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_data_exits_2_and_leaves_no_run_folder(tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_data_exits_2_and_leaves_no_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Prepare: MNIST pointed at an empty folder
     (tmp_path / "nodata").mkdir()
     config = tmp_path / "mnist.yaml"
@@ -225,13 +237,21 @@ def test_resume_of_missing_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_bad_input_through_the_module_entry_point(tmp_path: Path) -> None:
     # Prepare
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
 
     # Execute
-    proc = subprocess.run([sys.executable, "-m", "hypergpu_lab.cli", "run", "--preset", "nope",
-                           "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hypergpu_lab.cli", "run", "--preset", "nope", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
 
     # Assert
     assert proc.returncode == 2
@@ -241,6 +261,7 @@ def test_bad_input_through_the_module_entry_point(tmp_path: Path) -> None:
 
 
 # -- presets and demo ------------------------------------------------------------------------------
+
 
 def test_presets_lists_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
     # Execute

@@ -1,4 +1,5 @@
 """Tests for the virtual clock: ordering, time moves, snapshots and pacing."""
+
 from __future__ import annotations
 
 import math
@@ -125,8 +126,7 @@ def test_state_dict_round_trip_continues_identically() -> None:
 
     # Assert
     assert from_restored == from_original
-    assert [e for _, e in from_original] == [("event", 2), ("event", 4), "new-tie", ("event", 1), "new",
-                                             ("event", 3)]
+    assert [e for _, e in from_original] == [("event", 2), ("event", 4), "new-tie", ("event", 1), "new", ("event", 3)]
     assert restored.now == original.now == 3.0
 
 
@@ -146,10 +146,10 @@ def test_paced_clock_sleeps_in_proportion_to_simulated_time() -> None:
     clock.schedule(6.0, "c")
 
     # Execute
-    clock.step()              # 0 -> 5
-    clock.step()              # 5 -> 5: no time passes, no sleep
-    clock.pop_until(8.0)      # 5 -> 6 (event c), then 6 -> 8
-    clock.advance_to(9.0)     # 8 -> 9
+    clock.step()  # 0 -> 5
+    clock.step()  # 5 -> 5: no time passes, no sleep
+    clock.pop_until(8.0)  # 5 -> 6 (event c), then 6 -> 8
+    clock.advance_to(9.0)  # 8 -> 9
 
     # Assert
     assert sleeps == pytest.approx([0.5, 0.1, 0.2, 0.1], abs=1e-12)

@@ -1,4 +1,5 @@
 """Tests for the validated run configuration: defaults, field errors, files and presets."""
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ def _assert_names(exc: ConfigError, field: str, value: Any) -> None:
 
 # -- defaults ------------------------------------------------------------------------------------
 
+
 def test_defaults_are_valid_and_nested() -> None:
     # Execute
     cfg = RunConfig()
@@ -37,18 +39,23 @@ def test_defaults_are_valid_and_nested() -> None:
 # -- one bad value per validated field -------------------------------------------------------------
 
 POOL_BAD = [
-    ("num_nodes", 0), ("num_nodes", True), ("num_nodes", 2.5),
+    ("num_nodes", 0),
+    ("num_nodes", True),
+    ("num_nodes", 2.5),
     ("dataset", "imagenet"),
     ("partition", "random"),
-    ("alpha", 0), ("alpha", math.nan),
+    ("alpha", 0),
+    ("alpha", math.nan),
     ("shards_per_node", 0),
     ("network", 5),
-    ("regions", []), ("regions", "us-east"),
+    ("regions", []),
+    ("regions", "us-east"),
     ("gpus", 3),
     ("seed", -1),
     ("data_root", 5),
     ("download", "yes"),
-    ("test_fraction", 0.0), ("test_fraction", 0.95),
+    ("test_fraction", 0.0),
+    ("test_fraction", 0.95),
     ("max_train", 0),
     ("max_test", -3),
     ("synthetic_alpha", -1.0),
@@ -58,27 +65,36 @@ POOL_BAD = [
 TRAIN_BAD = [
     ("model", "resnet"),
     ("strategy", "fedsgd"),
-    ("strategy_options", [1]), ("strategy_options", {1: 2}), ("policy", "oort"), ("policy_options", [1]),
-    ("lr", -1), ("lr", 0), ("lr", "0.1"),
+    ("strategy_options", [1]),
+    ("strategy_options", {1: 2}),
+    ("policy", "oort"),
+    ("policy_options", [1]),
+    ("lr", -1),
+    ("lr", 0),
+    ("lr", "0.1"),
     ("momentum", 1.0),
     ("weight_decay", -0.1),
-    ("local_epochs", 0), ("local_epochs", 1001),
+    ("local_epochs", 0),
+    ("local_epochs", 1001),
     ("batch_size", 0),
     ("clients_per_round", 0),
-    ("fraction", 0), ("fraction", 1.5),
+    ("fraction", 0),
+    ("fraction", 1.5),
     ("deadline_s", 0.0),
-    ("min_completion", 0), ("min_completion", 1.5),
+    ("min_completion", 0),
+    ("min_completion", 1.5),
     ("late_updates", "queue"),
     ("max_update_norm", 0.0),
     ("quorum", 0),
     ("max_wait_s", -1.0),
     ("heartbeat_interval_s", 0),
-    ("heartbeat_timeout_s", 0.5),     # shorter than the default 1 s heartbeat interval
+    ("heartbeat_timeout_s", 0.5),  # shorter than the default 1 s heartbeat interval
     ("eval_every", 0),
     ("checkpoint_every", -1),
     ("keep_checkpoints", 0),
     ("seed", -2),
-    ("vectorise", "yes"), ("device", "tpu"),
+    ("vectorise", "yes"),
+    ("device", "tpu"),
 ]
 
 
@@ -102,8 +118,16 @@ def test_bad_train_value_names_dotted_field(name: str, value: Any) -> None:
     _assert_names(info.value, f"train.{name}", value)
 
 
-RUN_BAD = [("name", "../escape"), ("name", ".hidden"), ("name", ""), ("name", 7), ("rounds", 0), ("rounds", "10"),
-           ("faults", "crash"), ("faults", [1])]
+RUN_BAD = [
+    ("name", "../escape"),
+    ("name", ".hidden"),
+    ("name", ""),
+    ("name", 7),
+    ("rounds", 0),
+    ("rounds", "10"),
+    ("faults", "crash"),
+    ("faults", [1]),
+]
 
 
 @pytest.mark.parametrize(("name", "value"), RUN_BAD, ids=[f"{n}={v!r}" for n, v in RUN_BAD])
@@ -131,12 +155,13 @@ def test_every_validated_field_is_covered() -> None:
 
 def test_boundary_values_are_accepted() -> None:
     # Execute
-    cfg = RunConfig.from_dict({
-        "rounds": 1,
-        "pool": {"num_nodes": 1, "test_fraction": 0.9, "synthetic_alpha": 0, "max_train": 1},
-        "train": {"momentum": 0.999, "fraction": 1, "checkpoint_every": 0, "local_epochs": 1000,
-                  "weight_decay": 0},
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "rounds": 1,
+            "pool": {"num_nodes": 1, "test_fraction": 0.9, "synthetic_alpha": 0, "max_train": 1},
+            "train": {"momentum": 0.999, "fraction": 1, "checkpoint_every": 0, "local_epochs": 1000, "weight_decay": 0},
+        }
+    )
 
     # Assert
     assert cfg.train.checkpoint_every == 0 and cfg.pool.test_fraction == 0.9
@@ -144,11 +169,15 @@ def test_boundary_values_are_accepted() -> None:
 
 # -- unknown keys ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("data", "field"), [
-    ({"colour": "red"}, "colour"),
-    ({"pool": {"foo": 1}}, "pool.foo"),
-    ({"train": {"learning_rate": 0.1}}, "train.learning_rate"),
-])
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"colour": "red"}, "colour"),
+        ({"pool": {"foo": 1}}, "pool.foo"),
+        ({"train": {"learning_rate": 0.1}}, "train.learning_rate"),
+    ],
+)
 def test_unknown_keys_are_refused_by_name(data: dict[str, Any], field: str) -> None:
     # Execute
     with pytest.raises(ConfigError) as info:
@@ -165,8 +194,7 @@ def test_from_dict_refuses_non_mappings(data: Any) -> None:
         RunConfig.from_dict(data)
 
 
-@pytest.mark.parametrize(("section", "value"), [("pool", [1, 2]), ("pool", None), ("train", "fast"),
-                                                ("train", 0.1)])
+@pytest.mark.parametrize(("section", "value"), [("pool", [1, 2]), ("pool", None), ("train", "fast"), ("train", 0.1)])
 def test_nested_section_must_be_a_mapping(section: str, value: Any) -> None:
     # Execute
     with pytest.raises(ConfigError) as info:
@@ -177,6 +205,7 @@ def test_nested_section_must_be_a_mapping(section: str, value: Any) -> None:
 
 
 # -- partition rules -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dataset", ["digits", "mnist", "cifar10"])
 def test_natural_partition_needs_synthetic(dataset: str) -> None:
@@ -201,15 +230,33 @@ def test_synthetic_always_uses_its_natural_partition() -> None:
 
 # -- files -----------------------------------------------------------------------------------------
 
+
 def _custom_config() -> RunConfig:
-    return RunConfig.from_dict({
-        "name": "trip_1.a", "rounds": 7,
-        "pool": {"num_nodes": 4, "partition": "dirichlet", "alpha": 0.25, "network": {"good": 0.5, "poor": 0.5},
-                 "regions": ["us-east", "eu-west"], "gpus": {"t4": 0.75, "h100": 0.25}, "seed": 3,
-                 "data_root": "some/folder", "max_train": 100},
-        "train": {"model": "mlp", "lr": 0.125, "clients_per_round": 2, "deadline_s": 2.5, "seed": 11,
-                  "vectorise": False},
-    })
+    return RunConfig.from_dict(
+        {
+            "name": "trip_1.a",
+            "rounds": 7,
+            "pool": {
+                "num_nodes": 4,
+                "partition": "dirichlet",
+                "alpha": 0.25,
+                "network": {"good": 0.5, "poor": 0.5},
+                "regions": ["us-east", "eu-west"],
+                "gpus": {"t4": 0.75, "h100": 0.25},
+                "seed": 3,
+                "data_root": "some/folder",
+                "max_train": 100,
+            },
+            "train": {
+                "model": "mlp",
+                "lr": 0.125,
+                "clients_per_round": 2,
+                "deadline_s": 2.5,
+                "seed": 11,
+                "vectorise": False,
+            },
+        }
+    )
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml", ".yml"])
@@ -256,13 +303,16 @@ def test_from_file_wrong_suffix(tmp_path: Path) -> None:
         RunConfig.from_file(path)
 
 
-@pytest.mark.parametrize(("name", "text"), [
-    ("bad.yaml", "pool: {num_nodes: 3\ntrain: [\n"),
-    ("bad.yml", "rounds: 3\n  name: x\n"),
-    ("bad.json", '{"rounds": 3,'),
-    ("empty.yaml", ""),
-    ("list.json", "[1, 2]"),
-])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("bad.yaml", "pool: {num_nodes: 3\ntrain: [\n"),
+        ("bad.yml", "rounds: 3\n  name: x\n"),
+        ("bad.json", '{"rounds": 3,'),
+        ("empty.yaml", ""),
+        ("list.json", "[1, 2]"),
+    ],
+)
 def test_from_file_malformed(tmp_path: Path, name: str, text: str) -> None:
     # Prepare
     path = tmp_path / name
@@ -291,6 +341,7 @@ def test_from_file_reports_bad_value_inside(tmp_path: Path) -> None:
 
 
 # -- presets ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_builds(name: str) -> None:

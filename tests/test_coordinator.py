@@ -1,4 +1,5 @@
 """The round loop as a user drives it: learning, determinism, resume, virtual time, faults, run control."""
+
 from __future__ import annotations
 
 import json
@@ -154,10 +155,12 @@ def test_arrival_order_does_not_change_the_aggregate() -> None:
     def arrivals(c: Coordinator) -> list[int]:
         last = [rec for r, rec in c.history.node_records if r == 3]
         return [rec.node for rec in sorted(last, key=lambda rec: rec.arrival)]
+
     assert arrivals(cf) != arrivals(cb)
     assert torch.equal(cf.weights, cb.weights)
-    assert [(r["test_accuracy"], r["test_loss"], r["train_loss"]) for r in hf] == \
-        [(r["test_accuracy"], r["test_loss"], r["train_loss"]) for r in hb]
+    assert [(r["test_accuracy"], r["test_loss"], r["train_loss"]) for r in hf] == [
+        (r["test_accuracy"], r["test_loss"], r["train_loss"]) for r in hb
+    ]
 
 
 class _Recorder:
@@ -317,8 +320,13 @@ def test_metrics_lines_are_plain_json(tmp_path) -> None:
 def test_policy_by_name_and_restore_without_passing_it(tmp_path) -> None:
     # Prepare: the adaptive policy chosen through TrainConfig, as a config file or the CLI would.
     def make() -> Coordinator:
-        return Coordinator(pool=_pool(network="unstable-wan", num_nodes=12), model="mlp", policy="adaptive",
-                           policy_options={"mode": "proactive"}, clients_per_round=4)
+        return Coordinator(
+            pool=_pool(network="unstable-wan", num_nodes=12),
+            model="mlp",
+            policy="adaptive",
+            policy_options={"mode": "proactive"},
+            clients_per_round=4,
+        )
 
     full = make()
     full.run(rounds=6, progress=False)

@@ -1,4 +1,5 @@
 """Datasets: shapes, splits, normalisation, and byte-exact round trips through torchvision's readers."""
+
 from __future__ import annotations
 
 import pickle
@@ -136,8 +137,10 @@ def test_digits_load_without_importing_scikit_learn() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from hypergpu_lab.data import load_dataset; load_dataset('digits'); "
-            "print('sklearn' in sys.modules)")
+    code = (
+        "import sys; from hypergpu_lab.data import load_dataset; load_dataset('digits'); "
+        "print('sklearn' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
 

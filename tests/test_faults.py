@@ -1,4 +1,5 @@
 """Faults and resilience: nothing lost, nothing applied twice, failures detected in virtual time."""
+
 from __future__ import annotations
 
 import logging
@@ -35,11 +36,14 @@ class _Recording(FedAvg):
 
 
 def test_fault_validation_names_the_field() -> None:
-    for bad, field in [({"kind": "meteor", "nodes": [1]}, "fault.kind"), ({"kind": "crash", "nodes": []}, "fault.nodes"),
-                       ({"kind": "crash", "nodes": [1]}, "fault.unit"),
-                       ({"kind": "noise", "nodes": [1], "start": 5, "end": 2}, "fault.end"),
-                       ({"kind": "straggler", "nodes": [1], "magnitude": 0.5}, "fault.magnitude"),
-                       ({"kind": "noise", "nodes": [1], "color": "red"}, "fault.color")]:
+    for bad, field in [
+        ({"kind": "meteor", "nodes": [1]}, "fault.kind"),
+        ({"kind": "crash", "nodes": []}, "fault.nodes"),
+        ({"kind": "crash", "nodes": [1]}, "fault.unit"),
+        ({"kind": "noise", "nodes": [1], "start": 5, "end": 2}, "fault.end"),
+        ({"kind": "straggler", "nodes": [1], "magnitude": 0.5}, "fault.magnitude"),
+        ({"kind": "noise", "nodes": [1], "color": "red"}, "fault.color"),
+    ]:
         with pytest.raises(ConfigError, match=field):
             Fault.from_dict(bad)
     with pytest.raises(ConfigError, match="fault.nodes"):
@@ -49,8 +53,9 @@ def test_fault_validation_names_the_field() -> None:
 def test_duplicates_and_replays_are_never_applied_twice() -> None:
     # Prepare: the same run with and without nodes that send every update twice and replay old ones.
     clean = Coordinator(pool=_pool(), model="mlp")
-    faulty = Coordinator(pool=_pool(), model="mlp",
-                         faults=[Fault("duplicate", (1, 2, 3)), Fault("replay", (4, 5), start=2)])
+    faulty = Coordinator(
+        pool=_pool(), model="mlp", faults=[Fault("duplicate", (1, 2, 3)), Fault("replay", (4, 5), start=2)]
+    )
 
     # Execute
     clean_reports = [clean.step() for _ in range(3)]
@@ -59,23 +64,26 @@ def test_duplicates_and_replays_are_never_applied_twice() -> None:
     # Assert: identical weights; every extra copy that arrived by the close (1 ms after its original)
     # is counted as dropped, and the books add up.
     assert torch.equal(clean.weights, faulty.weights)
-    arrived = [{n.node for n in r.nodes if n.arrival is not None and n.arrival + 1e-3 <= r.t_end}
-               for r in faulty_reports]
-    expected = [len(a & {1, 2, 3}) + (len(a & {4, 5}) if r.round >= 2 else 0)
-                for a, r in zip(arrived, faulty_reports)]
+    arrived = [
+        {n.node for n in r.nodes if n.arrival is not None and n.arrival + 1e-3 <= r.t_end} for r in faulty_reports
+    ]
+    expected = [len(a & {1, 2, 3}) + (len(a & {4, 5}) if r.round >= 2 else 0) for a, r in zip(arrived, faulty_reports)]
     assert [r.duplicates for r in faulty_reports] == expected
-    assert sum(expected) >= 10   # most copies land before the close: the check is not vacuous
+    assert sum(expected) >= 10  # most copies land before the close: the check is not vacuous
     for rep in faulty_reports + clean_reports:
         assert rep.accepted + rep.rejected + rep.straggled + rep.failed == rep.selected
         assert rep.accepted == 10
 
 
-@pytest.mark.parametrize("kind, check", [
-    ("sign_flip", lambda honest, sent, m: torch.equal(sent, -honest)),
-    ("scale", lambda honest, sent, m: torch.allclose(sent, m * honest)),
-    ("noise", lambda honest, sent, m: abs(float((sent - honest).std()) - m) < 0.05 * m),
-    ("free_rider", lambda honest, sent, m: not sent.any()),
-])
+@pytest.mark.parametrize(
+    "kind, check",
+    [
+        ("sign_flip", lambda honest, sent, m: torch.equal(sent, -honest)),
+        ("scale", lambda honest, sent, m: torch.allclose(sent, m * honest)),
+        ("noise", lambda honest, sent, m: abs(float((sent - honest).std()) - m) < 0.05 * m),
+        ("free_rider", lambda honest, sent, m: not sent.any()),
+    ],
+)
 def test_byzantine_updates_replace_the_honest_one(kind: str, check) -> None:  # type: ignore[no-untyped-def]
     # Prepare: node 2 is Byzantine; a recording strategy sees what was aggregated.
     magnitude = {"sign_flip": 1.0, "scale": 7.0, "noise": 0.5, "free_rider": 0.0}[kind]
@@ -138,8 +146,13 @@ def _fixed(pool: NodePool) -> NodePool:
 
 def test_crash_is_detected_after_the_heartbeat_timeout_and_recovery_is_seen() -> None:
     # Prepare: node 7 crashes at t=2.5 s for 20 s; heartbeats every 1 s, timeout 5 s.
-    coord = Coordinator(pool=_fixed(_pool()), model="mlp", heartbeat_interval_s=1.0, heartbeat_timeout_s=5.0,
-                        faults=[Fault("crash", (7,), start=2.5, end=22.5, unit="time")])
+    coord = Coordinator(
+        pool=_fixed(_pool()),
+        model="mlp",
+        heartbeat_interval_s=1.0,
+        heartbeat_timeout_s=5.0,
+        faults=[Fault("crash", (7,), start=2.5, end=22.5, unit="time")],
+    )
 
     # Execute: rounds take ~0.5 s of virtual time; run until well past recovery.
     detections = []
@@ -164,7 +177,7 @@ def test_half_the_nodes_failing_each_round_the_run_completes() -> None:
     pool = _fixed(_pool())
     faults = []
     for k in range(40):
-        half = tuple(range(10)[(k % 2)::2])
+        half = tuple(range(10)[(k % 2) :: 2])
         faults.append(Fault("partition", half, start=k * 8.0, end=k * 8.0 + 8.0, unit="time"))
     coord = Coordinator(pool=pool, model="mlp", faults=faults, heartbeat_timeout_s=30.0)
 
@@ -189,8 +202,13 @@ def test_fault_tolerant_mode_closes_at_the_minimum_completion_rate() -> None:
 def test_below_quorum_the_run_waits_in_virtual_time_then_continues() -> None:
     # Prepare: a cascading failure takes 8 of 10 nodes down between t=1 and t=40; quorum 5.
     pool = _fixed(_pool())
-    coord = Coordinator(pool=pool, model="mlp", quorum=5, heartbeat_timeout_s=2.0,
-                        faults=[Fault("crash", tuple(range(8)), start=1.0, end=40.0, unit="time")])
+    coord = Coordinator(
+        pool=pool,
+        model="mlp",
+        quorum=5,
+        heartbeat_timeout_s=2.0,
+        faults=[Fault("crash", tuple(range(8)), start=1.0, end=40.0, unit="time")],
+    )
 
     # Execute
     history = coord.run(rounds=40, progress=False)
@@ -203,8 +221,14 @@ def test_below_quorum_the_run_waits_in_virtual_time_then_continues() -> None:
 
 def test_permanent_loss_pauses_with_a_clear_status_and_resumes_when_nodes_return(caplog) -> None:
     pool = _fixed(_pool())
-    coord = Coordinator(pool=pool, model="mlp", quorum=5, max_wait_s=30.0, heartbeat_timeout_s=2.0,
-                        faults=[Fault("crash", tuple(range(8)), start=1.0, unit="time")])
+    coord = Coordinator(
+        pool=pool,
+        model="mlp",
+        quorum=5,
+        max_wait_s=30.0,
+        heartbeat_timeout_s=2.0,
+        faults=[Fault("crash", tuple(range(8)), start=1.0, unit="time")],
+    )
     with caplog.at_level(logging.WARNING):
         coord.run(rounds=1000, progress=False)
     assert coord.status.startswith("waiting for quorum: 2 of 10 nodes available, 5 needed")
@@ -219,8 +243,9 @@ def test_permanent_loss_pauses_with_a_clear_status_and_resumes_when_nodes_return
 def test_buffered_async_applies_stragglers_once_with_staleness_weight() -> None:
     # Prepare: a deadline some nodes miss; FedBuff-style buffering of late updates.
     strategy = _Recording()
-    coord = Coordinator(pool=_pool(network="unstable-wan"), model="mlp", deadline_s=1.2, late_updates="buffer",
-                        strategy=strategy)
+    coord = Coordinator(
+        pool=_pool(network="unstable-wan"), model="mlp", deadline_s=1.2, late_updates="buffer", strategy=strategy
+    )
 
     # Execute
     reports = [coord.step() for _ in range(6)]
@@ -242,8 +267,13 @@ def test_buffered_async_applies_stragglers_once_with_staleness_weight() -> None:
 
 def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog) -> None:
     def make(name: str) -> Coordinator:
-        return Coordinator(pool=_pool(), model="mlp", checkpoint_every=2, keep_checkpoints=5,
-                           run_dir=RunFolder.create(tmp_path, name, {}))
+        return Coordinator(
+            pool=_pool(),
+            model="mlp",
+            checkpoint_every=2,
+            keep_checkpoints=5,
+            run_dir=RunFolder.create(tmp_path, name, {}),
+        )
 
     full = make("full")
     full.run(rounds=6, progress=False)

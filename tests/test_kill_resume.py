@@ -1,4 +1,5 @@
 """The coordinator process is SIGKILLed mid-run; `--resume` finishes bit-identical to an uninterrupted run."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,14 @@ from hypergpu_lab.runs import RunFolder
 pytestmark = pytest.mark.slow
 
 CONFIG = {
-    "name": "killme", "rounds": 24,
+    "name": "killme",
+    "rounds": 24,
     "pool": {"num_nodes": 10, "dataset": "digits", "partition": "dirichlet", "alpha": 0.5, "network": "unstable-wan"},
     "train": {"model": "cnn", "batch_size": 10, "deadline_s": 4.0, "checkpoint_every": 3},
-    "faults": [{"kind": "crash", "nodes": [3], "start": 5.0, "end": 30.0, "unit": "time"},
-               {"kind": "duplicate", "nodes": [1, 2]}],
+    "faults": [
+        {"kind": "crash", "nodes": [3], "start": 5.0, "end": 30.0, "unit": "time"},
+        {"kind": "duplicate", "nodes": [1, 2]},
+    ],
 }
 
 
@@ -48,12 +52,21 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     # Prepare
     cfg = tmp_path / "run.json"
     cfg.write_text(json.dumps(CONFIG))
-    subprocess.run(_cli("--config", str(cfg), "--out", str(tmp_path / "a")), check=True, env=_env(),
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        _cli("--config", str(cfg), "--out", str(tmp_path / "a")),
+        check=True,
+        env=_env(),
+        capture_output=True,
+        timeout=300,
+    )
 
     # Execute: start the same run, kill -9 it once round 8 is on disk, then resume it.
-    proc = subprocess.Popen(_cli("--config", str(cfg), "--out", str(tmp_path / "b")), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli("--config", str(cfg), "--out", str(tmp_path / "b")),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = tmp_path / "b" / "killme" / "metrics.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -64,8 +77,13 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
     killed_at = metrics.read_text().count("\n")
     assert killed_at < CONFIG["rounds"]
-    resumed = subprocess.run(_cli("--config", str(cfg), "--out", str(tmp_path / "b"), "--resume"), env=_env(),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _cli("--config", str(cfg), "--out", str(tmp_path / "b"), "--resume"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     # Assert: same final weights bit for bit, same metrics for every round.
     assert resumed.returncode == 0, resumed.stderr

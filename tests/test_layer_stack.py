@@ -1,4 +1,5 @@
 """Closed-form batched gradients for layer stacks against autograd on each model alone."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,8 +11,9 @@ from hypergpu_lab.models import ParamLayout, build_model
 from hypergpu_lab.training import SGDConfig, Trainer
 
 
-def _autograd(model: nn.Module, layout: ParamLayout, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-              weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _autograd(
+    model: nn.Module, layout: ParamLayout, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One model: load ``flat``, sum_i weight_i * CE_i, backward, gradient in layout order."""
     layout.load_into(model, flat)
     model.zero_grad(set_to_none=True)
@@ -21,15 +23,26 @@ def _autograd(model: nn.Module, layout: ParamLayout, flat: torch.Tensor, x: torc
     return loss.detach(), torch.cat([grads[n].grad.reshape(-1) for n in layout.names])
 
 
-@pytest.mark.parametrize("model, shape", [
-    (build_model("mlp", (1, 8, 8), 10, seed=1), (1, 8, 8)),
-    (build_model("cnn", (1, 8, 8), 10, seed=1), (1, 8, 8)),
-    (build_model("cnn", (3, 12, 12), 10, seed=1), (3, 12, 12)),
-    (nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), (12,)),
-    (nn.Sequential(nn.Linear(12, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)), (12,)),
-    (nn.Sequential(nn.Sequential(nn.Conv2d(2, 4, (3, 5), padding=(1, 2)), nn.ReLU(), nn.MaxPool2d(3)),
-                   nn.Conv2d(4, 3, 1), nn.Flatten(), nn.Linear(12, 5)), (2, 6, 6)),
-], ids=["zoo-mlp", "zoo-cnn", "zoo-cnn-rgb", "logistic", "sequential-3", "nested-conv"])
+@pytest.mark.parametrize(
+    "model, shape",
+    [
+        (build_model("mlp", (1, 8, 8), 10, seed=1), (1, 8, 8)),
+        (build_model("cnn", (1, 8, 8), 10, seed=1), (1, 8, 8)),
+        (build_model("cnn", (3, 12, 12), 10, seed=1), (3, 12, 12)),
+        (nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), (12,)),
+        (nn.Sequential(nn.Linear(12, 7), nn.ReLU(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3)), (12,)),
+        (
+            nn.Sequential(
+                nn.Sequential(nn.Conv2d(2, 4, (3, 5), padding=(1, 2)), nn.ReLU(), nn.MaxPool2d(3)),
+                nn.Conv2d(4, 3, 1),
+                nn.Flatten(),
+                nn.Linear(12, 5),
+            ),
+            (2, 6, 6),
+        ),
+    ],
+    ids=["zoo-mlp", "zoo-cnn", "zoo-cnn-rgb", "logistic", "sequential-3", "nested-conv"],
+)
 @pytest.mark.parametrize("shared", [False, True], ids=["own-weights", "shared-weights"])
 def test_gradients_equal_autograd_model_by_model(model: nn.Module, shape: tuple[int, ...], shared: bool) -> None:
     # Prepare: K models with different weights (or all the same one), a padded batch (weight 0 on padding).
@@ -68,17 +81,29 @@ class _Residual(nn.Module):
         return self.net(x + 1)
 
 
-@pytest.mark.parametrize("model", [
-    nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)),
-    nn.Sequential(nn.Linear(4, 4), nn.ReLU()),
-    nn.Sequential(nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 2)),
-    nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2)),
-    nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.Flatten(), nn.Linear(8, 2)),
-    nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, stride=1), nn.Flatten(), nn.Linear(8, 2)),
-    nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2)),
-    _Residual(),
-], ids=["tanh", "ends-in-relu", "no-bias", "inplace-relu", "strided-conv", "overlapping-pool", "batchnorm",
-        "custom-forward"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)),
+        nn.Sequential(nn.Linear(4, 4), nn.ReLU()),
+        nn.Sequential(nn.Linear(4, 4, bias=False), nn.ReLU(), nn.Linear(4, 2)),
+        nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.Flatten(), nn.Linear(8, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, stride=1), nn.Flatten(), nn.Linear(8, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 2)),
+        _Residual(),
+    ],
+    ids=[
+        "tanh",
+        "ends-in-relu",
+        "no-bias",
+        "inplace-relu",
+        "strided-conv",
+        "overlapping-pool",
+        "batchnorm",
+        "custom-forward",
+    ],
+)
 def test_anything_else_is_left_to_vmap(model: nn.Module) -> None:
     assert LayerStack.of(model, ParamLayout.of(model)) is None
     assert Trainer(model, SGDConfig(), vectorise=None).engine in ("vmap", "loop")
@@ -91,12 +116,16 @@ def test_trainer_names_its_engine() -> None:
     assert Trainer(mlp, SGDConfig(), vectorise=False).engine == "loop"
 
 
-@pytest.mark.parametrize("model", [
-    nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 4), nn.Conv2d(4, 2, 1)),
-    nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(2, 2), nn.Flatten(), nn.Linear(8, 2)),
-    nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Linear(2, 2)),
-    nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Flatten(), nn.Linear(8, 2)),
-], ids=["conv-after-linear", "linear-on-images", "no-flatten", "two-flattens"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 4), nn.Conv2d(4, 2, 1)),
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(2, 2), nn.Flatten(), nn.Linear(8, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Linear(2, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Flatten(), nn.Linear(8, 2)),
+    ],
+    ids=["conv-after-linear", "linear-on-images", "no-flatten", "two-flattens"],
+)
 def test_image_chains_need_convs_then_one_flatten_then_linears(model: nn.Module) -> None:
     # Assert: anything else would need a layout change this file does not make; vmap trains it instead.
     assert LayerStack.of(model, ParamLayout.of(model)) is None
@@ -111,7 +140,13 @@ def test_a_chain_opening_with_linear_takes_only_flat_samples() -> None:
     stacks = [LayerStack.of(m, ParamLayout.of(m)) for m in (flat, images, flattening)]
     # Assert: a Linear applied to images acts on their last axis, which the closed form does not model.
     assert [s.accepts(torch.Size(shape)) for s in stacks for shape in ((8,), (1, 8, 8))] == [
-        True, False, False, True, True, True]
+        True,
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
 
 
 def test_samples_the_stack_does_not_take_fail_as_they_do_in_the_loop() -> None:

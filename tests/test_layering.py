@@ -1,4 +1,5 @@
 """Dependencies point one way: the core never imports a UI or chain library."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,12 +11,14 @@ FORBIDDEN = ("web3", "eth_tester", "ipywidgets", "plotly", "anywidget", "voila",
 
 
 def test_headless_run_imports_no_ui_or_chain_library() -> None:
-    code = ("import sys\n"
-            "from hypergpu_lab import Coordinator, NodePool\n"
-            "from hypergpu_lab import cli, analytics, export, faults, detection\n"
-            "pool = NodePool.simulated(4, dataset='digits', network='lan', seed=0)\n"
-            "Coordinator(pool=pool, model='mlp').run(rounds=1, progress=False)\n"
-            f"print(sorted(m for m in {FORBIDDEN!r} if m in sys.modules))\n")
+    code = (
+        "import sys\n"
+        "from hypergpu_lab import Coordinator, NodePool\n"
+        "from hypergpu_lab import cli, analytics, export, faults, detection\n"
+        "pool = NodePool.simulated(4, dataset='digits', network='lan', seed=0)\n"
+        "Coordinator(pool=pool, model='mlp').run(rounds=1, progress=False)\n"
+        f"print(sorted(m for m in {FORBIDDEN!r} if m in sys.modules))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() == "[]"
 

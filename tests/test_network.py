@@ -1,4 +1,5 @@
 """Tests for the simulated network, checked against analytic values."""
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,16 @@ CLEAN = LinkProfile("clean", (0.0, 0.0), 0.0, 100.0, 0.0)
 NBYTES = 1_250_000  # 10 Mbit -> 0.1 s at 100 Mbps
 
 
-def one_link(profile: LinkProfile = CLEAN, *, latency_ms: float = 20.0,
-             retry: RetryPolicy = RetryPolicy()) -> Network:
+DEFAULT_RETRY = RetryPolicy()
+
+
+def one_link(profile: LinkProfile = CLEAN, *, latency_ms: float = 20.0, retry: RetryPolicy = DEFAULT_RETRY) -> Network:
     return Network({0: Link(0, profile, "local", latency_ms)}, retry=retry)
 
 
 def backoffs(retry: RetryPolicy, n: int) -> list[float]:
     """The formula, written out independently of RetryPolicy.backoff."""
-    return [min(retry.backoff_s * retry.backoff_factor ** k, retry.max_backoff_s) for k in range(n)]
+    return [min(retry.backoff_s * retry.backoff_factor**k, retry.max_backoff_s) for k in range(n)]
 
 
 class ScriptedRng:
@@ -59,10 +62,14 @@ class ScriptedRng:
 
 # --------------------------------------------------------------------------- profiles and mixes
 
+
 def test_profiles_match_the_project_seed() -> None:
     expected = {  # name: (latency range ms, loss)
-        "perfect": ((0.0, 1.0), 0.0), "good": ((10.0, 50.0), 0.001), "average": ((50.0, 150.0), 0.01),
-        "poor": ((150.0, 300.0), 0.05), "unstable": ((50.0, 500.0), 0.10),
+        "perfect": ((0.0, 1.0), 0.0),
+        "good": ((10.0, 50.0), 0.001),
+        "average": ((50.0, 150.0), 0.01),
+        "poor": ((150.0, 300.0), 0.05),
+        "unstable": ((50.0, 500.0), 0.10),
     }
 
     assert {n: (p.latency_ms, p.loss) for n, p in PROFILES.items()} == expected
@@ -75,12 +82,15 @@ def test_every_mix_names_known_profiles_and_sums_to_one() -> None:
         assert math.fsum(fractions.values()) == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize(("n", "expected"), [
-    (10, {"good": 4, "average": 3, "poor": 2, "unstable": 1}),
-    # quotas 2.8, 2.1, 1.4, 0.7 -> floors 2, 2, 1, 0; the two largest remainders (.8, .7) get one more
-    (7, {"good": 3, "average": 2, "poor": 1, "unstable": 1}),
-    (100, {"good": 40, "average": 30, "poor": 20, "unstable": 10}),
-])
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [
+        (10, {"good": 4, "average": 3, "poor": 2, "unstable": 1}),
+        # quotas 2.8, 2.1, 1.4, 0.7 -> floors 2, 2, 1, 0; the two largest remainders (.8, .7) get one more
+        (7, {"good": 3, "average": 2, "poor": 1, "unstable": 1}),
+        (100, {"good": 40, "average": 30, "poor": 20, "unstable": 10}),
+    ],
+)
 def test_mix_fractions_produce_exact_counts(n: int, expected: dict[str, int]) -> None:
     network = Network.build(range(n), mix="mixed", seed=3)
 
@@ -129,6 +139,7 @@ def test_a_node_latency_does_not_depend_on_the_other_nodes() -> None:
 
 # --------------------------------------------------------------------------- transfers
 
+
 @pytest.mark.parametrize("nbytes", [0, 1, 1_000, 1_000_000, 123_456_789])
 def test_clean_transfer_time_is_latency_plus_size_over_bandwidth_exactly(nbytes: int) -> None:
     # Prepare
@@ -138,8 +149,7 @@ def test_clean_transfer_time_is_latency_plus_size_over_bandwidth_exactly(nbytes:
     transfer = network.transfer(0, nbytes, 0.0, np.random.default_rng(0))
 
     # Assert
-    assert transfer == Transfer(node=0, nbytes=nbytes, start=0.0, end=0.037 + nbytes * 8 / 100e6, ok=True,
-                                attempts=1)
+    assert transfer == Transfer(node=0, nbytes=nbytes, start=0.0, end=0.037 + nbytes * 8 / 100e6, ok=True, attempts=1)
     assert transfer.retries == 0 and transfer.reason is None
 
 
@@ -353,25 +363,29 @@ def test_add_link_rejects_an_existing_node_and_draws_like_build() -> None:
 
 # --------------------------------------------------------------------------- validation
 
-@pytest.mark.parametrize(("make", "field"), [
-    (lambda: Network.build(range(3), mix="bogus"), "network"),
-    (lambda: Network.build(range(3), mix={"good": 0.5, "bogus": 0.5}), "network"),
-    (lambda: Network.build(range(3), mix={"good": 0.5, "poor": 0.4}), "network"),
-    (lambda: Network.build(range(3), regions=["mars"]), "region"),
-    (lambda: Network.build([1, 1]), "node_ids"),
-    (lambda: LinkProfile("x", (0.0, 1.0), 1.0, 10.0), "loss"),
-    (lambda: LinkProfile("x", (0.0, 1.0), -0.1, 10.0), "loss"),
-    (lambda: LinkProfile("x", (5.0, 1.0), 0.0, 10.0), "latency_ms"),
-    (lambda: LinkProfile("x", (0.0, 1.0), 0.0, 0.0), "bandwidth_mbps"),
-    (lambda: LinkProfile("x", (0.0, 1.0), 0.0, 10.0, math.nan), "jitter_ms"),
-    (lambda: RetryPolicy(max_retries=-1), "max_retries"),
-    (lambda: RetryPolicy(timeout_factor=0.5), "timeout_factor"),
-    (lambda: Disconnect(nodes=(0,), start=0.0, duration=0.0), "duration"),
-    (lambda: Partition(nodes=(), start=0.0, duration=1.0), "nodes"),
-    (lambda: LatencySpike(nodes=(0,), start=math.inf, duration=1.0, extra_ms=1.0), "start"),
-    (lambda: ProfileChange(nodes=(0,), at=1.0, profile="bogus"), "profile"),
-    (lambda: one_link().schedule(Disconnect(nodes=(0, 9), start=0.0)), "nodes"),
-])
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: Network.build(range(3), mix="bogus"), "network"),
+        (lambda: Network.build(range(3), mix={"good": 0.5, "bogus": 0.5}), "network"),
+        (lambda: Network.build(range(3), mix={"good": 0.5, "poor": 0.4}), "network"),
+        (lambda: Network.build(range(3), regions=["mars"]), "region"),
+        (lambda: Network.build([1, 1]), "node_ids"),
+        (lambda: LinkProfile("x", (0.0, 1.0), 1.0, 10.0), "loss"),
+        (lambda: LinkProfile("x", (0.0, 1.0), -0.1, 10.0), "loss"),
+        (lambda: LinkProfile("x", (5.0, 1.0), 0.0, 10.0), "latency_ms"),
+        (lambda: LinkProfile("x", (0.0, 1.0), 0.0, 0.0), "bandwidth_mbps"),
+        (lambda: LinkProfile("x", (0.0, 1.0), 0.0, 10.0, math.nan), "jitter_ms"),
+        (lambda: RetryPolicy(max_retries=-1), "max_retries"),
+        (lambda: RetryPolicy(timeout_factor=0.5), "timeout_factor"),
+        (lambda: Disconnect(nodes=(0,), start=0.0, duration=0.0), "duration"),
+        (lambda: Partition(nodes=(), start=0.0, duration=1.0), "nodes"),
+        (lambda: LatencySpike(nodes=(0,), start=math.inf, duration=1.0, extra_ms=1.0), "start"),
+        (lambda: ProfileChange(nodes=(0,), at=1.0, profile="bogus"), "profile"),
+        (lambda: one_link().schedule(Disconnect(nodes=(0, 9), start=0.0)), "nodes"),
+    ],
+)
 def test_bad_values_raise_config_error_naming_the_field(make, field: str) -> None:
     with pytest.raises(ConfigError, match=rf"^{field}: ") as info:
         make()
@@ -388,10 +402,16 @@ def test_unknown_mix_error_lists_the_accepted_names() -> None:
 
 # --------------------------------------------------------------------------- checkpoints
 
+
 def test_state_dict_round_trip_through_json_reproduces_transfers() -> None:
     # Prepare
-    original = Network.build(range(6), mix="unstable-wan", regions=["us-west", "ap-south"], seed=9,
-                             retry=RetryPolicy(max_retries=3, backoff_s=0.2))
+    original = Network.build(
+        range(6),
+        mix="unstable-wan",
+        regions=["us-west", "ap-south"],
+        seed=9,
+        retry=RetryPolicy(max_retries=3, backoff_s=0.2),
+    )
     original.schedule(LatencySpike(nodes=(0, 1, 5), start=1.0, duration=5.0, extra_ms=100.0))
     original.schedule(Disconnect(nodes=(2,), start=0.0))
     original.schedule(Reconnect(nodes=(2,), at=3.0))
@@ -409,13 +429,20 @@ def test_state_dict_round_trip_through_json_reproduces_transfers() -> None:
     assert restored.retry == original.retry
     for node in range(5):
         for start in (0.0, 1.7, 2.5):
-            assert (restored.transfer(node, NBYTES, start, np.random.default_rng([node, 1]))
-                    == original.transfer(node, NBYTES, start, np.random.default_rng([node, 1])))
+            assert restored.transfer(node, NBYTES, start, np.random.default_rng([node, 1])) == original.transfer(
+                node, NBYTES, start, np.random.default_rng([node, 1])
+            )
 
 
 def test_records_are_picklable() -> None:
-    records = [PROFILES["good"], RetryPolicy(), Link(0, CLEAN, "local", 1.0),
-               Transfer(0, 1, 0.0, 1.0, True, 1), Disconnect(nodes=(0,), start=0.0),
-               ProfileChange(nodes=(0,), at=0.0, profile="poor"), one_link().conditions(0, 0.0)]
+    records = [
+        PROFILES["good"],
+        RetryPolicy(),
+        Link(0, CLEAN, "local", 1.0),
+        Transfer(0, 1, 0.0, 1.0, True, 1),
+        Disconnect(nodes=(0,), start=0.0),
+        ProfileChange(nodes=(0,), at=0.0, profile="poor"),
+        one_link().conditions(0, 0.0),
+    ]
 
     assert pickle.loads(pickle.dumps(records)) == records

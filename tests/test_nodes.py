@@ -1,4 +1,5 @@
 """Tests for simulated nodes, the node pool and the uniform round policy."""
+
 from __future__ import annotations
 
 import math
@@ -35,6 +36,7 @@ def _gpu_key(spec: GPUSpec) -> str:
 
 
 # -- GPU catalogue and per-node arithmetic ---------------------------------------------------------
+
 
 def test_gpu_catalogue_is_sane() -> None:
     # Assert
@@ -99,13 +101,17 @@ def test_heartbeat_and_failures() -> None:
 
 # -- assign ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fractions", "n", "expected"), [
-    ([0.5, 0.3, 0.2], 10, [5, 3, 2]),
-    ([0.5, 0.3, 0.2], 7, [4, 2, 1]),       # 3.5/2.1/1.4 -> floors 3/2/1, the .5 remainder wins
-    ([5, 3, 2], 7, [4, 2, 1]),             # weights need not sum to 1
-    ([1 / 3, 1 / 3, 1 / 3], 10, [4, 3, 3]),  # ties go to the first name
-    ([0.9, 0.1], 1, [1, 0]),
-])
+
+@pytest.mark.parametrize(
+    ("fractions", "n", "expected"),
+    [
+        ([0.5, 0.3, 0.2], 10, [5, 3, 2]),
+        ([0.5, 0.3, 0.2], 7, [4, 2, 1]),  # 3.5/2.1/1.4 -> floors 3/2/1, the .5 remainder wins
+        ([5, 3, 2], 7, [4, 2, 1]),  # weights need not sum to 1
+        ([1 / 3, 1 / 3, 1 / 3], 10, [4, 3, 3]),  # ties go to the first name
+        ([0.9, 0.1], 1, [1, 0]),
+    ],
+)
 def test_assign_exact_largest_remainder_counts(fractions: list[float], n: int, expected: list[int]) -> None:
     # Prepare
     names = ["a", "b", "c"][: len(fractions)]
@@ -133,6 +139,7 @@ def test_assign_is_deterministic_per_seed() -> None:
 
 
 # -- NodePool.simulated ----------------------------------------------------------------------------
+
 
 def test_shards_are_disjoint_and_cover_the_training_set() -> None:
     # Prepare
@@ -215,6 +222,7 @@ def test_invalid_option_value_uses_config_validation() -> None:
 
 
 # -- membership and state --------------------------------------------------------------------------
+
 
 def test_register_and_remove() -> None:
     # Prepare
@@ -330,6 +338,7 @@ def test_state_dict_round_trip_through_a_checkpoint(tmp_path: Path) -> None:
 
 # -- UniformPolicy ---------------------------------------------------------------------------------
 
+
 def test_policy_is_deterministic_per_seed_and_round() -> None:
     # Prepare
     pool = _small_pool(10, gpus="t4")
@@ -342,20 +351,23 @@ def test_policy_is_deterministic_per_seed_and_round() -> None:
 
     # Assert
     assert plans == again
-    assert len({p.nodes for p in plans}) > 1           # rounds draw different samples
+    assert len({p.nodes for p in plans}) > 1  # rounds draw different samples
     assert [p.nodes for p in plans] != [p.nodes for p in other_seed]
     for r, p in enumerate(plans, 1):
         assert p.round == r and list(p.nodes) == sorted(set(p.nodes))
 
 
-@pytest.mark.parametrize(("kwargs", "size"), [
-    ({"clients_per_round": 4}, 4),
-    ({"clients_per_round": 4, "fraction": 0.1}, 4),   # K overrides C
-    ({"fraction": 0.3}, 3),
-    ({"fraction": 0.01}, 1),                         # at least one node
-    ({"fraction": 1.0}, 10),
-    ({"clients_per_round": 50}, 10),                 # never more than there are
-])
+@pytest.mark.parametrize(
+    ("kwargs", "size"),
+    [
+        ({"clients_per_round": 4}, 4),
+        ({"clients_per_round": 4, "fraction": 0.1}, 4),  # K overrides C
+        ({"fraction": 0.3}, 3),
+        ({"fraction": 0.01}, 1),  # at least one node
+        ({"fraction": 1.0}, 10),
+        ({"clients_per_round": 50}, 10),  # never more than there are
+    ],
+)
 def test_policy_sample_size(kwargs: dict, size: int) -> None:
     # Prepare
     pool = _small_pool(10, gpus="t4")

@@ -1,13 +1,14 @@
 """Tests that the packaging files agree: pyproject, environment.yml, README commands, entry points."""
+
 from __future__ import annotations
 
 import importlib
 import os
 import re
 import shlex
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -53,8 +54,9 @@ def _fenced_commands(markdown: str) -> list[str]:
 
 def _ci_command() -> str:
     """The command `.ci/run` finally executes (its `exec` line)."""
-    execs = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
-             if line.strip().startswith("exec ")]
+    execs = [
+        line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines() if line.strip().startswith("exec ")
+    ]
     assert len(execs) == 1, "expected one exec line in .ci/run"
     return " ".join(shlex.split(execs[0])[1:])
 

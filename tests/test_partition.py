@@ -1,4 +1,5 @@
 """Partitioners: every method yields a disjoint, complete, seeded split with the skew it promises."""
+
 from __future__ import annotations
 
 from collections import Counter

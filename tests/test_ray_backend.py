@@ -4,6 +4,7 @@ The Ray tests share one local ``ray.init`` (about 20 s here) and need the ``ray`
 it they are skipped. The first test needs no Ray: it pins down how the coordinator records a node
 whose result a backend lost.
 """
+
 from __future__ import annotations
 
 import gc
@@ -47,13 +48,13 @@ def test_a_result_the_backend_lost_is_a_failed_node_and_the_round_goes_on() -> N
 
 try:
     import ray
-except ImportError:   # the extra is not installed: the Ray tests are skipped, the test above still runs
+except ImportError:  # the extra is not installed: the Ray tests are skipped, the test above still runs
     ray = None
 needs_ray = pytest.mark.skipif(ray is None, reason="needs the 'ray' extra: pip install 'hypergpu-lab[ray]'")
 
 
 @pytest.fixture(scope="module")
-def RayBackend():   # the fixture stands for the class
+def RayBackend():  # the fixture stands for the class
     """One local Ray for the module's tests (2 CPUs, no dashboard, a small object store), shut down after."""
     from hypergpu_lab.backends.ray import RayBackend
 
@@ -90,7 +91,7 @@ def _run(pool: NodePool, rounds: int = 3) -> tuple[Coordinator, list]:
 @needs_ray
 def test_ray_equals_in_process_and_the_driver_holds_no_shards(RayBackend) -> None:
     options = {"dataset": "digits", "partition": "dirichlet", "alpha": 0.5, "network": "mixed", "seed": 0}
-    backend = RayBackend(num_actors=2)   # 3 nodes per actor: each actor vectorises over a subset
+    backend = RayBackend(num_actors=2)  # 3 nodes per actor: each actor vectorises over a subset
     pool = NodePool.simulated(6, backend=backend, **options)
     try:
         assert pool.backend is backend and backend.hosted == [[0, 1, 2], [3, 4, 5]]
@@ -109,15 +110,16 @@ def test_ray_equals_in_process_and_the_driver_holds_no_shards(RayBackend) -> Non
         # batches 3 nodes where the driver batches 6, and batched kernels (BLAS, oneDNN) pick their
         # blocking by shape, so only float32 rounding differs (tests/test_training.py bounds it).
         for a, b in zip(ray_reports, ref_reports):
-            assert [(r.node, r.status, r.reason, r.num_samples) for r in a.nodes] == \
-                   [(r.node, r.status, r.reason, r.num_samples) for r in b.nodes]
+            assert [(r.node, r.status, r.reason, r.num_samples) for r in a.nodes] == [
+                (r.node, r.status, r.reason, r.num_samples) for r in b.nodes
+            ]
             for ra, rb in zip(a.nodes, b.nodes):
                 assert (ra.loss is None) == (rb.loss is None)
                 assert ra.loss is None or ra.loss == pytest.approx(rb.loss, abs=1e-6)
-            assert a.t_end == b.t_end   # simulated time depends on samples and FLOPs, not on values
+            assert a.t_end == b.t_end  # simulated time depends on samples and FLOPs, not on values
             assert a.test_accuracy == pytest.approx(b.test_accuracy, abs=0.01)
             assert a.test_loss == pytest.approx(b.test_loss, abs=1e-5)
-        assert sum(r.accepted for r in ray_reports) >= 12   # mostly delivered, over a mixed network
+        assert sum(r.accepted for r in ray_reports) >= 12  # mostly delivered, over a mixed network
         torch.testing.assert_close(ray_coord.weights, ref_coord.weights, atol=1e-5, rtol=0)
     finally:
         backend.close()
@@ -133,7 +135,7 @@ def test_a_killed_actor_fails_its_nodes_for_the_round_then_restarts_from_the_obj
         coord = Coordinator(pool=pool, model="mlp")
         assert coord.step().accepted == 6
         first = ray.get(backend.actor_of(0).pid.remote())
-        ray.kill(backend.actor_of(0))                  # dies before round 2 reaches it
+        ray.kill(backend.actor_of(0))  # dies before round 2 reaches it
         rep = coord.step()
         by_node = {r.node: r for r in rep.nodes}
         assert [(by_node[n].status, by_node[n].reason) for n in (0, 1, 2)] == [("failed", "backend: actor died")] * 3
@@ -160,11 +162,11 @@ def test_an_actor_killed_mid_round_with_the_crash_policy_marks_its_nodes_crashed
     backend = RayBackend(num_actors=2, on_actor_death="crash")
     pool = NodePool.simulated(6, dataset="digits", network="perfect", seed=2, backend=backend)
     try:
-        assert backend._shards == [[], []]   # nothing kept for restarts: the actors hold the only copies
+        assert backend._shards == [[], []]  # nothing kept for restarts: the actors hold the only copies
         coord = Coordinator(pool=pool, model="mlp")
         victim = backend.actors[1]
 
-        class KillAfterSubmit:   # the round's task is in flight when the actor is killed
+        class KillAfterSubmit:  # the round's task is in flight when the actor is killed
             def __init__(self, actor) -> None:
                 self.actor, self.train = actor, self
 
@@ -176,16 +178,17 @@ def test_an_actor_killed_mid_round_with_the_crash_policy_marks_its_nodes_crashed
         backend.actors[1] = KillAfterSubmit(victim)
         rep = coord.step()
         by_node = {r.node: r for r in rep.nodes}
-        if rep.failed:   # the kill normally lands before the task finishes
-            assert [(by_node[n].status, by_node[n].reason) for n in (3, 4, 5)] == \
-                   [("failed", "backend: actor died")] * 3
+        if rep.failed:  # the kill normally lands before the task finishes
+            assert [(by_node[n].status, by_node[n].reason) for n in (3, 4, 5)] == [
+                ("failed", "backend: actor died")
+            ] * 3
             assert backend.actors[1] is None
             assert [pool[n].state for n in range(6)] == [NodeState.ONLINE] * 3 + [NodeState.CRASHED] * 3
-        else:           # it finished first: the death shows in the next round instead
+        else:  # it finished first: the death shows in the next round instead
             backend.actors[1] = victim
             rep = coord.step()
             assert rep.failed == 3 and backend.actors[1] is None
-        rep = coord.step()   # the run goes on with the surviving nodes only
+        rep = coord.step()  # the run goes on with the surviving nodes only
         assert rep.selected == 3 and rep.accepted == 3 and {r.node for r in rep.nodes} == {0, 1, 2}
     finally:
         backend.close()

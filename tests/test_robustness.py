@@ -7,6 +7,7 @@ the 360-sample test set moves by a point or more with the seed alone (seed 0
 put trimmed mean under sign flip 3.1 points below clean, seeds 1 and 2 within
 1.1). Runs use one torch thread so the figures are reproducible.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,14 +35,19 @@ def one_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(before)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _final_accuracy(strategy: str, options: tuple, attack: str | None, rounds: int = 20) -> float:
     """Mean final test accuracy over SEEDS (each seed: its own split, initial model and random streams)."""
     total = 0.0
     for seed in SEEDS:
         pool = NodePool.simulated(10, dataset="digits", partition="iid", network="lan", seed=seed)
-        coord = Coordinator(pool=pool, model="cnn", strategy=strategy, strategy_options=dict(options),
-                            faults=[Fault(attack, ATTACKERS)] if attack else [])
+        coord = Coordinator(
+            pool=pool,
+            model="cnn",
+            strategy=strategy,
+            strategy_options=dict(options),
+            faults=[Fault(attack, ATTACKERS)] if attack else [],
+        )
         total += coord.run(rounds=rounds, progress=False).final["test_accuracy"]
     return total / len(SEEDS)
 
@@ -59,8 +65,11 @@ def test_plain_fedavg_is_not_robust_to_boosted_updates() -> None:
     assert _final_accuracy("fedavg", (), "scale") < 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="Krum picks one update; two colluding free riders send identical zero "
-                                       "updates whose mutual distance is 0, so Krum keeps choosing them")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Krum picks one update; two colluding free riders send identical zero "
+    "updates whose mutual distance is 0, so Krum keeps choosing them",
+)
 def test_krum_against_colluding_free_riders() -> None:
     assert _final_accuracy("krum", (("f", 2),), "free_rider") >= _final_accuracy("fedavg", (), None) - 0.02
 
@@ -69,8 +78,13 @@ def test_krum_against_colluding_free_riders() -> None:
 def test_nan_never_reaches_the_global_model(strategy: str) -> None:
     pool = NodePool.simulated(10, dataset="digits", partition="iid", network="lan", seed=0)
     options = {"f": 2} if "krum" in strategy else {}
-    coord = Coordinator(pool=pool, model="mlp", strategy=strategy, strategy_options=options,
-                        faults=[Fault("nan", ATTACKERS), Fault("inf", (5,))])
+    coord = Coordinator(
+        pool=pool,
+        model="mlp",
+        strategy=strategy,
+        strategy_options=options,
+        faults=[Fault("nan", ATTACKERS), Fault("inf", (5,))],
+    )
     reports = [coord.step() for _ in range(2)]
     assert all(r.rejected == 3 for r in reports)
     assert bool(torch.isfinite(coord.weights).all())

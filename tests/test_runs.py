@@ -1,4 +1,5 @@
 """Tests for run folders: atomic writes, safe names, metrics lines and truncation."""
+
 from __future__ import annotations
 
 import json
@@ -15,20 +16,43 @@ from hypergpu_lab.runs import RunFolder, atomic_write_bytes, atomic_write_text, 
 
 
 def _record(node: int, status: str = "accepted", loss: float | None = 0.5) -> NodeRecord:
-    return NodeRecord(node=node, status=status, reason=None if status == "accepted" else "non-finite values",
-                      batch_size=10, num_samples=100 + node, download_s=0.01, compute_s=0.2, upload_s=0.02,
-                      waiting_s=0.0, arrival=0.23 + node, download_attempts=1, upload_attempts=2, loss=loss,
-                      update_norm=1.5)
+    return NodeRecord(
+        node=node,
+        status=status,
+        reason=None if status == "accepted" else "non-finite values",
+        batch_size=10,
+        num_samples=100 + node,
+        download_s=0.01,
+        compute_s=0.2,
+        upload_s=0.02,
+        waiting_s=0.0,
+        arrival=0.23 + node,
+        download_attempts=1,
+        upload_attempts=2,
+        loss=loss,
+        update_norm=1.5,
+    )
 
 
 def _report(round_: int, *, accuracy: float | None = 0.5, nodes: tuple[NodeRecord, ...] | None = None) -> RoundReport:
     nodes = nodes if nodes is not None else (_record(0), _record(1, status="straggled", loss=None))
-    return RoundReport(run_id="r", round=round_, t_start=float(round_ - 1), t_end=float(round_), selected=len(nodes),
-                       accepted=sum(n.status == "accepted" for n in nodes),
-                       straggled=sum(n.status == "straggled" for n in nodes), failed=0,
-                       rejected=sum(n.status == "rejected" for n in nodes), test_accuracy=accuracy,
-                       test_loss=1.0 / round_, train_loss=0.7, wall_s=0.01, nodes=nodes,
-                       events=(f"event of round {round_}",))
+    return RoundReport(
+        run_id="r",
+        round=round_,
+        t_start=float(round_ - 1),
+        t_end=float(round_),
+        selected=len(nodes),
+        accepted=sum(n.status == "accepted" for n in nodes),
+        straggled=sum(n.status == "straggled" for n in nodes),
+        failed=0,
+        rejected=sum(n.status == "rejected" for n in nodes),
+        test_accuracy=accuracy,
+        test_loss=1.0 / round_,
+        train_loss=0.7,
+        wall_s=0.01,
+        nodes=nodes,
+        events=(f"event of round {round_}",),
+    )
 
 
 def _folder(tmp_path: Path) -> RunFolder:
@@ -36,6 +60,7 @@ def _folder(tmp_path: Path) -> RunFolder:
 
 
 # -- atomic writes ---------------------------------------------------------------------------------
+
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:
     # Prepare
@@ -52,8 +77,7 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["file.bin", "t.txt"]
 
 
-def test_failed_atomic_write_keeps_old_content_and_no_temp(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_atomic_write_keeps_old_content_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Prepare
     target = tmp_path / "file.txt"
     target.write_bytes(b"old content")
@@ -93,6 +117,7 @@ def test_atomic_write_interrupted_during_write(tmp_path: Path, monkeypatch: pyte
 
 # -- safe names ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", ".", ".hidden", "", "a\\b", "nul\x00"])
 def test_safe_child_refuses_escaping_names(tmp_path: Path, name: str) -> None:
     # Execute
@@ -114,6 +139,7 @@ def test_safe_child_accepts_plain_name(tmp_path: Path) -> None:
 
 
 # -- RunFolder -------------------------------------------------------------------------------------
+
 
 def test_create_builds_the_layout(tmp_path: Path) -> None:
     # Execute
@@ -192,8 +218,13 @@ def test_append_converts_numpy_and_tensor_scalars(tmp_path: Path) -> None:
 
     folder = _folder(tmp_path)
     report = _report(1, accuracy=np.float32(0.25))  # type: ignore[arg-type]
-    report = RoundReport(**{**{f: getattr(report, f) for f in report.__dataclass_fields__},
-                            "train_loss": torch.tensor(0.5), "test_loss": torch.tensor(float("nan"))})
+    report = RoundReport(
+        **{
+            **{f: getattr(report, f) for f in report.__dataclass_fields__},
+            "train_loss": torch.tensor(0.5),
+            "test_loss": torch.tensor(float("nan")),
+        }
+    )
 
     # Execute
     folder.append(report)
@@ -207,8 +238,7 @@ def test_append_converts_numpy_and_tensor_scalars(tmp_path: Path) -> None:
 def test_append_keeps_rounds_with_non_finite_values(tmp_path: Path) -> None:
     # Prepare: a diverged node's update is rejected with a NaN loss and an infinite norm
     folder = _folder(tmp_path)
-    bad = NodeRecord(**{**_record(1, status="rejected").__dict__, "loss": float("nan"),
-                        "update_norm": float("inf")})
+    bad = NodeRecord(**{**_record(1, status="rejected").__dict__, "loss": float("nan"), "update_norm": float("inf")})
     report = _report(1, nodes=(_record(0), bad))
 
     # Execute

@@ -1,4 +1,5 @@
 """Ten thousand registered nodes, a hundred per round, in bounded memory (measured in a fresh process)."""
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,14 @@ print(json.dumps({"peak_mb": int(status["VmHWM"].split()[0]) / 1024, "nodes": le
 
 
 def test_ten_thousand_nodes_hundred_per_round_stay_under_2_gb() -> None:
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1",
-                              "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"peak RSS {result['peak_mb']:.0f} MB")  # shown with -s; the figure goes in the closing note
     assert result["nodes"] == 10_000 and result["selected"] == [100, 100, 100]

@@ -1,4 +1,5 @@
 """Aggregation against the paper formula, computed directly in numpy."""
+
 from __future__ import annotations
 
 import io
@@ -36,10 +37,12 @@ def assert_within_f32_sum_bound(actual: np.ndarray, expected: np.ndarray, terms:
     """The mean is summed in float32: its error is within the recursive-summation bound (Higham 2002,
     eq. 4.4), |e| <= g(m) Sum_i |t_i| with g(m) = m u / (1 - m u) and u = 2^-24, for the m terms t_i,
     counting one more term for rounding the weights to float32 and one for the final rounding."""
-    u, m = 2.0 ** -24, len(terms) + 2
+    u, m = 2.0**-24, len(terms) + 2
     bound = m * u / (1 - m * u) * np.abs(terms).sum(0)
     err = np.abs(actual.astype(np.float64) - expected)
-    assert np.all(err <= bound), f"max error {err.max():.3g} over the float32 bound (worst ratio {(err / bound).max():.2f})"
+    assert np.all(err <= bound), (
+        f"max error {err.max():.3g} over the float32 bound (worst ratio {(err / bound).max():.2f})"
+    )
 
 
 def test_weighted_mean_is_within_the_float32_bound_and_equal_weights_give_plain_mean() -> None:
@@ -93,9 +96,9 @@ def np_trimmed_mean(w: np.ndarray, deltas: np.ndarray, beta: float) -> np.ndarra
     models = w.astype(np.float64) + deltas
     b = int(np.floor(beta * len(models)))
     out = np.empty(models.shape[1])
-    for j in range(models.shape[1]):           # Yin et al. 2018, Definition 2, one coordinate at a time
+    for j in range(models.shape[1]):  # Yin et al. 2018, Definition 2, one coordinate at a time
         column = sorted(models[:, j])
-        out[j] = np.mean(column[b:len(column) - b])
+        out[j] = np.mean(column[b : len(column) - b])
     return out
 
 
@@ -103,9 +106,9 @@ def np_multi_krum(w: np.ndarray, deltas: np.ndarray, f: int, m: int) -> np.ndarr
     models = w.astype(np.float64) + deltas
     k = len(models)
     scores = []
-    for i in range(k):                         # Blanchard et al. 2017: i -> j over the n - f - 2 closest j != i
+    for i in range(k):  # Blanchard et al. 2017: i -> j over the n - f - 2 closest j != i
         dist = sorted(float(np.sum((models[i] - models[j]) ** 2)) for j in range(k) if j != i)
-        scores.append(sum(dist[:k - f - 2]))
+        scores.append(sum(dist[: k - f - 2]))
     chosen = np.argsort(scores, kind="stable")[:m]
     return models[chosen].mean(axis=0)
 
@@ -154,8 +157,9 @@ def test_fedavgm_matches_hsu_over_three_rounds(k: int, p: int, seed: int) -> Non
 def test_fedavgm_without_momentum_is_fedavg() -> None:
     w, deltas, n = _round(np.random.default_rng(3), 6, 40)
     # FedAvgM sums in float64, FedAvg in float32: equal up to float32 rounding.
-    np.testing.assert_allclose(_run(get_strategy("fedavgm", beta=0.0), w, deltas, n),
-                               _run(FedAvg(), w, deltas, n), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        _run(get_strategy("fedavgm", beta=0.0), w, deltas, n), _run(FedAvg(), w, deltas, n), atol=1e-6, rtol=0
+    )
 
 
 @pytest.mark.parametrize("name", ["fedadagrad", "fedadam", "fedyogi"])
@@ -168,7 +172,7 @@ def test_fedopt_matches_reddi_over_three_rounds(name: str, k: int, p: int, seed:
     options = {"eta": eta, "beta1": b1, "tau": tau} | ({} if name == "fedadagrad" else {"beta2": b2})
     strategy = get_strategy(name, **options)
     w = rng.normal(size=p).astype(np.float32)
-    m, v = np.zeros(p), np.full(p, tau ** 2)
+    m, v = np.zeros(p), np.full(p, tau**2)
     for _ in range(3):
         _, deltas, n = _round(rng, k, p, w)
         # Execute
@@ -177,11 +181,11 @@ def test_fedopt_matches_reddi_over_three_rounds(name: str, k: int, p: int, seed:
         d = np_fedavg(w, deltas, n) - w
         m = b1 * m + (1 - b1) * d
         if name == "fedadagrad":
-            v = v + d ** 2
+            v = v + d**2
         elif name == "fedadam":
-            v = b2 * v + (1 - b2) * d ** 2
+            v = b2 * v + (1 - b2) * d**2
         else:
-            v = v - (1 - b2) * d ** 2 * np.sign(v - d ** 2)
+            v = v - (1 - b2) * d**2 * np.sign(v - d**2)
         expected = w + eta * m / (np.sqrt(v) + tau)
         np.testing.assert_allclose(new, expected, atol=1e-6, rtol=0)
         w = new
@@ -217,13 +221,16 @@ def test_trimmed_mean_matches_yin(k: int, p: int, seed: int, beta: float) -> Non
 @pytest.mark.parametrize("f", [0, 1])
 def test_krum_and_multi_krum_match_blanchard(k: int, p: int, seed: int, f: int) -> None:
     w, deltas, n = _round(np.random.default_rng(seed), k, p)
-    np.testing.assert_allclose(_run(get_strategy("krum", f=f), w, deltas, n), np_multi_krum(w, deltas, f, 1),
-                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        _run(get_strategy("krum", f=f), w, deltas, n), np_multi_krum(w, deltas, f, 1), atol=1e-6, rtol=0
+    )
     for m in (2, k - f):
-        np.testing.assert_allclose(_run(get_strategy("multi-krum", f=f, m=m), w, deltas, n),
-                                   np_multi_krum(w, deltas, f, m), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(_run(get_strategy("multi-krum", f=f), w, deltas, n),
-                               np_multi_krum(w, deltas, f, k - f), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(
+            _run(get_strategy("multi-krum", f=f, m=m), w, deltas, n), np_multi_krum(w, deltas, f, m), atol=1e-6, rtol=0
+        )
+    np.testing.assert_allclose(
+        _run(get_strategy("multi-krum", f=f), w, deltas, n), np_multi_krum(w, deltas, f, k - f), atol=1e-6, rtol=0
+    )
 
 
 @pytest.mark.parametrize("k, p", SHAPES)
@@ -244,6 +251,7 @@ def test_clipped_fedavg_matches_clip_then_average(k: int, p: int, seed: int) -> 
 
 # -- robustness -------------------------------------------------------------------------------------------------
 
+
 def _attacked(honest: int, f: int, p: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``honest`` updates near a common direction, then ``f`` attackers sending huge vectors."""
     rng = np.random.default_rng(seed)
@@ -263,12 +271,12 @@ def test_krum_picks_an_honest_update_and_multi_krum_averages_only_honest_ones() 
     # Assert
     assert any(np.array_equal(krum, h) for h in honest)
     np.testing.assert_allclose(multi, honest.astype(np.float64).mean(axis=0), atol=1e-6, rtol=0)
-    assert np.abs(_run(FedAvg(), w, deltas, n)).max() > 1e4     # the attack does move plain FedAvg
+    assert np.abs(_run(FedAvg(), w, deltas, n)).max() > 1e4  # the attack does move plain FedAvg
 
 
 def test_krum_refuses_fewer_than_2f_plus_3_updates() -> None:
     w, deltas, n = _round(np.random.default_rng(0), 7, 10)
-    _run(get_strategy("krum", f=2), w, deltas, n)               # n = 2f + 3 is enough
+    _run(get_strategy("krum", f=2), w, deltas, n)  # n = 2f + 3 is enough
     for name in ("krum", "multi-krum"):
         with pytest.raises(ConfigError, match=r"strategy_options\.f: got 2.*n >= 2f\+3 \(n=6\)"):
             _run(get_strategy(name, f=2), w, deltas[:6], n[:6])
@@ -313,6 +321,7 @@ def test_clipping_bounds_each_update_and_passes_inner_state() -> None:
 
 # -- server state -----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_state_dict_round_trip_mid_sequence_continues_bitwise(name: str) -> None:
     # Prepare: three rounds of updates, and a strategy that ran the first two
@@ -333,8 +342,9 @@ def test_state_dict_round_trip_mid_sequence_continues_bitwise(name: str) -> None
     assert torch.equal(first.aggregate(w, deltas, n.double()), second.aggregate(w, deltas, n.double()))
 
 
-@pytest.mark.parametrize("name, keys", [("fedavgm", {"v"}), ("fedadagrad", {"m", "v"}), ("fedadam", {"m", "v"}),
-                                        ("fedyogi", {"m", "v"})])
+@pytest.mark.parametrize(
+    "name, keys", [("fedavgm", {"v"}), ("fedadagrad", {"m", "v"}), ("fedadam", {"m", "v"}), ("fedyogi", {"m", "v"})]
+)
 def test_stateful_strategies_carry_their_moments(name: str, keys: set[str]) -> None:
     # Prepare
     strategy = get_strategy(name)
@@ -344,20 +354,37 @@ def test_stateful_strategies_carry_their_moments(name: str, keys: set[str]) -> N
     # Assert: the state is what the next round reads; dropping it changes the continuation
     assert set(strategy.state_dict()) == keys
     fresh = get_strategy(name)
-    assert not torch.equal(strategy.aggregate(w, torch.ones(3, 4), torch.ones(3)),
-                           fresh.aggregate(w, torch.ones(3, 4), torch.ones(3)))
+    assert not torch.equal(
+        strategy.aggregate(w, torch.ones(3, 4), torch.ones(3)), fresh.aggregate(w, torch.ones(3, 4), torch.ones(3))
+    )
     with pytest.raises(ValueError, match="keys"):
         fresh.load_state_dict({"momentum": torch.zeros(4)})
 
 
 # -- registry and options ---------------------------------------------------------------------------------------
 
+
 def test_registry_builds_every_name_with_default_options() -> None:
     rng = np.random.default_rng(0)
     w, deltas, n = _round(rng, 6, 20)
-    assert tuple(STRATEGIES) == config.STRATEGIES == (
-        "fedavg", "mean", "fedavgm", "fedprox", "fedadagrad", "fedadam", "fedyogi", "median", "trimmed-mean", "krum",
-        "multi-krum", "clipped-fedavg")
+    assert (
+        tuple(STRATEGIES)
+        == config.STRATEGIES
+        == (
+            "fedavg",
+            "mean",
+            "fedavgm",
+            "fedprox",
+            "fedadagrad",
+            "fedadam",
+            "fedyogi",
+            "median",
+            "trimmed-mean",
+            "krum",
+            "multi-krum",
+            "clipped-fedavg",
+        )
+    )
     for name in STRATEGIES:
         strategy = get_strategy(name)
         assert isinstance(strategy, Strategy) and strategy.name == name
@@ -365,14 +392,27 @@ def test_registry_builds_every_name_with_default_options() -> None:
         assert TrainConfig(strategy=name).strategy == name
 
 
-@pytest.mark.parametrize("name, options, field", [
-    ("krum", {"g": 1}, "g"), ("fedadagrad", {"beta2": 0.9}, "beta2"), ("median", {"beta": 0.1}, "beta"),
-    ("fedavg", {"weighted": "no"}, "weighted"), ("mean", {"weighted": 1}, "weighted"),
-    ("fedavgm", {"beta": 1.0}, "beta"), ("fedavgm", {"server_lr": 0}, "server_lr"),
-    ("fedadam", {"eta": 0.0}, "eta"), ("fedyogi", {"beta2": -0.1}, "beta2"), ("fedadam", {"tau": -1e-3}, "tau"),
-    ("krum", {"f": -1}, "f"), ("krum", {"f": 1.0}, "f"), ("krum", {"f": True}, "f"), ("multi-krum", {"m": 0}, "m"),
-    ("clipped-fedavg", {"max_norm": float("inf")}, "max_norm"), ("clipped-fedavg", {"inner": "median"}, "inner"),
-])
+@pytest.mark.parametrize(
+    "name, options, field",
+    [
+        ("krum", {"g": 1}, "g"),
+        ("fedadagrad", {"beta2": 0.9}, "beta2"),
+        ("median", {"beta": 0.1}, "beta"),
+        ("fedavg", {"weighted": "no"}, "weighted"),
+        ("mean", {"weighted": 1}, "weighted"),
+        ("fedavgm", {"beta": 1.0}, "beta"),
+        ("fedavgm", {"server_lr": 0}, "server_lr"),
+        ("fedadam", {"eta": 0.0}, "eta"),
+        ("fedyogi", {"beta2": -0.1}, "beta2"),
+        ("fedadam", {"tau": -1e-3}, "tau"),
+        ("krum", {"f": -1}, "f"),
+        ("krum", {"f": 1.0}, "f"),
+        ("krum", {"f": True}, "f"),
+        ("multi-krum", {"m": 0}, "m"),
+        ("clipped-fedavg", {"max_norm": float("inf")}, "max_norm"),
+        ("clipped-fedavg", {"inner": "median"}, "inner"),
+    ],
+)
 def test_bad_or_unknown_option_raises_config_error_naming_it(name: str, options: dict, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         get_strategy(name, **options)
@@ -404,7 +444,10 @@ def test_fedprox_aggregates_as_fedavg_and_sets_the_clients_proximal_term() -> No
     from hypergpu_lab import Coordinator, NodePool
 
     rng = np.random.default_rng(0)
-    w, d = torch.from_numpy(rng.normal(size=9).astype(np.float32)), torch.from_numpy(rng.normal(size=(3, 9)).astype(np.float32))
+    w, d = (
+        torch.from_numpy(rng.normal(size=9).astype(np.float32)),
+        torch.from_numpy(rng.normal(size=(3, 9)).astype(np.float32)),
+    )
     n = torch.tensor([1.0, 2.0, 3.0])
     pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)
 

@@ -1,4 +1,5 @@
 """Keyed random streams: reproducible by name, independent of what was drawn before, uniform."""
+
 from __future__ import annotations
 
 import threading
@@ -20,13 +21,17 @@ def test_a_stream_is_a_function_of_its_name_only() -> None:
     np.testing.assert_array_equal(first, again)
 
 
-@pytest.mark.parametrize("a, b", [
-    ((7, 1, 3, 4, 1), (8, 1, 3, 4, 1)),
-    ((7, 1, 3, 4, 1), (7, 2, 3, 4, 1)),
-    ((7, 1, 3, 4, 1), (7, 1, 4, 3, 1)),
-    ((7, 1, 3, 4, 1), (7, 1, 3, 4, 2)),
-    ((7, 1, 3, 4, 0), (7, 1, 3, 4)),     # the same counter words, zero-padded: the key still differs
-], ids=["key", "tag", "swapped-words", "last-word", "trailing-zero"])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ((7, 1, 3, 4, 1), (8, 1, 3, 4, 1)),
+        ((7, 1, 3, 4, 1), (7, 2, 3, 4, 1)),
+        ((7, 1, 3, 4, 1), (7, 1, 4, 3, 1)),
+        ((7, 1, 3, 4, 1), (7, 1, 3, 4, 2)),
+        ((7, 1, 3, 4, 0), (7, 1, 3, 4)),  # the same counter words, zero-padded: the key still differs
+    ],
+    ids=["key", "tag", "swapped-words", "last-word", "trailing-zero"],
+)
 def test_any_change_of_name_gives_another_stream(a: tuple[int, ...], b: tuple[int, ...]) -> None:
     # Execute
     first, second = stream(*a).random(4), stream(*b).random(4)
@@ -46,7 +51,7 @@ def test_threads_do_not_disturb_each_other() -> None:
 
     def work(t: int) -> None:
         out = []
-        for i in range(2000):   # re-key on every draw, while the other threads do the same
+        for i in range(2000):  # re-key on every draw, while the other threads do the same
             out.append(stream(t, 5).random(i + 1)[i])
         got[t] = np.array(out)
 

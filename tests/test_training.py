@@ -1,4 +1,5 @@
 """The vectorised engine against its oracle, the per-node torch.optim.SGD loop."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,16 @@ from hypergpu_lab.training import Job, SGDConfig, Trainer, can_vectorise, node_s
 
 def _jobs(sizes: list[int], batch_sizes: list[int], shape: tuple[int, ...], seed: int = 0) -> list[Job]:
     gen = torch.Generator().manual_seed(seed)
-    return [Job(i, torch.randn(n, *shape, generator=gen), torch.randint(0, 10, (n,), generator=gen), b,
-                node_seed(seed, 1, i)) for i, (n, b) in enumerate(zip(sizes, batch_sizes))]
+    return [
+        Job(
+            i,
+            torch.randn(n, *shape, generator=gen),
+            torch.randint(0, 10, (n,), generator=gen),
+            b,
+            node_seed(seed, 1, i),
+        )
+        for i, (n, b) in enumerate(zip(sizes, batch_sizes))
+    ]
 
 
 class _TanhNet(nn.Module):
@@ -30,11 +39,23 @@ class _TanhNet(nn.Module):
         return self.fc(h.flatten(1))
 
 
-@pytest.mark.parametrize("model_name, shape, engine", [
-    ("mlp", (1, 8, 8), "layer-stack"), ("cnn", (1, 8, 8), "layer-stack"), ("cnn", (3, 12, 12), "layer-stack"),
-    ("tanh-net", (1, 8, 8), "vmap")])
-@pytest.mark.parametrize("sgd", [SGDConfig(lr=0.1), SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, epochs=2),
-                                 SGDConfig(lr=0.05, momentum=0.5, prox_mu=0.5, epochs=2)])
+@pytest.mark.parametrize(
+    "model_name, shape, engine",
+    [
+        ("mlp", (1, 8, 8), "layer-stack"),
+        ("cnn", (1, 8, 8), "layer-stack"),
+        ("cnn", (3, 12, 12), "layer-stack"),
+        ("tanh-net", (1, 8, 8), "vmap"),
+    ],
+)
+@pytest.mark.parametrize(
+    "sgd",
+    [
+        SGDConfig(lr=0.1),
+        SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, epochs=2),
+        SGDConfig(lr=0.05, momentum=0.5, prox_mu=0.5, epochs=2),
+    ],
+)
 def test_vectorised_equals_per_node_loop(model_name: str, shape: tuple[int, ...], engine: str, sgd: SGDConfig) -> None:
     # Prepare: unequal shards (partial last batches, nodes finishing early) and two batch sizes.
     model = _TanhNet() if model_name == "tanh-net" else build_model(model_name, shape, 10, seed=3)
@@ -81,7 +102,7 @@ def test_result_of_a_node_does_not_depend_on_its_group(model_name: str) -> None:
 
     # Execute: every node alone, in pairs, and all together.
     together = Trainer(model, SGDConfig(momentum=0.9)).train(start, jobs)
-    pairs = [r for i in range(0, 5, 2) for r in Trainer(model, SGDConfig(momentum=0.9)).train(start, jobs[i:i + 2])]
+    pairs = [r for i in range(0, 5, 2) for r in Trainer(model, SGDConfig(momentum=0.9)).train(start, jobs[i : i + 2])]
     alone = [Trainer(model, SGDConfig(momentum=0.9)).train(start, [j])[0] for j in jobs]
 
     # Assert: the same batches and steps; only float32 rounding differs, since batched kernels (BLAS, oneDNN)
@@ -137,8 +158,13 @@ def test_fedprox_term_pulls_towards_the_global_model() -> None:
 
 
 def test_sgd_config_rejects_bad_values() -> None:
-    for kwargs, field in [({"prox_mu": -1.0}, "prox_mu"), ({"lr": 0}, "lr"), ({"momentum": 1.0}, "momentum"), ({"weight_decay": -1}, "weight_decay"),
-                          ({"epochs": 0}, "local_epochs")]:
+    for kwargs, field in [
+        ({"prox_mu": -1.0}, "prox_mu"),
+        ({"lr": 0}, "lr"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"weight_decay": -1}, "weight_decay"),
+        ({"epochs": 0}, "local_epochs"),
+    ]:
         with pytest.raises(ConfigError, match=field):
             SGDConfig(**kwargs)
 

@@ -1,4 +1,5 @@
 """Update validation: every reason a delta is rejected, checked on the stack as one per-update oracle would."""
+
 from __future__ import annotations
 
 import math
@@ -24,15 +25,24 @@ def test_each_update_gets_its_own_reason_and_only_accepted_ones_are_stacked() ->
     # Prepare: good updates mixed with every kind of bad one.
     size, gen = 6, torch.Generator().manual_seed(0)
     good = [torch.randn(size, generator=gen) for _ in range(3)]
-    deltas = [good[0], torch.randn(size + 1, generator=gen), torch.full((size,), float("nan")), good[1],
-              torch.tensor([0, 0, float("inf"), 0, 0, 0.0]), torch.full((size,), 10.0), torch.randn(2, 3),
-              good[2]]
+    deltas = [
+        good[0],
+        torch.randn(size + 1, generator=gen),
+        torch.full((size,), float("nan")),
+        good[1],
+        torch.tensor([0, 0, float("inf"), 0, 0, 0.0]),
+        torch.full((size,), 10.0),
+        torch.randn(2, 3),
+        good[2],
+    ]
     # Execute
     reasons, stacked = check_updates(deltas, size, norm_bound=5.0)
     # Assert
     expected = [_oracle(d, size, 5.0) for d in deltas]
-    assert [None if r is None else ("shape" if r.startswith("shape") else "norm" if r.startswith("norm") else r)
-            for r in reasons] == expected
+    assert [
+        None if r is None else ("shape" if r.startswith("shape") else "norm" if r.startswith("norm") else r)
+        for r in reasons
+    ] == expected
     assert reasons[1] == "shape (7,) != (6,)" and reasons[5] == "norm 24.5 > bound 5"
     assert torch.equal(stacked, torch.stack(good))
 

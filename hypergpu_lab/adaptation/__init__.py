@@ -13,6 +13,7 @@ protocol); the core never imports it::
     scenario.attach(coord)
     coord.run(rounds=scenario.rounds)
 """
+
 from __future__ import annotations
 
 from .batch_size import BATCH_STRATEGIES, BatchSizeController
@@ -22,7 +23,26 @@ from .quarantine import Quarantine
 from .scenarios import SCENARIOS, RoundEvent, Scenario, build_scenario
 from .selection import SELECTION_STRATEGIES, NodeSelector, Selection, jain_index
 
-__all__ = ["BANDS", "BATCH_STRATEGIES", "CLASSES", "MODES", "PHASES", "SCENARIOS", "SELECTION_STRATEGIES",
-           "AdaptivePolicy", "BatchSizeController", "Mode", "NetworkMonitor", "NodeQuality", "NodeSelector",
-           "Quarantine", "RoundEvent", "Scenario", "Selection", "build_scenario", "hysteresis_class",
-           "jain_index", "raw_class"]
+__all__ = [
+    "BANDS",
+    "BATCH_STRATEGIES",
+    "CLASSES",
+    "MODES",
+    "PHASES",
+    "SCENARIOS",
+    "SELECTION_STRATEGIES",
+    "AdaptivePolicy",
+    "BatchSizeController",
+    "Mode",
+    "NetworkMonitor",
+    "NodeQuality",
+    "NodeSelector",
+    "Quarantine",
+    "RoundEvent",
+    "Scenario",
+    "Selection",
+    "build_scenario",
+    "hysteresis_class",
+    "jain_index",
+    "raw_class",
+]

@@ -1,4 +1,5 @@
 """Option checks shared by the adaptation components: each bad value raises a ConfigError naming it."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,9 @@ from typing import Any
 from hypergpu_lab.errors import ConfigError
 
 
-def number(field: str, value: Any, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False) -> float:
+def number(
+    field: str, value: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> float:
     """``value`` as a finite float in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
     parts = [f"> {low}" if low_open else f">= {low}"] if low is not None else []
     parts += [f"<= {high}"] if high is not None else []
@@ -18,8 +20,11 @@ def number(field: str, value: Any, *, low: float | None = None, high: float | No
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(field, value, accepted)
     x = float(value)
-    if not math.isfinite(x) or (low is not None and (x <= low if low_open else x < low)) \
-            or (high is not None and x > high):
+    if (
+        not math.isfinite(x)
+        or (low is not None and (x <= low if low_open else x < low))
+        or (high is not None and x > high)
+    ):
         raise ConfigError(field, value, accepted)
     return x
 

@@ -23,6 +23,7 @@ Note: in this lab's cost model a node's compute time is ``samples x epochs x
 FLOPs / throughput``, independent of the batch size, so batch size changes the
 number of SGD steps per round (learning dynamics), not the round's duration.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,16 +48,27 @@ def _floor_pow2(x: float) -> int:
 class BatchSizeController:
     """Proposes one batch size per node and round; remembers each node's current size and history."""
 
-    def __init__(self, *, strategy: str = "hybrid", base: int = 32, min_batch: int = 8, max_batch: int = 256,
-                 powers_of_two: bool = True, max_step: float = 2.0, latency_weight: float = 0.6,
-                 tolerance: float = 0.5, history: int = 50) -> None:
+    def __init__(
+        self,
+        *,
+        strategy: str = "hybrid",
+        base: int = 32,
+        min_batch: int = 8,
+        max_batch: int = 256,
+        powers_of_two: bool = True,
+        max_step: float = 2.0,
+        latency_weight: float = 0.6,
+        tolerance: float = 0.5,
+        history: int = 50,
+    ) -> None:
         self.strategy = choice("batch.strategy", strategy, BATCH_STRATEGIES)
         self.min_batch = integer("batch.min_batch", min_batch, low=1)
         self.max_batch = integer("batch.max_batch", max_batch, low=self.min_batch)
         self.base = integer("batch.base", base, low=1)
         if not self.min_batch <= self.base <= self.max_batch:
-            raise ConfigError("batch.base", base, f"an integer in [min_batch, max_batch] = "
-                                                  f"[{self.min_batch}, {self.max_batch}]")
+            raise ConfigError(
+                "batch.base", base, f"an integer in [min_batch, max_batch] = [{self.min_batch}, {self.max_batch}]"
+            )
         if not isinstance(powers_of_two, bool):
             raise ConfigError("batch.powers_of_two", powers_of_two, "true or false")
         self.powers_of_two = powers_of_two
@@ -96,8 +108,10 @@ class BatchSizeController:
                 out[n] = (by_thr or float(self.base), f"{thr[n] or 0:.3g} samples/s vs median {thr_ref or 0:.3g}")
             else:
                 w = self.latency_weight
-                out[n] = (w * by_lat + (1 - w) * by_thr,
-                          f"link {lat[n]:.3f}s vs {lat_ref:.3f}s, {thr[n]:.3g} vs {thr_ref:.3g} samples/s")
+                out[n] = (
+                    w * by_lat + (1 - w) * by_thr,
+                    f"link {lat[n]:.3f}s vs {lat_ref:.3f}s, {thr[n]:.3g} vs {thr_ref:.3g} samples/s",
+                )
         return out
 
     # -- limits --------------------------------------------------------------------------------
@@ -110,7 +124,7 @@ class BatchSizeController:
             return int(round(x))
         e_lo = math.ceil(math.log2(max(lo, current / self.max_step)) - 1e-9)
         e_hi = math.floor(math.log2(min(hi, current * self.max_step)) + 1e-9)
-        if e_lo > e_hi:   # the current size sits outside the bounds (memory forced it): bounds only
+        if e_lo > e_hi:  # the current size sits outside the bounds (memory forced it): bounds only
             e_lo, e_hi = math.ceil(math.log2(lo) - 1e-9), math.floor(math.log2(hi) + 1e-9)
         return 1 << min(max(round(math.log2(x)), e_lo), e_hi)
 
@@ -122,8 +136,9 @@ class BatchSizeController:
             return batch
         return _floor_pow2(memory_limit) if self.powers_of_two else memory_limit
 
-    def plan(self, nodes: list[int], monitor: NetworkMonitor, limits: dict[int, int], round_: int, *,
-             adapt: bool = True) -> dict[int, tuple[int, str | None]]:
+    def plan(
+        self, nodes: list[int], monitor: NetworkMonitor, limits: dict[int, int], round_: int, *, adapt: bool = True
+    ) -> dict[int, tuple[int, str | None]]:
         """Batch size per node and, where it changed, why. ``adapt=False`` keeps current sizes."""
         targets = self.targets(nodes, monitor) if adapt else {}
         out: dict[int, tuple[int, str | None]] = {}
@@ -137,7 +152,7 @@ class BatchSizeController:
             if b != cur:
                 reason = f"GPU memory ceiling ({limits[n]} samples)" if b < wanted else f"{why}: target {desired:.0f}"
             self.current[n] = b
-            self.history[n] = (self.history.get(n, []) + [(round_, b)])[-self.history_len:]
+            self.history[n] = (self.history.get(n, []) + [(round_, b)])[-self.history_len :]
             out[n] = (b, reason)
         return out
 

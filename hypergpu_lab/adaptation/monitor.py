@@ -35,6 +35,7 @@ slope of the last ``trend_window`` scores; improving / degrading past
 ``trend_threshold`` points per round; a trend not refreshed for
 ``trend_window`` rounds (the node was not selected) expires to "stable".
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,11 +53,14 @@ from ._checks import integer, number
 log = logging.getLogger(__name__)
 
 CLASSES = ("Excellent", "Good", "Fair", "Poor", "Critical", "Offline")
-BANDS: dict[str, tuple[float, float]] = {          # [low, high) score band of each scored class
-    "Excellent": (85.0, math.inf), "Good": (70.0, 85.0), "Fair": (50.0, 70.0),
-    "Poor": (30.0, 50.0), "Critical": (-math.inf, 30.0),
+BANDS: dict[str, tuple[float, float]] = {  # [low, high) score band of each scored class
+    "Excellent": (85.0, math.inf),
+    "Good": (70.0, 85.0),
+    "Fair": (50.0, 70.0),
+    "Poor": (30.0, 50.0),
+    "Critical": (-math.inf, 30.0),
 }
-_RANK = {c: i for i, c in enumerate(CLASSES)}      # 0 = best
+_RANK = {c: i for i, c in enumerate(CLASSES)}  # 0 = best
 DELIVERED = ("accepted", "straggled", "rejected")
 
 
@@ -107,19 +111,38 @@ def _observation(rec: NodeRecord, round_: int) -> dict[str, Any]:
     latencies = ([rec.download_s] if down_ok else []) + ([rec.upload_s] if up_ok else [])
     attempts = rec.download_attempts + rec.upload_attempts
     delivered = rec.status in DELIVERED
-    return {"round": round_, "latencies": [float(v) for v in latencies], "attempts": int(attempts),
-            "lost": int(attempts - down_ok - up_ok), "delivered": delivered, "status": rec.status,
-            "reason": rec.reason or "", "compute_s": float(rec.compute_s), "waiting_s": float(rec.waiting_s),
-            "duration_s": float(rec.download_s + rec.compute_s + rec.upload_s) if up_ok else None,
-            "loss": None if rec.loss is None else float(rec.loss), "num_samples": int(rec.num_samples)}
+    return {
+        "round": round_,
+        "latencies": [float(v) for v in latencies],
+        "attempts": int(attempts),
+        "lost": int(attempts - down_ok - up_ok),
+        "delivered": delivered,
+        "status": rec.status,
+        "reason": rec.reason or "",
+        "compute_s": float(rec.compute_s),
+        "waiting_s": float(rec.waiting_s),
+        "duration_s": float(rec.download_s + rec.compute_s + rec.upload_s) if up_ok else None,
+        "loss": None if rec.loss is None else float(rec.loss),
+        "num_samples": int(rec.num_samples),
+    }
 
 
 class NetworkMonitor:
     """Rolling per-node link statistics, scores, classes with hysteresis, trends and alerts."""
 
-    def __init__(self, *, window: int = 8, good_s: float = 0.01, bad_s: float = 2.0, max_loss: float = 0.2,
-                 margin: float = 5.0, trend_window: int = 4, trend_threshold: float = 2.0, offline_after: int = 3,
-                 max_alerts: int = 500) -> None:
+    def __init__(
+        self,
+        *,
+        window: int = 8,
+        good_s: float = 0.01,
+        bad_s: float = 2.0,
+        max_loss: float = 0.2,
+        margin: float = 5.0,
+        trend_window: int = 4,
+        trend_threshold: float = 2.0,
+        offline_after: int = 3,
+        max_alerts: int = 500,
+    ) -> None:
         self.window = integer("monitor.window", window, low=1)
         self.good_s = number("monitor.good_s", good_s, low=0.0, low_open=True)
         self.bad_s = number("monitor.bad_s", bad_s, low=self.good_s, low_open=True)
@@ -139,23 +162,35 @@ class NetworkMonitor:
         raised = []
         self.latest_round = max(self.latest_round, report.round)
         for rec in report.nodes:
-            s = self._nodes.setdefault(rec.node, {"obs": [], "scores": [], "quality": None, "trend": "stable",
-                                                  "consecutive_failures": 0, "selected": 0, "last_round": 0})
+            s = self._nodes.setdefault(
+                rec.node,
+                {
+                    "obs": [],
+                    "scores": [],
+                    "quality": None,
+                    "trend": "stable",
+                    "consecutive_failures": 0,
+                    "selected": 0,
+                    "last_round": 0,
+                },
+            )
             obs = _observation(rec, report.round)
-            s["obs"] = (s["obs"] + [obs])[-self.window:]
+            s["obs"] = (s["obs"] + [obs])[-self.window :]
             s["selected"] += 1
             s["last_round"] = report.round
             s["consecutive_failures"] = 0 if obs["delivered"] else s["consecutive_failures"] + 1
             score = self._score(s["obs"])
-            s["scores"] = (s["scores"] + [score])[-max(self.window, self.trend_window):]
+            s["scores"] = (s["scores"] + [score])[-max(self.window, self.trend_window) :]
             old, old_trend = s["quality"], s["trend"]
             offline = not obs["delivered"] and (
-                "disconnected" in obs["reason"] or "partitioned" in obs["reason"]
-                or s["consecutive_failures"] >= self.offline_after)
+                "disconnected" in obs["reason"]
+                or "partitioned" in obs["reason"]
+                or s["consecutive_failures"] >= self.offline_after
+            )
             s["quality"] = "Offline" if offline else hysteresis_class(old, score, self.margin)
             s["trend"] = self._trend(s["scores"])
             raised += self._alerts(rec.node, report.round, old, s["quality"], old_trend, s["trend"], score)
-        self.alerts = (self.alerts + raised)[-self.max_alerts:]
+        self.alerts = (self.alerts + raised)[-self.max_alerts :]
         for a in raised:
             log.info("round %d node %d: %s", a["round"], a["node"], a["message"])
         return raised
@@ -183,23 +218,48 @@ class NetworkMonitor:
         return latency, loss, sum(o["delivered"] for o in obs) / len(obs)
 
     def _trend(self, scores: list[float]) -> str:
-        k = slope(scores[-self.trend_window:])
-        return "improving" if k >= self.trend_threshold else "degrading" if k <= -self.trend_threshold \
-            else "stable"
+        k = slope(scores[-self.trend_window :])
+        return "improving" if k >= self.trend_threshold else "degrading" if k <= -self.trend_threshold else "stable"
 
     @staticmethod
-    def _alerts(node: int, round_: int, old: str | None, new: str, old_trend: str, trend: str,
-                score: float) -> list[dict[str, Any]]:
+    def _alerts(
+        node: int, round_: int, old: str | None, new: str, old_trend: str, trend: str, score: float
+    ) -> list[dict[str, Any]]:
         """A class drop raises an alert by how far it fell; a trend turning down raises an info."""
         out = []
         if old is not None and _RANK[new] > _RANK[old]:
-            severity = "critical" if new in ("Critical", "Offline") else \
-                "warning" if new == "Poor" or _RANK[new] - _RANK[old] >= 2 else "info"
-            out.append({"round": round_, "node": node, "severity": severity, "kind": "degraded", "from": old,
-                        "to": new, "score": round(score, 2), "message": f"{old} -> {new} (score {score:.1f})"})
+            severity = (
+                "critical"
+                if new in ("Critical", "Offline")
+                else "warning"
+                if new == "Poor" or _RANK[new] - _RANK[old] >= 2
+                else "info"
+            )
+            out.append(
+                {
+                    "round": round_,
+                    "node": node,
+                    "severity": severity,
+                    "kind": "degraded",
+                    "from": old,
+                    "to": new,
+                    "score": round(score, 2),
+                    "message": f"{old} -> {new} (score {score:.1f})",
+                }
+            )
         if trend == "degrading" and old_trend != "degrading" and new not in ("Critical", "Offline"):
-            out.append({"round": round_, "node": node, "severity": "info", "kind": "trend", "from": old_trend,
-                        "to": trend, "score": round(score, 2), "message": f"score trending down ({score:.1f})"})
+            out.append(
+                {
+                    "round": round_,
+                    "node": node,
+                    "severity": "info",
+                    "kind": "trend",
+                    "from": old_trend,
+                    "to": trend,
+                    "score": round(score, 2),
+                    "message": f"score trending down ({score:.1f})",
+                }
+            )
         return out
 
     # -- reading -------------------------------------------------------------------------------
@@ -252,8 +312,15 @@ class NetworkMonitor:
     def efficiency(self, node: int) -> float | None:
         """Mean compute / (compute + waiting) over the rounds whose update was accepted on time."""
         s = self._nodes.get(node)
-        eff = [o["compute_s"] / (o["compute_s"] + o["waiting_s"]) for o in s["obs"]
-               if o["status"] == "accepted" and o["compute_s"] + o["waiting_s"] > 0] if s else []
+        eff = (
+            [
+                o["compute_s"] / (o["compute_s"] + o["waiting_s"])
+                for o in s["obs"]
+                if o["status"] == "accepted" and o["compute_s"] + o["waiting_s"] > 0
+            ]
+            if s
+            else []
+        )
         return sum(eff) / len(eff) if eff else None
 
     def reliability(self, node: int) -> float | None:
@@ -293,13 +360,21 @@ class NetworkMonitor:
                 problematic.append(n)
             elif q.quality in ("Excellent", "Good") and q.reliability >= 0.9:
                 reliable.append(n)
-        return {"counts": counts, "problematic": problematic, "reliable": reliable,
-                "mean_score": sum(scores) / len(scores) if scores else None, "alerts": len(self.alerts)}
+        return {
+            "counts": counts,
+            "problematic": problematic,
+            "reliable": reliable,
+            "mean_score": sum(scores) / len(scores) if scores else None,
+            "alerts": len(self.alerts),
+        }
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"nodes": copy.deepcopy(self._nodes), "alerts": copy.deepcopy(self.alerts),
-                "latest_round": self.latest_round}
+        return {
+            "nodes": copy.deepcopy(self._nodes),
+            "alerts": copy.deepcopy(self.alerts),
+            "latest_round": self.latest_round,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._nodes = {int(n): copy.deepcopy(s) for n, s in state["nodes"].items()}

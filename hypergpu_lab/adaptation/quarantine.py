@@ -8,6 +8,7 @@ seconds (``unit``). When that is over it is set ``ONLINE`` again on
 straight back to quarantine. A node is not quarantined when that would leave
 fewer than ``keep_available`` nodes available, so a run never stalls on it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,13 +31,16 @@ class Quarantine:
     def __init__(self, *, after: int = 3, duration: float = 5, unit: str = "rounds", keep_available: int = 1) -> None:
         self.after = integer("quarantine.after", after, low=1)
         self.unit = choice("quarantine.unit", unit, ("rounds", "seconds"))
-        self.duration = integer("quarantine.duration", duration, low=1) if unit == "rounds" else \
-            number("quarantine.duration", duration, low=0.0, low_open=True)
+        self.duration = (
+            integer("quarantine.duration", duration, low=1)
+            if unit == "rounds"
+            else number("quarantine.duration", duration, low=0.0, low_open=True)
+        )
         self.keep_available = integer("quarantine.keep_available", keep_available, low=0)
         self.streak: dict[int, int] = {}
-        self.held: dict[int, float] = {}          # node -> release at (round number or virtual time)
+        self.held: dict[int, float] = {}  # node -> release at (round number or virtual time)
         self.probation: set[int] = set()
-        self.terms: dict[int, int] = {}           # how many times each node was quarantined
+        self.terms: dict[int, int] = {}  # how many times each node was quarantined
 
     def is_quarantined(self, node: int) -> bool:
         return node in self.held
@@ -50,8 +54,9 @@ class Quarantine:
                 self.streak[n] = 0
                 if n in self.probation:
                     self.probation.discard(n)
-                    out.append(self._decision(report.round, n, "readmit", "probation", "online",
-                                              "succeeded on probation"))
+                    out.append(
+                        self._decision(report.round, n, "readmit", "probation", "online", "succeeded on probation")
+                    )
                 continue
             self.streak[n] = self.streak.get(n, 0) + 1
             if n in self.probation:
@@ -62,8 +67,16 @@ class Quarantine:
 
     def _hold(self, report: RoundReport, node: int, pool: NodePool | None, reason: str) -> list[dict[str, Any]]:
         if pool is not None and len([i for i in pool.available() if i != node]) < self.keep_available:
-            return [self._decision(report.round, node, "quarantine", "online", "online",
-                                   f"{reason}; kept: fewer than {self.keep_available} nodes would be available")]
+            return [
+                self._decision(
+                    report.round,
+                    node,
+                    "quarantine",
+                    "online",
+                    "online",
+                    f"{reason}; kept: fewer than {self.keep_available} nodes would be available",
+                )
+            ]
         self.probation.discard(node)
         release = report.round + self.duration if self.unit == "rounds" else report.t_end + self.duration
         self.held[node] = float(release)
@@ -72,8 +85,9 @@ class Quarantine:
             pool.set_state(node, NodeState.QUARANTINED)
         until = f"round {int(release)}" if self.unit == "rounds" else f"t={release:.2f}s"
         log.info("node %d quarantined until %s: %s", node, until, reason)
-        return [self._decision(report.round, node, "quarantine", "online", "quarantined",
-                               f"{reason}; held until {until}")]
+        return [
+            self._decision(report.round, node, "quarantine", "online", "quarantined", f"{reason}; held until {until}")
+        ]
 
     def release(self, round_: int, now: float, pool: NodePool) -> list[dict[str, Any]]:
         """At the start of a round: end finished terms (probation), and re-assert held states in the pool."""
@@ -88,9 +102,8 @@ class Quarantine:
                 self.streak[n] = 0
                 if pool[n].state is NodeState.QUARANTINED:
                     pool.set_state(n, NodeState.ONLINE)
-                out.append(self._decision(round_, n, "release", "quarantined", "probation",
-                                          "quarantine term over"))
-            elif pool[n].state is NodeState.ONLINE:   # e.g. after a restore from an older pool state
+                out.append(self._decision(round_, n, "release", "quarantined", "probation", "quarantine term over"))
+            elif pool[n].state is NodeState.ONLINE:  # e.g. after a restore from an older pool state
                 pool.set_state(n, NodeState.QUARANTINED)
         return out
 
@@ -99,8 +112,12 @@ class Quarantine:
         return {"round": round_, "node": node, "what": what, "old": old, "new": new, "reason": reason}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"streak": dict(self.streak), "held": dict(self.held), "probation": sorted(self.probation),
-                "terms": dict(self.terms)}
+        return {
+            "streak": dict(self.streak),
+            "held": dict(self.held),
+            "probation": sorted(self.probation),
+            "terms": dict(self.terms),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.streak = {int(n): int(v) for n, v in state["streak"].items()}

@@ -22,6 +22,7 @@ Scenarios
 ``wan``
     20 nodes on the unstable-wan mix with mixed GPUs, Dirichlet(0.5), no events.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,8 +84,7 @@ class Scenario:
         return coord.bus.subscribe(on_report)
 
 
-def set_links(pool: NodePool, profiles: Sequence[str], *, regions: Sequence[str] | None = None,
-              seed: int = 0) -> None:
+def set_links(pool: NodePool, profiles: Sequence[str], *, regions: Sequence[str] | None = None, seed: int = 0) -> None:
     """Give node ``i`` the link profile ``profiles[i]`` (and region), keeping the draw seeded."""
     for i, profile in zip(sorted(pool.nodes), profiles):
         pool.network.remove_link(i)
@@ -93,20 +93,27 @@ def set_links(pool: NodePool, profiles: Sequence[str], *, regions: Sequence[str]
 
 
 def demo(seed: int = 0, **options: Any) -> Scenario:
-    pool = NodePool.simulated(5, **{"dataset": "digits", "partition": "iid", "gpus": "mixed", "seed": seed,
-                                    **options})
+    pool = NodePool.simulated(5, **{"dataset": "digits", "partition": "iid", "gpus": "mixed", "seed": seed, **options})
     set_links(pool, ["perfect", "good", "average", "poor", "unstable"], seed=seed)
-    events = (RoundEvent(9, LatencySpike((1, 2), start=0.0, duration=3.0, extra_ms=800.0)),
-              RoundEvent(14, ProfileChange((0, 1), at=0.0, profile="poor")),
-              RoundEvent(19, ProfileChange((0, 1), at=0.0, profile="good")),
-              RoundEvent(19, ProfileChange((4,), at=0.0, profile="average")))
-    return Scenario("demo", "5 nodes, perfect to unstable links; spike at 10, degradation at 15, "
-                            "improvement at 20", pool, 25, events)
+    events = (
+        RoundEvent(9, LatencySpike((1, 2), start=0.0, duration=3.0, extra_ms=800.0)),
+        RoundEvent(14, ProfileChange((0, 1), at=0.0, profile="poor")),
+        RoundEvent(19, ProfileChange((0, 1), at=0.0, profile="good")),
+        RoundEvent(19, ProfileChange((4,), at=0.0, profile="average")),
+    )
+    return Scenario(
+        "demo",
+        "5 nodes, perfect to unstable links; spike at 10, degradation at 15, improvement at 20",
+        pool,
+        25,
+        events,
+    )
 
 
 def hospitals(seed: int = 0, **options: Any) -> Scenario:
-    pool = NodePool.simulated(10, **{"dataset": "digits", "partition": "dirichlet", "alpha": 0.5,
-                                     "gpus": "cloud", "seed": seed, **options})
+    pool = NodePool.simulated(
+        10, **{"dataset": "digits", "partition": "dirichlet", "alpha": 0.5, "gpus": "cloud", "seed": seed, **options}
+    )
     profiles = ["good"] * 3 + ["average"] * 3 + ["poor"] * 2 + ["unstable"] * 2
     np.random.default_rng([seed, 0x405]).shuffle(profiles)
     set_links(pool, profiles, regions=["us-east", "us-west", "eu-west", "sa-east", "ap-south"], seed=seed)
@@ -114,10 +121,21 @@ def hospitals(seed: int = 0, **options: Any) -> Scenario:
     return Scenario("hospitals", "10 hospitals, Dirichlet(0.5), mixed links over 5 regions", pool, 40, events)
 
 
-def mobile_edge(seed: int = 0, *, churn: float = 0.3, horizon_s: float = 120.0, mean_off_s: float = 20.0,
-                **options: Any) -> Scenario:
-    pool = NodePool.simulated(100, **{"dataset": "digits", "partition": "dirichlet", "alpha": 0.5,
-                                      "gpus": "consumer", "network": "unstable-wan", "seed": seed, **options})
+def mobile_edge(
+    seed: int = 0, *, churn: float = 0.3, horizon_s: float = 120.0, mean_off_s: float = 20.0, **options: Any
+) -> Scenario:
+    pool = NodePool.simulated(
+        100,
+        **{
+            "dataset": "digits",
+            "partition": "dirichlet",
+            "alpha": 0.5,
+            "gpus": "consumer",
+            "network": "unstable-wan",
+            "seed": seed,
+            **options,
+        },
+    )
     rng = np.random.default_rng([seed, 0xED6E])
     for n in sorted(pool.nodes):
         if rng.random() < churn:
@@ -128,13 +146,27 @@ def mobile_edge(seed: int = 0, *, churn: float = 0.3, horizon_s: float = 120.0, 
 
 
 def wan(seed: int = 0, **options: Any) -> Scenario:
-    pool = NodePool.simulated(20, **{"dataset": "digits", "partition": "dirichlet", "alpha": 0.5, "gpus": "mixed",
-                                     "network": "unstable-wan", "seed": seed, **options})
+    pool = NodePool.simulated(
+        20,
+        **{
+            "dataset": "digits",
+            "partition": "dirichlet",
+            "alpha": 0.5,
+            "gpus": "mixed",
+            "network": "unstable-wan",
+            "seed": seed,
+            **options,
+        },
+    )
     return Scenario("wan", "20 nodes on the unstable-wan mix, Dirichlet(0.5)", pool, 40)
 
 
-SCENARIOS: dict[str, Callable[..., Scenario]] = {"demo": demo, "hospitals": hospitals, "mobile-edge": mobile_edge,
-                                                 "wan": wan}
+SCENARIOS: dict[str, Callable[..., Scenario]] = {
+    "demo": demo,
+    "hospitals": hospitals,
+    "mobile-edge": mobile_edge,
+    "wan": wan,
+}
 
 
 def build_scenario(name: str, *, seed: int = 0, **options: Any) -> Scenario:

@@ -27,6 +27,7 @@ scores, so a round is never empty. ``force_include`` nodes are taken first
 proactive policy) lowers the score of nodes whose trend is degrading before
 they fail.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,11 +68,23 @@ def jain_index(counts: Sequence[float]) -> float:
 class NodeSelector:
     """Picks nodes by one strategy; stateless apart from its options (the monitor holds the history)."""
 
-    def __init__(self, *, strategy: str = "utility", seed: int = 0, min_score: float = 50.0,
-                 relative_threshold: float = 0.8, prior_score: float = 75.0, prior_contribution: float = 1.0,
-                 alpha: float = 2.0, preferred_duration_s: float | None = None, exploration: float = 0.2,
-                 staleness: float = 0.1, trend_penalty: float = 0.0, force_include: Sequence[int] = (),
-                 force_exclude: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        strategy: str = "utility",
+        seed: int = 0,
+        min_score: float = 50.0,
+        relative_threshold: float = 0.8,
+        prior_score: float = 75.0,
+        prior_contribution: float = 1.0,
+        alpha: float = 2.0,
+        preferred_duration_s: float | None = None,
+        exploration: float = 0.2,
+        staleness: float = 0.1,
+        trend_penalty: float = 0.0,
+        force_include: Sequence[int] = (),
+        force_exclude: Sequence[int] = (),
+    ) -> None:
         self.strategy = choice("selection.strategy", strategy, SELECTION_STRATEGIES)
         self.seed = integer("seed", seed)
         self.min_score = number("selection.min_score", min_score, low=0.0, high=100.0)
@@ -79,8 +92,11 @@ class NodeSelector:
         self.prior_score = number("selection.prior_score", prior_score, low=0.0, high=100.0)
         self.prior_contribution = number("selection.prior_contribution", prior_contribution, low=0.0, high=1.0)
         self.alpha = number("selection.alpha", alpha, low=0.0)
-        self.preferred_duration_s = None if preferred_duration_s is None else \
-            number("selection.preferred_duration_s", preferred_duration_s, low=0.0, low_open=True)
+        self.preferred_duration_s = (
+            None
+            if preferred_duration_s is None
+            else number("selection.preferred_duration_s", preferred_duration_s, low=0.0, low_open=True)
+        )
         self.exploration = number("selection.exploration", exploration, low=0.0, high=1.0)
         self.staleness = number("selection.staleness", staleness, low=0.0)
         self.trend_penalty = number("selection.trend_penalty", trend_penalty, low=0.0, high=100.0)
@@ -143,8 +159,9 @@ class NodeSelector:
         reasons.update(why)
         return Selection(tuple(forced + picked), reasons, summary)
 
-    def _pick(self, cands: list[int], k: int, monitor: NetworkMonitor, round_: int
-              ) -> tuple[list[int], dict[int, str], str]:
+    def _pick(
+        self, cands: list[int], k: int, monitor: NetworkMonitor, round_: int
+    ) -> tuple[list[int], dict[int, str], str]:
         s = self.strategy
         if s == "all":
             return cands, {n: "all available" for n in cands}, f"all {len(cands)} available"
@@ -169,19 +186,26 @@ class NodeSelector:
         eligible = [n for n in cands if score[n] >= bar]
         if not eligible:
             chosen = best[:k]
-            return chosen, {n: f"no node >= {bar:.1f}; best score {score[n]:.1f}" for n in chosen}, \
-                f"no node above {bar:.1f}: best {len(chosen)}"
+            return (
+                chosen,
+                {n: f"no node >= {bar:.1f}; best score {score[n]:.1f}" for n in chosen},
+                f"no node above {bar:.1f}: best {len(chosen)}",
+            )
         chosen = self._sample(eligible, k, round_)
-        return chosen, {n: f"score {score[n]:.1f} >= {bar:.1f}" for n in chosen}, \
-            f"{len(chosen)} of {len(eligible)} nodes with score >= {bar:.1f}"
+        return (
+            chosen,
+            {n: f"score {score[n]:.1f} >= {bar:.1f}" for n in chosen},
+            f"{len(chosen)} of {len(eligible)} nodes with score >= {bar:.1f}",
+        )
 
-    def _oort(self, cands: list[int], k: int, monitor: NetworkMonitor, round_: int
-              ) -> tuple[list[int], dict[int, str], str]:
+    def _oort(
+        self, cands: list[int], k: int, monitor: NetworkMonitor, round_: int
+    ) -> tuple[list[int], dict[int, str], str]:
         explored = [n for n in cands if monitor.observed(n)]
         unexplored = [n for n in cands if not monitor.observed(n)]
         n_explore = min(len(unexplored), max(k - len(explored), math.ceil(self.exploration * k)))
         explore = self._sample(unexplored, n_explore, round_, salt=1)
         util = self.utilities(explored, monitor, round_)
-        exploit = sorted(explored, key=lambda n: (-util[n], n))[:k - n_explore]
+        exploit = sorted(explored, key=lambda n: (-util[n], n))[: k - n_explore]
         reasons = {n: f"utility {util[n]:.3f}" for n in exploit} | {n: "explore (never tried)" for n in explore}
         return exploit + explore, reasons, f"Oort: {len(exploit)} by utility, {len(explore)} explored"

@@ -4,6 +4,7 @@ The coordinator hands a backend :class:`Task` records, which name a node but car
 no data: each backend finds the node's shard where the shard lives, so with Ray
 the data never leaves the actor that holds it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ class Task:
     node: int
     batch_size: int
     seed: int
-    flip_labels: bool = False   # data poisoning: train on labels C - 1 - y
+    flip_labels: bool = False  # data poisoning: train on labels C - 1 - y
 
 
 class Backend(Protocol):

@@ -31,6 +31,7 @@ shape. Measured: global weights within 1e-5 after 3 rounds (tests/test_ray_backe
 node's update within 1e-6 of training it alone or in any group (tests/test_training.py).
 Training runs on CPU in the actors, as in process: ``num_gpus_per_actor`` only reserves GPUs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,7 @@ try:
     import ray
     from ray.exceptions import GetTimeoutError, RayActorError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("the Ray backend needs Ray: pip install 'hypergpu-lab[ray]' (or 'ray[default]>=2.9,<3')") \
-        from exc
+    raise ImportError("the Ray backend needs Ray: pip install 'hypergpu-lab[ray]' (or 'ray[default]>=2.9,<3')") from exc
 
 from ..errors import ConfigError
 from ..nodes import NodePool, NodeState
@@ -94,8 +94,16 @@ class NodeHost:
         """
         if self.trainer is None:
             raise RuntimeError("no trainer bound: create a Coordinator on this pool first")
-        jobs = [Job(t.node, self.x[t.node], self.num_classes - 1 - self.y[t.node] if t.flip_labels else self.y[t.node],
-                    t.batch_size, t.seed) for t in tasks]
+        jobs = [
+            Job(
+                t.node,
+                self.x[t.node],
+                self.num_classes - 1 - self.y[t.node] if t.flip_labels else self.y[t.node],
+                t.batch_size,
+                t.seed,
+            )
+            for t in tasks
+        ]
         results = self.trainer.train(weights, jobs)
         deltas = torch.stack([r.delta for r in results]) if results else weights.new_zeros((0, weights.numel()))
         return deltas.numpy(), [(r.node, r.num_samples, r.loss, r.steps, r.update_norm) for r in results]
@@ -114,13 +122,23 @@ class RayBackend:
     (e.g. ``{"runtime_env": {...}}``). ``timeout_s`` bounds the wait for one round's results.
     """
 
-    def __init__(self, address: str | None = None, *, num_actors: int | None = None,
-                 num_cpus_per_actor: float = 1.0, num_gpus_per_actor: float = 0.0,
-                 actor_options: dict[str, Any] | None = None, init_options: dict[str, Any] | None = None,
-                 on_actor_death: str = "restart", max_restarts: int = 3, timeout_s: float | None = None,
-                 ready_timeout_s: float = 300.0) -> None:
-        if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int)
-                                       or num_actors < 1):
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        num_actors: int | None = None,
+        num_cpus_per_actor: float = 1.0,
+        num_gpus_per_actor: float = 0.0,
+        actor_options: dict[str, Any] | None = None,
+        init_options: dict[str, Any] | None = None,
+        on_actor_death: str = "restart",
+        max_restarts: int = 3,
+        timeout_s: float | None = None,
+        ready_timeout_s: float = 300.0,
+    ) -> None:
+        if num_actors is not None and (
+            isinstance(num_actors, bool) or not isinstance(num_actors, int) or num_actors < 1
+        ):
             raise ConfigError("num_actors", num_actors, "an integer >= 1 or None")
         if not num_cpus_per_actor > 0:
             raise ConfigError("num_cpus_per_actor", num_cpus_per_actor, "a number > 0")
@@ -138,14 +156,14 @@ class RayBackend:
         self.on_actor_death, self.max_restarts = on_actor_death, max_restarts
         self.timeout_s, self.ready_timeout_s = timeout_s, ready_timeout_s
         self.pool: NodePool | None = None
-        self.actors: list[Any] = []                 # one handle per block; None once given up
-        self.hosted: list[list[int]] = []           # node ids per actor
-        self.where: dict[int, int] = {}             # node id -> actor index
+        self.actors: list[Any] = []  # one handle per block; None once given up
+        self.hosted: list[list[int]] = []  # node ids per actor
+        self.where: dict[int, int] = {}  # node id -> actor index
         self.restarts: list[int] = []
-        self.failures: dict[int, str] = {}          # nodes of the last train() that returned no result, and why
-        self.init_seconds: float | None = None      # time ray.init took, when this backend started Ray
-        self._shards: list[list[Any]] = []          # object refs of each actor's shards (for restarts)
-        self._trainer: Any = None                   # object ref of the bound Trainer
+        self.failures: dict[int, str] = {}  # nodes of the last train() that returned no result, and why
+        self.init_seconds: float | None = None  # time ray.init took, when this backend started Ray
+        self._shards: list[list[Any]] = []  # object refs of each actor's shards (for restarts)
+        self._trainer: Any = None  # object ref of the bound Trainer
         self._owns_ray = False
         self._cls: Any = None
         self._closed = False
@@ -170,7 +188,7 @@ class RayBackend:
             self._cls = ray.remote(NodeHost)
         actor = self._cls.options(**options).remote(self.pool.num_classes, self._threads(), *shards)
         if self._trainer is not None:
-            actor.bind.remote(self._trainer)   # actor tasks from one caller run in order: bound before training
+            actor.bind.remote(self._trainer)  # actor tasks from one caller run in order: bound before training
         return actor
 
     def attach(self, pool: NodePool) -> None:
@@ -188,13 +206,18 @@ class RayBackend:
                 self._add_actor(block)
             self._wait_ready(range(len(self.actors)))
         except BaseException:
-            self.close()   # the pool keeps its shards: nothing was released yet
+            self.close()  # the pool keeps its shards: nothing was released yet
             self.pool = None
             raise
-        for n in ids:   # the actors hold the shards now: the driver keeps metadata only
+        for n in ids:  # the actors hold the shards now: the driver keeps metadata only
             pool[n].release_data()
-        log.info("ray backend: %d nodes in %d actors (%g CPU, %g GPU each)", len(ids), len(self.actors),
-                 self.num_cpus_per_actor, self.num_gpus_per_actor)
+        log.info(
+            "ray backend: %d nodes in %d actors (%g CPU, %g GPU each)",
+            len(ids),
+            len(self.actors),
+            self.num_cpus_per_actor,
+            self.num_gpus_per_actor,
+        )
 
     def _put(self, node_ids: Sequence[int]) -> Any:
         """One object in the store holding these nodes' shards (numpy: stored without pickling)."""
@@ -217,18 +240,20 @@ class RayBackend:
             return
         done, pending = ray.wait(refs, num_returns=len(refs), timeout=self.ready_timeout_s)
         if pending:
-            raise RuntimeError(f"{len(pending)} of {len(refs)} Ray actors did not start within "
-                               f"{self.ready_timeout_s:g}s: does the cluster have {self.num_cpus_per_actor:g} CPU and "
-                               f"{self.num_gpus_per_actor:g} GPU free per actor? Lower num_actors or the per-actor "
-                               "resources")
-        ray.get(done)   # raises what a constructor raised (e.g. hypergpu_lab missing on a worker)
-        if self.on_actor_death == "crash":   # the actors hold their copies; nothing else keeps the shards
+            raise RuntimeError(
+                f"{len(pending)} of {len(refs)} Ray actors did not start within "
+                f"{self.ready_timeout_s:g}s: does the cluster have {self.num_cpus_per_actor:g} CPU and "
+                f"{self.num_gpus_per_actor:g} GPU free per actor? Lower num_actors or the per-actor "
+                "resources"
+            )
+        ray.get(done)  # raises what a constructor raised (e.g. hypergpu_lab missing on a worker)
+        if self.on_actor_death == "crash":  # the actors hold their copies; nothing else keeps the shards
             for i in indices:
                 self._shards[i] = []
 
     def bind(self, trainer: Trainer, pool: NodePool | None = None) -> None:
         """Ship a coordinator's Trainer (model, SGD config, engine settings) to every actor."""
-        if self.pool is None:   # Coordinator(pool=..., backend=RayBackend()): attach on first use
+        if self.pool is None:  # Coordinator(pool=..., backend=RayBackend()): attach on first use
             if pool is None:
                 raise ConfigError("pool", None, "the NodePool whose nodes this backend trains")
             self.attach(pool)
@@ -237,7 +262,7 @@ class RayBackend:
         for ref in [a.bind.remote(self._trainer) for a in self.actors if a is not None]:
             try:
                 ray.get(ref)
-            except RayActorError:   # died since: the next train() finds out and restarts it, bound
+            except RayActorError:  # died since: the next train() finds out and restarts it, bound
                 pass
 
     # -- one round -----------------------------------------------------------------------------
@@ -252,7 +277,7 @@ class RayBackend:
         for t in tasks:
             i = self.where.get(t.node)
             if i is None and self.pool is not None and t.node in self.pool.nodes and self.pool[t.node].x is not None:
-                i = self._host_new(t.node)   # registered after attach: its shard moves to an actor now
+                i = self._host_new(t.node)  # registered after attach: its shard moves to an actor now
             if i is None:
                 self.failures[t.node] = "node not hosted by any actor"
             elif self.actors[i] is None:
@@ -261,7 +286,7 @@ class RayBackend:
                 by_actor.setdefault(i, []).append(t)
         if not by_actor:
             return []
-        w = ray.put(weights)   # once per round; every actor reads the same object
+        w = ray.put(weights)  # once per round; every actor reads the same object
         calls = {i: self.actors[i].train.remote(w, ts) for i, ts in by_actor.items()}
         deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         results: dict[int, LocalResult] = {}
@@ -269,7 +294,7 @@ class RayBackend:
             try:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 deltas, fields = ray.get(ref, timeout=left)
-                rows = torch.from_numpy(np.array(deltas))   # our own copy: the store's buffer is read-only
+                rows = torch.from_numpy(np.array(deltas))  # our own copy: the store's buffer is read-only
                 for row, (node, samples, loss, steps, norm) in zip(rows, fields):
                     results[node] = LocalResult(node, row, samples, loss, steps, norm)
             except RayActorError as exc:
@@ -277,7 +302,7 @@ class RayBackend:
             except GetTimeoutError as exc:
                 ray.kill(self.actors[i], no_restart=True)
                 self._lost(i, f"actor timed out after {self.timeout_s:g}s", exc)
-        for i, ts in by_actor.items():
+        for ts in by_actor.values():
             for t in ts:
                 if t.node not in results:
                     self.failures.setdefault(t.node, "actor died")
@@ -308,7 +333,7 @@ class RayBackend:
             self.failures[n] = reason
         if self.on_actor_death == "restart" and self.restarts[i] < self.max_restarts and self._shards[i]:
             self.restarts[i] += 1
-            self.actors[i] = self._start(self._shards[i])   # asynchronous: ready by the next round
+            self.actors[i] = self._start(self._shards[i])  # asynchronous: ready by the next round
             log.info("ray actor %d restarted (%d of %d)", i, self.restarts[i], self.max_restarts)
             return
         self.actors[i] = None
@@ -337,5 +362,7 @@ class RayBackend:
 
     def __repr__(self) -> str:
         live = sum(a is not None for a in self.actors)
-        return (f"RayBackend(address={self.address!r}, actors={live}/{len(self.actors)}, "
-                f"num_cpus_per_actor={self.num_cpus_per_actor:g}, num_gpus_per_actor={self.num_gpus_per_actor:g})")
+        return (
+            f"RayBackend(address={self.address!r}, actors={live}/{len(self.actors)}, "
+            f"num_cpus_per_actor={self.num_cpus_per_actor:g}, num_gpus_per_actor={self.num_gpus_per_actor:g})"
+        )

@@ -9,20 +9,33 @@ Only this package imports web3 (the core never does), and only when a name that 
     coord.run(rounds=3)
     recorder.flush()
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ChainClient": "client", "Contribution": "client", "Deployment": "client", "Funding": "client",
-    "RecordedRound": "client", "Session": "client", "TxResult": "client", "TOKEN_UNIT": "client",
+    "ChainClient": "client",
+    "Contribution": "client",
+    "Deployment": "client",
+    "Funding": "client",
+    "RecordedRound": "client",
+    "Session": "client",
+    "TxResult": "client",
+    "TOKEN_UNIT": "client",
     "new_session_id": "client",
-    "NodeAccounts": "accounts", "Signer": "accounts",
-    "ChainError": "errors", "ContractRevert": "errors",
+    "NodeAccounts": "accounts",
+    "Signer": "accounts",
+    "ChainError": "errors",
+    "ContractRevert": "errors",
     "Outbox": "outbox",
-    "ChainRecorder": "recorder", "RecorderStatus": "recorder", "contributions": "recorder",
-    "SCORE_SCALE": "scoring", "round_scores": "scoring", "score": "scoring",
+    "ChainRecorder": "recorder",
+    "RecorderStatus": "recorder",
+    "contributions": "recorder",
+    "SCORE_SCALE": "scoring",
+    "round_scores": "scoring",
+    "score": "scoring",
 }
 
 __all__ = sorted(_EXPORTS)

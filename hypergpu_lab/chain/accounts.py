@@ -6,6 +6,7 @@ node uses: derived deterministically from a seed by default (on the embedded cha
 public constant, so node ``i`` has the same address in every run), or given explicitly for a real
 network, as keys (the lab can claim for the node) or as bare addresses (the node claims itself).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -80,8 +81,13 @@ class NodeAccounts:
         node -> address, for nodes whose keys stay with their owners: they are credited, and claim themselves.
     """
 
-    def __init__(self, *, seed: str | None = EMBEDDED_SEED, keys: Mapping[int, Key] | None = None,
-                 addresses: Mapping[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: str | None = EMBEDDED_SEED,
+        keys: Mapping[int, Key] | None = None,
+        addresses: Mapping[int, str] | None = None,
+    ) -> None:
         self._seed = seed
         self._signers = {int(n): Signer(k) for n, k in (keys or {}).items()}
         self._addresses = {int(n): s.address for n, s in self._signers.items()}

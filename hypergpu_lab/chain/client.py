@@ -9,6 +9,7 @@ Every transaction is signed locally, after a gas estimate that doubles as a dry 
 surfaces before anything is sent, as a :class:`ContractRevert` naming the Solidity error. One lock
 serialises the client, so the recorder's sender thread and a notebook can share it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,11 +34,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TOKEN_UNIT = 10**18                       # the reward token has 18 decimals
-DEFAULT_SUPPLY = 10**9 * TOKEN_UNIT       # minted to the coordinator when it deploys the token
-GAS_TOPUP_WEI = 10**17                    # what a node gets for gas when it has too little to claim
+TOKEN_UNIT = 10**18  # the reward token has 18 decimals
+DEFAULT_SUPPLY = 10**9 * TOKEN_UNIT  # minted to the coordinator when it deploys the token
+GAS_TOPUP_WEI = 10**17  # what a node gets for gas when it has too little to claim
 MIN_GAS_WEI = 10**16
-GAS_MARGIN = 1.25                         # estimate x margin: storage warmth can shift between estimate and block
+GAS_MARGIN = 1.25  # estimate x margin: storage warmth can shift between estimate and block
 ZERO32 = "0x" + "00" * 32
 STATUSES = ("none", "active", "completed")
 
@@ -62,7 +63,7 @@ class Deployment:
 class Session:
     session_id: str
     coordinator: str
-    status: str                 # active | completed
+    status: str  # active | completed
     model_hash: str
     dataset_id: str
     config_hash: str
@@ -118,6 +119,7 @@ def _locked(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: ChainClient, *args: Any, **kwargs: Any) -> T:
         with self._lock:
             return fn(self, *args, **kwargs)
+
     return wrapper
 
 
@@ -156,9 +158,19 @@ class ChainClient:
         too little to pay for gas. Meant for dev chains; turn it off where ether is worth something.
     """
 
-    def __init__(self, rpc_url: str | None = None, *, private_key: Key, deployment: Deployment | Mapping | None = None,
-                 accounts: NodeAccounts | None = None, provider: Any = None, initial_supply: int = DEFAULT_SUPPLY,
-                 fund_node_gas: bool = True, timeout: float = 60.0, label: str | None = None) -> None:
+    def __init__(
+        self,
+        rpc_url: str | None = None,
+        *,
+        private_key: Key,
+        deployment: Deployment | Mapping | None = None,
+        accounts: NodeAccounts | None = None,
+        provider: Any = None,
+        initial_supply: int = DEFAULT_SUPPLY,
+        fund_node_gas: bool = True,
+        timeout: float = 60.0,
+        label: str | None = None,
+    ) -> None:
         if provider is None:
             if not rpc_url:
                 raise ChainError("pass rpc_url (or provider=); for an in-process chain use ChainClient.embedded()")
@@ -169,8 +181,10 @@ class ChainClient:
         self._signer = Signer(private_key)
         self.w3 = Web3(provider)
         if accounts is None:
-            log.warning("node accounts derive from the public embedded seed: anyone can sign as these nodes; "
-                        "pass accounts=NodeAccounts(seed=<secret>) or keys/addresses on a chain with value")
+            log.warning(
+                "node accounts derive from the public embedded seed: anyone can sign as these nodes; "
+                "pass accounts=NodeAccounts(seed=<secret>) or keys/addresses on a chain with value"
+            )
             accounts = NodeAccounts()
         self.accounts = accounts
         self.fund_node_gas, self.timeout = fund_node_gas, timeout
@@ -204,17 +218,24 @@ class ChainClient:
         return self._signer.address
 
     def __repr__(self) -> str:
-        return (f"ChainClient({self.label}, chain_id={self.chain_id}, coordinator={self.coordinator}, "
-                f"tracker={self.deployment.tracker})")
+        return (
+            f"ChainClient({self.label}, chain_id={self.chain_id}, coordinator={self.coordinator}, "
+            f"tracker={self.deployment.tracker})"
+        )
 
     __str__ = __repr__
 
     def describe(self) -> dict[str, Any]:
         """Plain facts for a UI: where, who, which contracts, which compiler."""
         compiler = load("ContributionTracker").compiler
-        return {"endpoint": self.label, "chain_id": self.chain_id, "coordinator": self.coordinator,
-                "deployment": self.deployment.as_dict(), "compiler": compiler["version"],
-                "evm_version": compiler["evmVersion"]}
+        return {
+            "endpoint": self.label,
+            "chain_id": self.chain_id,
+            "coordinator": self.coordinator,
+            "deployment": self.deployment.as_dict(),
+            "compiler": compiler["version"],
+            "evm_version": compiler["evmVersion"],
+        }
 
     def address_of(self, who: Who) -> str:
         """An address from a node index, an address or a :class:`Signer`."""
@@ -244,13 +265,19 @@ class ChainClient:
 
     def _send(self, tx: dict[str, Any], sender: Signer, what: str) -> Any:
         """Sign locally, send, wait for the receipt (nonce and fees filled in here)."""
-        tx = {**self._fees(), **tx, "from": sender.address, "chainId": self.chain_id,
-              "nonce": self.w3.eth.get_transaction_count(sender.address, "pending")}
+        tx = {
+            **self._fees(),
+            **tx,
+            "from": sender.address,
+            "chainId": self.chain_id,
+            "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
+        }
         signed = sender.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout, poll_latency=0.05)
-        log.debug("%s: tx 0x%s in block %d, gas %d", what, bytes(tx_hash).hex(), receipt["blockNumber"],
-                  receipt["gasUsed"])
+        log.debug(
+            "%s: tx 0x%s in block %d, gas %d", what, bytes(tx_hash).hex(), receipt["blockNumber"], receipt["gasUsed"]
+        )
         return receipt
 
     def transact(self, fn: Any, *, sender: Who | None = None, value: int = 0) -> Any:
@@ -325,17 +352,23 @@ class ChainClient:
 
     def _attach_lab(self) -> None:
         d = self.deployment
-        for name, address in (("TrainingRegistry", d.registry), ("ContributionTracker", d.tracker),
-                              ("RewardToken", d.token), ("RewardDistributor", d.distributor)):
+        for name, address in (
+            ("TrainingRegistry", d.registry),
+            ("ContributionTracker", d.tracker),
+            ("RewardToken", d.token),
+            ("RewardDistributor", d.distributor),
+        ):
             if self.w3.eth.get_code(to_checksum_address(address)) in (b"", b"\x00"):
                 raise ChainError(f"no contract code at {address} ({name}) on chain {self.chain_id}")
         self.registry = self.contract("TrainingRegistry", d.registry)
         self.tracker = self.contract("ContributionTracker", d.tracker)
         self.token = self.contract("RewardToken", d.token)
         self.distributor = self.contract("RewardDistributor", d.distributor)
-        wiring = {"tracker.registry": (self.call(self.tracker.functions.registry()), d.registry),
-                  "distributor.tracker": (self.call(self.distributor.functions.tracker()), d.tracker),
-                  "distributor.token": (self.call(self.distributor.functions.token()), d.token)}
+        wiring = {
+            "tracker.registry": (self.call(self.tracker.functions.registry()), d.registry),
+            "distributor.tracker": (self.call(self.distributor.functions.tracker()), d.tracker),
+            "distributor.token": (self.call(self.distributor.functions.token()), d.token),
+        }
         for what, (found, expected) in wiring.items():
             if to_checksum_address(found) != to_checksum_address(expected):
                 raise ChainError(f"deployment does not fit together: {what} is {found}, expected {expected}")
@@ -343,11 +376,20 @@ class ChainClient:
 
     # -- sessions ----------------------------------------------------------------------------------
     @_locked
-    def start_session(self, session_id: str | bytes, *, model_hash: str | bytes = ZERO32, dataset_id: str = "",
-                      config_hash: str | bytes = ZERO32, sender: Who | None = None) -> Session:
+    def start_session(
+        self,
+        session_id: str | bytes,
+        *,
+        model_hash: str | bytes = ZERO32,
+        dataset_id: str = "",
+        config_hash: str | bytes = ZERO32,
+        sender: Who | None = None,
+    ) -> Session:
         """Open a training session; the sender (the coordinator by default) becomes its coordinator."""
-        self.transact(self.registry.functions.startSession(b32(session_id), b32(model_hash), dataset_id,
-                                                           b32(config_hash)), sender=sender)
+        self.transact(
+            self.registry.functions.startSession(b32(session_id), b32(model_hash), dataset_id, b32(config_hash)),
+            sender=sender,
+        )
         log.info("session %s started", hex32(session_id))
         return self.session(session_id)
 
@@ -364,18 +406,34 @@ class ChainClient:
         coordinator, status, started, completed, model_hash, config_hash, dataset = s
         if status == 0:
             return None
-        return Session(hex32(session_id), coordinator, STATUSES[status], hex32(model_hash), dataset,
-                       hex32(config_hash), started, completed)
+        return Session(
+            hex32(session_id),
+            coordinator,
+            STATUSES[status],
+            hex32(model_hash),
+            dataset,
+            hex32(config_hash),
+            started,
+            completed,
+        )
 
     # -- contributions -----------------------------------------------------------------------------
     @_locked
-    def record_round(self, session_id: str | bytes, round: int, contributions: Iterable[Contribution], *,
-                     sender: Who | None = None) -> TxResult:
+    def record_round(
+        self, session_id: str | bytes, round: int, contributions: Iterable[Contribution], *, sender: Who | None = None
+    ) -> TxResult:
         """Record one round's contributions in one transaction (sorted by address, as the contract wants)."""
         rows = sorted(contributions, key=lambda c: int(c.address, 16))
-        receipt = self.transact(self.tracker.functions.recordRound(
-            b32(session_id), int(round), [to_checksum_address(c.address) for c in rows],
-            [int(c.score) for c in rows], [b32(c.update_hash) for c in rows]), sender=sender)
+        receipt = self.transact(
+            self.tracker.functions.recordRound(
+                b32(session_id),
+                int(round),
+                [to_checksum_address(c.address) for c in rows],
+                [int(c.score) for c in rows],
+                [b32(c.update_hash) for c in rows],
+            ),
+            sender=sender,
+        )
         log.info("round %d recorded: %d contributions, total score %d", round, len(rows), sum(c.score for c in rows))
         return TxResult("0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"], receipt["gasUsed"])
 
@@ -404,15 +462,26 @@ class ChainClient:
     @_locked
     def history(self, session_id: str | bytes, *, from_block: int = 0) -> list[RecordedRound]:
         """Every recorded round of the session, from the RoundRecorded events, in chain order."""
-        logs = self.tracker.events.RoundRecorded.get_logs(from_block=from_block,
-                                                          argument_filters={"sessionId": b32(session_id)})
+        logs = self.tracker.events.RoundRecorded.get_logs(
+            from_block=from_block, argument_filters={"sessionId": b32(session_id)}
+        )
         out = []
         for ev in logs:
             a = ev["args"]
-            rows = tuple(Contribution(n, s, "0x" + bytes(h).hex(), self.accounts.node_of(n))
-                         for n, s, h in zip(a["nodes"], a["scores"], a["updateHashes"]))
-            out.append(RecordedRound(hex32(a["sessionId"]), a["round"], rows, a["totalScore"], ev["blockNumber"],
-                                     "0x" + bytes(ev["transactionHash"]).hex()))
+            rows = tuple(
+                Contribution(n, s, "0x" + bytes(h).hex(), self.accounts.node_of(n))
+                for n, s, h in zip(a["nodes"], a["scores"], a["updateHashes"])
+            )
+            out.append(
+                RecordedRound(
+                    hex32(a["sessionId"]),
+                    a["round"],
+                    rows,
+                    a["totalScore"],
+                    ev["blockNumber"],
+                    "0x" + bytes(ev["transactionHash"]).hex(),
+                )
+            )
         return out
 
     # -- rewards -----------------------------------------------------------------------------------
@@ -440,15 +509,29 @@ class ChainClient:
         allowance = self.call(self.token.functions.allowance(signer.address, self.deployment.distributor))
         if allowance < pool:
             self.transact(self.token.functions.approve(self.deployment.distributor, 2**256 - 1), sender=signer)
-        receipt = self.transact(self.distributor.functions.fundRound(b32(session_id), int(round), int(pool)),
-                                sender=signer)
-        shares = {e["args"]["node"]: e["args"]["amount"]
-                  for e in self.distributor.events.RewardCredited().process_receipt(receipt, errors=DISCARD)}
+        receipt = self.transact(
+            self.distributor.functions.fundRound(b32(session_id), int(round), int(pool)), sender=signer
+        )
+        shares = {
+            e["args"]["node"]: e["args"]["amount"]
+            for e in self.distributor.events.RewardCredited().process_receipt(receipt, errors=DISCARD)
+        }
         (funded,) = self.distributor.events.RoundFunded().process_receipt(receipt, errors=DISCARD)
-        log.info("round %d funded: pool %d, distributed %d to %d nodes", round, pool,
-                 funded["args"]["distributed"], len(shares))
-        return Funding(hex32(session_id), int(round), int(pool), funded["args"]["distributed"], shares,
-                       "0x" + bytes(receipt["transactionHash"]).hex())
+        log.info(
+            "round %d funded: pool %d, distributed %d to %d nodes",
+            round,
+            pool,
+            funded["args"]["distributed"],
+            len(shares),
+        )
+        return Funding(
+            hex32(session_id),
+            int(round),
+            int(pool),
+            funded["args"]["distributed"],
+            shares,
+            "0x" + bytes(receipt["transactionHash"]).hex(),
+        )
 
     @_locked
     def claimable(self, who: Who) -> int:

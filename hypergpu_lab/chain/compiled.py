@@ -5,6 +5,7 @@ with a pinned solc-js and writes ``artifacts/<Contract>.json``: the ABI, the cre
 bytecode, the compiler version, the EVM version and the keccak256 of every source the bytecode came
 from. ``tests/chain/test_chain_artifacts.py`` fails when the artifacts and the sources disagree.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,10 +26,10 @@ class Artifact:
     name: str
     source_name: str
     compiler: dict[str, Any]
-    sources: dict[str, str] = field(repr=False)        # source unit -> keccak256 of its text
+    sources: dict[str, str] = field(repr=False)  # source unit -> keccak256 of its text
     abi: list[dict[str, Any]] = field(repr=False)
-    bytecode: str = field(repr=False)                   # creation code, 0x-prefixed
-    deployed_bytecode: str = field(repr=False)          # runtime code, 0x-prefixed
+    bytecode: str = field(repr=False)  # creation code, 0x-prefixed
+    deployed_bytecode: str = field(repr=False)  # runtime code, 0x-prefixed
 
     @property
     def evm_version(self) -> str:
@@ -42,9 +43,15 @@ def load(name: str, folder: str | Path = ARTIFACTS_DIR) -> Artifact:
     if not path.is_file():
         raise FileNotFoundError(f"no compiled artifact {path}; run scripts/compile_contracts.sh")
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return Artifact(name=raw["contractName"], source_name=raw["sourceName"], compiler=raw["compiler"],
-                    sources=raw["sources"], abi=raw["abi"], bytecode=raw["bytecode"],
-                    deployed_bytecode=raw["deployedBytecode"])
+    return Artifact(
+        name=raw["contractName"],
+        source_name=raw["sourceName"],
+        compiler=raw["compiler"],
+        sources=raw["sources"],
+        abi=raw["abi"],
+        bytecode=raw["bytecode"],
+        deployed_bytecode=raw["deployedBytecode"],
+    )
 
 
 def lab_artifacts() -> dict[str, Artifact]:

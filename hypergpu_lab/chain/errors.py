@@ -4,6 +4,7 @@ web3 reports a revert as ``ContractCustomError`` / ``ContractLogicError`` carryi
 (JSON-RPC nodes), while the in-process eth-tester raises ``TransactionFailed("execution reverted:
 b'...'")``. :class:`ErrorDecoder` finds the raw bytes in either and names the Solidity error.
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,8 +32,9 @@ class ContractRevert(ChainError):
     never retries them (except the "already done" ones, which it counts as success).
     """
 
-    def __init__(self, name: str, args: Mapping[str, Any] | None = None, *, function: str | None = None,
-                 data: bytes = b"") -> None:
+    def __init__(
+        self, name: str, args: Mapping[str, Any] | None = None, *, function: str | None = None, data: bytes = b""
+    ) -> None:
         self.name, self.arguments, self.function, self.data = name, dict(args or {}), function, data
         shown = ", ".join(f"{k}={_show(v)}" for k, v in self.arguments.items())
         where = f" in {function}" if function else ""
@@ -98,8 +100,11 @@ def revert_data(exc: BaseException) -> bytes | None:
         seen.add(id(exc))
         data = getattr(exc, "data", None)
         if isinstance(data, Mapping):  # ganache: {"result": "0x..", ...}; others {"data": ..} or {tx: {"return": ..}}
-            data = (data.get("data") or data.get("result")
-                    or next((v.get("return") for v in data.values() if isinstance(v, Mapping)), None))
+            data = (
+                data.get("data")
+                or data.get("result")
+                or next((v.get("return") for v in data.values() if isinstance(v, Mapping)), None)
+            )
         if isinstance(data, str) and data.startswith("0x"):
             try:
                 return bytes.fromhex(data[2:])

@@ -14,6 +14,7 @@ the bus callback had not finished handing over, a torn "ack" one the sender will
 Memory holds only unfinished rounds and counters; the file is the full history. ``path=None`` keeps
 the same bookkeeping in memory only.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -40,7 +41,7 @@ class Outbox:
         self._failed: dict[int, tuple[dict[str, Any], str]] = {}
         self._known = RoundSet()
         self.sent = 0
-        self.already = 0      # acks for rounds the chain had before the send (a crash or lost ack earlier)
+        self.already = 0  # acks for rounds the chain had before the send (a crash or lost ack earlier)
         self._file = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +159,7 @@ class RoundSet:
 
     def __init__(self) -> None:
         self._starts: list[int] = []
-        self._ends: list[int] = []   # inclusive
+        self._ends: list[int] = []  # inclusive
 
     def __contains__(self, r: int) -> bool:
         i = bisect.bisect_right(self._starts, r) - 1
@@ -168,7 +169,7 @@ class RoundSet:
         """Add ``r``; False when it was there already."""
         if r in self:
             return False
-        i = bisect.bisect_right(self._starts, r)          # ranges [0, i) start at or before r
+        i = bisect.bisect_right(self._starts, r)  # ranges [0, i) start at or before r
         joins_left = i > 0 and self._ends[i - 1] == r - 1
         joins_right = i < len(self._starts) and self._starts[i] == r + 1
         if joins_left and joins_right:

@@ -14,6 +14,7 @@ still pending; the sender first asks the chain whether it is recorded (and funde
 contract's RoundAlreadyRecorded / RoundAlreadyFunded reverts as success, so nothing is paid twice.
 The session id lives in the outbox's first line, so a restarted recorder finds its session again.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,11 +44,11 @@ class RecorderStatus:
     """What a UI shows about the recorder; no secrets in here."""
 
     session_id: str
-    pending: int                  # queued, not yet on chain (including ones being retried)
-    sent: int                     # acknowledged on chain
-    failed: int                   # parked after a revert; see failures()
-    already: int                  # of ``sent``: found on chain already (a lost acknowledgement earlier)
-    attempts: int                 # consecutive failed attempts at the current round (0 when healthy)
+    pending: int  # queued, not yet on chain (including ones being retried)
+    sent: int  # acknowledged on chain
+    failed: int  # parked after a revert; see failures()
+    already: int  # of ``sent``: found on chain already (a lost acknowledgement earlier)
+    attempts: int  # consecutive failed attempts at the current round (0 when healthy)
     last_error: str | None
     last_sent_round: int | None
     running: bool
@@ -61,8 +62,11 @@ def contributions(report: RoundReport, scorer: Callable[[NodeRecord], int] = sco
 
     Addresses are looked up when sending, off the round loop (deriving a key costs milliseconds).
     """
-    return [{"node": rec.node, "score": int(scorer(rec)), "update_hash": "0x" + (rec.update_hash or "00" * 32)}
-            for rec in report.nodes if rec.status == "accepted"]
+    return [
+        {"node": rec.node, "score": int(scorer(rec)), "update_hash": "0x" + (rec.update_hash or "00" * 32)}
+        for rec in report.nodes
+        if rec.status == "accepted"
+    ]
 
 
 class ChainRecorder:
@@ -88,10 +92,20 @@ class ChainRecorder:
         Retry delay after the first failure, doubled each further failure, capped.
     """
 
-    def __init__(self, client: ChainClient, source: Any, *, outbox: str | Path | Outbox | None = _AUTO,
-                 session_id: str | None = None, reward_per_round: int | None = None,
-                 scorer: Callable[[NodeRecord], int] = score, background: bool = True, backoff_s: float = 0.5,
-                 max_backoff_s: float = 30.0, dataset_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: ChainClient,
+        source: Any,
+        *,
+        outbox: str | Path | Outbox | None = _AUTO,
+        session_id: str | None = None,
+        reward_per_round: int | None = None,
+        scorer: Callable[[NodeRecord], int] = score,
+        background: bool = True,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        dataset_id: str | None = None,
+    ) -> None:
         if reward_per_round is not None and reward_per_round < 0:
             raise ValueError("reward_per_round must be >= 0 token units, or None")
         self.client, self.scorer, self.reward_per_round = client, scorer, reward_per_round
@@ -128,15 +142,20 @@ class ChainRecorder:
         known = self.outbox.session
         if known is not None:
             if known.get("chain_id") != client.chain_id or known.get("tracker") != client.deployment.tracker:
-                raise ChainError(f"the outbox {self.outbox.path} feeds tracker {known.get('tracker')} on chain "
-                                 f"{known.get('chain_id')}, not this client's; pass outbox= another path")
+                raise ChainError(
+                    f"the outbox {self.outbox.path} feeds tracker {known.get('tracker')} on chain "
+                    f"{known.get('chain_id')}, not this client's; pass outbox= another path"
+                )
             if session_id is not None and hex32(session_id) != known["session_id"]:
-                raise ChainError(f"the outbox {self.outbox.path} feeds session {known['session_id']}, "
-                                 f"not {session_id}")
+                raise ChainError(f"the outbox {self.outbox.path} feeds session {known['session_id']}, not {session_id}")
             log.info("resuming chain session %s: %s", known["session_id"], self.outbox.counts())
             return known["session_id"]
-        info = {"session_id": hex32(session_id or new_session_id()), "chain_id": client.chain_id,
-                "tracker": client.deployment.tracker, **_describe(source, dataset_id)}
+        info = {
+            "session_id": hex32(session_id or new_session_id()),
+            "chain_id": client.chain_id,
+            "tracker": client.deployment.tracker,
+            **_describe(source, dataset_id),
+        }
         return self.outbox.open_session(info)["session_id"]
 
     # -- the round loop side -----------------------------------------------------------------------
@@ -189,8 +208,13 @@ class ChainRecorder:
             except Exception as exc:  # the node is down, slow or flaky: keep the round, try again later
                 self._attempts += 1
                 self._last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("sending round %d failed (attempt %d), retrying in %.2fs: %s", r, self._attempts,
-                            self.next_backoff(), self._last_error)
+                log.warning(
+                    "sending round %d failed (attempt %d), retrying in %.2fs: %s",
+                    r,
+                    self._attempts,
+                    self.next_backoff(),
+                    self._last_error,
+                )
                 return "retry"
             self._attempts, self._last_error, self._last_sent = 0, None, r
             return "sent"
@@ -202,24 +226,36 @@ class ChainRecorder:
         session = client.session(self.session_id)
         if session is None:
             if self.outbox.sent:
-                log.warning("chain has no session %s though %d rounds were acknowledged: a fresh chain? "
-                            "opening it again; earlier rounds are not resent", self.session_id, self.outbox.sent)
+                log.warning(
+                    "chain has no session %s though %d rounds were acknowledged: a fresh chain? "
+                    "opening it again; earlier rounds are not resent",
+                    self.session_id,
+                    self.outbox.sent,
+                )
             try:
-                client.start_session(self.session_id, model_hash=info["model_hash"], dataset_id=info["dataset_id"],
-                                     config_hash=info["config_hash"])
+                client.start_session(
+                    self.session_id,
+                    model_hash=info["model_hash"],
+                    dataset_id=info["dataset_id"],
+                    config_hash=info["config_hash"],
+                )
             except ContractRevert as exc:
                 if exc.name != "SessionExists":
                     raise
                 session = client.session(self.session_id)
         if session is not None and session.coordinator != client.coordinator:
-            raise ChainError(f"session {self.session_id} belongs to {session.coordinator}, "
-                             f"not this client's coordinator {client.coordinator}")
+            raise ChainError(
+                f"session {self.session_id} belongs to {session.coordinator}, "
+                f"not this client's coordinator {client.coordinator}"
+            )
         self._session_checked = True
 
     def _deliver(self, entry: dict[str, Any]) -> None:
         client, sid, r = self.client, self.session_id, entry["round"]
-        rows = [Contribution(self._address(c["node"]), c["score"], c["update_hash"], c["node"])
-                for c in entry["contributions"]]
+        rows = [
+            Contribution(self._address(c["node"]), c["score"], c["update_hash"], c["node"])
+            for c in entry["contributions"]
+        ]
         tx, already = None, client.is_recorded(sid, r)
         if not already:
             try:
@@ -302,14 +338,24 @@ class ChainRecorder:
 
     def status(self) -> RecorderStatus:
         c = self.outbox.counts()
-        return RecorderStatus(self.session_id, c["pending"], c["sent"], c["failed"], self.outbox.already,
-                              self._attempts, self._last_error, self._last_sent,
-                              self._thread is not None and self._thread.is_alive())
+        return RecorderStatus(
+            self.session_id,
+            c["pending"],
+            c["sent"],
+            c["failed"],
+            self.outbox.already,
+            self._attempts,
+            self._last_error,
+            self._last_sent,
+            self._thread is not None and self._thread.is_alive(),
+        )
 
     def __repr__(self) -> str:
         c = self.outbox.counts()
-        return (f"ChainRecorder(session={self.session_id[:10]}..., pending={c['pending']}, sent={c['sent']}, "
-                f"failed={c['failed']})")
+        return (
+            f"ChainRecorder(session={self.session_id[:10]}..., pending={c['pending']}, sent={c['sent']}, "
+            f"failed={c['failed']})"
+        )
 
 
 def _describe(source: Any, dataset_id: str | None) -> dict[str, str]:
@@ -325,5 +371,9 @@ def _describe(source: Any, dataset_id: str | None) -> dict[str, str]:
     if config is not None and dataclasses.is_dataclass(config):
         text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
         config_hash = "0x" + hashlib.sha256(text.encode()).hexdigest()
-    return {"run_id": str(getattr(source, "run_id", "")), "dataset_id": str(dataset), "model_hash": model_hash,
-            "config_hash": config_hash}
+    return {
+        "run_id": str(getattr(source, "run_id", "")),
+        "dataset_id": str(dataset),
+        "model_hash": model_hash,
+        "config_hash": config_hash,
+    }

@@ -20,6 +20,7 @@ function: swap in another by passing ``scorer=`` to the recorder.
 
 Scores are fixed point: SCORE_SCALE units per sample, so six decimal digits of agreement survive.
 """
+
 from __future__ import annotations
 
 import math

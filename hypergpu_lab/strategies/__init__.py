@@ -19,6 +19,7 @@ clipped-fedavg      max_norm=1.0, weighted=True
 Other combinations are built directly, e.g. ``Clipped(inner=FedMedian(), max_norm=0.5)``,
 and passed to the Coordinator as an instance.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,10 +65,29 @@ def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
     cls = STRATEGIES[strategy]
     accepted = [p for p in inspect.signature(cls).parameters]
     if unknown := sorted(set(options) - set(accepted)):
-        raise ConfigError(f"strategy_options.{unknown[0]}", options[unknown[0]],
-                          f"options of {strategy}: " + (", ".join(accepted) or "none"))
+        raise ConfigError(
+            f"strategy_options.{unknown[0]}",
+            options[unknown[0]],
+            f"options of {strategy}: " + (", ".join(accepted) or "none"),
+        )
     return cls(**options)
 
 
-__all__ = ["STRATEGIES", "Clipped", "ClippedFedAvg", "FedAdagrad", "FedAdam", "FedAvg", "FedAvgM", "FedMedian", "FedProx",
-           "FedOpt", "FedYogi", "Krum", "MultiKrum", "Strategy", "TrimmedMean", "get_strategy"]
+__all__ = [
+    "STRATEGIES",
+    "Clipped",
+    "ClippedFedAvg",
+    "FedAdagrad",
+    "FedAdam",
+    "FedAvg",
+    "FedAvgM",
+    "FedMedian",
+    "FedProx",
+    "FedOpt",
+    "FedYogi",
+    "Krum",
+    "MultiKrum",
+    "Strategy",
+    "TrimmedMean",
+    "get_strategy",
+]

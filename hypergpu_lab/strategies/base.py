@@ -1,4 +1,5 @@
 """The interface every aggregation strategy implements: one method, plus optional server state."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -2,6 +2,7 @@
 "Learning Differentially Private Recurrent Language Models", ICLR 2018 (without the noise).
 Each client's delta is scaled down to L2 norm at most ``max_norm`` before an inner strategy
 aggregates, which bounds what any one client can move the model."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,7 @@
 """FedAvg: McMahan et al., "Communication-Efficient Learning of Deep Networks from
 Decentralized Data", AISTATS 2017. The new model is the sample-weighted mean of the
 clients' models, i.e. w + Sum_k (n_k / n) delta_k."""
+
 from __future__ import annotations
 
 import torch

@@ -1,6 +1,7 @@
 """FedAvgM: Hsu, Qi and Brown, "Measuring the Effects of Non-Identical Data Distribution
 for Federated Visual Classification", arXiv:1909.06335, 2019. The server keeps momentum
 over the averaged update: v = beta v + avg_delta; w = w + server_lr v."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,13 +32,18 @@ class FedAvgM(Strategy):
         self.beta = number("beta", beta, 0.0, 1.0, open_high=True)
         self.server_lr = number("server_lr", server_lr, 0.0, open_low=True)
         self.weighted = boolean("weighted", weighted)
-        self.v: torch.Tensor | None = None      # float64 [P]; created on the first round
+        self.v: torch.Tensor | None = None  # float64 [P]; created on the first round
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         if self.v is None:
             self.v = torch.zeros(global_weights.shape, dtype=torch.float64)
-        w, self.v = momentum_step(global_weights, average(deltas, num_samples, weighted=self.weighted), self.v,
-                                  beta=self.beta, lr=self.server_lr)
+        w, self.v = momentum_step(
+            global_weights,
+            average(deltas, num_samples, weighted=self.weighted),
+            self.v,
+            beta=self.beta,
+            lr=self.server_lr,
+        )
         return w
 
     def state_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 m = b1 m + (1 - b1) D; v by the rule; w = w + eta m / (sqrt(v) + tau); m0 = 0, v0 = tau^2.
 As in the paper there is no bias correction. Defaults are the paper's (eta 1e-2, b1 0.9,
 b2 0.99, tau 1e-3); eta and tau are the ones the paper tunes per task."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,23 +32,32 @@ class FedOpt(Strategy):
 
     rule = "adam"
 
-    def __init__(self, *, eta: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3,
-                 weighted: bool = True) -> None:
+    def __init__(
+        self, *, eta: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3, weighted: bool = True
+    ) -> None:
         self.eta = number("eta", eta, 0.0, open_low=True)
         self.beta1 = number("beta1", beta1, 0.0, 1.0, open_high=True)
         self.beta2 = number("beta2", beta2, 0.0, 1.0, open_high=True)
         self.tau = number("tau", tau, 0.0, open_low=True)
         self.weighted = boolean("weighted", weighted)
-        self.m: torch.Tensor | None = None      # float64 [P]; created on the first round
+        self.m: torch.Tensor | None = None  # float64 [P]; created on the first round
         self.v: torch.Tensor | None = None
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         if self.m is None or self.v is None:
             self.m = torch.zeros(global_weights.shape, dtype=torch.float64)
-            self.v = torch.full(global_weights.shape, self.tau ** 2, dtype=torch.float64)
-        w, self.m, self.v = fedopt_step(global_weights, average(deltas, num_samples, weighted=self.weighted),
-                                        self.m, self.v, rule=self.rule, eta=self.eta, beta1=self.beta1,
-                                        beta2=self.beta2, tau=self.tau)
+            self.v = torch.full(global_weights.shape, self.tau**2, dtype=torch.float64)
+        w, self.m, self.v = fedopt_step(
+            global_weights,
+            average(deltas, num_samples, weighted=self.weighted),
+            self.m,
+            self.v,
+            rule=self.rule,
+            eta=self.eta,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            tau=self.tau,
+        )
         return w
 
     def state_dict(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Each client minimises its loss plus the proximal term mu/2 * ||w - w_t||^2, whic
 keeps local models near the global one under heterogeneous data; the server
 aggregates as FedAvg. The coordinator reads ``proximal_mu`` and passes it to the
 local training engine."""
+
 from __future__ import annotations
 
 from .fedavg import FedAvg

@@ -2,6 +2,7 @@
 Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017. Each update is scored by
 the sum of squared distances to its n - f - 2 nearest neighbours; Krum applies the update
 with the lowest score, Multi-Krum the plain mean of the m lowest. Needs n >= 2f + 3."""
+
 from __future__ import annotations
 
 import torch

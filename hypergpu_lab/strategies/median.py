@@ -2,6 +2,7 @@
 Learning: Towards Optimal Statistical Rates", ICML 2018 (Option I, the median aggregator).
 Each coordinate of the update is the median of the clients' values, so a minority of
 arbitrary updates cannot move it outside the honest range."""
+
 from __future__ import annotations
 
 import torch

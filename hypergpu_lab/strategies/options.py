@@ -1,4 +1,5 @@
 """Checks for strategy options: a bad value raises ConfigError naming ``strategy_options.<name>``."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,15 @@ from typing import Any
 from ..errors import ConfigError
 
 
-def number(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
-           open_low: bool = False, open_high: bool = False) -> float:
+def number(
+    name: str,
+    value: Any,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
     """``value`` as a float if it is a finite real in the interval, else ConfigError."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > low if open_low else value >= low) and (value < high if open_high else value <= high)

@@ -1,6 +1,7 @@
 """Coordinate-wise trimmed mean: Yin, Chen, Ramchandran and Bartlett, "Byzantine-Robust
 Distributed Learning: Towards Optimal Statistical Rates", ICML 2018 (Option II). Per
 coordinate, drop the floor(beta K) largest and smallest values and average the rest."""
+
 from __future__ import annotations
 
 import torch

@@ -8,6 +8,7 @@ The core never imports this package; it listens on the coordinator's bus like an
 
 Names load on first use, so ``hypergpu_lab.ui.runner`` (no widget library) works on its own.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -20,16 +21,37 @@ _EXPORTS = {
     "ChainPanel": "chain_panel",
     "RunsPanel": "runs_panel",
     "RunCharts": "charts",
-    "Runner": "runner", "Throttle": "runner", "Watchdog": "runner",
+    "Runner": "runner",
+    "Throttle": "runner",
+    "Watchdog": "runner",
     "RunView": "view",
-    "LiveChart": "widgets", "ClusterMap": "widgets",
-    "build_coordinator": "factory", "config_of": "factory", "POLICIES": "factory",
+    "LiveChart": "widgets",
+    "ClusterMap": "widgets",
+    "build_coordinator": "factory",
+    "config_of": "factory",
+    "POLICIES": "factory",
     "actions": "",
 }
 
-__all__ = ["POLICIES", "ChainPanel", "ClusterMap", "ControlPanel", "Dashboard", "LiveChart", "NodesPanel", "RunCharts",
-           "RunView", "Runner", "RunsPanel", "Throttle", "Watchdog", "actions", "build_coordinator", "config_of",
-           "panel"]
+__all__ = [
+    "POLICIES",
+    "ChainPanel",
+    "ClusterMap",
+    "ControlPanel",
+    "Dashboard",
+    "LiveChart",
+    "NodesPanel",
+    "RunCharts",
+    "RunView",
+    "Runner",
+    "RunsPanel",
+    "Throttle",
+    "Watchdog",
+    "actions",
+    "build_coordinator",
+    "config_of",
+    "panel",
+]
 
 
 def panel(coord: Any, **options: Any) -> Any:

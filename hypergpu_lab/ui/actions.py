@@ -7,6 +7,7 @@ go through ``network.schedule``; faults through a new :class:`~hypergpu_lab.faul
 holding the old plan plus the change and the old injector's state, so checkpoints record them
 (``FaultInjector.add`` injects live; ending a fault replaces the injector, keeping its state).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,7 @@ from ..errors import ConfigError
 from ..faults import BYZANTINE, KINDS, Fault, FaultInjector
 from ..network import PROFILES, Disconnect, LatencySpike, ProfileChange, Reconnect
 
-ROUND_FAULTS = tuple(k for k in KINDS if k not in ("crash", "partition"))   # injectable per node, by round
+ROUND_FAULTS = tuple(k for k in KINDS if k not in ("crash", "partition"))  # injectable per node, by round
 BAD_KINDS = (*BYZANTINE, "label_flip")
 
 
@@ -30,8 +31,9 @@ def set_profile(coord: Any, node: int, profile: str) -> str:
 
 def latency_spike(coord: Any, node: int, extra_ms: float, duration_s: float) -> str:
     """``extra_ms`` more one-way latency on the node's link for ``duration_s`` virtual seconds from now."""
-    coord.pool.network.schedule(LatencySpike(nodes=(node,), start=coord.clock.now, duration=duration_s,
-                                             extra_ms=extra_ms))
+    coord.pool.network.schedule(
+        LatencySpike(nodes=(node,), start=coord.clock.now, duration=duration_s, extra_ms=extra_ms)
+    )
     return f"node {node}: +{extra_ms:g} ms for {duration_s:g} virtual s"
 
 
@@ -81,7 +83,7 @@ def recover(coord: Any, node: int) -> str:
         if f.kind == "crash" and node in f.nodes and (f.end is None or f.end > now):
             kept += _without(f, node)
             ended = True
-            if now > f.start:               # it did happen: keep it in the record, ending now
+            if now > f.start:  # it did happen: keep it in the record, ending now
                 kept.append(dataclasses.replace(f, nodes=(node,), end=now))
         else:
             kept.append(f)

@@ -5,6 +5,7 @@ how to attach one. The recorder's outbox status is local and cheap, so it follow
 balances and the transaction log are chain calls, read on Refresh, after a claim and when a run ends.
 No private key is ever read: the panel asks the client for addresses and the recorder for its status.
 """
+
 from __future__ import annotations
 
 import html
@@ -20,11 +21,13 @@ from .runner import Runner
 
 log = logging.getLogger(__name__)
 
-HOW_TO = ("<i>No chain attached to this run.</i> Record contributions and pay rewards on an in-process "
-          "Ethereum chain with<br><code>from hypergpu_lab import ChainClient<br>"
-          "coord = Coordinator(..., chain=ChainClient.embedded(), chain_options={'reward_per_round': 10**18})"
-          "</code><br>or <code>ChainClient(rpc_url, private_key=..., accounts=NodeAccounts(seed=...))</code> "
-          "for a real node, then open the dashboard again.")
+HOW_TO = (
+    "<i>No chain attached to this run.</i> Record contributions and pay rewards on an in-process "
+    "Ethereum chain with<br><code>from hypergpu_lab import ChainClient<br>"
+    "coord = Coordinator(..., chain=ChainClient.embedded(), chain_options={'reward_per_round': 10**18})"
+    "</code><br>or <code>ChainClient(rpc_url, private_key=..., accounts=NodeAccounts(seed=...))</code> "
+    "for a real node, then open the dashboard again."
+)
 
 
 def _units(value: int | None) -> str:
@@ -45,8 +48,9 @@ class ChainPanel(widgets.VBox):
         self.tx_log = widgets.HTML()
         self.tx_log.add_class("hgl-tx-log")
         self.message = widgets.HTML()
-        self.node = widgets.Dropdown(description="node", layout=widgets.Layout(width="180px"),
-                                     style={"description_width": "40px"})
+        self.node = widgets.Dropdown(
+            description="node", layout=widgets.Layout(width="180px"), style={"description_width": "40px"}
+        )
         self.claim_button = widgets.Button(description="Claim rewards", icon="coins", button_style="success")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.refresh_button.add_class("hgl-chain-refresh")
@@ -55,13 +59,20 @@ class ChainPanel(widgets.VBox):
         self.refresh_button.on_click(guarded(self.message, "refresh")(lambda _: self.refresh()))
         self.retry_button.on_click(guarded(self.message, "retry")(self._on_retry))
         self.claims: deque[dict[str, Any]] = deque(maxlen=200)
-        self.body = widgets.VBox([
-            self.chain_info, widgets.HTML("<b>Outbox</b>"), self.outbox,
-            widgets.HBox([self.refresh_button, self.retry_button]),
-            widgets.HTML("<b>Accounts and rewards</b>"), self.accounts,
-            widgets.HBox([self.node, self.claim_button]), self.message,
-            widgets.HTML("<b>Transactions</b>"), self.tx_log,
-        ])
+        self.body = widgets.VBox(
+            [
+                self.chain_info,
+                widgets.HTML("<b>Outbox</b>"),
+                self.outbox,
+                widgets.HBox([self.refresh_button, self.retry_button]),
+                widgets.HTML("<b>Accounts and rewards</b>"),
+                self.accounts,
+                widgets.HBox([self.node, self.claim_button]),
+                self.message,
+                widgets.HTML("<b>Transactions</b>"),
+                self.tx_log,
+            ]
+        )
         runner.on_reports(self.update)
         runner.on_status(self._on_status)
         runner.on_coordinator(self.reset)
@@ -87,9 +98,11 @@ class ChainPanel(widgets.VBox):
             self.node.value = ids[0] if ids else None
         info = self.recorder.client.describe()
         deployment = ", ".join(f"{k} {v}" for k, v in info["deployment"].items())
-        self.chain_info.value = (f"chain <b>{html.escape(str(info['endpoint']))}</b> (id {info['chain_id']}), "
-                                 f"coordinator {info['coordinator']}<br>session {self.recorder.session_id}<br>"
-                                 f"contracts: {html.escape(deployment)} (solc {html.escape(str(info['compiler']))})")
+        self.chain_info.value = (
+            f"chain <b>{html.escape(str(info['endpoint']))}</b> (id {info['chain_id']}), "
+            f"coordinator {info['coordinator']}<br>session {self.recorder.session_id}<br>"
+            f"contracts: {html.escape(deployment)} (solc {html.escape(str(info['compiler']))})"
+        )
         self.refresh()
 
     def update(self, batch: list[RoundReport]) -> None:
@@ -99,20 +112,23 @@ class ChainPanel(widgets.VBox):
     def _on_status(self, runner: Runner) -> None:
         active = runner.active
         if self._was_active and not active and self.recorder is not None:
-            self.refresh()           # the run ended: show the final balances
+            self.refresh()  # the run ended: show the final balances
         self._was_active = active
 
     def _show_outbox(self) -> None:
         s = self.recorder.status()
-        line = (f"pending <b>{s.pending}</b> &middot; sent <b>{s.sent}</b> (already on chain {s.already}) &middot; "
-                f"failed <b>{s.failed}</b> &middot; sender {'running' if s.running else 'stopped'}"
-                + (f" &middot; last sent round {s.last_sent_round}" if s.last_sent_round is not None else ""))
+        line = (
+            f"pending <b>{s.pending}</b> &middot; sent <b>{s.sent}</b> (already on chain {s.already}) &middot; "
+            f"failed <b>{s.failed}</b> &middot; sender {'running' if s.running else 'stopped'}"
+            + (f" &middot; last sent round {s.last_sent_round}" if s.last_sent_round is not None else "")
+        )
         if s.last_error:
             line += "<br>" + error_html(f"retrying (attempt {s.attempts}): {s.last_error}")
         failures = self.recorder.failures()
         if failures:
-            line += "<br>" + error_html("parked: " + "; ".join(f"round {r}: {e}" for r, e in
-                                                               sorted(failures.items())[:5]))
+            line += "<br>" + error_html(
+                "parked: " + "; ".join(f"round {r}: {e}" for r, e in sorted(failures.items())[:5])
+            )
         self.outbox.value = line
 
     def refresh(self) -> None:
@@ -125,18 +141,37 @@ class ChainPanel(widgets.VBox):
         rows = []
         ids = sorted(self.runner.coord.pool.nodes)
         for n in ids[: self.max_accounts]:
-            rows.append((n, client.address_of(n), client.total_score(sid, n), _units(client.claimable(n)),
-                         _units(client.claimed(n)), _units(client.token_balance(n))))
-        more = f"<br>{note_html(f'first {self.max_accounts} of {len(ids)} nodes')}" if len(ids) > self.max_accounts \
-            else ""
-        self.accounts.value = table_html(("node", "address", "session score", "claimable", "claimed",
-                                          "token balance"), rows, css_class="hgl-accounts") + more
-        recorded = [("record round", r.round, r.block, r.tx_hash,
-                     f"{len(r.contributions)} nodes, score {r.total_score}")
-                    for r in client.history(sid)[-self.log_rows:]]
+            rows.append(
+                (
+                    n,
+                    client.address_of(n),
+                    client.total_score(sid, n),
+                    _units(client.claimable(n)),
+                    _units(client.claimed(n)),
+                    _units(client.token_balance(n)),
+                )
+            )
+        more = (
+            f"<br>{note_html(f'first {self.max_accounts} of {len(ids)} nodes')}" if len(ids) > self.max_accounts else ""
+        )
+        self.accounts.value = (
+            table_html(
+                ("node", "address", "session score", "claimable", "claimed", "token balance"),
+                rows,
+                css_class="hgl-accounts",
+            )
+            + more
+        )
+        recorded = [
+            ("record round", r.round, r.block, r.tx_hash, f"{len(r.contributions)} nodes, score {r.total_score}")
+            for r in client.history(sid)[-self.log_rows :]
+        ]
         claims = [("claim", "-", "-", "-", f"node {c['node']} claimed {_units(c['amount'])}") for c in self.claims]
-        self.tx_log.value = table_html(("what", "round", "block", "tx", "detail"), (recorded + claims)[::-1]) \
-            if recorded or claims else note_html("no transactions yet")
+        self.tx_log.value = (
+            table_html(("what", "round", "block", "tx", "detail"), (recorded + claims)[::-1])
+            if recorded or claims
+            else note_html("no transactions yet")
+        )
 
     def _on_claim(self, _: Any = None) -> None:
         rec, node = self.recorder, self.node.value

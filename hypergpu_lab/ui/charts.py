@@ -22,6 +22,7 @@ chart                  what                                                    u
 Memory is bounded: the heatmaps keep the last ``heatmap_rounds`` rounds of at most ``max_nodes``
 nodes (the lowest ids), the line charts ``max_rounds`` points.
 """
+
 from __future__ import annotations
 
 import html
@@ -43,8 +44,15 @@ log = logging.getLogger(__name__)
 PARTS = ("compute", "download", "upload", "waiting")
 SELECTION_CODES = {"not selected": 0, "accepted": 1, "straggled": 2, "failed": 3, "rejected": 4, "quarantined": 5}
 _SELECTION_COLOURS = ("#eeeeee", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd", "#333333")
-_CLASS_COLOURS = {"Excellent": "#1a9850", "Good": "#91cf60", "Fair": "#fee08b", "Poor": "#fc8d59",
-                  "Critical": "#d73027", "Offline": "#555555", "Unobserved": "#cccccc"}
+_CLASS_COLOURS = {
+    "Excellent": "#1a9850",
+    "Good": "#91cf60",
+    "Fair": "#fee08b",
+    "Poor": "#fc8d59",
+    "Critical": "#d73027",
+    "Offline": "#555555",
+    "Unobserved": "#cccccc",
+}
 
 
 def _discrete(colours: tuple[str, ...]) -> list[list[Any]]:
@@ -73,18 +81,27 @@ def round_parts(report: RoundReport) -> dict[str, float]:
     return {p: sum(getattr(r, f"{p}_s") for r in recs) / len(recs) for p in PARTS}
 
 
-ACCURACY_TRACES = ({"type": "scatter", "mode": "lines+markers", "name": "accuracy"},
-                   {"type": "scatter", "mode": "lines", "name": "loss", "yaxis": "y2"})
+ACCURACY_TRACES = (
+    {"type": "scatter", "mode": "lines+markers", "name": "accuracy"},
+    {"type": "scatter", "mode": "lines", "name": "loss", "yaxis": "y2"},
+)
 
 
 def accuracy_chart(x: str = "round", *, max_points: int = 500) -> LiveChart:
     """Test accuracy and loss against ``x``: "round" or "time" (simulated seconds)."""
     label = "round" if x == "round" else "simulated seconds"
-    return LiveChart(title=f"Accuracy and loss by {'round' if x == 'round' else 'simulated time'}",
-                     traces=[{**t, "x": [], "y": []} for t in ACCURACY_TRACES], max_points=max_points,
-                     plot_layout={"xaxis": _axis(label), "yaxis": _axis("test accuracy", range=[0, 1]),
-                             "yaxis2": {**_axis("test loss", overlaying="y", side="right"), "automargin": True},
-                             "margin": {"r": 70}, "legend": {"orientation": "h"}})
+    return LiveChart(
+        title=f"Accuracy and loss by {'round' if x == 'round' else 'simulated time'}",
+        traces=[{**t, "x": [], "y": []} for t in ACCURACY_TRACES],
+        max_points=max_points,
+        plot_layout={
+            "xaxis": _axis(label),
+            "yaxis": _axis("test accuracy", range=[0, 1]),
+            "yaxis2": {**_axis("test loss", overlaying="y", side="right"), "automargin": True},
+            "margin": {"r": 70},
+            "legend": {"orientation": "h"},
+        },
+    )
 
 
 def _finite(value: float | None) -> float | None:
@@ -96,8 +113,12 @@ def feed_accuracy(chart: LiveChart, batch: list[RoundReport], x: str = "round") 
     """Append the evaluated rounds of ``batch`` (rounds without an evaluation add no point)."""
     evaluated = [r for r in batch if r.test_accuracy is not None]
     xs = [r.round if x == "round" else r.t_end for r in evaluated]
-    chart.append({"accuracy": (xs, [_finite(r.test_accuracy) for r in evaluated]),
-                  "loss": (xs, [_finite(r.test_loss) for r in evaluated])})
+    chart.append(
+        {
+            "accuracy": (xs, [_finite(r.test_accuracy) for r in evaluated]),
+            "loss": (xs, [_finite(r.test_loss) for r in evaluated]),
+        }
+    )
 
 
 def clear(chart: LiveChart) -> None:
@@ -108,35 +129,73 @@ def clear(chart: LiveChart) -> None:
 class RunCharts(widgets.VBox):
     """All live charts of one run; subscribe it to a :class:`Runner` (done on construction)."""
 
-    def __init__(self, runner: Runner, *, max_rounds: int = 500, heatmap_rounds: int = 100, max_nodes: int = 50,
-                 decisions_shown: int = 30) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        max_rounds: int = 500,
+        heatmap_rounds: int = 100,
+        max_nodes: int = 50,
+        decisions_shown: int = 30,
+    ) -> None:
         self.runner = runner
         self.max_nodes, self.decisions_shown = max_nodes, decisions_shown
         self.accuracy = accuracy_chart("round", max_points=max_rounds)
         self.accuracy_time = accuracy_chart("time", max_points=max_rounds)
         self.round_time = LiveChart(
-            title="Round time: compute, download, upload, waiting (mean per on-time node)", max_points=max_rounds,
+            title="Round time: compute, download, upload, waiting (mean per on-time node)",
+            max_points=max_rounds,
             traces=[{"type": "bar", "name": p, "x": [], "y": []} for p in PARTS],
-            plot_layout={"barmode": "stack", "xaxis": _axis("round"), "yaxis": _axis("simulated seconds")})
-        self.latency = LiveChart(title="Transfer time per node (s)", traces=[], max_points=heatmap_rounds,
-                                 plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")})
-        self.selection = LiveChart(title="Selection timeline", traces=[], max_points=heatmap_rounds,
-                                   plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")})
-        self.batch_sizes = LiveChart(title="Batch size per node", traces=[], max_points=heatmap_rounds,
-                                     plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")})
-        self.rewards = LiveChart(title="Rewards per node", traces=[], max_points=max_nodes,
-                                 plot_layout={"xaxis": _axis("node"), "yaxis": _axis("reward units")})
-        self.link_classes = LiveChart(title="Link quality classes", traces=[], max_points=len(_CLASS_COLOURS),
-                                      plot_layout={"xaxis": _axis("class"), "yaxis": _axis("nodes")})
+            plot_layout={"barmode": "stack", "xaxis": _axis("round"), "yaxis": _axis("simulated seconds")},
+        )
+        self.latency = LiveChart(
+            title="Transfer time per node (s)",
+            traces=[],
+            max_points=heatmap_rounds,
+            plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")},
+        )
+        self.selection = LiveChart(
+            title="Selection timeline",
+            traces=[],
+            max_points=heatmap_rounds,
+            plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")},
+        )
+        self.batch_sizes = LiveChart(
+            title="Batch size per node",
+            traces=[],
+            max_points=heatmap_rounds,
+            plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")},
+        )
+        self.rewards = LiveChart(
+            title="Rewards per node",
+            traces=[],
+            max_points=max_nodes,
+            plot_layout={"xaxis": _axis("node"), "yaxis": _axis("reward units")},
+        )
+        self.link_classes = LiveChart(
+            title="Link quality classes",
+            traces=[],
+            max_points=len(_CLASS_COLOURS),
+            plot_layout={"xaxis": _axis("class"), "yaxis": _axis("nodes")},
+        )
         self.decisions = widgets.HTML()
         self._latency: deque[tuple[int, dict[int, float]]] = deque(maxlen=heatmap_rounds)
         self._batch: deque[tuple[int, dict[int, int]]] = deque(maxlen=heatmap_rounds)
         self._selection: deque[tuple[int, dict[int, int]]] = deque(maxlen=heatmap_rounds)
         self._rewards: Counter[int] = Counter()
         grid = widgets.GridBox(
-            [self.accuracy, self.accuracy_time, self.round_time, self.link_classes, self.latency, self.selection,
-             self.batch_sizes, self.rewards],
-            layout=widgets.Layout(grid_template_columns="repeat(2, minmax(0, 1fr))", grid_gap="8px"))
+            [
+                self.accuracy,
+                self.accuracy_time,
+                self.round_time,
+                self.link_classes,
+                self.latency,
+                self.selection,
+                self.batch_sizes,
+                self.rewards,
+            ],
+            layout=widgets.Layout(grid_template_columns="repeat(2, minmax(0, 1fr))", grid_gap="8px"),
+        )
         super().__init__([grid, widgets.HTML("<b>Adaptation decisions</b>"), self.decisions])
         runner.on_reports(self.update)
         runner.on_coordinator(self.reset)
@@ -185,33 +244,79 @@ class RunCharts(widgets.VBox):
     def _snapshots(self, coord: Any, on_chain: bool) -> None:
         nodes = self._nodes_shown(coord)
         rounds = [r for r, _ in self._latency]
-        self.latency.set_traces([{
-            "type": "heatmap", "name": "transfer s", "x": rounds, "y": nodes, "colorscale": "Viridis",
-            "z": [[col.get(n) for _, col in self._latency] for n in nodes]}])
-        self.selection.set_traces([{
-            "type": "heatmap", "name": "status", "x": [r for r, _ in self._selection], "y": nodes,
-            "z": [[col.get(n, 0) for _, col in self._selection] for n in nodes],
-            "zmin": -0.5, "zmax": len(SELECTION_CODES) - 0.5, "colorscale": _discrete(_SELECTION_COLOURS),
-            "colorbar": {"tickvals": list(SELECTION_CODES.values()), "ticktext": list(SELECTION_CODES)}}])
-        self.batch_sizes.set_traces([{
-            "type": "heatmap", "name": "batch size", "x": [r for r, _ in self._batch], "y": nodes,
-            "colorscale": "Blues", "z": [[col.get(n) for _, col in self._batch] for n in nodes]}])
-        self.rewards.set_traces([{"type": "bar", "name": "reward units" if on_chain else "contribution score",
-                                  "x": [str(n) for n in nodes], "y": [round(self._rewards[n], 6) for n in nodes]}])
+        self.latency.set_traces(
+            [
+                {
+                    "type": "heatmap",
+                    "name": "transfer s",
+                    "x": rounds,
+                    "y": nodes,
+                    "colorscale": "Viridis",
+                    "z": [[col.get(n) for _, col in self._latency] for n in nodes],
+                }
+            ]
+        )
+        self.selection.set_traces(
+            [
+                {
+                    "type": "heatmap",
+                    "name": "status",
+                    "x": [r for r, _ in self._selection],
+                    "y": nodes,
+                    "z": [[col.get(n, 0) for _, col in self._selection] for n in nodes],
+                    "zmin": -0.5,
+                    "zmax": len(SELECTION_CODES) - 0.5,
+                    "colorscale": _discrete(_SELECTION_COLOURS),
+                    "colorbar": {"tickvals": list(SELECTION_CODES.values()), "ticktext": list(SELECTION_CODES)},
+                }
+            ]
+        )
+        self.batch_sizes.set_traces(
+            [
+                {
+                    "type": "heatmap",
+                    "name": "batch size",
+                    "x": [r for r, _ in self._batch],
+                    "y": nodes,
+                    "colorscale": "Blues",
+                    "z": [[col.get(n) for _, col in self._batch] for n in nodes],
+                }
+            ]
+        )
+        self.rewards.set_traces(
+            [
+                {
+                    "type": "bar",
+                    "name": "reward units" if on_chain else "contribution score",
+                    "x": [str(n) for n in nodes],
+                    "y": [round(self._rewards[n], 6) for n in nodes],
+                }
+            ]
+        )
         counts = self.runner.view.class_counts()
         names = [c for c in (*CLASSES, "Unobserved")]
-        self.link_classes.set_traces([{"type": "bar", "name": "nodes", "x": names,
-                                       "y": [counts.get(c, 0) for c in names],
-                                       "marker": {"color": [_CLASS_COLOURS[c] for c in names]}}])
+        self.link_classes.set_traces(
+            [
+                {
+                    "type": "bar",
+                    "name": "nodes",
+                    "x": names,
+                    "y": [counts.get(c, 0) for c in names],
+                    "marker": {"color": [_CLASS_COLOURS[c] for c in names]},
+                }
+            ]
+        )
         self._decisions(coord)
 
     def _decisions(self, coord: Any) -> None:
         decisions = getattr(getattr(coord, "policy", None), "decisions", None)
         if decisions is None:
-            self.decisions.value = ("<i>This policy makes no adaptation decisions; choose an adaptive policy "
-                                    "in Settings to see them here.</i>")
+            self.decisions.value = (
+                "<i>This policy makes no adaptation decisions; choose an adaptive policy "
+                "in Settings to see them here.</i>"
+            )
             return
-        self.decisions.value = decision_table(list(decisions)[-self.decisions_shown:][::-1])
+        self.decisions.value = decision_table(list(decisions)[-self.decisions_shown :][::-1])
 
     @property
     def rewards_by_node(self) -> dict[int, float]:
@@ -222,8 +327,9 @@ def decision_table(rows: list[dict[str, Any]]) -> str:
     """An HTML table of policy decisions (round, node, what, old -> new, reason), escaped."""
     if not rows:
         return "<i>No decisions yet.</i>"
-    head = "".join(f"<th style='text-align:left;padding:0 8px'>{h}</th>"
-                   for h in ("round", "node", "what", "change", "reason"))
+    head = "".join(
+        f"<th style='text-align:left;padding:0 8px'>{h}</th>" for h in ("round", "node", "what", "change", "reason")
+    )
     body = []
     for d in rows:
         node = "" if d.get("node") is None else d["node"]

@@ -1,4 +1,5 @@
 """Small pieces the panels share: a log handler that writes to an Output widget, guarded callbacks, tables."""
+
 from __future__ import annotations
 
 import functools
@@ -22,15 +23,18 @@ class OutputHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            outputs = list(self.output.outputs)[-(self.max_lines - 1):]
-            self.output.outputs = (*outputs, {"output_type": "stream", "name": "stdout",
-                                               "text": self.format(record) + "\n"})
+            outputs = list(self.output.outputs)[-(self.max_lines - 1) :]
+            self.output.outputs = (
+                *outputs,
+                {"output_type": "stream", "name": "stdout", "text": self.format(record) + "\n"},
+            )
         except Exception:
             self.handleError(record)
 
 
-def attach_log(output: widgets.Output, logger: str = "hypergpu_lab",
-               level: int = logging.WARNING) -> Callable[[], None]:
+def attach_log(
+    output: widgets.Output, logger: str = "hypergpu_lab", level: int = logging.WARNING
+) -> Callable[[], None]:
     """Send ``logger``'s records of ``level`` and up to ``output``; returns a function that detaches it."""
     handler = OutputHandler(output, level)
     target = logging.getLogger(logger)
@@ -40,6 +44,7 @@ def attach_log(output: widgets.Output, logger: str = "hypergpu_lab",
 
 def guarded(message: widgets.HTML, what: str) -> Callable[[Callable[..., Any]], Callable[..., None]]:
     """Decorate a widget callback: an exception becomes a log record and a red line in ``message``."""
+
     def wrap(fn: Callable[..., Any]) -> Callable[..., None]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
@@ -48,7 +53,9 @@ def guarded(message: widgets.HTML, what: str) -> Callable[[Callable[..., Any]], 
             except Exception as exc:
                 log.warning("%s: %s", what, exc)
                 message.value = error_html(f"{what}: {exc}")
+
         return run
+
     return wrap
 
 
@@ -60,9 +67,11 @@ def note_html(text: str) -> str:
     return f"<span style='color:#555'>{html.escape(text)}</span>"
 
 
-def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, css_class: str = "hgl-table",
-               highlight: int | None = None) -> str:
+def table_html(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, css_class: str = "hgl-table", highlight: int | None = None
+) -> str:
     """A plain HTML table; every cell is escaped. ``highlight`` is the index of a row to mark."""
+
     def fmt(v: Any) -> str:
         if v is None:
             return "-"

@@ -5,6 +5,7 @@ shows its message next to the field that caused it, and Start/Step stay disabled
 valid. Settings that shape the pool or the model rebuild the coordinator (``factory``) on the next
 Start or Step, and only while no run is active; the form is read-only while one is.
 """
+
 from __future__ import annotations
 
 import copy
@@ -30,15 +31,26 @@ Factory = Callable[[RunConfig], Any]
 
 # form field -> dotted configuration field (as ConfigError names it)
 FIELDS: dict[str, str] = {
-    "dataset": "pool.dataset", "partition": "pool.partition", "nodes": "pool.num_nodes", "network": "pool.network",
-    "model": "train.model", "strategy": "train.strategy", "policy": "train.policy", "lr": "train.lr",
-    "local_epochs": "train.local_epochs", "rounds": "rounds",
+    "dataset": "pool.dataset",
+    "partition": "pool.partition",
+    "nodes": "pool.num_nodes",
+    "network": "pool.network",
+    "model": "train.model",
+    "strategy": "train.strategy",
+    "policy": "train.policy",
+    "lr": "train.lr",
+    "local_epochs": "train.local_epochs",
+    "rounds": "rounds",
 }
 NETWORKS = (*MIXES, *(p for p in PROFILES if p not in MIXES))
 _REBUILD = tuple(f for f in FIELDS if f != "rounds")
-_BUTTONS = {"start": ("Start", "play", "success"), "pause": ("Pause", "pause", ""),
-            "resume": ("Resume", "play", ""), "stop": ("Stop", "stop", "danger"),
-            "step": ("Step", "step-forward", "")}
+_BUTTONS = {
+    "start": ("Start", "play", "success"),
+    "pause": ("Pause", "pause", ""),
+    "resume": ("Resume", "play", ""),
+    "stop": ("Stop", "stop", "danger"),
+    "step": ("Step", "step-forward", ""),
+}
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -70,23 +82,42 @@ class ControlPanel(widgets.VBox):
         Show an accuracy/loss chart under the controls (the dashboard has its own).
     """
 
-    def __init__(self, target: Any, *, factory: Factory | None = None, out: str | Path | None = None,
-                 chart: bool = True, rate: float = 4.0, rounds: int | None = None) -> None:
+    def __init__(
+        self,
+        target: Any,
+        *,
+        factory: Factory | None = None,
+        out: str | Path | None = None,
+        chart: bool = True,
+        rate: float = 4.0,
+        rounds: int | None = None,
+    ) -> None:
         self.runner = target if isinstance(target, Runner) else Runner(target, rate=rate)
         self.out = out
         self.factory: Factory = factory or self._default_factory
         coord = self.runner.coord
-        self._built: dict[str, Any] = config_of(coord, rounds).to_dict()     # what the coordinator was built from
-        self._valid: dict[str, Any] = copy.deepcopy(self._built)        # the form's last valid settings
+        self._built: dict[str, Any] = config_of(coord, rounds).to_dict()  # what the coordinator was built from
+        self._valid: dict[str, Any] = copy.deepcopy(self._built)  # the form's last valid settings
         self.fields = self._make_fields(self._built)
         self.errors = {name: widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px")) for name in self.fields}
         self.form_error = widgets.HTML()
-        self.buttons = {k: widgets.Button(description=d, icon=i, button_style=s, layout=widgets.Layout(width="96px"))
-                        for k, (d, i, s) in _BUTTONS.items()}
-        self.pace = widgets.Checkbox(value=False, description="real-time pacing", indent=False,
-                                     layout=widgets.Layout(width="150px"))
-        self.speed = widgets.FloatLogSlider(value=1.0, base=10, min=-2, max=3, step=0.1, readout_format=".2g",
-                                            description="sim s / wall s", style={"description_width": "initial"})
+        self.buttons = {
+            k: widgets.Button(description=d, icon=i, button_style=s, layout=widgets.Layout(width="96px"))
+            for k, (d, i, s) in _BUTTONS.items()
+        }
+        self.pace = widgets.Checkbox(
+            value=False, description="real-time pacing", indent=False, layout=widgets.Layout(width="150px")
+        )
+        self.speed = widgets.FloatLogSlider(
+            value=1.0,
+            base=10,
+            min=-2,
+            max=3,
+            step=0.1,
+            readout_format=".2g",
+            description="sim s / wall s",
+            style={"description_width": "initial"},
+        )
         self.status = widgets.HTML()
         self.status.add_class("hgl-run-status")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="240px"))
@@ -106,19 +137,28 @@ class ControlPanel(widgets.VBox):
         self.runner.on_coordinator(self._on_coordinator)
         self.runner.on_reports(self._on_reports)
 
-        self.controls = widgets.VBox([
-            widgets.HBox(list(self.buttons.values())),
-            widgets.HBox([self.pace, self.speed]),
-            widgets.HBox([self.progress, self.status]),
-            self.message,
-        ])
-        self.settings = widgets.VBox([
-            *(widgets.HBox([field, self.errors[name]]) for name, field in self.fields.items()),
-            self.form_error,
-        ])
-        super().__init__([self.controls, widgets.Accordion([self.settings], titles=("Settings",)),
-                          *([self.chart] if self.chart is not None else []),
-                          widgets.Accordion([self.log_output], titles=("Log",))])
+        self.controls = widgets.VBox(
+            [
+                widgets.HBox(list(self.buttons.values())),
+                widgets.HBox([self.pace, self.speed]),
+                widgets.HBox([self.progress, self.status]),
+                self.message,
+            ]
+        )
+        self.settings = widgets.VBox(
+            [
+                *(widgets.HBox([field, self.errors[name]]) for name, field in self.fields.items()),
+                self.form_error,
+            ]
+        )
+        super().__init__(
+            [
+                self.controls,
+                widgets.Accordion([self.settings], titles=("Settings",)),
+                *([self.chart] if self.chart is not None else []),
+                widgets.Accordion([self.log_output], titles=("Log",)),
+            ]
+        )
         self.validate()
         self._show_status(self.runner)
 
@@ -140,10 +180,10 @@ class ControlPanel(widgets.VBox):
             "model": dropdown("model", MODELS, cfg["train"]["model"]),
             "strategy": dropdown("strategy", STRATEGIES, cfg["train"]["strategy"]),
             "policy": dropdown("policy", POLICIES, policy_name(cfg["train"])),
-            "lr": widgets.FloatText(value=cfg["train"]["lr"], description="learning rate", style=style,
-                                    layout=width),
-            "local_epochs": widgets.IntText(value=cfg["train"]["local_epochs"], description="local epochs",
-                                            style=style, layout=width),
+            "lr": widgets.FloatText(value=cfg["train"]["lr"], description="learning rate", style=style, layout=width),
+            "local_epochs": widgets.IntText(
+                value=cfg["train"]["local_epochs"], description="local epochs", style=style, layout=width
+            ),
             "rounds": widgets.IntText(value=cfg["rounds"], description="rounds", style=style, layout=width),
         }
 
@@ -207,8 +247,10 @@ class ControlPanel(widgets.VBox):
     def _on_field(self, change: dict[str, Any]) -> None:
         config = self.validate()
         if config is not None and self._needs_rebuild():
-            self.message.value = note_html("settings changed: a new coordinator is built on the next Start or Step"
-                                           + (" (after this run stops)" if self.runner.active else ""))
+            self.message.value = note_html(
+                "settings changed: a new coordinator is built on the next Start or Step"
+                + (" (after this run stops)" if self.runner.active else "")
+            )
 
     def _needs_rebuild(self) -> bool:
         """Whether the last valid settings differ from the coordinator's in anything but the rounds."""
@@ -234,10 +276,9 @@ class ControlPanel(widgets.VBox):
         self.message.value = note_html(f"new coordinator {coord.run_id}: {len(coord.pool)} nodes")
 
     def _default_factory(self, config: RunConfig) -> Any:
-        recorder = getattr(self.runner.coord, "recorder", None)   # a rebuilt run records on the same chain
+        recorder = getattr(self.runner.coord, "recorder", None)  # a rebuilt run records on the same chain
         options = {"reward_per_round": recorder.reward_per_round} if recorder is not None else None
-        return build_coordinator(config, out=self.out, chain=getattr(recorder, "client", None),
-                                 chain_options=options)
+        return build_coordinator(config, out=self.out, chain=getattr(recorder, "client", None), chain_options=options)
 
     # -- buttons -------------------------------------------------------------------------------
     def _on_start(self, _: Any = None) -> None:
@@ -264,8 +305,10 @@ class ControlPanel(widgets.VBox):
             self._rebuild_if_needed()
         report = self.runner.step()
         self.runner.flush()
-        self.message.value = note_html(f"round {report.round}: {report.accepted} accepted, {report.straggled} "
-                                       f"straggled, {report.failed} failed, {report.rejected} rejected")
+        self.message.value = note_html(
+            f"round {report.round}: {report.accepted} accepted, {report.straggled} "
+            f"straggled, {report.failed} failed, {report.rejected} rejected"
+        )
 
     def _on_pace(self, _: Any = None) -> None:
         self.runner.set_speed(self.speed.value if self.pace.value else None)
@@ -290,14 +333,20 @@ class ControlPanel(widgets.VBox):
     def _show_status(self, runner: Runner) -> None:
         done, target = runner.progress
         total = target or self.fields["rounds"].value or 1
-        colour = {"running": "#1a7f37", "stuck": "#b00020", "failed": "#b00020", "waiting": "#9a6700",
-                  "paused": "#9a6700"}.get(runner.status, "#333")
+        colour = {
+            "running": "#1a7f37",
+            "stuck": "#b00020",
+            "failed": "#b00020",
+            "waiting": "#9a6700",
+            "paused": "#9a6700",
+        }.get(runner.status, "#333")
         detail = runner.detail
         with self.progress.hold_sync():
             self.progress.max = max(total, 1)
             self.progress.value = min(done, self.progress.max)
-        self.status.value = (f"<b style='color:{colour}'>{runner.status}</b> &middot; round {done} of {total}"
-                             + (f" &middot; {note_html(detail)}" if detail else ""))
+        self.status.value = f"<b style='color:{colour}'>{runner.status}</b> &middot; round {done} of {total}" + (
+            f" &middot; {note_html(detail)}" if detail else ""
+        )
         self._enable()
 
     def _on_reports(self, batch: list[Any]) -> None:

@@ -9,6 +9,7 @@
 One :class:`Runner` feeds every panel; the panels hold widgets only and forward to the runner and
 the coordinator. Overview shows the status, progress, key numbers, the accuracy chart and the map.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,9 +52,17 @@ class Dashboard(widgets.VBox):
         ``factory(run_config) -> Coordinator`` for rebuilt runs (see ControlPanel).
     """
 
-    def __init__(self, source: Any = "quickstart", *, out: str | Path | None = None, rate: float = 4.0,
-                 stuck_after_s: float = 120.0, factory: Factory | None = None,
-                 runs_root: str | Path | None = None, rounds: int | None = None) -> None:
+    def __init__(
+        self,
+        source: Any = "quickstart",
+        *,
+        out: str | Path | None = None,
+        rate: float = 4.0,
+        stuck_after_s: float = 120.0,
+        factory: Factory | None = None,
+        runs_root: str | Path | None = None,
+        rounds: int | None = None,
+    ) -> None:
         coord = self._coordinator(source, out)
         self.runner = Runner(coord, rate=rate, stuck_after_s=stuck_after_s)
         self.control = ControlPanel(self.runner, factory=factory, out=out, chart=False, rounds=rounds)
@@ -61,8 +70,9 @@ class Dashboard(widgets.VBox):
         self.charts = RunCharts(self.runner)
         self.chain = ChainPanel(self.runner)
         if runs_root is None:
-            runs_root = out if out is not None else (coord.run_folder.path.parent if coord.run_folder is not None
-                                                     else "runs")
+            runs_root = (
+                out if out is not None else (coord.run_folder.path.parent if coord.run_folder is not None else "runs")
+            )
         self.runs = RunsPanel(runs_root)
         self.numbers = widgets.HTML()
         self.runner.on_reports(self._on_reports)
@@ -71,8 +81,7 @@ class Dashboard(widgets.VBox):
         overview = widgets.VBox([self.numbers, widgets.HBox([self.charts.accuracy, self.nodes.cluster])])
         runs = widgets.Accordion([self.runs], titles=("Runs: summary, compare, export",))
         metrics = widgets.VBox([self.charts, runs])
-        settings = widgets.VBox([self.control.settings,
-                                 widgets.Accordion([self.control.log_output], titles=("Log",))])
+        settings = widgets.VBox([self.control.settings, widgets.Accordion([self.control.log_output], titles=("Log",))])
         self.tabs = widgets.Tab([overview, self.nodes, metrics, self.chain, settings], titles=TABS)
         self.tabs.add_class("hgl-tabs")
         super().__init__([self.control.controls, self.tabs])
@@ -107,12 +116,15 @@ class Dashboard(widgets.VBox):
         best = "-" if view.best_accuracy is None else f"{view.best_accuracy:.3f}"
         done, target = self.runner.progress
         rows = [
-            ("status", self.runner.status), ("round", f"{done}" + (f" of {target}" if target else "")),
+            ("status", self.runner.status),
+            ("round", f"{done}" + (f" of {target}" if target else "")),
             ("test accuracy (best)", f"{acc} ({best})"),
             ("simulated time", f"{coord.clock.now:.2f} s"),
             ("nodes available", f"{len(coord.pool.available())} of {len(coord.pool)}"),
-            ("updates accepted / straggled / failed / rejected",
-             " / ".join(str(view.totals[k]) for k in ("accepted", "straggled", "failed", "rejected"))),
+            (
+                "updates accepted / straggled / failed / rejected",
+                " / ".join(str(view.totals[k]) for k in ("accepted", "straggled", "failed", "rejected")),
+            ),
             ("moved", f"{view.bytes_moved / 2**20:.2f} MiB"),
             ("run folder", str(coord.run_folder.path) if coord.run_folder is not None else "none (in memory)"),
         ]

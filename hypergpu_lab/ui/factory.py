@@ -5,6 +5,7 @@ The settings form edits a :class:`~hypergpu_lab.config.RunConfig`; the policy is
 ``"adaptive-<mode>"``. :func:`build_coordinator` rebuilds from it when settings change and the run
 is idle. No widgets here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -56,11 +57,18 @@ def config_of(coord: Any, rounds: int | None = None) -> RunConfig:
     pool = coord.pool.config if coord.pool.config is not None else PoolConfig(num_nodes=max(1, len(coord.pool)))
     train = dataclasses.asdict(coord.config)
     for name, default in (("model", "cnn"), ("strategy", "fedavg")):
-        if train[name] == "custom":        # an object the config cannot name: a rebuilt run uses the default
+        if train[name] == "custom":  # an object the config cannot name: a rebuilt run uses the default
             train[name] = default
     faults = [{**dataclasses.asdict(f), "nodes": list(f.nodes)} for f in coord.faults.faults]
-    return RunConfig.from_dict({"name": _name(coord.run_id), "rounds": rounds or max(coord.round, 20),
-                                "pool": dataclasses.asdict(pool), "train": train, "faults": faults})
+    return RunConfig.from_dict(
+        {
+            "name": _name(coord.run_id),
+            "rounds": rounds or max(coord.round, 20),
+            "pool": dataclasses.asdict(pool),
+            "train": train,
+            "faults": faults,
+        }
+    )
 
 
 def _name(run_id: str) -> str:
@@ -77,20 +85,34 @@ def unique_name(out: str | Path, name: str) -> str:
     return candidate
 
 
-def build_coordinator(config: RunConfig, *, out: str | Path | None = None, chain: Any = None,
-                      chain_options: dict[str, Any] | None = None) -> Coordinator:
+def build_coordinator(
+    config: RunConfig, *, out: str | Path | None = None, chain: Any = None, chain_options: dict[str, Any] | None = None
+) -> Coordinator:
     """A fresh coordinator for ``config``; with ``out``, in a new run folder ``out/<name>[-k]``."""
     if config.train.policy == "custom":
         raise ConfigError("train.policy", "custom", "a named policy (uniform or adaptive) for a rebuilt run")
     check_policy(config)
-    pool = NodePool.from_config(config.pool)   # missing data fails here, before a run folder exists
+    pool = NodePool.from_config(config.pool)  # missing data fails here, before a run folder exists
     folder = None
     if out is not None:
         name = unique_name(out, config.name)
         folder = RunFolder.create(out, name, {**config.to_dict(), "name": name})
-    coord = Coordinator(pool=pool, config=config.train, faults=config.faults, run_dir=folder,
-                        run_id=folder.path.name if folder is not None else config.name, chain=chain,
-                        chain_options=chain_options)
-    log.info("built coordinator %s: %d nodes, %s/%s, %s, policy %s", coord.run_id, len(pool), config.pool.dataset,
-             config.pool.partition, config.train.model, policy_name(dataclasses.asdict(config.train)))
+    coord = Coordinator(
+        pool=pool,
+        config=config.train,
+        faults=config.faults,
+        run_dir=folder,
+        run_id=folder.path.name if folder is not None else config.name,
+        chain=chain,
+        chain_options=chain_options,
+    )
+    log.info(
+        "built coordinator %s: %d nodes, %s/%s, %s, policy %s",
+        coord.run_id,
+        len(pool),
+        config.pool.dataset,
+        config.pool.partition,
+        config.train.model,
+        policy_name(dataclasses.asdict(config.train)),
+    )
     return coord

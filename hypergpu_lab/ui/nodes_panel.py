@@ -4,6 +4,7 @@ Actions (change the link profile, a latency spike, disconnect / reconnect, crash
 node faulty or honest again) are the functions of :mod:`hypergpu_lab.ui.actions`, queued through
 :meth:`Runner.act` so they land at a round boundary. Clicking a node on the map selects it here.
 """
+
 from __future__ import annotations
 
 import html
@@ -22,14 +23,25 @@ from .widgets import ClusterMap
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("node", "GPU", "region", "link", "quality", "score", "batch", "state", "last round", "samples accepted",
-           "faults")
+COLUMNS = (
+    "node",
+    "GPU",
+    "region",
+    "link",
+    "quality",
+    "score",
+    "batch",
+    "state",
+    "last round",
+    "samples accepted",
+    "faults",
+)
 
 
 # What the map draws for a node never observed yet: the class its configured link usually scores
 # (see the monitor's formula), marked "not yet observed" in the label.
 PRIOR_QUALITY = {"perfect": "Excellent", "good": "Excellent", "average": "Good", "poor": "Fair", "unstable": "Fair"}
-MAP_STATES = {"disconnected": "crashed"}      # the map's vocabulary has no separate "disconnected"
+MAP_STATES = {"disconnected": "crashed"}  # the map's vocabulary has no separate "disconnected"
 
 
 def map_node(row: NodeRow) -> dict[str, Any]:
@@ -41,8 +53,13 @@ def map_node(row: NodeRow) -> dict[str, Any]:
         quality = row.quality
     if row.state in MAP_STATES:
         label += f" · {row.state}"
-    return {"id": row.id, "region": row.region, "quality": quality, "state": MAP_STATES.get(row.state, row.state),
-            "label": label}
+    return {
+        "id": row.id,
+        "region": row.region,
+        "quality": quality,
+        "state": MAP_STATES.get(row.state, row.state),
+        "label": label,
+    }
 
 
 class NodesPanel(widgets.VBox):
@@ -52,11 +69,18 @@ class NodesPanel(widgets.VBox):
         self.runner, self.page_size = runner, page_size
         self._map_nodes: list[dict[str, Any]] = []
         self.cluster = cluster_map if cluster_map is not None else ClusterMap()
-        self.node = widgets.Dropdown(description="node", layout=widgets.Layout(width="180px"),
-                                     style={"description_width": "40px"})
+        self.node = widgets.Dropdown(
+            description="node", layout=widgets.Layout(width="180px"), style={"description_width": "40px"}
+        )
         self.node.add_class("hgl-node-select")
-        self.page = widgets.BoundedIntText(value=1, min=1, max=1, description="page",
-                                           layout=widgets.Layout(width="140px"), style={"description_width": "40px"})
+        self.page = widgets.BoundedIntText(
+            value=1,
+            min=1,
+            max=1,
+            description="page",
+            layout=widgets.Layout(width="140px"),
+            style={"description_width": "40px"},
+        )
         self.table = widgets.HTML()
         self.detail = widgets.HTML()
         self.message = widgets.HTML()
@@ -64,10 +88,12 @@ class NodesPanel(widgets.VBox):
         self.history.add_class("hgl-actions-log")
         small = widgets.Layout(width="150px")
         self.profile = widgets.Dropdown(options=list(PROFILES), value="poor", layout=small)
-        self.extra_ms = widgets.FloatText(value=800.0, description="ms", layout=small,
-                                          style={"description_width": "30px"})
-        self.spike_s = widgets.FloatText(value=30.0, description="for s", layout=small,
-                                         style={"description_width": "40px"})
+        self.extra_ms = widgets.FloatText(
+            value=800.0, description="ms", layout=small, style={"description_width": "30px"}
+        )
+        self.spike_s = widgets.FloatText(
+            value=30.0, description="for s", layout=small, style={"description_width": "40px"}
+        )
         self.extra_ms.add_class("hgl-spike-ms")
         self.spike_s.add_class("hgl-spike-s")
         self.fault = widgets.Dropdown(options=list(actions.ROUND_FAULTS), value="sign_flip", layout=small)
@@ -89,19 +115,33 @@ class NodesPanel(widgets.VBox):
         self.cluster.observe(self._on_map_click, names="selected")
         runner.on_reports(self.update)
         runner.on_coordinator(self.reset)
-        actions_box = widgets.VBox([
-            widgets.HBox([self.profile, self.buttons["profile"]]),
-            widgets.HBox([self.extra_ms, self.spike_s, self.buttons["spike"]]),
-            widgets.HBox([self.buttons["disconnect"], self.buttons["reconnect"], self.buttons["crash"],
-                          self.buttons["recover"]]),
-            widgets.HBox([self.fault, self.buttons["inject"], self.buttons["clear"]]),
-        ])
-        super().__init__([
-            widgets.HBox([self.node, self.page]),
-            widgets.HBox([self.table, self.cluster]),
-            widgets.HTML("<b>Selected node</b>"), self.detail, actions_box, self.message,
-            widgets.HTML("<b>Actions so far</b>"), self.history,
-        ])
+        actions_box = widgets.VBox(
+            [
+                widgets.HBox([self.profile, self.buttons["profile"]]),
+                widgets.HBox([self.extra_ms, self.spike_s, self.buttons["spike"]]),
+                widgets.HBox(
+                    [
+                        self.buttons["disconnect"],
+                        self.buttons["reconnect"],
+                        self.buttons["crash"],
+                        self.buttons["recover"],
+                    ]
+                ),
+                widgets.HBox([self.fault, self.buttons["inject"], self.buttons["clear"]]),
+            ]
+        )
+        super().__init__(
+            [
+                widgets.HBox([self.node, self.page]),
+                widgets.HBox([self.table, self.cluster]),
+                widgets.HTML("<b>Selected node</b>"),
+                self.detail,
+                actions_box,
+                self.message,
+                widgets.HTML("<b>Actions so far</b>"),
+                self.history,
+            ]
+        )
         self.reset(runner.coord)
 
     # -- selection -----------------------------------------------------------------------------
@@ -149,20 +189,35 @@ class NodesPanel(widgets.VBox):
         view = self.runner.view
         all_rows = view.rows()
         start = (self.page.value - 1) * self.page_size
-        rows = all_rows[start:start + self.page_size]
+        rows = all_rows[start : start + self.page_size]
         selected = self.node.value
-        cells = [(r.id, r.gpu, r.region, r.profile, r.quality, r.score, r.batch_size, r.state, r.last_status,
-                  r.contribution, r.injected or "") for r in rows]
+        cells = [
+            (
+                r.id,
+                r.gpu,
+                r.region,
+                r.profile,
+                r.quality,
+                r.score,
+                r.batch_size,
+                r.state,
+                r.last_status,
+                r.contribution,
+                r.injected or "",
+            )
+            for r in rows
+        ]
         highlight = next((i for i, r in enumerate(rows) if r.id == selected), None)
         self.table.value = table_html(COLUMNS, cells, css_class="hgl-nodes", highlight=highlight)
         nodes = [map_node(r) for r in all_rows]
-        if nodes != self._map_nodes:          # validating and syncing 1000 nodes costs; skip when unchanged
+        if nodes != self._map_nodes:  # validating and syncing 1000 nodes costs; skip when unchanged
             self.cluster.nodes = self._map_nodes = nodes
         if selected is not None and self.cluster.selected != selected:
             self.cluster.selected = selected
         self._show_detail(selected)
-        self.history.value = "<br>".join(html.escape(x) for x in list(self.runner.actions_log)[-8:][::-1]) or \
-            note_html("none yet")
+        self.history.value = "<br>".join(html.escape(x) for x in list(self.runner.actions_log)[-8:][::-1]) or note_html(
+            "none yet"
+        )
 
     def _show_detail(self, node: int | None) -> None:
         if node is None or node not in self.runner.coord.pool.nodes:
@@ -174,13 +229,17 @@ class NodesPanel(widgets.VBox):
         parts = [f"<b>node {node}</b>: {head}"]
         if q is not None:
             lat = "-" if q.latency_s is None else f"{q.latency_s * 1e3:.0f} ms"
-            parts.append(f"quality {q.quality} (score {q.score:.1f}, latency {lat}, loss {q.loss_rate:.1%}, "
-                         f"reliability {q.reliability:.0%}, trend {q.trend})")
+            parts.append(
+                f"quality {q.quality} (score {q.score:.1f}, latency {lat}, loss {q.loss_rate:.1%}, "
+                f"reliability {q.reliability:.0%}, trend {q.trend})"
+            )
         if rec is not None:
-            parts.append(f"round {view.latest_round[node]}: {rec.status}"
-                         + (f" ({html.escape(rec.reason)})" if rec.reason else "")
-                         + f", download {rec.download_s:.3f}s, compute {rec.compute_s:.3f}s, "
-                           f"upload {rec.upload_s:.3f}s, batch {rec.batch_size}")
+            parts.append(
+                f"round {view.latest_round[node]}: {rec.status}"
+                + (f" ({html.escape(rec.reason)})" if rec.reason else "")
+                + f", download {rec.download_s:.3f}s, compute {rec.compute_s:.3f}s, "
+                f"upload {rec.upload_s:.3f}s, batch {rec.batch_size}"
+            )
         self.detail.value = "<br>".join(parts)
 
     # -- actions -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ Node actions and pause checkpoints run *at a round boundary*: at once when no ro
 progress, inside the round loop's thread, so a round never sees the network change half-way through.
 This module needs no widget library.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,14 @@ class Throttle:
     dropped; the run folder and the coordinator's History still hold them.
     """
 
-    def __init__(self, apply: Callable[[list[Any]], None], *, rate: float = 4.0, clock: Clock = time.monotonic,
-                 max_queue: int = 100_000) -> None:
+    def __init__(
+        self,
+        apply: Callable[[list[Any]], None],
+        *,
+        rate: float = 4.0,
+        clock: Clock = time.monotonic,
+        max_queue: int = 100_000,
+    ) -> None:
         if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be a finite number > 0 updates per second, got {rate!r}")
         self.apply, self.interval, self.clock = apply, 1.0 / rate, clock
@@ -64,8 +71,8 @@ class Throttle:
         self._lock = threading.Lock()
         self._apply_lock = threading.Lock()
         self._last = -math.inf
-        self.batches = 0          # how many times ``apply`` ran
-        self.items = 0            # how many items it was given in all
+        self.batches = 0  # how many times ``apply`` ran
+        self.items = 0  # how many items it was given in all
 
     def push(self, item: Any) -> None:
         with self._lock:
@@ -162,8 +169,16 @@ class Runner:
     batch before the listeners do.
     """
 
-    def __init__(self, coord: Any, *, rate: float = 4.0, stuck_after_s: float = 120.0, clock: Clock = time.monotonic,
-                 pace_wait: Callable[[float], None] | None = None, tick_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        coord: Any,
+        *,
+        rate: float = 4.0,
+        stuck_after_s: float = 120.0,
+        clock: Clock = time.monotonic,
+        pace_wait: Callable[[float], None] | None = None,
+        tick_s: float = 0.25,
+    ) -> None:
         self.throttle = Throttle(self._deliver, rate=rate, clock=clock)
         self.watchdog = Watchdog(stuck_after_s, clock=clock)
         self.tick_s = tick_s
@@ -251,15 +266,17 @@ class Runner:
             return "stuck"
         if s in ACTIVE or s in DONE:
             return s
-        return "waiting"          # the coordinator's status is a quorum message: paused until nodes return
+        return "waiting"  # the coordinator's status is a quorum message: paused until nodes return
 
     @property
     def detail(self) -> str:
         """One line saying why, for the status bar."""
         s = self.coord.status
         if self.watchdog.stuck and s == "running":
-            return (f"stuck: no round finished in {self.watchdog.idle_for():.0f} wall seconds "
-                    f"(last finished: round {self._last_round}); stop the run or look at the log")
+            return (
+                f"stuck: no round finished in {self.watchdog.idle_for():.0f} wall seconds "
+                f"(last finished: round {self._last_round}); stop the run or look at the log"
+            )
         if s == "failed" and self.coord.error is not None:
             return f"failed at round {self.coord.round + 1}: {type(self.coord.error).__name__}: {self.coord.error}"
         if s not in ACTIVE and s not in DONE:
@@ -351,7 +368,7 @@ class Runner:
         if speed is not None and not (speed >= 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a finite number >= 0 simulated seconds per wall second, got {speed!r}")
         self.speed = speed or None
-        self._interrupt.set()      # a sleep under the old speed ends; the next round paces anew
+        self._interrupt.set()  # a sleep under the old speed ends; the next round paces anew
         self._interrupt.clear()
 
     # -- node actions --------------------------------------------------------------------------
@@ -408,10 +425,10 @@ class Runner:
         self._last_round = report.round
         self.watchdog.progress()
         if self._pause_requested and self.coord.run_folder is not None:
-            with self._actions_lock:       # a round ran after pause(): checkpoint where it really stopped
+            with self._actions_lock:  # a round ran after pause(): checkpoint where it really stopped
                 self._actions.append((self._pause_checkpoint, "checkpoint at the pause"))
         self._run_actions()
-        if self.throttle.pending == 1:     # the first report since the last update: deliver it promptly
+        if self.throttle.pending == 1:  # the first report since the last update: deliver it promptly
             self._wake.set()
         self._ensure_flusher()
         if self.speed and not getattr(self._manual, "on", False) and not self._pause_requested:
@@ -472,7 +489,7 @@ class Runner:
             except Exception:
                 log.exception("UI update failed")
             if not self.active and not self.throttle.pending:
-                return                      # the run is over and its final batch is out
+                return  # the run is over and its final batch is out
 
     def _deliver(self, batch: list[RoundReport]) -> None:
         self.last_report = batch[-1]
@@ -493,5 +510,5 @@ class Runner:
     def _call(fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:          # a broken panel must not stop the others (or training)
+        except Exception:  # a broken panel must not stop the others (or training)
             log.exception("UI listener %r failed", fn)

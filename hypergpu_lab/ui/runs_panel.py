@@ -4,6 +4,7 @@ Reads run folders under one root (``metrics.jsonl``, checkpoints), so it works f
 runs in progress and runs copied from elsewhere. Export names go through
 :func:`hypergpu_lab.export.export_name`: a name with a path in it is refused, never followed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,9 @@ def run_folders(root: str | Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (p / "config.json").is_file())
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()
+    )
 
 
 class RunsPanel(widgets.VBox):
@@ -37,33 +39,64 @@ class RunsPanel(widgets.VBox):
 
     def __init__(self, root: str | Path = "runs", *, exports: str | Path | None = None, target: float = 0.9) -> None:
         self.target = target
-        self.root = widgets.Text(value=str(root), description="runs folder", style={"description_width": "90px"},
-                                 layout=widgets.Layout(width="420px"))
-        self.exports = widgets.Text(value=str(exports) if exports is not None else str(Path(root) / "exports"),
-                                    description="exports to", style={"description_width": "90px"},
-                                    layout=widgets.Layout(width="420px"))
-        self.runs = widgets.SelectMultiple(options=[], description="runs", rows=6,
-                                           style={"description_width": "90px"}, layout=widgets.Layout(width="420px"))
-        self.name = widgets.Text(value="", placeholder="zip name (default: the run's name)", description="zip name",
-                                 style={"description_width": "90px"}, layout=widgets.Layout(width="420px"))
-        self.buttons = {"scan": widgets.Button(description="Scan", icon="folder-open"),
-                        "summary": widgets.Button(description="Summary", icon="list"),
-                        "compare": widgets.Button(description="Compare", icon="chart-line"),
-                        "export": widgets.Button(description="Export ZIP", icon="download")}
+        self.root = widgets.Text(
+            value=str(root),
+            description="runs folder",
+            style={"description_width": "90px"},
+            layout=widgets.Layout(width="420px"),
+        )
+        self.exports = widgets.Text(
+            value=str(exports) if exports is not None else str(Path(root) / "exports"),
+            description="exports to",
+            style={"description_width": "90px"},
+            layout=widgets.Layout(width="420px"),
+        )
+        self.runs = widgets.SelectMultiple(
+            options=[],
+            description="runs",
+            rows=6,
+            style={"description_width": "90px"},
+            layout=widgets.Layout(width="420px"),
+        )
+        self.name = widgets.Text(
+            value="",
+            placeholder="zip name (default: the run's name)",
+            description="zip name",
+            style={"description_width": "90px"},
+            layout=widgets.Layout(width="420px"),
+        )
+        self.buttons = {
+            "scan": widgets.Button(description="Scan", icon="folder-open"),
+            "summary": widgets.Button(description="Summary", icon="list"),
+            "compare": widgets.Button(description="Compare", icon="chart-line"),
+            "export": widgets.Button(description="Export ZIP", icon="download"),
+        }
         self.message = widgets.HTML()
         self.table = widgets.HTML()
-        self.chart = LiveChart(title="Accuracy by round", traces=[], max_points=100_000,
-                               plot_layout={"xaxis": {"title": {"text": "round"}},
-                                       "yaxis": {"title": {"text": "test accuracy"}, "range": [0, 1]}})
+        self.chart = LiveChart(
+            title="Accuracy by round",
+            traces=[],
+            max_points=100_000,
+            plot_layout={
+                "xaxis": {"title": {"text": "round"}},
+                "yaxis": {"title": {"text": "test accuracy"}, "range": [0, 1]},
+            },
+        )
         self.last_export: Path | None = None
         for key, button in self.buttons.items():
             button.on_click(guarded(self.message, key)(getattr(self, f"_on_{key}")))
-        super().__init__([
-            widgets.HBox([self.root, self.buttons["scan"]]), self.runs,
-            widgets.HBox([self.buttons["summary"], self.buttons["compare"]]),
-            widgets.HBox([self.name, self.buttons["export"]]), self.exports,
-            self.message, self.table, self.chart,
-        ])
+        super().__init__(
+            [
+                widgets.HBox([self.root, self.buttons["scan"]]),
+                self.runs,
+                widgets.HBox([self.buttons["summary"], self.buttons["compare"]]),
+                widgets.HBox([self.name, self.buttons["export"]]),
+                self.exports,
+                self.message,
+                self.table,
+                self.chart,
+            ]
+        )
         self.scan()
 
     def scan(self) -> list[str]:
@@ -93,8 +126,12 @@ class RunsPanel(widgets.VBox):
     def _on_compare(self, _: Any = None) -> None:
         rows, curves = compare(self._selected(), target=self.target)
         self.table.value = table_html(list(rows[0]), [list(r.values()) for r in rows])
-        self.chart.set_traces([{"type": "scatter", "mode": "lines+markers", "name": name, "x": c["round"],
-                                "y": c["acc"]} for name, c in curves.items()])
+        self.chart.set_traces(
+            [
+                {"type": "scatter", "mode": "lines+markers", "name": name, "x": c["round"], "y": c["acc"]}
+                for name, c in curves.items()
+            ]
+        )
         self.message.value = note_html(f"compared {len(rows)} runs")
 
     def _on_export(self, _: Any = None) -> None:

@@ -5,6 +5,7 @@ the coordinator's policy has one, else from a monitor of our own fed the same re
 documented score formula). Everything else is the latest :class:`NodeRecord` of each node and
 running totals, so memory is one record per node whatever the run length.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,15 +26,15 @@ class NodeRow:
     id: int
     gpu: str
     region: str
-    profile: str                 # the link profile in effect now
-    quality: str                 # monitor class: Excellent .. Offline, or "Unobserved"
+    profile: str  # the link profile in effect now
+    quality: str  # monitor class: Excellent .. Offline, or "Unobserved"
     score: float | None
-    batch_size: int | None       # in the node's latest selected round
-    state: str                   # one of STATES
-    last_status: str | None      # accepted / straggled / failed / rejected in its latest round
-    contribution: int            # samples in accepted updates, over the run
+    batch_size: int | None  # in the node's latest selected round
+    state: str  # one of STATES
+    last_status: str | None  # accepted / straggled / failed / rejected in its latest round
+    contribution: int  # samples in accepted updates, over the run
     accepted_rounds: int
-    injected: str | None         # faults active now (ground truth)
+    injected: str | None  # faults active now (ground truth)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -77,15 +78,16 @@ class RunView:
             for key in ("accepted", "straggled", "failed", "rejected"):
                 self.totals[key] += getattr(report, key)
             self.bytes_moved += report.bytes_moved
-            if report.test_accuracy is not None and (self.best_accuracy is None
-                                                     or report.test_accuracy > self.best_accuracy):
+            if report.test_accuracy is not None and (
+                self.best_accuracy is None or report.test_accuracy > self.best_accuracy
+            ):
                 self.best_accuracy = report.test_accuracy
             self.last = report
 
     def quality(self, node: int) -> NodeQuality | None:
         try:
             return self.monitor.quality(node)
-        except RuntimeError:        # the round loop is updating the policy's monitor; next update reads it
+        except RuntimeError:  # the round loop is updating the policy's monitor; next update reads it
             return None
 
     def state(self, node: int) -> str:
@@ -97,12 +99,14 @@ class RunView:
             return "disconnected"
         now_faults = coord.faults.describe(node, coord.round + 1, coord.clock.now) or ""
         rec = self.latest.get(node)
-        kinds = set(now_faults.split(",")) | set((rec.injected or "").split(",") if rec is not None
-                                                and self.latest_round.get(node) == coord.round else ())
+        kinds = set(now_faults.split(",")) | set(
+            (rec.injected or "").split(",") if rec is not None and self.latest_round.get(node) == coord.round else ()
+        )
         if kinds & set(BAD_KINDS):
             return "byzantine"
-        if "straggler" in kinds or (rec is not None and rec.status == "straggled"
-                                    and self.latest_round.get(node) == coord.round):
+        if "straggler" in kinds or (
+            rec is not None and rec.status == "straggled" and self.latest_round.get(node) == coord.round
+        ):
             return "straggling"
         return "online"
 
@@ -112,11 +116,20 @@ class RunView:
         q = self.quality(node)
         rec = self.latest.get(node)
         profile = coord.pool.network.conditions(node, coord.clock.now).profile.name if link is not None else "-"
-        return NodeRow(node, n.gpu.name, link.region if link is not None else "-", profile,
-                       q.quality if q is not None else "Unobserved", round(q.score, 1) if q is not None else None,
-                       rec.batch_size if rec is not None else None, self.state(node),
-                       rec.status if rec is not None else None, self.contribution[node], self.accepted[node],
-                       coord.faults.describe(node, coord.round + 1, coord.clock.now))
+        return NodeRow(
+            node,
+            n.gpu.name,
+            link.region if link is not None else "-",
+            profile,
+            q.quality if q is not None else "Unobserved",
+            round(q.score, 1) if q is not None else None,
+            rec.batch_size if rec is not None else None,
+            self.state(node),
+            rec.status if rec is not None else None,
+            self.contribution[node],
+            self.accepted[node],
+            coord.faults.describe(node, coord.round + 1, coord.clock.now),
+        )
 
     def rows(self, nodes: list[int] | None = None) -> list[NodeRow]:
         ids = sorted(self.coord.pool.nodes) if nodes is None else nodes

@@ -14,6 +14,7 @@ every snapshot of ``traces`` sent to a browser carries the number of the last de
 includes. A browser skips deltas it already has and, on a gap (a delta sent while it was
 still connecting), asks for a fresh snapshot. Snapshot + number are taken under one lock.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,11 +33,15 @@ import traitlets as t
 
 log = logging.getLogger(__name__)
 
+
 def _widgets_dir() -> Path:
     """The ES modules: in the checkout (editable install) or under <prefix>/share (wheel install)."""
     import sys
 
-    for folder in (Path(__file__).resolve().parents[2] / "widgets", Path(sys.prefix) / "share" / "hypergpu-lab" / "widgets"):
+    for folder in (
+        Path(__file__).resolve().parents[2] / "widgets",
+        Path(sys.prefix) / "share" / "hypergpu-lab" / "widgets",
+    ):
         if (folder / "live_chart.js").is_file():
             return folder
     raise ImportError("hypergpu_lab.ui cannot find its front-end sources (widgets/*.js); reinstall the package")
@@ -77,8 +82,9 @@ class PlotlyLoader(anywidget.AnyWidget):
 
     _esm = WIDGETS_DIR / "plotly_loader.js"
 
-    source = t.Bytes(help="plotly.min.js from the plotly package, sent as a binary buffer (no JSON escaping)"
-                     ).tag(sync=True)
+    source = t.Bytes(help="plotly.min.js from the plotly package, sent as a binary buffer (no JSON escaping)").tag(
+        sync=True
+    )
     version = t.Unicode(help="plotly.js version; the page keeps one evaluated copy per version").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -139,24 +145,38 @@ class LiveChart(anywidget.AnyWidget):
     _esm = WIDGETS_DIR / "live_chart.js"
     _css = WIDGETS_DIR / "live_chart.css"
 
-    traces = t.List(t.Dict(), help="Plotly traces: dicts with name (unique), type, mode, x, y, z for heatmaps "
-                                   "and any other plotly trace keys; the full bounded data").tag(sync=True)
-    plot_layout = t.Dict(help="Plotly layout overrides (axes, legend, height in px, ...); the chart title comes from "
-                              "title. Not `layout`: that name is the ipywidgets Layout (width, margin) every "
-                              "DOMWidget keeps").tag(sync=True)
-    max_points = t.Int(0, min=0, help="rolling window: points kept per trace, oldest dropped first; 0 = unbounded"
-                       ).tag(sync=True)
+    traces = t.List(
+        t.Dict(),
+        help="Plotly traces: dicts with name (unique), type, mode, x, y, z for heatmaps "
+        "and any other plotly trace keys; the full bounded data",
+    ).tag(sync=True)
+    plot_layout = t.Dict(
+        help="Plotly layout overrides (axes, legend, height in px, ...); the chart title comes from "
+        "title. Not `layout`: that name is the ipywidgets Layout (width, margin) every "
+        "DOMWidget keeps"
+    ).tag(sync=True)
+    max_points = t.Int(0, min=0, help="rolling window: points kept per trace, oldest dropped first; 0 = unbounded").tag(
+        sync=True
+    )
     title = t.Unicode("", help="chart title; also the chart div's data-chart attribute").tag(sync=True)
     _plotly = anywidget.WidgetTrait().tag(sync=True)
 
-    def __init__(self, traces: Sequence[Mapping[str, Any]] = (), *, plot_layout: Mapping[str, Any] | None = None,
-                 max_points: int = 0, title: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        traces: Sequence[Mapping[str, Any]] = (),
+        *,
+        plot_layout: Mapping[str, Any] | None = None,
+        max_points: int = 0,
+        title: str = "",
+        **kwargs: Any,
+    ) -> None:
         self._lock = threading.RLock()  # before super().__init__: opening the comm calls get_state
-        self._seq = 0                   # number of the last delta sent; carried by every snapshot
+        self._seq = 0  # number of the last delta sent; carried by every snapshot
         self._hold_depth = 0
         self._pending: dict[str, tuple[list[Any], list[Any]]] = {}
-        super().__init__(traces=list(traces), plot_layout=dict(plot_layout or {}), max_points=max_points, title=title,
-                         **kwargs)
+        super().__init__(
+            traces=list(traces), plot_layout=dict(plot_layout or {}), max_points=max_points, title=title, **kwargs
+        )
         self.on_msg(self._on_front_end_msg)
 
     @t.default("_plotly")
@@ -258,13 +278,14 @@ class LiveChart(anywidget.AnyWidget):
             xs.append(_bounded(x, window))
             ys.append(_bounded(y, window))
         self._seq += 1
-        self.send({"type": "extend", "seq": self._seq, "indices": indices, "x": xs, "y": ys,
-                   "max_points": window})
+        self.send({"type": "extend", "seq": self._seq, "indices": indices, "x": xs, "y": ys, "max_points": window})
 
     def _snapshot(self) -> list[dict[str, Any]]:
         """A copy of the traces: serialisation happens after the lock is released."""
-        return [{**trace, "x": list(trace["x"]), "y": list(trace["y"])} if "x" in trace and "y" in trace
-                else dict(trace) for trace in self.traces]
+        return [
+            {**trace, "x": list(trace["x"]), "y": list(trace["y"])} if "x" in trace and "y" in trace else dict(trace)
+            for trace in self.traces
+        ]
 
     def get_state(self, key: str | Iterable[str] | None = None, drop_defaults: bool = False) -> dict[str, Any]:
         """The synced state; a snapshot of ``traces`` carries ``_seq``, the last delta it includes."""
@@ -303,8 +324,14 @@ def _node(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise t.TraitError(f"node {node_id}: quality {quality!r} is not one of {QUALITY_CLASSES}")
     if state not in NODE_STATES:
         raise t.TraitError(f"node {node_id}: state {state!r} is not one of {NODE_STATES}")
-    return {**raw, "id": node_id, "region": str(raw.get("region", "default")), "quality": quality, "state": state,
-            "label": str(raw.get("label", f"node {node_id}"))}
+    return {
+        **raw,
+        "id": node_id,
+        "region": str(raw.get("region", "default")),
+        "quality": quality,
+        "state": state,
+        "label": str(raw.get("label", f"node {node_id}")),
+    }
 
 
 class ClusterMap(anywidget.AnyWidget):
@@ -316,8 +343,11 @@ class ClusterMap(anywidget.AnyWidget):
     _esm = WIDGETS_DIR / "cluster_map.js"
     _css = WIDGETS_DIR / "cluster_map.css"
 
-    nodes = t.List(t.Dict(), help="nodes: dicts with id (int), region, quality (a QUALITY_CLASSES name), "
-                                  "state (a NODE_STATES name) and label").tag(sync=True)
+    nodes = t.List(
+        t.Dict(),
+        help="nodes: dicts with id (int), region, quality (a QUALITY_CLASSES name), "
+        "state (a NODE_STATES name) and label",
+    ).tag(sync=True)
     selected = t.Int(-1, help="id of the node clicked in the map; -1 = none").tag(sync=True)
     coordinator_label = t.Unicode("coordinator", help="text under the central coordinator").tag(sync=True)
 

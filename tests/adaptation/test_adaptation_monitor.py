@@ -1,4 +1,5 @@
 """Network quality monitor: the documented score, classes with hysteresis, trends, alerts, summary."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,9 @@ def test_score_follows_the_documented_formula(make_record, make_report) -> None:
     # Assert: L = mean of 4 transfer durations, p = 2 lost of 6 attempts, r = 1.
     q = mon.quality(0)
     latency, loss = (0.05 + 0.05 + 0.05 + 0.45) / 4, 2 / 6
-    expected = 40 * min(max(math.log(2.0 / latency) / math.log(2.0 / 0.01), 0), 1) \
-        + 30 * max(1 - loss / 0.2, 0) + 30 * 1.0
+    expected = (
+        40 * min(max(math.log(2.0 / latency) / math.log(2.0 / 0.01), 0), 1) + 30 * max(1 - loss / 0.2, 0) + 30 * 1.0
+    )
     assert q.latency_s == pytest.approx(latency)
     assert q.loss_rate == pytest.approx(loss)
     assert q.reliability == 1.0
@@ -29,11 +31,19 @@ def test_score_follows_the_documented_formula(make_record, make_report) -> None:
 def test_failures_lower_reliability_and_failed_transfers_are_not_latency_samples(make_record, make_report) -> None:
     mon = NetworkMonitor()
     mon.observe(make_report(1, [make_record(0, down=0.1, up=0.1)]))
-    mon.observe(make_report(2, [make_record(0, "failed", down=9.0, down_attempts=6, up_attempts=0,
-                                            reason="download lost after 6 attempts")]))
+    mon.observe(
+        make_report(
+            2,
+            [
+                make_record(
+                    0, "failed", down=9.0, down_attempts=6, up_attempts=0, reason="download lost after 6 attempts"
+                )
+            ],
+        )
+    )
     q = mon.quality(0)
     assert q.reliability == 0.5
-    assert q.latency_s == pytest.approx(0.1)          # the 9 s give-up time is not a latency sample
+    assert q.latency_s == pytest.approx(0.1)  # the 9 s give-up time is not a latency sample
     assert q.loss_rate == pytest.approx(6 / 8)
 
 
@@ -56,9 +66,9 @@ def test_hysteresis_keeps_a_node_on_a_boundary_in_one_class(make_record, make_re
 
 
 def test_hysteresis_moves_once_the_score_leaves_the_margin() -> None:
-    assert hysteresis_class("Good", 66.0, 5.0) == "Good"        # within 5 points below 70
+    assert hysteresis_class("Good", 66.0, 5.0) == "Good"  # within 5 points below 70
     assert hysteresis_class("Good", 64.0, 5.0) == "Fair"
-    assert hysteresis_class("Fair", 73.0, 5.0) == "Fair"        # within 5 points above 70
+    assert hysteresis_class("Fair", 73.0, 5.0) == "Fair"  # within 5 points above 70
     assert hysteresis_class("Fair", 76.0, 5.0) == "Good"
     assert hysteresis_class(None, 90.0, 5.0) == "Excellent"
     assert hysteresis_class("Offline", 90.0, 5.0) == "Excellent"
@@ -66,8 +76,8 @@ def test_hysteresis_moves_once_the_score_leaves_the_margin() -> None:
 
 def test_degradation_raises_alerts_by_severity_and_a_degrading_trend(make_record, make_report) -> None:
     mon = NetworkMonitor(window=1, margin=0.0)
-    mon.observe(make_report(1, [make_record(0, down=0.02, up=0.02)]))          # Excellent
-    mon.observe(make_report(2, [make_record(0, down=0.3, up=0.3)]))            # falls a class or more
+    mon.observe(make_report(1, [make_record(0, down=0.02, up=0.02)]))  # Excellent
+    mon.observe(make_report(2, [make_record(0, down=0.3, up=0.3)]))  # falls a class or more
     mon.observe(make_report(3, [make_record(0, down=1.5, up=1.5, up_attempts=4)]))
     alerts = mon.alerts
     kinds = [(a["kind"], a["severity"]) for a in alerts]
@@ -92,7 +102,7 @@ def test_a_trend_expires_when_the_node_is_no_longer_observed(make_record, make_r
     assert mon.trend(0) == "degrading"
     for r in (4, 5, 6):
         mon.observe(make_report(r, [make_record(1)]))
-    assert mon.trend(0) == "degrading"          # 3 rounds old: still current
+    assert mon.trend(0) == "degrading"  # 3 rounds old: still current
     mon.observe(make_report(7, [make_record(1)]))
     assert mon.trend(0) == "stable" and mon.quality(0).trend == "stable"
 
@@ -100,17 +110,30 @@ def test_a_trend_expires_when_the_node_is_no_longer_observed(make_record, make_r
 def test_disconnect_marks_a_node_offline_with_a_critical_alert(make_record, make_report) -> None:
     mon = NetworkMonitor()
     mon.observe(make_report(1, [make_record(0)]))
-    mon.observe(make_report(2, [make_record(0, "failed", down_attempts=6, up_attempts=0,
-                                            reason="download disconnected after 6 attempts")]))
+    mon.observe(
+        make_report(
+            2,
+            [make_record(0, "failed", down_attempts=6, up_attempts=0, reason="download disconnected after 6 attempts")],
+        )
+    )
     assert mon.quality(0).quality == "Offline"
     assert mon.alerts[-1]["severity"] == "critical"
 
 
 def test_cluster_summary_counts_classes_and_names_problem_and_reliable_nodes(make_record, make_report) -> None:
     mon = NetworkMonitor()
-    mon.observe(make_report(1, [make_record(0, down=0.02, up=0.02), make_record(1, down=0.1, up=0.1),
-                                make_record(2, "failed", down_attempts=6, up_attempts=0,
-                                            reason="download partitioned after 6 attempts")]))
+    mon.observe(
+        make_report(
+            1,
+            [
+                make_record(0, down=0.02, up=0.02),
+                make_record(1, down=0.1, up=0.1),
+                make_record(
+                    2, "failed", down_attempts=6, up_attempts=0, reason="download partitioned after 6 attempts"
+                ),
+            ],
+        )
+    )
     s = mon.summary(nodes=[0, 1, 2, 3])
     assert s["counts"]["Excellent"] + s["counts"]["Good"] == 2
     assert s["counts"]["Offline"] == 1 and s["counts"]["Unobserved"] == 1

@@ -1,5 +1,6 @@
 """The adaptive policy: over-commitment, phases, rollback, decision log, and real runs that are
 deterministic and resume bit for bit."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,15 @@ def pool() -> NodePool:
     return NodePool.simulated(6, dataset="digits", network="lan", seed=0)
 
 
-def drive(policy: AdaptivePolicy, pool: NodePool, make_record, make_report, rounds: range,
-          accuracy: Callable[[int], float], latency: Callable[[int, int], float] = lambda r, n: LATENCY[n]) -> list:
+def drive(
+    policy: AdaptivePolicy,
+    pool: NodePool,
+    make_record,
+    make_report,
+    rounds: range,
+    accuracy: Callable[[int], float],
+    latency: Callable[[int, int], float] = lambda r, n: LATENCY[n],
+) -> list:
     """Plan each round, answer with hand-built records (node n's link takes latency(r, n) seconds)."""
     plans, t = [], 0.0
     for r in rounds:
@@ -58,16 +66,26 @@ def test_warmup_is_plain_sampling_then_over_commitment_closes_at_k(pool, make_re
     assert [d["new"] for d in policy.decisions if d["what"] == "phase"] == ["adaptive"]
 
 
-def test_rollback_fires_on_a_planted_accuracy_drop_and_restores_the_snapshot(
-        pool, make_record, make_report) -> None:
+def test_rollback_fires_on_a_planted_accuracy_drop_and_restores_the_snapshot(pool, make_record, make_report) -> None:
     # Prepare: node 3's link slows every round, which doubles its batch every round (snapshots at
     # rounds 1, 3, 5); accuracy collapses in round 7.
-    policy = AdaptivePolicy(seed=0, clients_per_round=3, warmup_rounds=1, snapshot_every=2, acc_drop=0.05,
-                            selection="top_n", force_include=(3,), batch_strategy="latency", base_batch=16,
-                            max_batch=1024,
-                            cooldown=2, plateau_window=50, time_growth=1e6)
+    policy = AdaptivePolicy(
+        seed=0,
+        clients_per_round=3,
+        warmup_rounds=1,
+        snapshot_every=2,
+        acc_drop=0.05,
+        selection="top_n",
+        force_include=(3,),
+        batch_strategy="latency",
+        base_batch=16,
+        max_batch=1024,
+        cooldown=2,
+        plateau_window=50,
+        time_growth=1e6,
+    )
     # Execute
-    growing = lambda r, n: LATENCY[n] * 2 ** r if n == 3 else LATENCY[n]     # noqa: E731
+    growing = lambda r, n: LATENCY[n] * 2**r if n == 3 else LATENCY[n]  # noqa: E731
     drive(policy, pool, make_record, make_report, range(1, 7), lambda r: 0.80, growing)
     before = dict(policy.batch.current)
     snap = policy.snapshots[-1]
@@ -83,7 +101,7 @@ def test_rollback_fires_on_a_planted_accuracy_drop_and_restores_the_snapshot(
     # The degradation persists: after the cool-down the present becomes the new reference, no second rollback.
     drive(policy, pool, make_record, make_report, range(8, 13), lambda r: 0.60, growing)
     assert len([d for d in policy.decisions if d["what"] == "rollback"]) == 1
-    rebased = [s for s in policy.snapshots if s["round"] == 9]   # cool-down of 2 rounds after round 7
+    rebased = [s for s in policy.snapshots if s["round"] == 9]  # cool-down of 2 rounds after round 7
     assert rebased and rebased[0]["accuracy"] == pytest.approx(0.6)
     # No rollback without degradation.
     calm = AdaptivePolicy(seed=0, clients_per_round=3, snapshot_every=2, selection="top_n")
@@ -113,8 +131,9 @@ def test_decisions_are_bounded_and_name_node_change_and_reason(pool, make_record
 
 
 def test_proactive_mode_deprioritises_a_degrading_node(pool, make_record, make_report) -> None:
-    policy = AdaptivePolicy(seed=0, clients_per_round=2, mode="proactive", selection="top_n", over_commit=1.0,
-                            monitor_options={"window": 1})
+    policy = AdaptivePolicy(
+        seed=0, clients_per_round=2, mode="proactive", selection="top_n", over_commit=1.0, monitor_options={"window": 1}
+    )
     lat = dict(LATENCY)
     t = 0.0
     for r, l0 in enumerate([0.02, 0.04, 0.08, 0.16, 0.2], start=1):
@@ -131,8 +150,9 @@ def test_proactive_mode_deprioritises_a_degrading_node(pool, make_record, make_r
 def test_from_train_config_takes_batch_size_k_and_deadline() -> None:
     from hypergpu_lab import TrainConfig
 
-    policy = AdaptivePolicy.from_train_config(TrainConfig(batch_size=10, clients_per_round=4, deadline_s=2.0),
-                                              seed=3, mode="aggressive")
+    policy = AdaptivePolicy.from_train_config(
+        TrainConfig(batch_size=10, clients_per_round=4, deadline_s=2.0), seed=3, mode="aggressive"
+    )
     assert policy.batch.base == 10 and not policy.batch.powers_of_two
     assert policy.clients_per_round == 4 and policy.deadline == 2.0 and policy.mode.name == "aggressive"
 
@@ -153,6 +173,7 @@ def test_options_are_validated() -> None:
 
 
 # -- real runs ----------------------------------------------------------------------------------
+
 
 def _run(seed: int, rounds: int) -> tuple[Coordinator, AdaptivePolicy]:
     scenario = build_scenario("demo", seed=seed)
@@ -180,7 +201,7 @@ def test_adaptive_run_is_deterministic_and_resumes_bit_identically(tmp_path) -> 
     path = part.save_checkpoint(tmp_path / "round-8.ckpt")
     resumed_policy = AdaptivePolicy(seed=0, clients_per_round=3, mode="proactive", base_batch=16)
     resumed = Coordinator.restore(path, policy=resumed_policy)
-    build_scenario("demo", seed=0).attach(resumed)      # round events of the rest of the run
+    build_scenario("demo", seed=0).attach(resumed)  # round events of the rest of the run
     resumed.run(rounds=4, progress=False)
     # Assert: same seed, same everything; resumed run equal to the uninterrupted one.
     assert torch.equal(full.weights, again.weights)
@@ -188,7 +209,7 @@ def test_adaptive_run_is_deterministic_and_resumes_bit_identically(tmp_path) -> 
     assert torch.equal(full.weights, resumed.weights)
     assert _rows(full)[8:] == _rows(resumed)
     assert _state(full_policy) == _state(resumed_policy)
-    assert full.pool.network.events == resumed.pool.network.events     # the round-9 spike in both
+    assert full.pool.network.events == resumed.pool.network.events  # the round-9 spike in both
     assert any(isinstance(e, LatencySpike) for e in full.pool.network.events)
     # The notes land in the report events; the planning overhead is measured.
     assert full_policy.planning_overhead()["rounds"] == 12
@@ -200,8 +221,7 @@ def test_real_run_quarantines_a_failing_node_then_readmits_it() -> None:
     # Prepare: node 2 sends non-finite updates (rejected) in rounds 1-4, then behaves.
     pool = NodePool.simulated(5, dataset="digits", network="lan", seed=0)
     policy = AdaptivePolicy(seed=0, clients_per_round=5, selection="all", quarantine_after=3, quarantine_for=2)
-    coord = Coordinator(pool=pool, model="mlp", policy=policy,
-                        faults=[Fault(kind="nan", nodes=(2,), start=1, end=5)])
+    coord = Coordinator(pool=pool, model="mlp", policy=policy, faults=[Fault(kind="nan", nodes=(2,), start=1, end=5)])
     states = []
     coord.bus.subscribe(lambda rep: states.append(pool[2].state))
     # Execute
@@ -221,8 +241,13 @@ def test_real_run_rolls_back_when_round_time_degrades() -> None:
     # Only the round-time trigger is under test: an accuracy drop of 100% never fires.
     policy = AdaptivePolicy(seed=0, clients_per_round=3, snapshot_every=2, time_growth=2.0, acc_drop=1.0)
     coord = Coordinator(pool=pool, model="mlp", policy=policy)
-    Scenario("spike", "planted", pool, 12,
-             (RoundEvent(6, LatencySpike(tuple(range(6)), start=0.0, duration=1e6, extra_ms=2000.0)),)).attach(coord)
+    Scenario(
+        "spike",
+        "planted",
+        pool,
+        12,
+        (RoundEvent(6, LatencySpike(tuple(range(6)), start=0.0, duration=1e6, extra_ms=2000.0)),),
+    ).attach(coord)
     # Execute
     coord.run(rounds=12, progress=False)
     # Assert

@@ -1,4 +1,5 @@
 """Quarantine: k consecutive failures -> quarantined (pool state) -> probation -> re-admitted or back."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,8 @@ def _fail(make_record, node: int):
 
 
 def test_a_node_that_keeps_failing_is_quarantined_released_on_probation_and_readmitted(
-        pool_factory, make_record, make_report) -> None:
+    pool_factory, make_record, make_report
+) -> None:
     # Prepare
     pool, q = pool_factory(), Quarantine(after=3, duration=2, unit="rounds")
     # Execute: node 1 fails rounds 1-3.
@@ -44,7 +46,7 @@ def test_a_failure_on_probation_sends_the_node_straight_back(pool_factory, make_
         q.observe(make_report(r, [_fail(make_record, 2)]), pool)
     q.release(4, 0.0, pool)
     assert 2 in q.probation
-    back = q.observe(make_report(4, [_fail(make_record, 2)]), pool)     # one failure is enough now
+    back = q.observe(make_report(4, [_fail(make_record, 2)]), pool)  # one failure is enough now
     assert back[0]["what"] == "quarantine" and "probation" in back[0]["reason"]
     assert pool[2].state is NodeState.QUARANTINED and q.terms[2] == 2
 
@@ -58,7 +60,7 @@ def test_stragglers_are_not_failures(pool_factory, make_record, make_report) -> 
 
 def test_duration_in_virtual_seconds(pool_factory, make_record, make_report) -> None:
     pool, q = pool_factory(), Quarantine(after=1, duration=10.0, unit="seconds")
-    q.observe(make_report(1, [_fail(make_record, 3)], t_start=5.0, duration=1.0), pool)   # ends at t = 6
+    q.observe(make_report(1, [_fail(make_record, 3)], t_start=5.0, duration=1.0), pool)  # ends at t = 6
     assert q.release(2, 15.9, pool) == []
     assert q.release(3, 16.0, pool)[0]["what"] == "release"
 

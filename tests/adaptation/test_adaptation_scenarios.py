@@ -1,4 +1,5 @@
 """Named scenarios: the links and events they promise, seeded, with round events scheduled on time."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,13 @@ class _FakeCoordinator:
 def test_demo_has_five_links_from_perfect_to_unstable_and_events_at_rounds_10_15_20(make_report) -> None:
     sc = build_scenario("demo", seed=0)
     assert sc.rounds == 25 and len(sc.pool) == 5
-    assert [sc.pool.network.links[i].profile.name for i in range(5)] == \
-        ["perfect", "good", "average", "poor", "unstable"]
+    assert [sc.pool.network.links[i].profile.name for i in range(5)] == [
+        "perfect",
+        "good",
+        "average",
+        "poor",
+        "unstable",
+    ]
     coord = _FakeCoordinator(sc.pool)
     sc.attach(coord)
     t = 0.0
@@ -30,10 +36,12 @@ def test_demo_has_five_links_from_perfect_to_unstable_and_events_at_rounds_10_15
     events = sc.pool.network.events
     spike = [e for e in events if isinstance(e, LatencySpike)]
     changes = [e for e in events if isinstance(e, ProfileChange)]
-    assert len(spike) == 1 and spike[0].start == pytest.approx(9 * 1.5)        # end of round 9
-    assert [(c.at, c.profile) for c in changes] == [(pytest.approx(14 * 1.5), "poor"),
-                                                    (pytest.approx(19 * 1.5), "good"),
-                                                    (pytest.approx(19 * 1.5), "average")]
+    assert len(spike) == 1 and spike[0].start == pytest.approx(9 * 1.5)  # end of round 9
+    assert [(c.at, c.profile) for c in changes] == [
+        (pytest.approx(14 * 1.5), "poor"),
+        (pytest.approx(19 * 1.5), "good"),
+        (pytest.approx(19 * 1.5), "average"),
+    ]
     assert coord.bus.errors == 0
     # The spike is in force during round 10: node 1's latency is 800 ms higher.
     before = sc.pool.network.conditions(1, 9 * 1.5 - 0.1).latency_s

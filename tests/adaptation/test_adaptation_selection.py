@@ -1,4 +1,5 @@
 """Node selection: each strategy picks what its definition says on hand-built monitor histories."""
+
 from __future__ import annotations
 
 import math
@@ -14,13 +15,18 @@ from hypergpu_lab.adaptation import NetworkMonitor, NodeSelector, jain_index
 def monitor(make_record, make_report) -> NetworkMonitor:
     """Five observed nodes, best link first; node 4 failed its only round. Nodes 5, 6 never observed."""
     mon = NetworkMonitor()
-    mon.observe(make_report(1, [
-        make_record(0, down=0.02, up=0.02, compute=0.5, waiting=0.5, loss=0.2, samples=100),
-        make_record(1, down=0.1, up=0.1, compute=0.5, waiting=0.1, loss=1.0, samples=100),
-        make_record(2, down=0.3, up=0.3, compute=0.5, waiting=0.0, loss=2.0, samples=200),
-        make_record(3, down=1.5, up=1.5, up_attempts=3, compute=0.5, loss=3.0, samples=100),
-        make_record(4, "failed", down_attempts=6, up_attempts=0, reason="download lost after 6 attempts"),
-    ]))
+    mon.observe(
+        make_report(
+            1,
+            [
+                make_record(0, down=0.02, up=0.02, compute=0.5, waiting=0.5, loss=0.2, samples=100),
+                make_record(1, down=0.1, up=0.1, compute=0.5, waiting=0.1, loss=1.0, samples=100),
+                make_record(2, down=0.3, up=0.3, compute=0.5, waiting=0.0, loss=2.0, samples=200),
+                make_record(3, down=1.5, up=1.5, up_attempts=3, compute=0.5, loss=3.0, samples=100),
+                make_record(4, "failed", down_attempts=6, up_attempts=0, reason="download lost after 6 attempts"),
+            ],
+        )
+    )
     return mon
 
 
@@ -32,7 +38,7 @@ def test_random_is_uniform_seeded_and_reproducible(monitor: NetworkMonitor) -> N
     a, b = sel.select(ALL, 3, monitor, 7), sel.select(ALL, 3, monitor, 7)
     assert a.nodes == b.nodes and len(a.nodes) == 3
     picks = {NodeSelector(strategy="random", seed=3).select(ALL, 3, monitor, r).nodes for r in range(1, 30)}
-    assert len(picks) > 5            # different rounds, different samples
+    assert len(picks) > 5  # different rounds, different samples
 
 
 def test_all_takes_every_candidate(monitor: NetworkMonitor) -> None:
@@ -43,7 +49,7 @@ def test_threshold_only_takes_nodes_at_or_above_the_bar(monitor: NetworkMonitor)
     sel = NodeSelector(strategy="threshold", min_score=80.0, prior_score=75.0)
     chosen = sel.select(ALL, 10, monitor, 2).nodes
     assert set(chosen) == {n for n in ALL if sel.quality(n, monitor) >= 80.0}
-    assert chosen and 5 not in chosen    # the prior 75 is below the bar
+    assert chosen and 5 not in chosen  # the prior 75 is below the bar
 
 
 def test_threshold_with_no_eligible_node_falls_back_to_the_best(monitor: NetworkMonitor) -> None:
@@ -69,8 +75,8 @@ def test_contribution_is_half_efficiency_half_reliability(monitor: NetworkMonito
     assert sel.contribution(2, monitor) == pytest.approx(0.5 * 1.0 + 0.5 * 1.0)
     assert sel.contribution(1, monitor) == pytest.approx(0.5 * (0.5 / 0.6) + 0.5)
     assert sel.contribution(0, monitor) == pytest.approx(0.5 * 0.5 + 0.5)
-    assert sel.contribution(4, monitor) == pytest.approx(0.0)       # no accepted round, never delivered
-    assert sel.select(ALL, 3, monitor, 2).nodes[:2] == (2, 3)       # node 3: waiting 0, compute 0.5
+    assert sel.contribution(4, monitor) == pytest.approx(0.0)  # no accepted round, never delivered
+    assert sel.select(ALL, 3, monitor, 2).nodes[:2] == (2, 3)  # node 3: waiting 0, compute 0.5
 
 
 def test_utility_is_oort_statistical_utility_times_the_speed_penalty(monitor: NetworkMonitor) -> None:
@@ -114,7 +120,7 @@ def test_force_include_and_exclude(monitor: NetworkMonitor) -> None:
 
 def test_trend_penalty_deprioritises_degrading_nodes(make_record, make_report) -> None:
     mon = NetworkMonitor(window=1)
-    for r, lat in enumerate([0.02, 0.05, 0.1, 0.2], start=1):          # node 0 good but degrading
+    for r, lat in enumerate([0.02, 0.05, 0.1, 0.2], start=1):  # node 0 good but degrading
         mon.observe(make_report(r, [make_record(0, down=lat, up=lat), make_record(1, down=0.25, up=0.25)]))
     assert mon.trend(0) == "degrading" and mon.score(0) > mon.score(1)
     assert NodeSelector(strategy="top_n").select([0, 1], 1, mon, 5).nodes == (0,)

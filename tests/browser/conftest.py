@@ -3,6 +3,7 @@
 Shared here: the skip when Chromium, playwright or voila is missing, a Voila server in its own
 process group (stopped with its kernels afterwards), a headless Chromium, and the artifacts folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"     # gitignored; screenshots of every browser test land here
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts"  # gitignored; screenshots of every browser test land here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,12 +55,14 @@ def free_port() -> int:
 
 def kernel_env(tmp_path: Path) -> dict[str, str]:
     """The server's environment: its kernels find this checkout and this venv; no user Jupyter config leaks in."""
-    return {**os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # kernel.json says "python"
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-            "JUPYTER_PLATFORM_DIRS": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # kernel.json says "python"
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -83,14 +92,19 @@ def voila_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
     require_browser_stack()
     started: list[tuple[subprocess.Popen, Any]] = []
 
-    def start(command_for_port: Callable[[int], Sequence[Any]], cwd: Path | None = None,
-              ready_s: float = 60.0) -> str:
+    def start(command_for_port: Callable[[int], Sequence[Any]], cwd: Path | None = None, ready_s: float = 60.0) -> str:
         port = free_port()
         command = [str(a) for a in command_for_port(port)]
         log_path = tmp_path / f"voila-{port}.log"
         log = log_path.open("w")
-        server = subprocess.Popen(command, cwd=cwd or tmp_path, env=kernel_env(tmp_path),
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            command,
+            cwd=cwd or tmp_path,
+            env=kernel_env(tmp_path),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         started.append((server, log))
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + ready_s

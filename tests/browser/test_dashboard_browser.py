@@ -10,6 +10,7 @@ The notebook is copied into a temporary folder and served from there (its run fo
 lands there too); the kernel finds this checkout through PYTHONPATH. Needs /usr/bin/chromium
 (scripts/setup_browser.sh), playwright and voila. About 2-3 minutes on a busy 2-core machine.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "dashboard.ipynb"
 README_SCREENSHOT = REPO / "docs" / "dashboard.png"
 VIEWPORT = {"width": 1400, "height": 1000}
-WAIT_MS = 90_000                 # any one wait; widgets appear 10-20 s after navigation on a busy machine
+WAIT_MS = 90_000  # any one wait; widgets appear 10-20 s after navigation on a busy machine
 ACCURACY = "Accuracy and loss by round"
-SPIKE_MS, SPIKE_S = 5000, 60     # +5 s one-way for 60 virtual s: an Excellent/Good link drops to Fair or worse
+SPIKE_MS, SPIKE_S = 5000, 60  # +5 s one-way for 60 virtual s: an Excellent/Good link drops to Fair or worse
 RANK = {"Excellent": 0, "Good": 1, "Fair": 2, "Poor": 3, "Critical": 4, "Offline": 5}
 
 VISIBLE = "(el) => el.getClientRects().length > 0"
@@ -108,7 +109,7 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
         page, so full_page would give the viewport only)."""
         path = artifacts / f"dashboard_{name}.png"
         page.set_viewport_size({**VIEWPORT, "height": height})
-        page.wait_for_timeout(800)          # the charts and the map follow the new size
+        page.wait_for_timeout(800)  # the charts and the map follow the new size
         page.screenshot(path=str(path))
         page.set_viewport_size(VIEWPORT)
         return path
@@ -119,22 +120,27 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
             return page.wait_for_function(expression, arg=arg, timeout=timeout).json_value()
         except PlaywrightTimeout:
             shot("timeout")
-            pytest.fail(f"timed out waiting for {what} ({timeout / 1000:.0f} s); status: "
-                        f"{_text(page, '.hgl-run-status')!r}; page errors: {errors}; console:\n"
-                        + "\n".join(console[-30:]))
+            pytest.fail(
+                f"timed out waiting for {what} ({timeout / 1000:.0f} s); status: "
+                f"{_text(page, '.hgl-run-status')!r}; page errors: {errors}; console:\n" + "\n".join(console[-30:])
+            )
 
     def no_traceback(when: str) -> None:
         text = page.evaluate(PAGE_TEXT)
         match = TRACEBACK.search(text)
-        assert match is None, f"{when}: Python error text on the page: ...{text[max(0, match.start() - 300):][:1500]}"
+        assert match is None, f"{when}: Python error text on the page: ...{text[max(0, match.start() - 300) :][:1500]}"
         red = page.evaluate("""() => [...document.querySelectorAll('[style*="#b00020"]')]
                                      .map(e => e.textContent.trim()).filter(Boolean)""")
         assert not red, f"{when}: error messages on the page: {red}"
 
     def tab(name: str) -> None:
         page.locator(".hgl-tabs > .lm-TabBar .lm-TabBar-tab", has_text=name).click()
-        wait(f"the {name} tab to open", """(name) => [...document.querySelectorAll(
-            '.hgl-tabs > .lm-TabBar .lm-TabBar-tab.lm-mod-current')].some(t => t.textContent.trim() === name)""", name)
+        wait(
+            f"the {name} tab to open",
+            """(name) => [...document.querySelectorAll(
+            '.hgl-tabs > .lm-TabBar .lm-TabBar-tab.lm-mod-current')].some(t => t.textContent.trim() === name)""",
+            name,
+        )
 
     def map_nodes() -> dict[str, dict[str, str]]:
         return wait("a visible cluster map", READ_MAP)
@@ -142,23 +148,32 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
     # 1. Voila runs the notebook; the dashboard's widgets are drawn.
     page.goto(dashboard_url, timeout=WAIT_MS)
     mark("page loaded")
-    wait("the dashboard widgets", """() => document.querySelector('button.hgl-run-start:not([disabled])')
+    wait(
+        "the dashboard widgets",
+        """() => document.querySelector('button.hgl-run-start:not([disabled])')
         && document.querySelectorAll('.hgl-node[data-node]').length >= 10
-        && [...document.querySelectorAll('.hgl-live-chart')].some(gd => Array.isArray(gd.data))""")
+        && [...document.querySelectorAll('.hgl-live-chart')].some(gd => Array.isArray(gd.data))""",
+    )
     mark("widgets drawn")
     no_traceback("after load")
     assert len(map_nodes()) == 10, "the quickstart pool has 10 nodes"
 
     # 2. Start; wait until the accuracy chart holds at least 3 rounds, read them from the plot.
     page.click("button.hgl-run-start")
-    wait("3 plotted rounds", f"""() => ({READ_CHART})({ACCURACY!r})
-        .some(v => v.visible && v.traces.length && v.traces[0].x.length >= 3)""")
+    wait(
+        "3 plotted rounds",
+        f"""() => ({READ_CHART})({ACCURACY!r})
+        .some(v => v.visible && v.traces.length && v.traces[0].x.length >= 3)""",
+    )
     mark("3 rounds plotted")
 
     # 3. Pause (at the end of the round in progress).
     page.click("button.hgl-run-pause")
-    wait("the run to pause", """() => /paused/.test(document.querySelector('.hgl-run-status')?.textContent)
-        && document.querySelector('button.hgl-run-resume:not([disabled])')""")
+    wait(
+        "the run to pause",
+        """() => /paused/.test(document.querySelector('.hgl-run-status')?.textContent)
+        && document.querySelector('button.hgl-run-resume:not([disabled])')""",
+    )
     mark("paused")
     views = page.evaluate(READ_CHART, ACCURACY)
     shown = next(v for v in views if v["visible"])
@@ -171,7 +186,7 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
     assert loss["x"] == accuracy["x"]
     assert all(0.0 <= y <= 1.0 for y in accuracy["y"]), accuracy["y"]
     assert all(y > 0 for y in loss["y"]), loss["y"]
-    for view in views:              # every view of the chart (Overview, Metrics) holds the same points
+    for view in views:  # every view of the chart (Overview, Metrics) holds the same points
         assert [t["x"] for t in view["traces"]] == [accuracy["x"], loss["x"]], view
     print(f"  accuracy by round: {[round(y, 3) for y in accuracy['y']]}; {len(views)} views of the chart")
     shot("paused")
@@ -184,35 +199,49 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
     assert before[target]["link"] == was
     tab("Nodes")
     page.locator(".hgl-node-select select").select_option(label=f"node {target}")
-    wait("the node to be selected", f"""() => [...document.querySelectorAll(
-        '.hgl-node.hgl-selected[data-node="{target}"]')].some({VISIBLE})""")
+    wait(
+        "the node to be selected",
+        f"""() => [...document.querySelectorAll(
+        '.hgl-node.hgl-selected[data-node="{target}"]')].some({VISIBLE})""",
+    )
     for selector, value in ((".hgl-spike-ms input", SPIKE_MS), (".hgl-spike-s input", SPIKE_S)):
         page.locator(selector).fill(str(value))
-        page.locator(selector).press("Enter")      # a FloatText syncs on Enter or blur
+        page.locator(selector).press("Enter")  # a FloatText syncs on Enter or blur
     page.click("button.hgl-action-spike")
     logged = f"latency spike: node {target}: +{SPIKE_MS} ms for {SPIKE_S} virtual s"
-    wait("the spike in the actions log", "(line) => document.querySelector('.hgl-actions-log')?.textContent"
-         ".includes(line)", logged)
+    wait(
+        "the spike in the actions log",
+        "(line) => document.querySelector('.hgl-actions-log')?.textContent.includes(line)",
+        logged,
+    )
     mark(f"spike on node {target} ({was})")
     no_traceback("after the spike")
 
     # 5. Resume: within a round or two the monitor sees the slow link and the map's class drops.
     page.click("button.hgl-run-resume")
-    after = wait(f"node {target}'s link class to change from {was}", f"""([node, was]) => {{
+    after = wait(
+        f"node {target}'s link class to change from {was}",
+        f"""([node, was]) => {{
         const nodes = ({READ_MAP})();
         return nodes && nodes[node] && nodes[node].link !== was && nodes[node];
-    }}""", [target, was])
+    }}""",
+        [target, was],
+    )
     mark(f"node {target}: {was} -> {after['quality']}")
     assert after["quality"] == after["link"]
     assert RANK[after["quality"]] > RANK[was], f"node {target} went from {was} to {after['quality']}"
     assert after["stroke"] != before[target]["stroke"], "the link's colour follows its class"
-    row = page.evaluate("""(node) => [...document.querySelectorAll('table.hgl-nodes tr')]
-        .map(tr => [...tr.cells].map(c => c.textContent.trim())).find(cells => cells[0] === node)""", target)
+    row = page.evaluate(
+        """(node) => [...document.querySelectorAll('table.hgl-nodes tr')]
+        .map(tr => [...tr.cells].map(c => c.textContent.trim())).find(cells => cells[0] === node)""",
+        target,
+    )
     assert row is not None and RANK.get(row[4], -1) > RANK[was], f"the node table says {row}"
-    if page.locator("button.hgl-run-pause").is_enabled():     # the run may have finished its rounds meanwhile
+    if page.locator("button.hgl-run-pause").is_enabled():  # the run may have finished its rounds meanwhile
         page.click("button.hgl-run-pause")
-    wait("the run to pause again", "() => /paused|finished/.test(document.querySelector('.hgl-run-status')"
-         "?.textContent)")
+    wait(
+        "the run to pause again", "() => /paused|finished/.test(document.querySelector('.hgl-run-status')?.textContent)"
+    )
     mark("paused again")
     shot("nodes_after_spike")
 
@@ -220,7 +249,7 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
     tab("Blockchain")
     done = int(re.search(r"round (\d+)", _text(page, ".hgl-run-status")).group(1))
     deadline = time.monotonic() + 60
-    while True:        # the sender works in the background: refresh until it has caught up
+    while True:  # the sender works in the background: refresh until it has caught up
         page.click("button.hgl-chain-refresh")
         page.wait_for_timeout(1500)
         outbox = " ".join(_text(page, ".hgl-outbox").split())
@@ -244,7 +273,7 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
 
     # 7. Back on the Overview: the picture for the README (charts and cluster map, one viewport).
     tab("Overview")
-    overview = shot("overview", height=1110)   # down to the map's legend
+    overview = shot("overview", height=1110)  # down to the map's legend
     if os.environ.get("HGL_UPDATE_SCREENSHOT") == "1":
         README_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(overview, README_SCREENSHOT)

@@ -5,6 +5,7 @@ the browser connects are drawn, BOTH charts keep growing live, and no point is l
 (x must be exactly 0, 1, 2, ... in each chart). The map must show a quality change made after
 the page connected. Needs /usr/bin/chromium (scripts/setup_browser.sh), playwright and voila.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,10 +70,16 @@ NODE_QUALITY = "() => document.querySelector('.hgl-node[data-node=\"2\"]')?.getA
 
 
 def _notebook(path: Path) -> None:
-    cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": source}
-             for source in (SETUP, DISPLAY, FEED)]
-    notebook = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    cells = [
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": source}
+        for source in (SETUP, DISPLAY, FEED)
+    ]
+    notebook = {
+        "cells": cells,
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    }
     path.write_text(json.dumps(notebook), encoding="utf-8")
 
 
@@ -80,10 +87,21 @@ def _notebook(path: Path) -> None:
 def voila_url(tmp_path: Path, voila_server: Callable[..., str]) -> str:
     """Voila serving the notebook on 127.0.0.1; the server and its kernel are stopped afterwards."""
     _notebook(tmp_path / "nb.ipynb")
-    return voila_server(lambda port: [
-        sys.executable, "-m", "voila", "nb.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-        "--MappingKernelManager.cull_idle_timeout=120", "--MappingKernelManager.cull_interval=30",
-        "--MappingKernelManager.cull_connected=True"], cwd=tmp_path)
+    return voila_server(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "voila",
+            "nb.ipynb",
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--MappingKernelManager.cull_idle_timeout=120",
+            "--MappingKernelManager.cull_interval=30",
+            "--MappingKernelManager.cull_connected=True",
+        ],
+        cwd=tmp_path,
+    )
 
 
 def _assert_contiguous(charts: list[dict]) -> None:
@@ -104,7 +122,9 @@ def test_charts_and_map_update_live_in_voila(voila_url: str, chromium: Any, arti
     try:
         page.wait_for_function(
             "() => [...document.querySelectorAll('.js-plotly-plot')].filter(gd => gd.data).length === 2"
-            " && document.querySelector('.hgl-node[data-node=\"2\"]')", timeout=90_000)
+            " && document.querySelector('.hgl-node[data-node=\"2\"]')",
+            timeout=90_000,
+        )
     except PlaywrightTimeout:
         page.screenshot(path=str(artifacts / "widgets_voila_timeout.png"), full_page=True)
         pytest.fail("widgets did not render in 90 s; console:\n" + "\n".join(console[-40:] + errors))
@@ -130,8 +150,10 @@ def test_charts_and_map_update_live_in_voila(voila_url: str, chromium: Any, arti
     # The map: node 2 turns Critical a few seconds after the page connected.
     page.wait_for_function(f"() => ({NODE_QUALITY})() === 'Critical'", timeout=20_000)
     assert quality_at_connect == "Fair"
-    assert page.evaluate(
-        "() => document.querySelector('.hgl-node[data-node=\"4\"]').getAttribute('data-state')") == "quarantined"
+    assert (
+        page.evaluate("() => document.querySelector('.hgl-node[data-node=\"4\"]').getAttribute('data-state')")
+        == "quarantined"
+    )
 
     # Clicking a node selects it (the synced trait comes back as a class on the node).
     # force: pulses keep the node animating while the feeder runs, so it is never "stable" for Playwright;

@@ -2,6 +2,7 @@
 
 A module with its own name, so ``from chain_support import ...`` cannot pick up another conftest.
 """
+
 from __future__ import annotations
 
 import time

@@ -3,6 +3,7 @@
 Everything here imports web3 lazily: without the chain extras installed, the modules that need
 them skip (``pytest.importorskip("web3")``) and scoring and artifact tests still run.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,12 +41,12 @@ class TrainedRun:
 
     coord: Any
     reports: list
-    chain: Any                      # healthy chain, rewards funded
+    chain: Any  # healthy chain, rewards funded
     recorder: Any
-    down_chain: Any                 # its provider raised ConnectionError through the whole run
+    down_chain: Any  # its provider raised ConnectionError through the whole run
     down_provider: Any
     down_recorder: Any
-    while_down: list = field(default_factory=list)   # down_recorder.status() after each round
+    while_down: list = field(default_factory=list)  # down_recorder.status() after each round
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +81,7 @@ def _free_port() -> int:
 @dataclass
 class Node:
     url: str
-    private_key: str      # the one funded account's key, made up for this test run
+    private_key: str  # the one funded account's key, made up for this test run
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +97,22 @@ def ganache_node() -> Iterator[Node]:
     key = "0x" + secrets.token_hex(32)
     port = _free_port()
     proc = subprocess.Popen(
-        [str(GANACHE), "--server.host", "127.0.0.1", "--server.port", str(port), "--chain.hardfork", "shanghai",
-         "--logging.quiet", "--wallet.accounts", f"{key},{10**24}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        [
+            str(GANACHE),
+            "--server.host",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--chain.hardfork",
+            "shanghai",
+            "--logging.quiet",
+            "--wallet.accounts",
+            f"{key},{10**24}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -106,8 +120,11 @@ def ganache_node() -> Iterator[Node]:
             if proc.poll() is not None:
                 pytest.fail(f"ganache exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
             try:
-                req = urllib.request.Request(url, data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
-                                             headers={"Content-Type": "application/json"})
+                req = urllib.request.Request(
+                    url,
+                    data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
+                    headers={"Content-Type": "application/json"},
+                )
                 urllib.request.urlopen(req, timeout=1).read()
                 break
             except OSError:
@@ -117,7 +134,7 @@ def ganache_node() -> Iterator[Node]:
         yield Node(url, key)
     finally:
         try:
-            os.killpg(proc.pid, 15)   # its own process group: the node wrapper and ganache itself
+            os.killpg(proc.pid, 15)  # its own process group: the node wrapper and ganache itself
         except ProcessLookupError:
             pass
         try:

@@ -1,4 +1,5 @@
 """The committed artifacts: pinned compiler and EVM version, in step with the sources, deployable as is."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,10 @@ from chain_support import CONTRACTS_BUILD, REPO, TEST_ARTIFACTS
 
 from hypergpu_lab.chain.compiled import ARTIFACTS_DIR, LAB_CONTRACTS, load
 
-EVM_VERSION = "shanghai"   # ganache 7 stops at shanghai; py-evm (prague), anvil and Hardhat run it too
-ALL = ([(name, ARTIFACTS_DIR) for name in LAB_CONTRACTS]
-       + [(name, TEST_ARTIFACTS) for name in ("HookToken", "ReentrantClaimer")])
+EVM_VERSION = "shanghai"  # ganache 7 stops at shanghai; py-evm (prague), anvil and Hardhat run it too
+ALL = [(name, ARTIFACTS_DIR) for name in LAB_CONTRACTS] + [
+    (name, TEST_ARTIFACTS) for name in ("HookToken", "ReentrantClaimer")
+]
 
 
 def _keccak_hex(data: bytes) -> str:
@@ -52,8 +54,9 @@ def test_recompiling_the_sources_reproduces_the_artifacts_exactly() -> None:
         pytest.skip("node is not installed: cannot run solc-js (the keccak check above still ran)")
     if not (CONTRACTS_BUILD / "node_modules" / "solc").exists():
         pytest.skip("solc-js is not installed in contracts-build/node_modules: run scripts/setup_chain.sh")
-    done = subprocess.run(["node", str(CONTRACTS_BUILD / "compile.js"), "--check"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        ["node", str(CONTRACTS_BUILD / "compile.js"), "--check"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -1,4 +1,5 @@
 """ChainClient plumbing: keys never show, attaching to a deployment, readable errors, the core stays web3-free."""
+
 from __future__ import annotations
 
 import logging
@@ -10,13 +11,13 @@ import pytest
 
 pytest.importorskip("web3", reason="the chain extras (web3, eth-tester[py-evm]) are not installed")
 
-from chain_support import REPO, REWARD  # noqa: E402
+from chain_support import REPO, REWARD
 
-from hypergpu_lab.chain import ChainClient, ChainError, ContractRevert, NodeAccounts, Signer, new_session_id  # noqa: E402
-from hypergpu_lab.chain.accounts import derive_key  # noqa: E402
-from hypergpu_lab.chain.errors import ErrorDecoder  # noqa: E402
-from hypergpu_lab.chain.recorder import ChainRecorder  # noqa: E402
-from hypergpu_lab.events import EventBus  # noqa: E402
+from hypergpu_lab.chain import ChainClient, ChainError, ContractRevert, NodeAccounts, Signer, new_session_id
+from hypergpu_lab.chain.accounts import derive_key
+from hypergpu_lab.chain.errors import ErrorDecoder
+from hypergpu_lab.chain.recorder import ChainRecorder
+from hypergpu_lab.events import EventBus
 
 
 def key_texts(key: bytes) -> list[str]:
@@ -45,9 +46,20 @@ def test_private_keys_never_appear_in_reprs_or_logs_of_a_whole_workflow(trained_
     claimed = [chain.claim(n) for n in (0, 1)]
     with pytest.raises(ContractRevert):
         chain.claim(0)
-    shown = [repr(chain), str(chain), repr(chain.accounts), str(chain.accounts), repr(recorder), repr(status),
-             str(status.as_dict()), str(chain.describe()), repr(chain._signer), str(chain.accounts.signer(3)),
-             repr(recorder.outbox), caplog.text]
+    shown = [
+        repr(chain),
+        str(chain),
+        repr(chain.accounts),
+        str(chain.accounts),
+        repr(recorder),
+        repr(status),
+        str(status.as_dict()),
+        str(chain.describe()),
+        repr(chain._signer),
+        str(chain.accounts.signer(3)),
+        repr(recorder.outbox),
+        caplog.text,
+    ]
 
     # Assert
     assert status.sent == 3 and all(claimed)
@@ -100,9 +112,11 @@ def test_errors_decode_from_every_shape_nodes_report_them_in() -> None:
     inputs = [{"name": "sessionId", "type": "bytes32"}, {"name": "round", "type": "uint256"}]
     decoder = ErrorDecoder([[{"type": "error", "name": "RoundAlreadyRecorded", "inputs": inputs}]])
     data = keccak(text="RoundAlreadyRecorded(bytes32,uint256)")[:4] + encode(["bytes32", "uint256"], [b"\1" * 32, 7])
-    shapes = [ContractCustomError("execution reverted", data="0x" + data.hex()),                  # geth, anvil
-              ContractCustomError("execution reverted", data={"result": "0x" + data.hex()}),     # ganache
-              type("TransactionFailed", (Exception,), {})(f"execution reverted: {data!r}")]       # eth-tester
+    shapes = [
+        ContractCustomError("execution reverted", data="0x" + data.hex()),  # geth, anvil
+        ContractCustomError("execution reverted", data={"result": "0x" + data.hex()}),  # ganache
+        type("TransactionFailed", (Exception,), {})(f"execution reverted: {data!r}"),
+    ]  # eth-tester
     for exc in shapes:
         revert = decoder.from_exception(exc, "recordRound")
         assert (revert.name, revert.arguments["round"], revert.function) == ("RoundAlreadyRecorded", 7, "recordRound")
@@ -113,15 +127,17 @@ def test_errors_decode_from_every_shape_nodes_report_them_in() -> None:
 
 
 def test_the_core_never_imports_web3_and_importing_the_chain_compiles_nothing() -> None:
-    code = ("import subprocess, sys\n"
-            "import hypergpu_lab, hypergpu_lab.coordinator, hypergpu_lab.chain.scoring\n"
-            "bad = [m for m in ('web3', 'eth_tester', 'eth_account') if m in sys.modules]\n"
-            "assert not bad, bad\n"
-            "real = subprocess.Popen\n"
-            "def watch(args, *a, **k):\n"
-            "    assert not any(w in str(args) for w in ('node', 'solc', 'npm', 'npx')), args\n"
-            "    return real(args, *a, **k)\n"
-            "subprocess.Popen = watch\n"
-            "from hypergpu_lab.chain import ChainClient, ChainRecorder\n"
-            "import hypergpu_lab.chain.client, hypergpu_lab.chain.recorder\n")
+    code = (
+        "import subprocess, sys\n"
+        "import hypergpu_lab, hypergpu_lab.coordinator, hypergpu_lab.chain.scoring\n"
+        "bad = [m for m in ('web3', 'eth_tester', 'eth_account') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "real = subprocess.Popen\n"
+        "def watch(args, *a, **k):\n"
+        "    assert not any(w in str(args) for w in ('node', 'solc', 'npm', 'npx')), args\n"
+        "    return real(args, *a, **k)\n"
+        "subprocess.Popen = watch\n"
+        "from hypergpu_lab.chain import ChainClient, ChainRecorder\n"
+        "import hypergpu_lab.chain.client, hypergpu_lab.chain.recorder\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)

@@ -1,14 +1,15 @@
 """The three contracts on the embedded chain: who may record, once only, pro-rata rewards, pull payments."""
+
 from __future__ import annotations
 
 import pytest
 
 pytest.importorskip("web3", reason="the chain extras (web3, eth-tester[py-evm]) are not installed")
 
-from chain_support import TEST_ARTIFACTS  # noqa: E402
+from chain_support import TEST_ARTIFACTS
 
-from hypergpu_lab.chain import ChainClient, ContractRevert, Contribution, new_session_id  # noqa: E402
-from hypergpu_lab.chain.compiled import load  # noqa: E402
+from hypergpu_lab.chain import ChainClient, ContractRevert, Contribution, new_session_id
+from hypergpu_lab.chain.compiled import load
 
 
 def rows(chain: ChainClient, scores: dict[int, int]) -> list[Contribution]:
@@ -71,16 +72,20 @@ def test_a_round_is_recorded_once_and_totals_add_up(chain: ChainClient) -> None:
     history = chain.history(sid)
     assert [h.round for h in history] == [1, 2]
     assert {(c.node, c.score, c.update_hash) for c in history[0].contributions} == {
-        (0, 10, "0x" + "00" * 32), (1, 20, "0x" + "01" * 32)}
+        (0, 10, "0x" + "00" * 32),
+        (1, 20, "0x" + "01" * 32),
+    }
     assert history[1].total_score == 12
 
 
 def test_malformed_rounds_revert_with_their_error_names(chain: ChainClient) -> None:
     sid = open_session(chain)
     a = sorted([chain.accounts.address(0), chain.accounts.address(1)], key=lambda x: int(x, 16))
-    bad = {"NodesNotAscending": ([a[1], a[0]], [1, 2], [b"\0" * 32] * 2),
-           "LengthMismatch": ([a[0]], [1, 2], [b"\0" * 32]),
-           "NoContributions": ([], [], [])}
+    bad = {
+        "NodesNotAscending": ([a[1], a[0]], [1, 2], [b"\0" * 32] * 2),
+        "LengthMismatch": ([a[0]], [1, 2], [b"\0" * 32]),
+        "NoContributions": ([], [], []),
+    }
     for name, args in bad.items():
         with pytest.raises(ContractRevert) as exc:
             chain.transact(chain.tracker.functions.recordRound(bytes.fromhex(sid[2:]), 1, *args))
@@ -92,8 +97,7 @@ def test_malformed_rounds_revert_with_their_error_names(chain: ChainClient) -> N
 
 # -- rewards ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("pool", [10**18, 10**18 + 7, 1_000_003, 13])
-def test_rewards_split_pro_rata_to_the_token_unit_and_dust_stays_with_the_funder(chain: ChainClient,
-                                                                                   pool: int) -> None:
+def test_rewards_split_pro_rata_to_the_token_unit_and_dust_stays_with_the_funder(chain: ChainClient, pool: int) -> None:
     sid = open_session(chain)
     scores = {0: 108_000_000, 1: 71_234_567, 2: 0, 3: 1, 4: 33_333_333}
     chain.record_round(sid, 1, rows(chain, scores))
@@ -102,7 +106,7 @@ def test_rewards_split_pro_rata_to_the_token_unit_and_dust_stays_with_the_funder
     expected = python_shares(pool, {chain.accounts.address(n): s for n, s in scores.items()})
     assert funding.shares == expected
     assert funding.distributed == sum(expected.values()) and 0 <= funding.dust < len(scores)
-    assert before - chain.token_balance(chain.coordinator) == funding.distributed    # dust never left
+    assert before - chain.token_balance(chain.coordinator) == funding.distributed  # dust never left
     assert chain.token_balance(chain.deployment.distributor) == funding.distributed  # nothing stranded
     assert {chain.accounts.address(n): chain.claimable(n) for n in scores if chain.claimable(n)} == expected
 
@@ -135,13 +139,13 @@ def test_a_node_claims_only_its_own_balance_once(chain: ChainClient) -> None:
     chain.record_round(sid, 1, rows(chain, {0: 1, 1: 3}))
     chain.fund_round(sid, 1, 4000)
     assert chain.claim(1) == 3000 and chain.token_balance(1) == 3000 and chain.claimed(1) == 3000
-    with pytest.raises(ContractRevert) as exc:       # a second claim gets nothing
+    with pytest.raises(ContractRevert) as exc:  # a second claim gets nothing
         chain.claim(1)
     assert exc.value.name == "NothingToClaim" and chain.token_balance(1) == 3000
-    with pytest.raises(ContractRevert) as exc:       # claim() pays msg.sender: node 5 cannot take node 0's
+    with pytest.raises(ContractRevert) as exc:  # claim() pays msg.sender: node 5 cannot take node 0's
         chain.claim(5)
     assert exc.value.name == "NothingToClaim"
-    with pytest.raises(ContractRevert):              # nor can the coordinator that funded it
+    with pytest.raises(ContractRevert):  # nor can the coordinator that funded it
         chain.transact(chain.distributor.functions.claim())
     assert chain.claimable(0) == 1000 and chain.token_balance(5) == 0
     assert chain.claim(0) == 1000

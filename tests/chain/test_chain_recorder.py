@@ -1,4 +1,5 @@
 """The durable recorder: training never waits for the chain, and every accepted round lands exactly once."""
+
 from __future__ import annotations
 
 import json
@@ -9,17 +10,20 @@ import pytest
 
 pytest.importorskip("web3", reason="the chain extras (web3, eth-tester[py-evm]) are not installed")
 
-from chain_support import REWARD, flaky_provider  # noqa: E402
+from chain_support import REWARD, flaky_provider
 
-from hypergpu_lab.chain import ChainClient, ChainError, ChainRecorder, NodeAccounts, Outbox, round_scores  # noqa: E402
-from hypergpu_lab.chain.outbox import FILENAME, RoundSet  # noqa: E402
-from hypergpu_lab.events import EventBus  # noqa: E402
-from hypergpu_lab.runs import RunFolder  # noqa: E402
+from hypergpu_lab.chain import ChainClient, ChainError, ChainRecorder, NodeAccounts, Outbox, round_scores
+from hypergpu_lab.chain.outbox import FILENAME, RoundSet
+from hypergpu_lab.events import EventBus
+from hypergpu_lab.runs import RunFolder
 
 
 def expected_shares(chain: ChainClient, report, pool: int) -> dict[str, int]:
-    scores = {chain.accounts.address(n): s for n, s in round_scores(report).items()
-              if any(r.node == n and r.status == "accepted" for r in report.nodes)}
+    scores = {
+        chain.accounts.address(n): s
+        for n, s in round_scores(report).items()
+        if any(r.node == n and r.status == "accepted" for r in report.nodes)
+    }
     total = sum(scores.values())
     return {a: pool * s // total for a, s in scores.items() if pool * s // total}
 
@@ -33,7 +37,8 @@ def assert_recorded_once(chain: ChainClient, session_id: str, reports: list) -> 
         want = {n: s for n, s in round_scores(report).items() if n in accepted}
         assert {c.node: c.score for c in rec.contributions} == want
         assert {c.node: c.update_hash for c in rec.contributions} == {
-            n.node: "0x" + n.update_hash for n in report.nodes if n.status == "accepted"}
+            n.node: "0x" + n.update_hash for n in report.nodes if n.status == "accepted"
+        }
 
 
 # -- the whole workflow with a real Coordinator ----------------------------------------------------------
@@ -68,19 +73,20 @@ def test_an_outage_delays_rounds_but_never_training_and_loses_none(trained_run) 
     assert (status.pending, status.sent, status.failed, status.attempts) == (0, 3, 0, 0)
     assert_recorded_once(chain, down.session_id, trained_run.reports)
     assert sum(chain.claimable(n) for n in range(10)) == sum(
-        sum(expected_shares(chain, r, REWARD).values()) for r in trained_run.reports)
+        sum(expected_shares(chain, r, REWARD).values()) for r in trained_run.reports
+    )
 
 
 def test_a_slow_chain_does_not_slow_the_round_loop(trained_run) -> None:
     provider = flaky_provider()
     chain = ChainClient.embedded(provider=provider)
-    provider.delay = 0.3                        # every RPC call now takes 0.3 s
+    provider.delay = 0.3  # every RPC call now takes 0.3 s
     bus = EventBus()
     recorder = ChainRecorder(chain, bus, backoff_s=0.01)
     took = []
     for report in trained_run.reports:
         t0 = time.perf_counter()
-        bus.emit(report)                        # what the coordinator does at the end of a round
+        bus.emit(report)  # what the coordinator does at the end of a round
         took.append(time.perf_counter() - t0)
     assert max(took) < 0.2 and recorder.status().sent == 0
     provider.delay = 0.0
@@ -96,15 +102,15 @@ def test_a_crash_between_send_and_ack_does_not_record_or_pay_twice(chain, traine
     real_fund = chain.fund_round
 
     def fund_then_lose_the_ack(*args, **kwargs):
-        real_fund(*args, **kwargs)              # mined and paid...
+        real_fund(*args, **kwargs)  # mined and paid...
         raise ConnectionError("connection reset before the receipt came back")
 
     monkeypatch.setattr(chain, "fund_round", fund_then_lose_the_ack)
     bus.emit(reports[0])
-    status = first.flush(timeout=None)          # one pass: record + fund went through, the ack did not
+    status = first.flush(timeout=None)  # one pass: record + fund went through, the ack did not
     assert (status.pending, status.sent) == (1, 0) and chain.is_recorded(first.session_id, 1)
     paid = {n: chain.claimable(n) for n in range(10)}
-    first.outbox.close()                        # the process dies here
+    first.outbox.close()  # the process dies here
     monkeypatch.undo()
 
     second = ChainRecorder(chain, EventBus(), outbox=path, reward_per_round=REWARD, background=False)
@@ -112,7 +118,7 @@ def test_a_crash_between_send_and_ack_does_not_record_or_pay_twice(chain, traine
     status = second.flush()
     assert (status.pending, status.sent, status.already) == (0, 1, 1)
     assert_recorded_once(chain, second.session_id, reports[:1])
-    assert {n: chain.claimable(n) for n in range(10)} == paid   # not funded a second time
+    assert {n: chain.claimable(n) for n in range(10)} == paid  # not funded a second time
 
 
 def test_already_recorded_revert_counts_as_success(chain, trained_run, monkeypatch) -> None:
@@ -135,7 +141,7 @@ def test_reverts_are_parked_not_retried_and_can_be_requeued(chain, trained_run) 
     recorder = ChainRecorder(chain, bus, background=False)
     bus.emit(trained_run.reports[0])
     recorder.flush()
-    chain.complete_session(recorder.session_id)       # closed: recordRound now reverts SessionNotActive
+    chain.complete_session(recorder.session_id)  # closed: recordRound now reverts SessionNotActive
     bus.emit(trained_run.reports[1])
     status = recorder.flush()
     assert (status.pending, status.sent, status.failed) == (0, 1, 1)
@@ -148,10 +154,10 @@ def test_a_node_without_an_account_parks_its_round_until_it_has_one(chain, train
     monkeypatch.setattr(chain, "accounts", known)
     bus = EventBus()
     recorder = ChainRecorder(chain, bus, background=False)
-    bus.emit(trained_run.reports[0])                  # queued all the same: nothing is lost
+    bus.emit(trained_run.reports[0])  # queued all the same: nothing is lost
     status = recorder.flush()
     assert (status.pending, status.failed) == (0, 1) and "node 9 has no account" in recorder.failures()[1]
-    monkeypatch.undo()                                # node 9 gets its account
+    monkeypatch.undo()  # node 9 gets its account
     recorder.retry_failed()
     assert recorder.flush().sent == 1
     assert_recorded_once(chain, recorder.session_id, trained_run.reports[:1])
@@ -181,7 +187,7 @@ def test_outbox_lives_in_the_run_folder_and_survives_a_torn_line(chain, trained_
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [entry["op"] for entry in lines] == ["session", "round", "round", "ack", "ack"]
     assert lines[0]["run_id"] == "run-1" and lines[0]["tracker"] == chain.deployment.tracker
-    with open(path, "ab") as f:                       # a crash in the middle of the next append
+    with open(path, "ab") as f:  # a crash in the middle of the next append
         f.write(b'{"op":"round","round":3,"contr')
     reopened = Outbox(path)
     assert reopened.counts() == {"pending": 0, "sent": 2, "failed": 0}

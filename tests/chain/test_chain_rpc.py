@@ -1,22 +1,24 @@
 """The same workflow against a real JSON-RPC node: ganache 7 started by the fixture on a free local port."""
+
 from __future__ import annotations
 
 import pytest
 
 pytest.importorskip("web3", reason="the chain extras (web3, eth-tester[py-evm]) are not installed")
 
-from chain_support import REWARD  # noqa: E402
+from chain_support import REWARD
 
-from hypergpu_lab import Coordinator, NodePool  # noqa: E402
-from hypergpu_lab.chain import ChainClient, ContractRevert, NodeAccounts, round_scores  # noqa: E402
+from hypergpu_lab import Coordinator, NodePool
+from hypergpu_lab.chain import ChainClient, ContractRevert, NodeAccounts, round_scores
 
 pytestmark = pytest.mark.slow
 
 
 def test_real_node_runs_the_whole_workflow(ganache_node, tmp_path) -> None:
     # Prepare: a coordinator key funded in ganache's genesis, node keys from a secret seed.
-    chain = ChainClient(ganache_node.url, private_key=ganache_node.private_key,
-                        accounts=NodeAccounts(seed="ganache test seed"))
+    chain = ChainClient(
+        ganache_node.url, private_key=ganache_node.private_key, accounts=NodeAccounts(seed="ganache test seed")
+    )
     assert chain.chain_id == 1337 and ganache_node.private_key[2:] not in repr(chain)
     pool = NodePool.simulated(10, dataset="digits", network="lan", seed=0)
     coord = Coordinator(model="mlp", pool=pool)
@@ -35,7 +37,8 @@ def test_real_node_runs_the_whole_workflow(ganache_node, tmp_path) -> None:
     for rec, report in zip(history, reports):
         accepted = {n.node for n in report.nodes if n.status == "accepted"}
         assert {c.node: c.score for c in rec.contributions} == {
-            n: s for n, s in round_scores(report).items() if n in accepted}
+            n: s for n, s in round_scores(report).items() if n in accepted
+        }
     with pytest.raises(ContractRevert) as exc:
         chain.record_round(recorder.session_id, 2, history[1].contributions)
     assert exc.value.name == "RoundAlreadyRecorded"

@@ -1,4 +1,5 @@
 """Contribution scoring: samples x agreement in fixed point; zero for anything but a useful accepted update."""
+
 from __future__ import annotations
 
 import math
@@ -10,9 +11,24 @@ from hypergpu_lab.events import NodeRecord, RoundReport
 
 
 def record(node: int = 0, **kw: object) -> NodeRecord:
-    base = dict(node=node, status="accepted", reason=None, batch_size=10, num_samples=144, download_s=0.1,
-                compute_s=0.2, upload_s=0.1, waiting_s=0.0, arrival=0.4, download_attempts=1, upload_attempts=1,
-                loss=0.5, update_norm=1.3, update_hash="ab" * 32, agreement=0.75)
+    base = dict(
+        node=node,
+        status="accepted",
+        reason=None,
+        batch_size=10,
+        num_samples=144,
+        download_s=0.1,
+        compute_s=0.2,
+        upload_s=0.1,
+        waiting_s=0.0,
+        arrival=0.4,
+        download_attempts=1,
+        upload_attempts=1,
+        loss=0.5,
+        update_norm=1.3,
+        update_hash="ab" * 32,
+        agreement=0.75,
+    )
     return NodeRecord(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -40,6 +56,20 @@ def test_free_riders_with_a_null_update_score_zero(norm: float | None) -> None:
 
 def test_round_scores_cover_every_selected_node() -> None:
     nodes = (record(0), record(1, status="straggled"), record(2, agreement=-0.5), record(3, agreement=0.5))
-    report = RoundReport(run_id="r", round=1, t_start=0, t_end=1, selected=4, accepted=3, straggled=1, failed=0,
-                         rejected=0, test_accuracy=None, test_loss=None, train_loss=None, wall_s=0.0, nodes=nodes)
+    report = RoundReport(
+        run_id="r",
+        round=1,
+        t_start=0,
+        t_end=1,
+        selected=4,
+        accepted=3,
+        straggled=1,
+        failed=0,
+        rejected=0,
+        test_accuracy=None,
+        test_loss=None,
+        train_loss=None,
+        wall_s=0.0,
+        nodes=nodes,
+    )
     assert round_scores(report) == {0: 108_000_000, 1: 0, 2: 0, 3: 72_000_000}

@@ -4,6 +4,7 @@
 A change that means to alter results (a new random stream, a new default) re-records on purpose
 and says so in its commit.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +25,12 @@ def _digest(coord: Coordinator) -> dict[str, Any]:
     rows = [{k: v for k, v in r.items() if k != "wall_s"} for r in coord.history.rounds]
     metrics = json.dumps(rows, sort_keys=True, default=repr).encode()
     weights = coord.weights.detach().to(torch.float32).contiguous().numpy().tobytes()
-    return {"rounds": coord.round, "weights_sha256": hashlib.sha256(weights).hexdigest(),
-            "metrics_sha256": hashlib.sha256(metrics).hexdigest(),
-            "final_accuracy": rows[-1].get("test_accuracy")}
+    return {
+        "rounds": coord.round,
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "metrics_sha256": hashlib.sha256(metrics).hexdigest(),
+        "final_accuracy": rows[-1].get("test_accuracy"),
+    }
 
 
 def fedavg_cnn() -> dict[str, Any]:
@@ -38,10 +42,23 @@ def fedavg_cnn() -> dict[str, Any]:
 
 def adaptive_with_faults() -> dict[str, Any]:
     pool = NodePool.simulated(10, dataset="digits", partition="iid", network="unstable-wan", seed=5)
-    faults = [Fault("crash", (1,), start=5.0, unit="time"), Fault("sign_flip", (4,)), Fault("nan", (7,), start=1, end=3),
-              Fault("straggler", (2,), magnitude=5.0), Fault("duplicate", (3,))]
-    coord = Coordinator(pool=pool, model="mlp", policy="adaptive", strategy="median", faults=faults,
-                        deadline_s=1.2, late_updates="buffer", max_update_norm=50.0)
+    faults = [
+        Fault("crash", (1,), start=5.0, unit="time"),
+        Fault("sign_flip", (4,)),
+        Fault("nan", (7,), start=1, end=3),
+        Fault("straggler", (2,), magnitude=5.0),
+        Fault("duplicate", (3,)),
+    ]
+    coord = Coordinator(
+        pool=pool,
+        model="mlp",
+        policy="adaptive",
+        strategy="median",
+        faults=faults,
+        deadline_s=1.2,
+        late_updates="buffer",
+        max_update_norm=50.0,
+    )
     coord.run(rounds=6, progress=False)
     return _digest(coord)
 

@@ -1,4 +1,5 @@
 """Refactors keep results: three fixed-seed runs give the recorded weights and metrics, byte for byte."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The live charts hold one point per round, fed from reports through the runner."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,10 +36,10 @@ def test_charts_hold_one_point_per_round_after_n_rounds() -> None:
     (latency,) = charts.latency.traces
     assert latency["x"] == [1, 2, 3] and latency["y"] == [0, 1, 2, 3] and all(len(row) == 3 for row in latency["z"])
     (selection,) = charts.selection.traces
-    assert selection["z"] == [[1, 1, 1]] * 4                      # everyone selected and accepted, 3 times
+    assert selection["z"] == [[1, 1, 1]] * 4  # everyone selected and accepted, 3 times
     assert charts.batch_sizes.traces[0]["z"] == [[10, 10, 10]] * 4
     assert sum(charts.link_classes.traces[0]["y"]) == 4
-    assert all(v > 0 for v in charts.rewards.traces[0]["y"])    # contribution scores (no chain attached)
+    assert all(v > 0 for v in charts.rewards.traces[0]["y"])  # contribution scores (no chain attached)
 
 
 def test_a_new_coordinator_empties_the_charts() -> None:

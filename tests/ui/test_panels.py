@@ -1,4 +1,5 @@
 """The panels driven as a person would, without a browser: ``.click()`` and ``.value``."""
+
 from __future__ import annotations
 
 import threading
@@ -59,7 +60,7 @@ def test_validation_messages_appear_next_to_each_bad_field_and_block_start() -> 
 def test_a_pair_valid_only_together_is_judged_together() -> None:
     panel = ControlPanel(coordinator(), chart=False)
 
-    panel.fields["partition"].value = "natural"           # only the synthetic dataset comes split by node
+    panel.fields["partition"].value = "natural"  # only the synthetic dataset comes split by node
     assert "pool.partition" in panel.errors["partition"].value
 
     panel.fields["dataset"].value = "synthetic"
@@ -136,7 +137,7 @@ def test_crash_makes_the_node_fail_and_recover_brings_it_back() -> None:
     assert row.state == "disconnected" and "failed" in panel.table.value
     assert _record(recovered, 2).status == "accepted"
     crash = [f for f in runner.coord.faults.faults if f.kind == "crash"]
-    assert len(crash) == 1 and crash[0].end is not None      # the plan (and checkpoints) record the outage
+    assert len(crash) == 1 and crash[0].end is not None  # the plan (and checkpoints) record the outage
 
 
 def test_disconnect_and_reconnect_act_on_the_link() -> None:
@@ -236,7 +237,7 @@ def test_chain_panel_shows_addresses_scores_and_claims_without_keys() -> None:
     assert "claim" in panel.tx_log.value
     for node in range(4):
         assert derive_key(EMBEDDED_SEED, node).hex() not in html
-    panel.claim_button.click()                      # nothing left: the revert is shown, not raised
+    panel.claim_button.click()  # nothing left: the revert is shown, not raised
     assert "claim" in panel.message.value and "NothingToClaim" in panel.message.value
 
 
@@ -252,7 +253,7 @@ def test_dashboard_has_its_tabs_and_overview_follows_the_run(tmp_path) -> None:
     assert "finished" in dash.numbers.value and ">2 of 2<" in dash.numbers.value
     assert len(dash.charts.accuracy.traces[0]["x"]) == 2
 
-    dash.control.buttons["start"].click()           # already at round 2 of 2: refused in place, and logged
+    dash.control.buttons["start"].click()  # already at round 2 of 2: refused in place, and logged
     assert "more than the 2 rounds already run" in dash.control.message.value
     assert any("more than the 2 rounds" in o.get("text", "") for o in dash.control.log_output.outputs)
     dash.close()

@@ -1,4 +1,5 @@
 """The runner: throttled updates that always end on the final state, the stuck-run watchdog, pacing, pause."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def test_throttle_delivers_at_most_4_batches_a_second_and_always_the_last_item()
         throttle.poll()
         clock.advance(0.01)
     during = throttle.batches
-    clock.advance(throttle.due())     # what the flusher does when the run has ended: wait, then poll
+    clock.advance(throttle.due())  # what the flusher does when the run has ended: wait, then poll
     throttle.poll()
 
     # Assert: at most 4 updates in that second, nothing lost, the final item delivered last
@@ -36,7 +37,7 @@ def test_watchdog_needs_an_active_run_and_its_timeout() -> None:
     clock = FakeClock()
     dog = Watchdog(10.0, clock=clock)
     clock.advance(60)
-    assert not dog.check(active=False)          # idle or paused: never stuck
+    assert not dog.check(active=False)  # idle or paused: never stuck
     clock.advance(9)
     assert not dog.check(active=True)
     clock.advance(2)
@@ -90,7 +91,7 @@ def test_pacing_sleeps_duration_over_speed_minus_the_round_wall_time() -> None:
     runner = Runner(coord, pace_wait=waits.append)
     reports = []
     coord.bus.subscribe(reports.append)
-    runner.set_speed(1e-3)      # 1 simulated ms per wall second: every round must wait
+    runner.set_speed(1e-3)  # 1 simulated ms per wall second: every round must wait
 
     # Execute
     runner.start(rounds=2)
@@ -117,7 +118,7 @@ def test_a_manual_step_is_never_paced_and_is_delivered_on_flush() -> None:
 
 def test_pause_stops_at_a_round_boundary_and_checkpoints_resume_and_stop_leave_a_consistent_folder(tmp_path) -> None:
     # Prepare
-    coord = coordinator(run_dir=tmp_path, name="paused", checkpoint_every=1000)   # only the pause and the end
+    coord = coordinator(run_dir=tmp_path, name="paused", checkpoint_every=1000)  # only the pause and the end
     runner = Runner(coord)
 
     # Execute: start, pause after the first round, wait for the boundary

@@ -1,4 +1,5 @@
 """The Runs area: summaries, comparison, and ZIP export whose names cannot leave their folder."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,6 @@ def runs_dir(finished_runs: Path, tmp_path: Path) -> Path:
     for name in ("alpha", "beta"):
         shutil.copytree(finished_runs / name, tmp_path / name)
     return tmp_path
-
-
 
 
 def test_summary_and_compare_show_every_selected_run(runs_dir: Path) -> None:

@@ -3,6 +3,7 @@
 Messages are captured by replacing the widget's ``send``; front-end messages are fed in through
 ``_handle_custom_msg`` and front-end state changes through ``set_state``, as the comm would.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,9 @@ def test_append_keeps_the_window_and_sends_only_the_new_points(monkeypatch: pyte
     chart.append({"loss": ([2, 3, 4], [0.4, 0.3, 0.2])})
 
     assert chart.traces[0]["x"] == [1, 2, 3, 4] and chart.traces[0]["y"] == [0.5, 0.4, 0.3, 0.2]
-    assert sent == [{"type": "extend", "seq": 1, "indices": [0], "x": [[2, 3, 4]], "y": [[0.4, 0.3, 0.2]],
-                     "max_points": 4}]
+    assert sent == [
+        {"type": "extend", "seq": 1, "indices": [0], "x": [[2, 3, 4]], "y": [[0.4, 0.3, 0.2]], "max_points": 4}
+    ]
 
 
 def test_a_batch_larger_than_the_window_sends_only_what_fits(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,8 +81,13 @@ def test_append_to_an_unknown_name_adds_a_line_trace(monkeypatch: pytest.MonkeyP
 
 
 def test_append_rejects_ragged_points_heatmaps_and_y_only_traces() -> None:
-    chart = LiveChart([{"name": "a"}, {"name": "h", "type": "heatmap", "z": [[1, 2], [3, 4]]},
-                       {"name": "bars", "type": "bar", "y": [3, 1]}])
+    chart = LiveChart(
+        [
+            {"name": "a"},
+            {"name": "h", "type": "heatmap", "z": [[1, 2], [3, 4]]},
+            {"name": "bars", "type": "bar", "y": [3, 1]},
+        ]
+    )
     with pytest.raises(ValueError, match="2 x values but 1 y values"):
         chart.append({"a": ([0, 1], [1.0])})
     with pytest.raises(ValueError, match="heatmap"):
@@ -101,8 +108,9 @@ def test_hold_batches_appends_into_one_message(monkeypatch: pytest.MonkeyPatch) 
             chart.append({"b": ([0], [2.0]), "a": ([1], [3.0])})
         assert sent == [] and chart.traces[0]["x"] == []  # nothing applied yet
 
-    assert sent == [{"type": "extend", "seq": 1, "indices": [0, 1], "x": [[0, 1], [0]], "y": [[1.0, 3.0], [2.0]],
-                     "max_points": 0}]
+    assert sent == [
+        {"type": "extend", "seq": 1, "indices": [0, 1], "x": [[0, 1], [0]], "y": [[1.0, 3.0], [2.0]], "max_points": 0}
+    ]
     assert chart.traces[0]["x"] == [0, 1] and chart.traces[1]["y"] == [2.0]
 
 
@@ -201,19 +209,28 @@ def test_the_loader_is_recreated_after_it_was_closed() -> None:
 
 def test_front_end_sources_fetch_nothing_from_the_network() -> None:
     sources = sorted(widgets.WIDGETS_DIR.glob("*.js")) + sorted(widgets.WIDGETS_DIR.glob("*.css"))
-    assert {p.name for p in sources} >= {"live_chart.js", "live_chart.css", "cluster_map.js", "cluster_map.css",
-                                         "plotly_loader.js"}
+    assert {p.name for p in sources} >= {
+        "live_chart.js",
+        "live_chart.css",
+        "cluster_map.js",
+        "cluster_map.css",
+        "plotly_loader.js",
+    }
     for path in sources:
         text = path.read_text(encoding="utf-8")
         assert "http" not in text.lower(), f"{path.name} mentions http"
-        assert not re.search(r"^\s*import\s", text, re.MULTILINE), f"{path.name} imports a module: anywidget loads one file"
+        assert not re.search(r"^\s*import\s", text, re.MULTILINE), (
+            f"{path.name} imports a module: anywidget loads one file"
+        )
 
 
 # --------------------------------------------------------------------------- ClusterMap
 
-NODES = [{"id": 0, "region": "eu", "quality": "Excellent", "state": "online", "label": "a100-0"},
-         {"id": 1, "region": "eu", "quality": "Poor", "state": "quarantined"},
-         {"id": 2, "region": "us", "quality": "Offline", "state": "crashed"}]
+NODES = [
+    {"id": 0, "region": "eu", "quality": "Excellent", "state": "online", "label": "a100-0"},
+    {"id": 1, "region": "eu", "quality": "Poor", "state": "quarantined"},
+    {"id": 2, "region": "us", "quality": "Offline", "state": "crashed"},
+]
 
 
 def test_nodes_are_validated_and_completed() -> None:

@@ -2,6 +2,7 @@
 
 A module with its own name (not conftest), so ``from ui_support import ...`` cannot pick up another.
 """
+
 from __future__ import annotations
 
 import threading
@@ -13,10 +14,10 @@ import pytest
 pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 
-from hypergpu_lab import Coordinator, NodePool  # noqa: E402
-from hypergpu_lab.runs import RunFolder  # noqa: E402
+from hypergpu_lab import Coordinator, NodePool
+from hypergpu_lab.runs import RunFolder
 
-WAIT_S = 60.0      # upper bound on any wait; a passing test waits for an event, never this long
+WAIT_S = 60.0  # upper bound on any wait; a passing test waits for an event, never this long
 
 
 def pool(num_nodes: int = 4, **options: Any) -> NodePool:
@@ -24,8 +25,9 @@ def pool(num_nodes: int = 4, **options: Any) -> NodePool:
     return NodePool.simulated(num_nodes, **opts)
 
 
-def coordinator(num_nodes: int = 4, *, run_dir: Path | None = None, name: str = "run", pool_options: Any = None,
-                **options: Any) -> Coordinator:
+def coordinator(
+    num_nodes: int = 4, *, run_dir: Path | None = None, name: str = "run", pool_options: Any = None, **options: Any
+) -> Coordinator:
     """An MLP coordinator on a small LAN pool; with ``run_dir``, in a fresh run folder ``run_dir/name``."""
     p = pool(num_nodes, **(pool_options or {}))
     folder = RunFolder.create(run_dir, name, {"name": name, "pool": {"num_nodes": num_nodes}}) if run_dir else None
