@@ -74,10 +74,3 @@ def latest_valid(folder: str | os.PathLike) -> tuple[Path, dict[str, Any]] | Non
         except CheckpointError as exc:
             log.warning("skipping checkpoint: %s; falling back to the previous one", exc)
     return None
-
-
-def prune(folder: str | os.PathLike, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints."""
-    found = list_checkpoints(folder)
-    for _, path in found[: max(len(found) - keep, 0)]:  # not [:-keep]: that deletes nothing when keep == 0
-        path.unlink(missing_ok=True)

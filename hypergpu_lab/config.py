@@ -340,3 +340,29 @@ def preset(name: str, /, **overrides: Any) -> RunConfig:
     data = json.loads(json.dumps(PRESETS[name]))
     data.update(overrides)
     return RunConfig.from_dict(data)
+
+
+def resolve_train_config(config: TrainConfig | None, options: dict[str, Any], **objects: Any) -> TrainConfig:
+    """One TrainConfig from a base config, keyword overrides and the user's objects.
+
+    ``objects`` are ``model``, ``strategy`` and ``policy``, each a name (a config value) or an object
+    (an ``nn.Module``, a Strategy, a planner): a name is validated like any field; an object is used
+    as is and recorded as ``"custom"``, since a config can only name things.
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    if unknown := sorted(set(options) - known):
+        raise ConfigError(unknown[0], options[unknown[0]], "a TrainConfig field: " + ", ".join(sorted(known)))
+    base = {**(dataclasses.asdict(config) if config else {}), **options}
+    custom = []
+    for name, value in objects.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            base[name] = value
+        else:
+            custom.append(name)
+            base.pop(name, None)  # validated as the default name, recorded as "custom" below
+    cfg = TrainConfig(**base)
+    for name in custom:
+        setattr(cfg, name, "custom")
+    return cfg

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from hypergpu_lab import checkpoint
-from hypergpu_lab.checkpoint import MAGIC, latest_valid, list_checkpoints, path_for, prune
+from hypergpu_lab.checkpoint import MAGIC, latest_valid, list_checkpoints, path_for
 from hypergpu_lab.errors import CheckpointError
+from hypergpu_lab.persistence import prune
 
 
 def _state(round_: int) -> dict[str, Any]:

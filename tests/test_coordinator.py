@@ -268,8 +268,8 @@ def test_background_run_pause_resume_stop() -> None:
     # Execute / Assert: paused after round 2, then resumed to the end.
     coord.start(rounds=5)
     assert paused.wait(60)
-    coord._thread.join(0.3)
-    assert coord.round == 2 and coord.status == "paused" and coord._thread.is_alive()
+    assert not coord.control.wait(0.3)
+    assert coord.round == 2 and coord.status == "paused" and coord.control.active
     coord.resume()
     coord.wait(60)
     assert coord.round == 5 and coord.status == "finished"

@@ -231,7 +231,8 @@ def test_permanent_loss_pauses_with_a_clear_status_and_resumes_when_nodes_return
     )
     with caplog.at_level(logging.WARNING):
         coord.run(rounds=1000, progress=False)
-    assert coord.status.startswith("waiting for quorum: 2 of 10 nodes available, 5 needed")
+    assert coord.status == "waiting"
+    assert coord.control.detail.startswith("waiting for quorum: 2 of 10 nodes available, 5 needed")
     stuck = coord.round
     assert "waiting for quorum" in caplog.text
 

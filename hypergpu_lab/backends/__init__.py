@@ -28,6 +28,23 @@ class Task:
 
 
 class Backend(Protocol):
+    """Where local training runs. The whole contract with the engine:
+
+    - ``attach(pool)``: take the pool's shards where the nodes live (before any coordinator exists;
+      the nodes left in ``pool`` may keep only their metadata).
+    - ``bind(trainer, pool)``: train with this coordinator's model, SGD settings and engine.
+    - ``train(weights, tasks)``: one :class:`LocalResult` per task that completed, in task order; a
+      task that did not complete (a lost worker) is left out and its reason put in ``failures``.
+    - ``failures``: node -> why its task of the last ``train`` call returned nothing.
+    - ``close()``: release workers; the backend is not used afterwards.
+    """
+
+    failures: dict[int, str]
+
+    def attach(self, pool: NodePool) -> None: ...
+
+    def bind(self, trainer: Trainer, pool: NodePool) -> None: ...
+
     def train(self, weights: torch.Tensor, tasks: Sequence[Task]) -> list[LocalResult]: ...
 
     def close(self) -> None: ...
@@ -36,10 +53,19 @@ class Backend(Protocol):
 class InProcessBackend:
     """Trains in this process with the vectorised engine (or its per-node loop)."""
 
-    def __init__(self, trainer: Trainer, pool: NodePool) -> None:
+    def __init__(self, trainer: Trainer | None = None, pool: NodePool | None = None) -> None:
+        self.trainer, self.pool = trainer, pool
+        self.failures: dict[int, str] = {}  # in process, every task completes
+
+    def attach(self, pool: NodePool) -> None:
+        """The shards stay where they are: in this process's pool."""
+        self.pool = pool
+
+    def bind(self, trainer: Trainer, pool: NodePool) -> None:
         self.trainer, self.pool = trainer, pool
 
     def jobs(self, tasks: Sequence[Task]) -> list[Job]:
+        assert self.pool is not None, "bind() the backend to a pool first"
         out = []
         for t in tasks:
             node = self.pool[t.node]
@@ -48,6 +74,7 @@ class InProcessBackend:
         return out
 
     def train(self, weights: torch.Tensor, tasks: Sequence[Task]) -> list[LocalResult]:
+        assert self.trainer is not None, "bind() the backend to a trainer first"
         return self.trainer.train(weights, self.jobs(tasks))
 
     def close(self) -> None:

@@ -1,11 +1,30 @@
-"""The interface every aggregation strategy implements: one method, plus optional server state."""
+"""The interface every aggregation strategy implements: one method, plus optional server state.
+
+The whole contract with the engine:
+
+- :meth:`Strategy.aggregate` gets the global weights, the accepted updates stacked in canonical
+  (round, node) order, and one aggregation weight per update: the node's sample count times its
+  staleness discount (1 for this round's updates, ``1/sqrt(1 + staleness)`` for a buffered late
+  one). It returns the next global weights and must not modify its inputs.
+- :meth:`Strategy.client_objective` says what local training must add to the node's loss
+  (FedProx's proximal term); plain SGD by default.
+- :meth:`Strategy.state_dict` / :meth:`Strategy.load_state_dict` carry server state across checkpoints.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+
+@dataclass(frozen=True)
+class ClientObjective:
+    """What a strategy asks of every node's local training beyond SGD on its own loss."""
+
+    proximal_mu: float = 0.0  # FedProx: adds mu/2 * ||w - w_global||^2 to the local loss
 
 
 class Strategy(ABC):
@@ -15,7 +34,14 @@ class Strategy(ABC):
 
     @abstractmethod
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
-        """Return new global weights ``[P]`` from ``deltas`` ``[K, P]`` (K >= 1) and sample counts ``[K]``."""
+        """Return new global weights ``[P]`` from ``deltas`` ``[K, P]`` (K >= 1) and weights ``[K]``.
+
+        ``num_samples`` are the aggregation weights: sample counts times staleness discounts.
+        """
+
+    def client_objective(self) -> ClientObjective:
+        """What local training adds to each node's loss; nothing by default."""
+        return ClientObjective()
 
     def state_dict(self) -> dict[str, Any]:
         """Server-side state (momentum, moments) that a checkpoint must carry; none by default."""

@@ -2,11 +2,12 @@
 
 Each client minimises its loss plus the proximal term mu/2 * ||w - w_t||^2, which
 keeps local models near the global one under heterogeneous data; the server
-aggregates as FedAvg. The coordinator reads ``proximal_mu`` and passes it to the
-local training engine."""
+aggregates as FedAvg. The term reaches the local training engine through
+:meth:`~hypergpu_lab.strategies.base.Strategy.client_objective`."""
 
 from __future__ import annotations
 
+from .base import ClientObjective
 from .fedavg import FedAvg
 from .options import number
 
@@ -19,3 +20,6 @@ class FedProx(FedAvg):
     def __init__(self, *, mu: float = 0.01, weighted: bool = True) -> None:
         super().__init__(weighted=weighted)
         self.proximal_mu = number("mu", mu, low=0.0)
+
+    def client_objective(self) -> ClientObjective:
+        return ClientObjective(proximal_mu=self.proximal_mu)

@@ -2,11 +2,14 @@
 
 ::
 
-    round loop thread (coord.start)          flusher thread (one per runner, alive while there is work)
+    round loop thread (coord.control)        flusher thread (one per runner, alive while there is work)
     step() -> bus.emit -> Runner._on_report:     every 1/rate s at most: Throttle.poll() -> listeners(batch)
                  queue the report (that is all,  status changes, the stuck-run watchdog,
-                 plus node actions queued for    and always a final flush when the run ends
-                 this round boundary, and pacing)
+                 and pacing)                     and always a final flush when the run ends
+
+The runner keeps no run state of its own: start, pause, resume, stop and the status are the
+coordinator's :class:`~hypergpu_lab.run_control.RunControl`; the runner adds what only a UI needs
+(throttled delivery, the "stuck" watchdog, pacing, an action log).
 
 The round loop never waits for a widget: a subscriber that only appends to a list costs microseconds.
 Pacing (simulated seconds per wall second, for demos) is the one place a round waits on purpose,
@@ -14,9 +17,8 @@ and it is a wrapper here, not part of the core: after each round the runner slee
 ``round duration / speed`` minus the round's own wall time. Pause, stop and a speed change cut the
 sleep short.
 
-Node actions and pause checkpoints run *at a round boundary*: at once when no round is in progress
-(the coordinator's round lock is free), else by the bus subscriber at the end of the round in
-progress, inside the round loop's thread, so a round never sees the network change half-way through.
+Node actions run *at a round boundary* (``RunControl.at_boundary``): at once when no round is in
+progress, else right after the round in progress, so a round never sees the network change half-way.
 This module needs no widget library.
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 
 from .. import checkpoint
 from ..events import RoundReport
+from ..run_control import RunState
 from .view import RunView
 
 log = logging.getLogger(__name__)
@@ -41,9 +44,6 @@ Clock = Callable[[], float]
 ReportListener = Callable[[list[RoundReport]], None]
 StatusListener = Callable[["Runner"], None]
 CoordinatorListener = Callable[[Any], None]
-
-ACTIVE = ("running", "paused")
-DONE = ("idle", "finished", "stopped", "failed")
 
 
 class Throttle:
@@ -142,11 +142,6 @@ class Watchdog:
         return self.stuck
 
 
-def _round_lock(coord: Any) -> Any:
-    """The coordinator's round lock (held for the whole of ``step()``)."""
-    return coord.round_lock
-
-
 class Runner:
     """Drives one coordinator for the panels: start / pause / resume / stop / step, updates, pacing, watchdog.
 
@@ -185,15 +180,12 @@ class Runner:
         self.speed: float | None = None
         self.target: int | None = None
         self.message = ""
-        self.last_checkpoint: Path | None = None
         self.last_report: RoundReport | None = None
         self.actions_log: deque[str] = deque(maxlen=200)
         self.view = RunView()
         self._report_listeners: list[ReportListener] = []
         self._status_listeners: list[StatusListener] = []
         self._coord_listeners: list[CoordinatorListener] = []
-        self._actions: deque[tuple[Callable[[Any], Any], str]] = deque()
-        self._actions_lock = threading.Lock()
         self._interrupt = threading.Event()
         self._pace_wait = pace_wait or (lambda s: self._interrupt.wait(s))
         self._pacing = False
@@ -219,8 +211,6 @@ class Runner:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self.throttle.clear()
-        with self._actions_lock:
-            self._actions.clear()
         self.coord, self.last_report, self.target, self.message = coord, None, None, ""
         self._last_round = coord.round
         self.view.reset(coord)
@@ -252,35 +242,31 @@ class Runner:
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(5.0)
 
-    # -- status --------------------------------------------------------------------------------
+    # -- status (read from the coordinator's RunControl; the watchdog adds "stuck") ---------------
     @property
     def active(self) -> bool:
-        """A run is under way: running, paused, or waiting for a quorum (the status is a message then)."""
-        return self.coord.status not in DONE
+        """A run is under way: running, paused, or waiting for a quorum."""
+        return self.coord.control.active
 
     @property
     def status(self) -> str:
         """idle | running | paused | waiting | stuck | finished | stopped | failed."""
-        s = self.coord.status
-        if self.watchdog.stuck and s == "running":
+        state = self.coord.control.state
+        if self.watchdog.stuck and state is RunState.RUNNING:
             return "stuck"
-        if s in ACTIVE or s in DONE:
-            return s
-        return "waiting"  # the coordinator's status is a quorum message: paused until nodes return
+        return state.value
 
     @property
     def detail(self) -> str:
         """One line saying why, for the status bar."""
-        s = self.coord.status
-        if self.watchdog.stuck and s == "running":
+        control = self.coord.control
+        if self.watchdog.stuck and control.state is RunState.RUNNING:
             return (
                 f"stuck: no round finished in {self.watchdog.idle_for():.0f} wall seconds "
                 f"(last finished: round {self._last_round}); stop the run or look at the log"
             )
-        if s == "failed" and self.coord.error is not None:
-            return f"failed at round {self.coord.round + 1}: {type(self.coord.error).__name__}: {self.coord.error}"
-        if s not in ACTIVE and s not in DONE:
-            return s
+        if control.state in (RunState.WAITING, RunState.FAILED):
+            return control.detail
         return self.message
 
     @property
@@ -291,7 +277,7 @@ class Runner:
     def start(self, rounds: int | None = None, *, until: int | None = None) -> None:
         """Run in the background (``coord.start``); a paused run resumes instead."""
         if self.active:
-            if self.coord.status != "running":
+            if self.coord.control.state is not RunState.RUNNING:
                 self.resume()
             return
         self._pause_requested = False
@@ -305,12 +291,10 @@ class Runner:
         self._notify_status()
 
     def pause(self) -> None:
-        """Pause at the next round boundary, then write a checkpoint when the run has a folder."""
+        """Pause at the next round boundary; the coordinator then checkpoints when the run has a folder."""
         self.coord.pause()
         self._pause_requested = True
         self._interrupt.set()
-        if self.coord.run_folder is not None:
-            self.act(self._pause_checkpoint, "checkpoint at the pause")
         self.message = "pausing at the end of this round"
         self._notify_status()
 
@@ -318,12 +302,7 @@ class Runner:
         self._pause_requested = False
         self._interrupt.clear()
         self.watchdog.progress()
-        waiting = self.status == "waiting"
         self.coord.resume()
-        if waiting and self.active:
-            # coord.resume() leaves a quorum message as the status; the loop is running again.
-            # Core change requested: Coordinator.resume() sets "running" after a quorum pause too.
-            self.coord.status = "running"
         self.message = "resumed"
         self._ensure_flusher()
         self._notify_status()
@@ -339,7 +318,7 @@ class Runner:
 
     def step(self) -> RoundReport:
         """One round in the calling thread (when no background run is active); updates follow throttled."""
-        if self.active and self.coord.status == "running":
+        if self.coord.control.state is RunState.RUNNING:
             raise RuntimeError("a run is in progress; pause it to step by hand")
         self._manual.on = True
         try:
@@ -374,49 +353,24 @@ class Runner:
     # -- node actions --------------------------------------------------------------------------
     def act(self, fn: Callable[[Any], Any], what: str) -> bool:
         """Run ``fn(coord)`` at the next round boundary; True if it ran at once (no round in progress)."""
-        with self._actions_lock:
-            self._actions.append((fn, what))
-        lock = _round_lock(self.coord)
-        if lock.acquire(blocking=False):
-            try:
-                self._run_actions()
-            finally:
-                lock.release()
-            return True
-        # A round is in progress: its bus subscriber runs the action at its end. Should the round end
-        # between that subscriber and our attempt, this helper gets the lock before the next round.
-        threading.Thread(target=self._actions_when_free, name="hypergpu-ui-action", daemon=True).start()
-        return False
+        return self.coord.control.at_boundary(lambda: self._run_action(fn, what))
 
-    def _actions_when_free(self) -> None:
-        with _round_lock(self.coord):
-            self._run_actions()
+    def _run_action(self, fn: Callable[[Any], Any], what: str) -> None:
+        try:
+            result = fn(self.coord)
+        except Exception as exc:
+            log.warning("%s failed: %s", what, exc)
+            self.message = f"{what} failed: {exc}"
+        else:
+            self.message = f"{what}: {result}" if isinstance(result, str) else what
+            self.actions_log.append(f"round {self.coord.round}, t={self.coord.clock.now:.2f}s: {self.message}")
+            log.info("%s", self.message)
+        self._wake.set()
 
-    def _run_actions(self) -> None:
-        while True:
-            with self._actions_lock:
-                if not self._actions:
-                    return
-                fn, what = self._actions.popleft()
-            try:
-                result = fn(self.coord)
-            except Exception as exc:
-                log.warning("%s failed: %s", what, exc)
-                self.message = f"{what} failed: {exc}"
-            else:
-                self.message = f"{what}: {result}" if isinstance(result, str) else what
-                self.actions_log.append(f"round {self.coord.round}, t={self.coord.clock.now:.2f}s: {self.message}")
-                log.info("%s", self.message)
-            self._wake.set()
-
-    def _pause_checkpoint(self, coord: Any) -> str:
-        folder = coord.run_folder.checkpoints
-        path = checkpoint.path_for(folder, coord.round)
-        if coord.round and not path.exists():
-            coord.save_checkpoint(path)
-            checkpoint.prune(folder, coord.config.keep_checkpoints)
-        self.last_checkpoint = path if path.exists() else None
-        return f"round {coord.round} in {path.name}" if self.last_checkpoint else "nothing to save yet"
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The newest checkpoint the coordinator wrote (at a pause, on cadence or at the end)."""
+        return self.coord.checkpoints.last
 
     # -- the round loop's side -----------------------------------------------------------------
     def _on_report(self, report: RoundReport) -> None:
@@ -424,10 +378,6 @@ class Runner:
         self.throttle.push(report)
         self._last_round = report.round
         self.watchdog.progress()
-        if self._pause_requested and self.coord.run_folder is not None:
-            with self._actions_lock:  # a round ran after pause(): checkpoint where it really stopped
-                self._actions.append((self._pause_checkpoint, "checkpoint at the pause"))
-        self._run_actions()
         if self.throttle.pending == 1:  # the first report since the last update: deliver it promptly
             self._wake.set()
         self._ensure_flusher()
@@ -453,7 +403,7 @@ class Runner:
         """Run the watchdog and tell the status listeners of a change; returns the status."""
         was_active, active = self._was_active, self.active
         self._was_active = active
-        if self.watchdog.check(self.coord.status == "running" and active and not self._pacing):
+        if self.watchdog.check(self.coord.control.state is RunState.RUNNING and not self._pacing):
             if not self._stuck_logged:
                 log.warning("%s", self.detail)
                 self._stuck_logged = True
@@ -465,7 +415,7 @@ class Runner:
         return self.status
 
     def _end_message(self) -> str:
-        coord, status = self.coord, self.coord.status
+        coord, status = self.coord, self.coord.control.state.value
         text = f"{status} at round {coord.round}"
         folder = coord.run_folder
         if folder is not None and status in ("finished", "stopped"):
