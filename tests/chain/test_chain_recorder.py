@@ -166,7 +166,7 @@ def test_a_node_without_an_account_parks_its_round_until_it_has_one(chain, train
 def test_a_replayed_round_is_queued_once(trained_run) -> None:
     # A run resumed from a checkpoint emits rounds it emitted before; the outbox keeps the first.
     outbox = Outbox(None)
-    chain = SimpleNamespace(chain_id=1, deployment=SimpleNamespace(tracker="0x" + "11" * 20))
+    chain = SimpleNamespace(chain_id=1, tracker_address="0x" + "11" * 20)  # the two Ledger facts an outbox binds to
     bus = EventBus()
     recorder = ChainRecorder(chain, bus, outbox=outbox, background=False)  # type: ignore[arg-type]
     for report in trained_run.reports + trained_run.reports[1:]:
