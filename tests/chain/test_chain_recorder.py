@@ -14,6 +14,7 @@ from chain_support import REWARD, flaky_provider
 
 from hypergpu_lab.chain import ChainClient, ChainError, ChainRecorder, NodeAccounts, Outbox, round_scores
 from hypergpu_lab.chain.outbox import FILENAME, RoundSet
+from hypergpu_lab.chain.rewards import split_pool
 from hypergpu_lab.events import EventBus
 from hypergpu_lab.runs import RunFolder
 
@@ -24,8 +25,7 @@ def expected_shares(chain: ChainClient, report, pool: int) -> dict[str, int]:
         for n, s in round_scores(report).items()
         if any(r.node == n and r.status == "accepted" for r in report.nodes)
     }
-    total = sum(scores.values())
-    return {a: pool * s // total for a, s in scores.items() if pool * s // total}
+    return split_pool(pool, scores)
 
 
 def assert_recorded_once(chain: ChainClient, session_id: str, reports: list) -> None:
