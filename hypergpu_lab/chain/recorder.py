@@ -138,7 +138,7 @@ class ChainRecorder:
 
     @property
     def client(self) -> Ledger:
-        """The ledger under its older name (the UI rebuilds a run on ``recorder.client``)."""
+        """The ledger under its name from before the Ledger seam (kept so existing notebooks keep working)."""
         return self.ledger
 
     # -- setup -------------------------------------------------------------------------------------
