@@ -1,7 +1,12 @@
 """The chain side of the lab: contracts, ChainClient, contribution scoring and the durable recorder.
 
 Only this package imports web3 (the core never does), and only when a name that needs it is used:
-``hypergpu_lab.chain.scoring`` works without web3 installed. Typical use::
+``scoring``, ``rewards``, ``ledger``, ``outbox`` and ``recorder`` work without web3 installed.
+
+Layers, each importing only those below it: ``ledger`` (the :class:`Ledger` Protocol and its
+values; nothing from this package) <- ``rewards``, ``scoring``, ``outbox`` <- ``recorder`` <-
+``client`` (web3; implements Ledger) <- this module. A different chain is one new module
+implementing :class:`Ledger`. Typical use::
 
     from hypergpu_lab.chain import ChainClient
     chain = ChainClient.embedded()                  # in-process py-evm, contracts deployed
@@ -17,22 +22,27 @@ from typing import Any
 
 _EXPORTS = {
     "ChainClient": "client",
-    "Contribution": "client",
     "Deployment": "client",
-    "Funding": "client",
-    "RecordedRound": "client",
-    "Session": "client",
-    "TxResult": "client",
     "TOKEN_UNIT": "client",
-    "new_session_id": "client",
+    "Ledger": "ledger",
+    "LedgerInfo": "ledger",
+    "Contribution": "ledger",
+    "Funding": "ledger",
+    "RecordedRound": "ledger",
+    "Session": "ledger",
+    "TxResult": "ledger",
+    "new_session_id": "ledger",
+    "ChainError": "ledger",
+    "ContractRevert": "ledger",
     "NodeAccounts": "accounts",
     "Signer": "accounts",
-    "ChainError": "errors",
-    "ContractRevert": "errors",
     "Outbox": "outbox",
     "ChainRecorder": "recorder",
     "RecorderStatus": "recorder",
+    "RecordsRounds": "recorder",
+    "attach_recorder": "recorder",
     "contributions": "recorder",
+    "split_pool": "rewards",
     "SCORE_SCALE": "scoring",
     "round_scores": "scoring",
     "score": "scoring",

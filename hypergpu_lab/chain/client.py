@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from eth_utils import is_address, to_checksum_address
@@ -27,10 +26,35 @@ from web3.logs import DISCARD
 
 from .accounts import Key, NodeAccounts, Signer
 from .compiled import Artifact, lab_artifacts, load
-from .errors import ChainError, ErrorDecoder
+from .errors import ErrorDecoder
+from .ledger import (
+    ZERO32,
+    ChainError,
+    Contribution,
+    Funding,
+    LedgerInfo,
+    RecordedRound,
+    Session,
+    TxResult,
+    b32,
+    hex32,
+    new_session_id,
+)
+from .recorder import ChainRecorder, attach_recorder
 
-if TYPE_CHECKING:
-    from .recorder import ChainRecorder
+__all__ = [  # the moved values stay importable from here, where existing code looks for them
+    "ChainClient",
+    "Contribution",
+    "Deployment",
+    "Funding",
+    "RecordedRound",
+    "Session",
+    "TOKEN_UNIT",
+    "TxResult",
+    "b32",
+    "hex32",
+    "new_session_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +63,6 @@ DEFAULT_SUPPLY = 10**9 * TOKEN_UNIT  # minted to the coordinator when it deploys
 GAS_TOPUP_WEI = 10**17  # what a node gets for gas when it has too little to claim
 MIN_GAS_WEI = 10**16
 GAS_MARGIN = 1.25  # estimate x margin: storage warmth can shift between estimate and block
-ZERO32 = "0x" + "00" * 32
 STATUSES = ("none", "active", "completed")
 
 Who = int | str | Signer
@@ -59,61 +82,6 @@ class Deployment:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Session:
-    session_id: str
-    coordinator: str
-    status: str  # active | completed
-    model_hash: str
-    dataset_id: str
-    config_hash: str
-    started_at: int
-    completed_at: int
-
-
-@dataclass(frozen=True)
-class Contribution:
-    """One node's part of a round, as recorded: integer score (see scoring.py) and update hash."""
-
-    address: str
-    score: int
-    update_hash: str = ZERO32
-    node: int | None = None
-
-
-@dataclass(frozen=True)
-class RecordedRound:
-    session_id: str
-    round: int
-    contributions: tuple[Contribution, ...]
-    total_score: int
-    block: int
-    tx_hash: str
-
-
-@dataclass(frozen=True)
-class TxResult:
-    tx_hash: str
-    block: int
-    gas_used: int
-
-
-@dataclass(frozen=True)
-class Funding:
-    """A funded round: ``distributed`` = sum(shares) <= ``pool``; the difference (dust) stays with the funder."""
-
-    session_id: str
-    round: int
-    pool: int
-    distributed: int
-    shares: dict[str, int]
-    tx_hash: str
-
-    @property
-    def dust(self) -> int:
-        return self.pool - self.distributed
-
-
 def _locked(fn: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(self: ChainClient, *args: Any, **kwargs: Any) -> T:
@@ -123,25 +91,11 @@ def _locked(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def b32(value: str | bytes) -> bytes:
-    """A 32-byte value from bytes or hex (with or without 0x)."""
-    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
-    if len(raw) != 32:
-        raise ValueError(f"expected 32 bytes, got {len(raw)}: {value!r}")
-    return raw
-
-
-def hex32(value: str | bytes) -> str:
-    return "0x" + b32(value).hex()
-
-
-def new_session_id() -> str:
-    """A fresh random session id (0x + 64 hex)."""
-    return "0x" + secrets.token_hex(32)
-
-
 class ChainClient:
     """Deploys or attaches to the lab's contracts and runs the reward workflow on them.
+
+    Implements :class:`~hypergpu_lab.chain.ledger.Ledger` (structurally: the Protocol is the
+    contract, see its docstrings); the recorder and the UI use it through that Protocol only.
 
     Parameters
     ----------
@@ -196,6 +150,8 @@ class ChainClient:
         else:
             self.deployment = deployment if isinstance(deployment, Deployment) else Deployment(**deployment)
             self._attach_lab()
+        # Read once: the UI asks on every update and must not wait on (or fail with) the node.
+        self._token_decimals: int = int(self.call(self.token.functions.decimals()))
 
     @classmethod
     def embedded(cls, *, accounts: NodeAccounts | None = None, provider: Any = None, **options: Any) -> ChainClient:
@@ -217,6 +173,16 @@ class ChainClient:
         """The coordinator account's address (it deploys, opens sessions, records and funds rounds)."""
         return self._signer.address
 
+    @property
+    def tracker_address(self) -> str:
+        """The ContributionTracker's address: where rounds are recorded (an outbox feeds exactly one)."""
+        return self.deployment.tracker
+
+    @property
+    def token_decimals(self) -> int:
+        """The RewardToken's ERC-20 decimals (18), read from the token once at construction."""
+        return self._token_decimals
+
     def __repr__(self) -> str:
         return (
             f"ChainClient({self.label}, chain_id={self.chain_id}, coordinator={self.coordinator}, "
@@ -225,17 +191,16 @@ class ChainClient:
 
     __str__ = __repr__
 
-    def describe(self) -> dict[str, Any]:
-        """Plain facts for a UI: where, who, which contracts, which compiler."""
+    def describe(self) -> LedgerInfo:
+        """Plain facts for a UI: where (the redacted endpoint), who, which contracts, which compiler."""
         compiler = load("ContributionTracker").compiler
-        return {
-            "endpoint": self.label,
-            "chain_id": self.chain_id,
-            "coordinator": self.coordinator,
-            "deployment": self.deployment.as_dict(),
-            "compiler": compiler["version"],
-            "evm_version": compiler["evmVersion"],
-        }
+        return LedgerInfo(
+            endpoint=self.label,
+            chain_id=self.chain_id,
+            coordinator=self.coordinator,
+            contracts=self.deployment.as_dict(),
+            software=f"solc {compiler['version']}, evm {compiler['evmVersion']}",
+        )
 
     def address_of(self, who: Who) -> str:
         """An address from a node index, an address or a :class:`Signer`."""
@@ -568,9 +533,7 @@ class ChainClient:
     # -- the lab -----------------------------------------------------------------------------------
     def attach(self, coordinator: Any, **options: Any) -> ChainRecorder:
         """Record ``coordinator``'s rounds on this chain; see :class:`~hypergpu_lab.chain.ChainRecorder`."""
-        from .recorder import ChainRecorder
-
-        return ChainRecorder(self, coordinator, **options)
+        return attach_recorder(self, coordinator, **options)
 
 
 def _redact(url: str) -> str:

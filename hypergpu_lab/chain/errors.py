@@ -15,43 +15,16 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import collapse_if_tuple, keccak, to_checksum_address
 
+# The exceptions are part of the Ledger contract, so they live in ledger.py (web3-free); they are
+# re-exported here, where the decoder makes them, for the names existing code imports.
+from .ledger import ChainError, ContractRevert
+
+__all__ = ["ChainError", "ContractRevert", "ErrorDecoder"]
+
 _BUILTIN = [
     {"type": "error", "name": "Error", "inputs": [{"name": "message", "type": "string"}]},
     {"type": "error", "name": "Panic", "inputs": [{"name": "code", "type": "uint256"}]},
 ]
-
-
-class ChainError(Exception):
-    """Something went wrong talking to the chain (not a revert: see :class:`ContractRevert`)."""
-
-
-class ContractRevert(ChainError):
-    """A contract call reverted; ``name`` is the Solidity error (``"RoundAlreadyRecorded"``), ``args`` its fields.
-
-    Reverts are deterministic: sending the same call again gives the same answer, so the recorder
-    never retries them (except the "already done" ones, which it counts as success).
-    """
-
-    def __init__(
-        self, name: str, args: Mapping[str, Any] | None = None, *, function: str | None = None, data: bytes = b""
-    ) -> None:
-        self.name, self.arguments, self.function, self.data = name, dict(args or {}), function, data
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.arguments.items())
-        where = f" in {function}" if function else ""
-        super().__init__(f"{name}({shown}) reverted{where}")
-
-    def __reduce__(self):  # keep pickling (multiprocessing, pytest-xdist) working with keyword arguments
-        return (_rebuild_revert, (self.name, self.arguments, self.function, self.data))
-
-
-def _rebuild_revert(name: str, args: dict[str, Any], function: str | None, data: bytes) -> ContractRevert:
-    return ContractRevert(name, args, function=function, data=data)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    return str(value)
 
 
 class ErrorDecoder:

@@ -4,7 +4,7 @@ One JSON object a line, each written, flushed and fsynced before the call return
 
     {"op": "session", "session_id": "0x..", "chain_id": 1337, "tracker": "0x..", ...}  the session it feeds
     {"op": "round", "round": 3, "contributions": [{"node", "score", "update_hash"}, ...], "reward": 10**18}
-    {"op": "ack", "round": 3, "tx": "0x..", "already": false}                          it is on chain
+    {"op": "ack", "round": 3, "tx": "0x..", "already": false, "paid": {"0": 5*10**17}}  it is on chain
     {"op": "fail", "round": 3, "error": "NotCoordinator(...)"}                         a revert; parked
     {"op": "retry", "round": 3}                                                        a parked round re-queued
 
@@ -13,6 +13,10 @@ A crash can leave at most a torn last line, which opening cuts off: a torn "roun
 the bus callback had not finished handing over, a torn "ack" one the sender will check on chain again.
 Memory holds only unfinished rounds and counters; the file is the full history. ``path=None`` keeps
 the same bookkeeping in memory only.
+
+Counters include, per node, the score and the reward (token base units, ``paid``: node -> amount the
+ledger credited) of every acknowledged round, so a UI can show what the ledger holds without asking
+it. An ack without ``paid`` (older outboxes) counts the contract's split of the round's reward.
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ import json
 import logging
 import os
 import threading
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .rewards import split_pool
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,8 @@ class Outbox:
         self._known = RoundSet()
         self.sent = 0
         self.already = 0  # acks for rounds the chain had before the send (a crash or lost ack earlier)
+        self._scores: Counter[int] = Counter()  # node -> summed score of the acknowledged rounds
+        self._paid: Counter[int] = Counter()  # node -> base units the acknowledged rounds credited
         self._file = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +86,13 @@ class Outbox:
                 self._pending[r] = entry
         elif op == "ack":
             r = int(entry["round"])
-            if self._pending.pop(r, None) is not None or self._failed.pop(r, None) is not None:
+            done = self._pending.pop(r, None)
+            if done is None and r in self._failed:
+                done = self._failed.pop(r)[0]
+            if done is not None:
                 self.sent += 1
                 self.already += bool(entry.get("already"))
+                self._count(done, entry.get("paid"))
         elif op == "fail":
             r = int(entry["round"])
             if r in self._pending:
@@ -89,6 +103,14 @@ class Outbox:
                 self._pending[r] = self._failed.pop(r)[0]
         else:
             raise ValueError(f"unknown op {op!r}")
+
+    def _count(self, round_entry: dict[str, Any], paid: Mapping[str, int] | None) -> None:
+        scores = _scores(round_entry)
+        self._scores.update(scores)
+        if paid is None:
+            self._paid.update(split_pool(round_entry.get("reward") or 0, scores))
+        else:
+            self._paid.update({int(node): int(amount) for node, amount in paid.items()})
 
     def _write(self, entry: dict[str, Any]) -> None:
         if self._file is not None:
@@ -118,9 +140,13 @@ class Outbox:
         with self._lock:
             return self._pending[min(self._pending)] if self._pending else None
 
-    def ack(self, round: int, *, tx: str | None, already: bool) -> None:
+    def ack(self, round: int, *, tx: str | None, already: bool, paid: Mapping[int, int] | None = None) -> None:
+        """The round is on the ledger; ``paid`` is node -> base units it credited (None: no reward)."""
+        entry: dict[str, Any] = {"op": "ack", "round": int(round), "tx": tx, "already": already}
+        if paid is not None:
+            entry["paid"] = {str(node): int(amount) for node, amount in paid.items()}
         with self._lock:
-            self._write({"op": "ack", "round": int(round), "tx": tx, "already": already})
+            self._write(entry)
 
     def fail(self, round: int, error: str) -> None:
         with self._lock:
@@ -138,6 +164,24 @@ class Outbox:
         with self._lock:
             return {"pending": len(self._pending), "sent": self.sent, "failed": len(self._failed)}
 
+    def paid(self) -> dict[int, int]:
+        """node -> token base units credited by the acknowledged rounds."""
+        with self._lock:
+            return dict(self._paid)
+
+    def recorded_scores(self) -> dict[int, int]:
+        """node -> summed score of the acknowledged rounds."""
+        with self._lock:
+            return dict(self._scores)
+
+    def queued_rewards(self) -> dict[int, int]:
+        """node -> base units the pending rounds will credit (the contract's split of each reward)."""
+        with self._lock:
+            out: Counter[int] = Counter()
+            for entry in self._pending.values():
+                out.update(split_pool(entry.get("reward") or 0, _scores(entry)))
+            return dict(out)
+
     def failures(self) -> dict[int, str]:
         """Parked rounds and the error that parked them."""
         with self._lock:
@@ -152,6 +196,11 @@ class Outbox:
     def __repr__(self) -> str:
         c = self.counts()
         return f"Outbox({self.path or 'in memory'}, pending={c['pending']}, sent={c['sent']}, failed={c['failed']})"
+
+
+def _scores(round_entry: dict[str, Any]) -> dict[int, int]:
+    """node -> score of a "round" line (a node appears once per round)."""
+    return {int(c["node"]): int(c["score"]) for c in round_entry["contributions"]}
 
 
 class RoundSet:

@@ -13,6 +13,15 @@ records a (session, round) at most once. After a crash between send and acknowle
 still pending; the sender first asks the chain whether it is recorded (and funded), and counts the
 contract's RoundAlreadyRecorded / RoundAlreadyFunded reverts as success, so nothing is paid twice.
 The session id lives in the outbox's first line, so a restarted recorder finds its session again.
+
+The recorder talks to the chain only through the :class:`~hypergpu_lab.chain.ledger.Ledger` Protocol
+and imports neither web3 nor :mod:`~hypergpu_lab.chain.client`: any ledger records through it
+(``ChainClient.attach`` calls :func:`attach_recorder`; so does any other implementation).
+
+What each acknowledged round paid is logged with its acknowledgement (from the ledger's
+:class:`~hypergpu_lab.chain.ledger.Funding`, else :func:`~hypergpu_lab.chain.rewards.split_pool`,
+the contract's own rule), so :meth:`ChainRecorder.paid_by_node` is what the ledger credited, in
+integer base units, with no chain call: the rewards chart reads it on every update.
 """
 
 from __future__ import annotations
@@ -29,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from ..events import NodeRecord, RoundReport
-from .client import ChainClient, Contribution, hex32, new_session_id
-from .errors import ChainError, ContractRevert
+from .ledger import ChainError, ContractRevert, Contribution, Funding, Ledger, hex32, new_session_id
 from .outbox import FILENAME, Outbox
+from .rewards import split_pool
 from .scoring import score
 
 log = logging.getLogger(__name__)
@@ -74,8 +83,8 @@ class ChainRecorder:
 
     Parameters
     ----------
-    client
-        The chain to record on.
+    ledger
+        The chain to record on: any :class:`~hypergpu_lab.chain.ledger.Ledger`.
     source
         A Coordinator (its bus, run folder, run id, config and pool are used) or a bare EventBus.
     outbox
@@ -94,7 +103,7 @@ class ChainRecorder:
 
     def __init__(
         self,
-        client: ChainClient,
+        ledger: Ledger,
         source: Any,
         *,
         outbox: str | Path | Outbox | None = _AUTO,
@@ -108,7 +117,7 @@ class ChainRecorder:
     ) -> None:
         if reward_per_round is not None and reward_per_round < 0:
             raise ValueError("reward_per_round must be >= 0 token units, or None")
-        self.client, self.scorer, self.reward_per_round = client, scorer, reward_per_round
+        self.ledger, self.scorer, self.reward_per_round = ledger, scorer, reward_per_round
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.outbox = self._open_outbox(source, outbox)
         try:
@@ -127,6 +136,11 @@ class ChainRecorder:
             self._thread = threading.Thread(target=self._run, name="hypergpu-chain-sender", daemon=True)
             self._thread.start()
 
+    @property
+    def client(self) -> Ledger:
+        """The ledger under its name from before the Ledger seam (kept so existing notebooks keep working)."""
+        return self.ledger
+
     # -- setup -------------------------------------------------------------------------------------
     @staticmethod
     def _open_outbox(source: Any, outbox: str | Path | Outbox | None) -> Outbox:
@@ -138,13 +152,13 @@ class ChainRecorder:
         return Outbox(outbox)
 
     def _open_session(self, source: Any, session_id: str | None, dataset_id: str | None) -> str:
-        client = self.client
+        ledger = self.ledger
         known = self.outbox.session
         if known is not None:
-            if known.get("chain_id") != client.chain_id or known.get("tracker") != client.deployment.tracker:
+            if known.get("chain_id") != ledger.chain_id or known.get("tracker") != ledger.tracker_address:
                 raise ChainError(
                     f"the outbox {self.outbox.path} feeds tracker {known.get('tracker')} on chain "
-                    f"{known.get('chain_id')}, not this client's; pass outbox= another path"
+                    f"{known.get('chain_id')}, not this ledger's; pass outbox= another path"
                 )
             if session_id is not None and hex32(session_id) != known["session_id"]:
                 raise ChainError(f"the outbox {self.outbox.path} feeds session {known['session_id']}, not {session_id}")
@@ -152,8 +166,8 @@ class ChainRecorder:
             return known["session_id"]
         info = {
             "session_id": hex32(session_id or new_session_id()),
-            "chain_id": client.chain_id,
-            "tracker": client.deployment.tracker,
+            "chain_id": ledger.chain_id,
+            "tracker": ledger.tracker_address,
             **_describe(source, dataset_id),
         }
         return self.outbox.open_session(info)["session_id"]
@@ -222,8 +236,8 @@ class ChainRecorder:
     def _ensure_session(self) -> None:
         if self._session_checked:
             return
-        client, info = self.client, self.outbox.session
-        session = client.session(self.session_id)
+        ledger, info = self.ledger, self.outbox.session
+        session = ledger.session(self.session_id)
         if session is None:
             if self.outbox.sent:
                 log.warning(
@@ -233,7 +247,7 @@ class ChainRecorder:
                     self.outbox.sent,
                 )
             try:
-                client.start_session(
+                ledger.start_session(
                     self.session_id,
                     model_hash=info["model_hash"],
                     dataset_id=info["dataset_id"],
@@ -242,44 +256,62 @@ class ChainRecorder:
             except ContractRevert as exc:
                 if exc.name != "SessionExists":
                     raise
-                session = client.session(self.session_id)
-        if session is not None and session.coordinator != client.coordinator:
+                session = ledger.session(self.session_id)
+        if session is not None and session.coordinator != ledger.coordinator:
             raise ChainError(
                 f"session {self.session_id} belongs to {session.coordinator}, "
-                f"not this client's coordinator {client.coordinator}"
+                f"not this ledger's coordinator {ledger.coordinator}"
             )
         self._session_checked = True
 
     def _deliver(self, entry: dict[str, Any]) -> None:
-        client, sid, r = self.client, self.session_id, entry["round"]
+        ledger, sid, r = self.ledger, self.session_id, entry["round"]
         rows = [
             Contribution(self._address(c["node"]), c["score"], c["update_hash"], c["node"])
             for c in entry["contributions"]
         ]
-        tx, already = None, client.is_recorded(sid, r)
+        tx, already = None, ledger.is_recorded(sid, r)
         if not already:
             try:
-                tx = client.record_round(sid, r, rows).tx_hash
+                tx = ledger.record_round(sid, r, rows).tx_hash
             except ContractRevert as exc:
                 if exc.name != "RoundAlreadyRecorded":
                     raise
                 already = True
         reward = entry.get("reward")
-        if reward and sum(c.score for c in rows) > 0 and not client.is_funded(sid, r):
+        funding = None
+        if reward and sum(c.score for c in rows) > 0 and not ledger.is_funded(sid, r):
             try:
-                client.fund_round(sid, r, reward)
+                funding = ledger.fund_round(sid, r, reward)
             except ContractRevert as exc:
                 if exc.name != "RoundAlreadyFunded":
                     raise
-        self.outbox.ack(r, tx=tx, already=already)
+        self.outbox.ack(r, tx=tx, already=already, paid=_paid(r, rows, reward, funding))
         if already:
             log.info("round %d was on chain already; acknowledged without resending", r)
 
     def _address(self, node: int) -> str:
         try:
-            return self.client.accounts.address(node)
+            return self.ledger.address_of(node)
         except KeyError as exc:  # parked until the node gets an account and retry_failed() runs
             raise ChainError(f"node {node} has no account: {exc.args[0]}") from None
+
+    # -- what was recorded and paid (local: no chain call) -----------------------------------------
+    def paid_by_node(self) -> dict[int, int]:
+        """Token base units the ledger credited each node for this session's acknowledged rounds.
+
+        Survives a restart (it is replayed from the outbox). ``claimable + claimed`` on the ledger is
+        at least this (more when the same address earned in other sessions).
+        """
+        return self.outbox.paid()
+
+    def queued_by_node(self) -> dict[int, int]:
+        """Base units the pending rounds will credit once delivered (the contract's split, in advance)."""
+        return self.outbox.queued_rewards()
+
+    def scores_by_node(self) -> dict[int, int]:
+        """Each node's summed integer score over this session's acknowledged rounds."""
+        return self.outbox.recorded_scores()
 
     # -- control -----------------------------------------------------------------------------------
     def flush(self, timeout: float | None = 30.0) -> RecorderStatus:
@@ -320,7 +352,7 @@ class ChainRecorder:
             raise ChainError(f"{status.pending} rounds still pending; not completing session {self.session_id}")
         with self._step_lock:
             self._ensure_session()
-            self.client.complete_session(self.session_id)
+            self.ledger.complete_session(self.session_id)
         return self.status()
 
     def close(self, *, flush: bool = True, timeout: float | None = 30.0) -> RecorderStatus:
@@ -356,6 +388,41 @@ class ChainRecorder:
             f"ChainRecorder(session={self.session_id[:10]}..., pending={c['pending']}, sent={c['sent']}, "
             f"failed={c['failed']})"
         )
+
+
+def _paid(round: int, rows: list[Contribution], reward: int | None, funding: Funding | None) -> dict[int, int] | None:
+    """node -> base units the round credited: the ledger's own shares when it funded now, else the split.
+
+    A round funded earlier (a resend after a crash) has no Funding here; the contract's rule
+    (:func:`split_pool`) gives the same shares. A mismatch means the ledger and the rule disagree,
+    which is worth a warning but not a lost round: the ledger's answer is kept.
+    """
+    if not reward:
+        return None
+    expected = split_pool(reward, {c.node: c.score for c in rows})
+    if funding is None:
+        return expected
+    node_of = {c.address.lower(): c.node for c in rows}
+    credited = {node_of[a.lower()]: amount for a, amount in funding.shares.items() if a.lower() in node_of}
+    if credited != expected:
+        log.warning("round %d: the ledger credited %s, split_pool gives %s", round, credited, expected)
+    return credited
+
+
+def attach_recorder(ledger: Ledger, coordinator: Any, **options: Any) -> ChainRecorder:
+    """Record ``coordinator``'s rounds on ``ledger``: what every ``Ledger.attach`` does.
+
+    Lives here, not in a client, so the import direction stays client -> recorder -> ledger.
+    """
+    return ChainRecorder(ledger, coordinator, **options)
+
+
+class RecordsRounds:
+    """Mixin giving a :class:`~hypergpu_lab.chain.ledger.Ledger` implementation its ``attach``."""
+
+    def attach(self, coordinator: Any, **options: Any) -> ChainRecorder:
+        """``Coordinator(chain=self, chain_options=options)`` calls this; see :class:`ChainRecorder`."""
+        return attach_recorder(self, coordinator, **options)  # type: ignore[arg-type]
 
 
 def _describe(source: Any, dataset_id: str | None) -> dict[str, str]:

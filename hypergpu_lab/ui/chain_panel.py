@@ -3,7 +3,10 @@
 Shown only when the coordinator records on a chain (``coord.recorder``); otherwise a short note says
 how to attach one. The recorder's outbox status is local and cheap, so it follows every update;
 balances and the transaction log are chain calls, read on Refresh, after a claim and when a run ends.
-No private key is ever read: the panel asks the client for addresses and the recorder for its status.
+No private key is ever read: the panel asks the ledger for addresses and the recorder for its status.
+
+The panel reads the chain only through :class:`~hypergpu_lab.chain.ledger.Ledger` (``recorder.ledger``),
+so any ledger shows here; it imports ``ledger`` and ``rewards`` only, never web3.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..chain.ledger import Ledger
+from ..chain.rewards import format_tokens
 from ..events import RoundReport
 from .common import error_html, guarded, note_html, table_html
 from .runner import Runner
@@ -28,11 +33,6 @@ HOW_TO = (
     "</code><br>or <code>ChainClient(rpc_url, private_key=..., accounts=NodeAccounts(seed=...))</code> "
     "for a real node, then open the dashboard again."
 )
-
-
-def _units(value: int | None) -> str:
-    """Token units as tokens with 18 decimals, short."""
-    return "-" if value is None else f"{value / 10**18:.4g}"
 
 
 class ChainPanel(widgets.VBox):
@@ -84,6 +84,16 @@ class ChainPanel(widgets.VBox):
     def recorder(self) -> Any:
         return getattr(self.runner.coord, "recorder", None)
 
+    @property
+    def ledger(self) -> Ledger | None:
+        rec = self.recorder
+        return None if rec is None else rec.ledger
+
+    def _tokens(self, amount: int | None) -> str:
+        """Base units as whole tokens, with the ledger's token decimals."""
+        ledger = self.ledger
+        return format_tokens(amount, ledger.token_decimals if ledger is not None else 18)
+
     def reset(self, coord: Any) -> None:
         self.claims.clear()
         if self.recorder is None:
@@ -96,12 +106,13 @@ class ChainPanel(widgets.VBox):
         with self.node.hold_sync():
             self.node.options = [(f"node {i}", i) for i in ids]
             self.node.value = ids[0] if ids else None
-        info = self.recorder.client.describe()
-        deployment = ", ".join(f"{k} {v}" for k, v in info["deployment"].items())
+        info = self.recorder.ledger.describe()
+        contracts = ", ".join(f"{k} {v}" for k, v in info.contracts.items())
+        software = f" ({html.escape(info.software)})" if info.software else ""
         self.chain_info.value = (
-            f"chain <b>{html.escape(str(info['endpoint']))}</b> (id {info['chain_id']}), "
-            f"coordinator {info['coordinator']}<br>session {self.recorder.session_id}<br>"
-            f"contracts: {html.escape(deployment)} (solc {html.escape(str(info['compiler']))})"
+            f"chain <b>{html.escape(str(info.endpoint))}</b> (id {info.chain_id}), "
+            f"coordinator {html.escape(info.coordinator)}<br>session {self.recorder.session_id}<br>"
+            f"contracts: {html.escape(contracts)}{software}"
         )
         self.refresh()
 
@@ -137,18 +148,18 @@ class ChainPanel(widgets.VBox):
         if rec is None:
             return
         self._show_outbox()
-        client, sid = rec.client, rec.session_id
+        ledger, sid = rec.ledger, rec.session_id
         rows = []
         ids = sorted(self.runner.coord.pool.nodes)
         for n in ids[: self.max_accounts]:
             rows.append(
                 (
                     n,
-                    client.address_of(n),
-                    client.total_score(sid, n),
-                    _units(client.claimable(n)),
-                    _units(client.claimed(n)),
-                    _units(client.token_balance(n)),
+                    ledger.address_of(n),
+                    ledger.total_score(sid, n),
+                    self._tokens(ledger.claimable(n)),
+                    self._tokens(ledger.claimed(n)),
+                    self._tokens(ledger.token_balance(n)),
                 )
             )
         more = (
@@ -164,9 +175,11 @@ class ChainPanel(widgets.VBox):
         )
         recorded = [
             ("record round", r.round, r.block, r.tx_hash, f"{len(r.contributions)} nodes, score {r.total_score}")
-            for r in client.history(sid)[-self.log_rows :]
+            for r in ledger.history(sid)[-self.log_rows :]
         ]
-        claims = [("claim", "-", "-", "-", f"node {c['node']} claimed {_units(c['amount'])}") for c in self.claims]
+        claims = [
+            ("claim", "-", "-", "-", f"node {c['node']} claimed {self._tokens(c['amount'])}") for c in self.claims
+        ]
         self.tx_log.value = (
             table_html(("what", "round", "block", "tx", "detail"), (recorded + claims)[::-1])
             if recorded or claims
@@ -177,9 +190,9 @@ class ChainPanel(widgets.VBox):
         rec, node = self.recorder, self.node.value
         if rec is None or node is None:
             return
-        amount = rec.client.claim(node)
+        amount = rec.ledger.claim(node)
         self.claims.append({"node": node, "amount": amount})
-        self.message.value = note_html(f"node {node} claimed {_units(amount)} tokens")
+        self.message.value = note_html(f"node {node} claimed {self._tokens(amount)} tokens")
         self.refresh()
 
     def _on_retry(self, _: Any = None) -> None:

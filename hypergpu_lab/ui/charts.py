@@ -13,14 +13,20 @@ chart                  what                                                    u
                        rejected / quarantined / not selected
 ``batch_sizes``        heatmap node x round: the batch size each node trained   replace
                        with (the adaptive policy changes them)
-``rewards``            reward units per node (pro rata by score each round);    replace
-                       the contribution score when no chain is attached
+``rewards``            whole tokens per node, as the ledger credited them       replace
+                       (plus what queued rounds will credit); the recorded
+                       score when the chain pays no reward; a local
+                       contribution-score preview when no chain is attached
 ``link_classes``       nodes per link-quality class now                         replace
 ``decisions``          the adaptive policy's decision log (HTML table)          replace
 =====================  ======================================================  ==============
 
 Memory is bounded: the heatmaps keep the last ``heatmap_rounds`` rounds of at most ``max_nodes``
 nodes (the lowest ids), the line charts ``max_rounds`` points.
+
+The rewards chart never splits a reward itself: it shows the recorder's record (the integer shares
+the ledger credited for acknowledged rounds, and :func:`~hypergpu_lab.chain.rewards.split_pool` of
+the queued ones), so it agrees to the base unit with the Blockchain tab and the chain.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..adaptation import CLASSES
+from ..chain.rewards import to_tokens
 from ..chain.scoring import SCORE_SCALE, score
 from ..events import NodeRecord, RoundReport
 from .runner import Runner
@@ -170,7 +177,7 @@ class RunCharts(widgets.VBox):
             title="Rewards per node",
             traces=[],
             max_points=max_nodes,
-            plot_layout={"xaxis": _axis("node"), "yaxis": _axis("reward units")},
+            plot_layout={"barmode": "stack", "xaxis": _axis("node"), "yaxis": _axis("contribution score")},
         )
         self.link_classes = LiveChart(
             title="Link quality classes",
@@ -182,7 +189,8 @@ class RunCharts(widgets.VBox):
         self._latency: deque[tuple[int, dict[int, float]]] = deque(maxlen=heatmap_rounds)
         self._batch: deque[tuple[int, dict[int, int]]] = deque(maxlen=heatmap_rounds)
         self._selection: deque[tuple[int, dict[int, int]]] = deque(maxlen=heatmap_rounds)
-        self._rewards: Counter[int] = Counter()
+        self._scores: Counter[int] = Counter()  # no chain: a local preview of the contribution score
+        self._rewards: dict[int, int] = {}  # base units the ledger credited, from the recorder's record
         grid = widgets.GridBox(
             [
                 self.accuracy,
@@ -198,7 +206,9 @@ class RunCharts(widgets.VBox):
         )
         super().__init__([grid, widgets.HTML("<b>Adaptation decisions</b>"), self.decisions])
         runner.on_reports(self.update)
+        runner.on_status(self._on_status)
         runner.on_coordinator(self.reset)
+        self._was_active = False
         self.reset(runner.coord)
 
     # -- feeding -------------------------------------------------------------------------------
@@ -207,7 +217,8 @@ class RunCharts(widgets.VBox):
         self._latency.clear()
         self._batch.clear()
         self._selection.clear()
-        self._rewards.clear()
+        self._scores.clear()
+        self._rewards = {}
         for chart in (self.accuracy, self.accuracy_time, self.round_time):
             clear(chart)
         for chart in (self.latency, self.selection, self.batch_sizes, self.rewards, self.link_classes):
@@ -222,26 +233,29 @@ class RunCharts(widgets.VBox):
         parts = [round_parts(r) for r in batch]
         self.round_time.append({p: ([r.round for r in batch], [x[p] for x in parts]) for p in PARTS})
         held = {n.id for n in coord.pool if n.state.value == "quarantined"}
-        recorder = getattr(coord, "recorder", None)
-        scorer = getattr(recorder, "scorer", score)
-        reward = getattr(recorder, "reward_per_round", None)
+        recorded = getattr(coord, "recorder", None) is not None
         for r in batch:
             self._latency.append((r.round, {rec.node: _transfer_s(rec) for rec in r.nodes}))
             self._batch.append((r.round, {rec.node: rec.batch_size for rec in r.nodes}))
             codes = {n: SELECTION_CODES["quarantined"] for n in held}
             codes.update({rec.node: SELECTION_CODES[rec.status] for rec in r.nodes})
             self._selection.append((r.round, codes))
-            scores = {rec.node: scorer(rec) for rec in r.nodes}
-            total = sum(scores.values())
-            for n, s in scores.items():
-                if s:
-                    self._rewards[n] += reward * s / total if reward else s / SCORE_SCALE
-        self._snapshots(coord, reward is not None)
+            if not recorded:
+                for rec in r.nodes:
+                    self._scores[rec.node] += score(rec) / SCORE_SCALE
+        self._snapshots(coord)
+
+    def _on_status(self, runner: Runner) -> None:
+        """When a run ends, show the rewards the recorder has acknowledged since the last batch."""
+        active = runner.active
+        if self._was_active and not active:
+            self.refresh_rewards()
+        self._was_active = active
 
     def _nodes_shown(self, coord: Any) -> list[int]:
         return sorted(coord.pool.nodes)[: self.max_nodes]
 
-    def _snapshots(self, coord: Any, on_chain: bool) -> None:
+    def _snapshots(self, coord: Any) -> None:
         nodes = self._nodes_shown(coord)
         rounds = [r for r, _ in self._latency]
         self.latency.set_traces(
@@ -283,16 +297,7 @@ class RunCharts(widgets.VBox):
                 }
             ]
         )
-        self.rewards.set_traces(
-            [
-                {
-                    "type": "bar",
-                    "name": "reward units" if on_chain else "contribution score",
-                    "x": [str(n) for n in nodes],
-                    "y": [round(self._rewards[n], 6) for n in nodes],
-                }
-            ]
-        )
+        self.refresh_rewards()
         counts = self.runner.view.class_counts()
         names = [c for c in (*CLASSES, "Unobserved")]
         self.link_classes.set_traces(
@@ -318,9 +323,69 @@ class RunCharts(widgets.VBox):
             return
         self.decisions.value = decision_table(list(decisions)[-self.decisions_shown :][::-1])
 
+    def refresh_rewards(self) -> None:
+        """Redraw the rewards chart from the recorder's record (local: no chain call, cheap)."""
+        coord = self.runner.coord
+        nodes = self._nodes_shown(coord)
+        x = [str(n) for n in nodes]
+        recorder = getattr(coord, "recorder", None)
+        if recorder is None:
+            self._rewards = {}
+            self._rewards_axis("contribution score")
+            self.rewards.set_traces(
+                [{"type": "bar", "name": "contribution score", "x": x, "y": [round(self._scores[n], 6) for n in nodes]}]
+            )
+            return
+        if recorder.reward_per_round is None:  # the chain records scores and pays nothing
+            self._rewards = {}
+            scores = recorder.scores_by_node()
+            self._rewards_axis("recorded score")
+            self.rewards.set_traces(
+                [
+                    {
+                        "type": "bar",
+                        "name": "recorded score",
+                        "x": x,
+                        "y": [round(scores.get(n, 0) / SCORE_SCALE, 6) for n in nodes],
+                    }
+                ]
+            )
+            return
+        decimals = recorder.ledger.token_decimals
+        self._rewards = recorder.paid_by_node()
+        queued = recorder.queued_by_node()
+        self._rewards_axis("tokens")
+        self.rewards.set_traces(
+            [
+                {
+                    "type": "bar",
+                    "name": "credited on chain",
+                    "x": x,
+                    "y": [to_tokens(self._rewards.get(n, 0), decimals) for n in nodes],
+                },
+                {
+                    "type": "bar",
+                    "name": "queued",
+                    "x": x,
+                    "y": [to_tokens(queued.get(n, 0), decimals) for n in nodes],
+                },
+            ]
+        )
+
+    def _rewards_axis(self, title: str) -> None:
+        layout = self.rewards.plot_layout
+        if layout.get("yaxis", {}).get("title", {}).get("text") != title:
+            self.rewards.plot_layout = {**layout, "yaxis": _axis(title)}
+
     @property
-    def rewards_by_node(self) -> dict[int, float]:
+    def rewards_by_node(self) -> dict[int, int]:
+        """Token base units the ledger credited each node (acknowledged rounds); empty without a paying chain."""
         return dict(self._rewards)
+
+    @property
+    def scores_by_node(self) -> dict[int, float]:
+        """The local contribution-score preview per node (only without a chain)."""
+        return dict(self._scores)
 
 
 def decision_table(rows: list[dict[str, Any]]) -> str:

@@ -278,7 +278,7 @@ class ControlPanel(widgets.VBox):
     def _default_factory(self, config: RunConfig) -> Any:
         recorder = getattr(self.runner.coord, "recorder", None)  # a rebuilt run records on the same chain
         options = {"reward_per_round": recorder.reward_per_round} if recorder is not None else None
-        return build_coordinator(config, out=self.out, chain=getattr(recorder, "client", None), chain_options=options)
+        return build_coordinator(config, out=self.out, chain=getattr(recorder, "ledger", None), chain_options=options)
 
     # -- buttons -------------------------------------------------------------------------------
     def _on_start(self, _: Any = None) -> None:

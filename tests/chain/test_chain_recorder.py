@@ -14,6 +14,7 @@ from chain_support import REWARD, flaky_provider
 
 from hypergpu_lab.chain import ChainClient, ChainError, ChainRecorder, NodeAccounts, Outbox, round_scores
 from hypergpu_lab.chain.outbox import FILENAME, RoundSet
+from hypergpu_lab.chain.rewards import split_pool
 from hypergpu_lab.events import EventBus
 from hypergpu_lab.runs import RunFolder
 
@@ -24,8 +25,7 @@ def expected_shares(chain: ChainClient, report, pool: int) -> dict[str, int]:
         for n, s in round_scores(report).items()
         if any(r.node == n and r.status == "accepted" for r in report.nodes)
     }
-    total = sum(scores.values())
-    return {a: pool * s // total for a, s in scores.items() if pool * s // total}
+    return split_pool(pool, scores)
 
 
 def assert_recorded_once(chain: ChainClient, session_id: str, reports: list) -> None:
@@ -166,7 +166,7 @@ def test_a_node_without_an_account_parks_its_round_until_it_has_one(chain, train
 def test_a_replayed_round_is_queued_once(trained_run) -> None:
     # A run resumed from a checkpoint emits rounds it emitted before; the outbox keeps the first.
     outbox = Outbox(None)
-    chain = SimpleNamespace(chain_id=1, deployment=SimpleNamespace(tracker="0x" + "11" * 20))
+    chain = SimpleNamespace(chain_id=1, tracker_address="0x" + "11" * 20)  # the two Ledger facts an outbox binds to
     bus = EventBus()
     recorder = ChainRecorder(chain, bus, outbox=outbox, background=False)  # type: ignore[arg-type]
     for report in trained_run.reports + trained_run.reports[1:]:

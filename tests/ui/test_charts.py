@@ -72,3 +72,35 @@ def test_a_diverged_loss_is_a_gap_not_an_invalid_json_number() -> None:
     runner.flush()
 
     assert charts.accuracy.traces[1]["y"][-1] is None and charts.accuracy.traces[1]["x"][-1] == 2
+
+
+def test_the_rewards_chart_shows_what_the_chain_credited_to_the_base_unit() -> None:
+    pytest.importorskip("web3")
+    from hypergpu_lab import ChainClient
+    from hypergpu_lab.chain.rewards import to_tokens
+
+    # Prepare: a pool that cannot split evenly, so float splitting would drift from the contract
+    chain = ChainClient.embedded()
+    pool = 10**18 + 7
+    runner, charts = _charts(chain=chain, chain_options={"reward_per_round": pool, "background": False})
+    recorder = runner.coord.recorder
+
+    # Execute: three rounds reach the chart before they reach the chain, then the recorder sends them
+    for _ in range(3):
+        runner.step()
+    runner.flush()
+    queued = dict(zip(charts.rewards.traces[1]["x"], charts.rewards.traces[1]["y"]))
+    recorder.flush()
+    charts.refresh_rewards()
+    chain.claim(2)
+
+    # Assert: per node, the chart's integer total is what the chain credited (claimable + claimed)
+    on_chain = {n: chain.claimable(n) + chain.claimed(n) for n in range(4)}
+    assert recorder.status().sent == 3 and sum(on_chain.values()) > 0
+    assert charts.rewards_by_node == {n: amount for n, amount in on_chain.items() if amount}
+    credited, still_queued = charts.rewards.traces
+    assert credited["y"] == [to_tokens(on_chain[n], chain.token_decimals) for n in range(4)]
+    assert still_queued["y"] == [0.0] * 4
+    assert queued == dict(zip(credited["x"], credited["y"]))  # the queued preview was the same split
+    assert charts.rewards.plot_layout["yaxis"]["title"]["text"] == "tokens"
+    assert sum(on_chain.values()) <= 3 * pool  # the dust stayed with the funder
