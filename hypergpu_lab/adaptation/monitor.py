@@ -48,7 +48,7 @@ import numpy as np
 
 from hypergpu_lab.events import NodeRecord, RoundReport
 
-from ._checks import integer, number
+from ..checks import integer, number
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,9 @@ class NetworkMonitor:
         max_alerts: int = 500,
     ) -> None:
         self.window = integer("monitor.window", window, low=1)
-        self.good_s = number("monitor.good_s", good_s, low=0.0, low_open=True)
-        self.bad_s = number("monitor.bad_s", bad_s, low=self.good_s, low_open=True)
-        self.max_loss = number("monitor.max_loss", max_loss, low=0.0, high=1.0, low_open=True)
+        self.good_s = number("monitor.good_s", good_s, low=0.0, open_low=True)
+        self.bad_s = number("monitor.bad_s", bad_s, low=self.good_s, open_low=True)
+        self.max_loss = number("monitor.max_loss", max_loss, low=0.0, high=1.0, open_low=True)
         self.margin = number("monitor.margin", margin, low=0.0, high=50.0)
         self.trend_window = integer("monitor.trend_window", trend_window, low=2)
         self.trend_threshold = number("monitor.trend_threshold", trend_threshold, low=0.0)

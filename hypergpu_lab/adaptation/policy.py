@@ -44,7 +44,7 @@ from hypergpu_lab.models import ModelCost
 from hypergpu_lab.nodes import NodePool
 from hypergpu_lab.policy import RoundPlan, memory_limits
 
-from ._checks import choice, integer, number
+from ..checks import choice, integer, number
 from .batch_size import BatchSizeController
 from .monitor import NetworkMonitor
 from .quarantine import Quarantine
@@ -136,11 +136,11 @@ class AdaptivePolicy:
         max_notes: int = 12,
     ) -> None:
         m = MODES[choice("mode", mode, MODES)]
-        self.mode, self.seed = m, integer("seed", seed)
+        self.mode, self.seed = m, integer("seed", seed, low=0)
         self.clients_per_round = (
             None if clients_per_round is None else integer("clients_per_round", clients_per_round, low=1)
         )
-        self.fraction = number("fraction", fraction, low=0.0, high=1.0, low_open=True)
+        self.fraction = number("fraction", fraction, low=0.0, high=1.0, open_low=True)
         self.min_over_commit = number("over_commit", m.over_commit if over_commit is None else over_commit, low=1.0)
         self.max_over_commit = number(
             "max_over_commit",
@@ -150,10 +150,12 @@ class AdaptivePolicy:
         if isinstance(deadline, str):
             choice("deadline", deadline, ("adaptive",))
         elif deadline is not None:
-            deadline = number("deadline", deadline, low=0.0, low_open=True)
+            deadline = number("deadline", deadline, low=0.0, open_low=True)
         self.deadline = deadline
         self.min_deadline_s = number("min_deadline_s", min_deadline_s, low=0.0)
-        self.warmup_rounds = integer("warmup_rounds", m.warmup_rounds if warmup_rounds is None else warmup_rounds)
+        self.warmup_rounds = integer(
+            "warmup_rounds", m.warmup_rounds if warmup_rounds is None else warmup_rounds, low=0
+        )
         self.target_accuracy = (
             None if target_accuracy is None else number("target_accuracy", target_accuracy, low=0.0, high=1.0)
         )
@@ -162,7 +164,7 @@ class AdaptivePolicy:
         self.plateau_delta = number("plateau_delta", plateau_delta, low=0.0)
         self.snapshot_every = integer("snapshot_every", snapshot_every, low=1)
         self.keep_snapshots = integer("keep_snapshots", keep_snapshots, low=1)
-        self.cooldown_rounds = integer("cooldown", cooldown)
+        self.cooldown_rounds = integer("cooldown", cooldown, low=0)
         self.acc_drop = number("acc_drop", m.acc_drop if acc_drop is None else acc_drop, low=0.0)
         self.time_growth = number("time_growth", m.time_growth if time_growth is None else time_growth, low=1.0)
         self.max_decisions = integer("max_decisions", max_decisions, low=1)

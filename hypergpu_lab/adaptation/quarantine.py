@@ -18,7 +18,7 @@ from typing import Any
 from hypergpu_lab.events import RoundReport
 from hypergpu_lab.nodes import NodePool, NodeState
 
-from ._checks import choice, integer, number
+from ..checks import choice, integer, number
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Quarantine:
         self.duration = (
             integer("quarantine.duration", duration, low=1)
             if unit == "rounds"
-            else number("quarantine.duration", duration, low=0.0, low_open=True)
+            else number("quarantine.duration", duration, low=0.0, open_low=True)
         )
         self.keep_available = integer("quarantine.keep_available", keep_available, low=0)
         self.streak: dict[int, int] = {}

@@ -7,8 +7,8 @@ local training engine."""
 
 from __future__ import annotations
 
+from .. import checks
 from .fedavg import FedAvg
-from .options import number
 
 
 class FedProx(FedAvg):
@@ -18,4 +18,4 @@ class FedProx(FedAvg):
 
     def __init__(self, *, mu: float = 0.01, weighted: bool = True) -> None:
         super().__init__(weighted=weighted)
-        self.proximal_mu = number("mu", mu, low=0.0)
+        self.proximal_mu = checks.number("strategy_options.mu", mu, low=0.0)
