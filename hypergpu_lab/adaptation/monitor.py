@@ -26,6 +26,9 @@ With the defaults (good_s = 0.01 s, bad_s = 2 s, max_loss = 0.2) a "good"
 link scores about 90, "average" 80, "poor" 65, "unstable" 50. No successful
 transfer in the window gives a latency part of 0.
 
+Before a node is observed, :meth:`NetworkMonitor.prior_quality` puts the same
+formula to its link profile's numbers (the UI draws unobserved nodes with it).
+
 Classes: Excellent >= 85, Good >= 70, Fair >= 50, Poor >= 30, Critical below;
 Offline when the last failure was a disconnect/partition or after
 ``offline_after`` consecutive failures. Hysteresis: a node keeps its class
@@ -47,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from hypergpu_lab.events import NodeRecord, RoundReport
+from hypergpu_lab.network import LinkProfile
 
 from ..checks import integer, number
 
@@ -198,6 +202,21 @@ class NetworkMonitor:
     def _score(self, obs: list[dict[str, Any]]) -> float:
         lat, loss, rel = self._parts(obs)
         return self.score_of(lat, loss, rel)
+
+    def prior_quality(self, profile: LinkProfile) -> str:
+        """The class a link of ``profile`` is expected to score before it was ever observed.
+
+        Derived from the profile's own numbers with :meth:`score_of`, so a new
+        profile gets a prior without a table to keep in step: latency is the
+        middle of its one-way range plus the mean of the ``|N(0, jitter)|``
+        jitter (``jitter * sqrt(2 / pi)``), the loss rate is its loss, and
+        reliability is 1 because retries make a connected link deliver almost
+        surely. Size-dependent transfer time and region distance are left out:
+        they belong to the model and the node, not the profile.
+        """
+        low_ms, high_ms = profile.latency_ms
+        latency_s = ((low_ms + high_ms) / 2 + profile.jitter_ms * math.sqrt(2 / math.pi)) / 1e3
+        return raw_class(self.score_of(latency_s, profile.loss, 1.0))
 
     def score_of(self, latency_s: float | None, loss_rate: float, reliability: float) -> float:
         """The documented formula: latency (0-40) + loss (0-30) + reliability (0-30)."""
