@@ -5,41 +5,31 @@ from one event to the next, so a thousand-round run over a slow WAN costs
 only the compute it needs. Ties break by priority, then by insertion order
 (``seq``), so the same schedule always pops in the same order.
 
-:class:`PacedClock` is the thin real-time wrapper for demos; the core never
-uses it.
+Pacing a run to wall time is the UI runner's job (it sleeps between rounds);
+the clock itself never sleeps.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-import math
-import time
-from collections.abc import Callable
 from typing import Any
 
+from hypergpu_lab import checks
 from hypergpu_lab.errors import ConfigError
 
-__all__ = ["VirtualClock", "PacedClock"]
+__all__ = ["VirtualClock"]
 
 logger = logging.getLogger(__name__)
 
 
 def _time_value(field: str, value: Any) -> float:
-    """Return ``value`` as a finite float, or raise a ConfigError naming ``field``.
+    """``value`` as a finite float of simulated seconds.
 
     NaN would poison the heap order and inf would never be reached, so both
-    are refused at the door rather than discovered later.
+    are refused at the door (by :func:`checks.number`) rather than discovered later.
     """
-    if isinstance(value, bool):
-        raise ConfigError(field, value, "a finite number of simulated seconds")
-    try:
-        t = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(field, value, "a finite number of simulated seconds") from None
-    if not math.isfinite(t):
-        raise ConfigError(field, value, "a finite number of simulated seconds")
-    return t
+    return checks.number(field, value, accepted="a finite number of simulated seconds")
 
 
 class VirtualClock:
@@ -83,8 +73,7 @@ class VirtualClock:
         t = _time_value("at", at)
         if t < self._now:
             raise ConfigError("at", at, f">= now ({self._now!r})", "cannot schedule in the past")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ConfigError("priority", priority, "an int (lower pops first at equal times)")
+        priority = checks.integer("priority", priority, accepted="an int (lower pops first at equal times)")
         heapq.heappush(self._heap, (t, priority, self._seq, event))
         self._seq += 1
 
@@ -97,21 +86,17 @@ class VirtualClock:
         if not self._heap:
             raise IndexError("step: the clock has no pending events (check len(clock) or peek() first)")
         t, _, _, event = heapq.heappop(self._heap)
-        self._move_to(t)
+        self._now = t
         return t, event
 
     def pop_until(self, t: float) -> list[tuple[float, object]]:
-        """Pop every event with time ``<= t`` in order, then set ``now = max(now, t)``.
-
-        Time advances event by event so that a paced subclass spends wall time
-        between events, not all at once at the end.
-        """
+        """Pop every event with time ``<= t`` in order, then set ``now = max(now, t)``."""
         until = _time_value("t", t)
         popped: list[tuple[float, object]] = []
         while self._heap and self._heap[0][0] <= until:
             popped.append(self.step())
         if until > self._now:
-            self._move_to(until)
+            self._now = until
         return popped
 
     def advance_to(self, t: float) -> None:
@@ -130,7 +115,7 @@ class VirtualClock:
                 f"<= the next pending event ({self._heap[0][0]!r})",
                 "use pop_until(t) to process the events on the way",
             )
-        self._move_to(target)
+        self._now = target
 
     def clear(self) -> None:
         """Drop every pending event; :attr:`now` is kept."""
@@ -161,54 +146,3 @@ class VirtualClock:
             raise ConfigError("seq", seq, "greater than every pending event's seq")
         heapq.heapify(pending)
         self._now, self._heap, self._seq = now, pending, seq
-
-    def _move_to(self, t: float) -> None:
-        """Set :attr:`now`; the single place time moves, so subclasses can pace it."""
-        self._now = t
-
-
-class PacedClock(VirtualClock):
-    """A virtual clock that also spends wall-clock time, for demos only.
-
-    Whenever simulated time advances by ``dt`` it calls ``sleep(dt / speed)``,
-    the way a real-time environment wraps a discrete-event core. Results are
-    identical to :class:`VirtualClock`; only the wall time differs.
-
-    Parameters
-    ----------
-    start
-        Initial simulated time.
-    speed
-        Simulated seconds per wall-clock second (10 plays ten times faster).
-    sleep
-        Function called with the wall seconds to wait; injectable for tests.
-    """
-
-    def __init__(
-        self,
-        start: float = 0.0,
-        *,
-        speed: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(start)
-        self.speed = speed
-        self._sleep = sleep
-
-    @property
-    def speed(self) -> float:
-        """Simulated seconds per wall second; settable, e.g. from a demo slider."""
-        return self._speed
-
-    @speed.setter
-    def speed(self, value: float) -> None:
-        pace = _time_value("speed", value)
-        if pace <= 0:
-            raise ConfigError("speed", value, "> 0 simulated seconds per wall second")
-        self._speed = pace
-
-    def _move_to(self, t: float) -> None:
-        dt = t - self.now
-        if dt > 0:
-            self._sleep(dt / self.speed)
-        super()._move_to(t)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import checks
 from .errors import ConfigError
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
@@ -36,25 +36,6 @@ STRATEGIES = (
     "multi-krum",
     "clipped-fedavg",
 )
-
-
-def _int(name: str, value: Any, low: int, high: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        rng = f">= {low}" if high == math.inf else f"in [{low}, {int(high)}]"
-        raise ConfigError(name, value, f"an integer {rng}")
-
-
-def _num(name: str, value: Any, low: float, high: float = math.inf, *, open_low: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if open_low else value >= low) and value <= high
-    if not ok:
-        lo = f"> {low}" if open_low else f">= {low}"
-        raise ConfigError(name, value, f"a finite number {lo}" + ("" if high == math.inf else f" and <= {high}"))
-
-
-def _choice(name: str, value: Any, accepted: tuple[str, ...]) -> None:
-    if value not in accepted:
-        raise ConfigError(name, value, "one of " + ", ".join(accepted))
 
 
 @dataclass
@@ -80,9 +61,9 @@ class PoolConfig:
 
     def __post_init__(self) -> None:
         p = "pool."
-        _int(p + "num_nodes", self.num_nodes, 1)
-        _choice(p + "dataset", self.dataset, DATASETS)
-        _choice(p + "partition", self.partition, PARTITIONS)
+        self.num_nodes = checks.integer(p + "num_nodes", self.num_nodes, low=1)
+        checks.choice(p + "dataset", self.dataset, DATASETS)
+        checks.choice(p + "partition", self.partition, PARTITIONS)
         if self.partition == "natural" and self.dataset != "synthetic":
             raise ConfigError(
                 p + "partition",
@@ -92,25 +73,23 @@ class PoolConfig:
             )
         if self.dataset == "synthetic" and self.partition != "natural":
             self.partition = "natural"
-        _num(p + "alpha", self.alpha, 0, open_low=True)
-        _int(p + "shards_per_node", self.shards_per_node, 1)
+        self.alpha = checks.number(p + "alpha", self.alpha, 0, open_low=True)
+        self.shards_per_node = checks.integer(p + "shards_per_node", self.shards_per_node, low=1)
         if not isinstance(self.network, (str, dict)):
             raise ConfigError(p + "network", self.network, "a mix name, a link profile name or {profile: fraction}")
         if not isinstance(self.gpus, (str, dict)):
             raise ConfigError(p + "gpus", self.gpus, "a GPU mix name, a GPU name or {gpu: fraction}")
         if self.regions is not None and (not isinstance(self.regions, (list, tuple)) or not self.regions):
             raise ConfigError(p + "regions", self.regions, "a non-empty list of region names or null")
-        _int(p + "seed", self.seed, 0)
+        self.seed = checks.integer(p + "seed", self.seed, low=0)
         if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
             raise ConfigError(p + "data_root", self.data_root, "a folder path or null")
-        if not isinstance(self.download, bool):
-            raise ConfigError(p + "download", self.download, "true or false")
-        _num(p + "test_fraction", self.test_fraction, 0, 0.9, open_low=True)
-        for name in ("max_train", "max_test"):
-            if getattr(self, name) is not None:
-                _int(p + name, getattr(self, name), 1)
-        _num(p + "synthetic_alpha", self.synthetic_alpha, 0)
-        _num(p + "synthetic_beta", self.synthetic_beta, 0)
+        checks.boolean(p + "download", self.download)
+        self.test_fraction = checks.number(p + "test_fraction", self.test_fraction, 0, 0.9, open_low=True)
+        self.max_train = checks.optional(checks.integer, p + "max_train", self.max_train, low=1)
+        self.max_test = checks.optional(checks.integer, p + "max_test", self.max_test, low=1)
+        self.synthetic_alpha = checks.number(p + "synthetic_alpha", self.synthetic_alpha, 0)
+        self.synthetic_beta = checks.number(p + "synthetic_beta", self.synthetic_beta, 0)
 
 
 @dataclass
@@ -147,44 +126,44 @@ class TrainConfig:
     def __post_init__(self) -> None:
         p = "train."
         if isinstance(self.model, str):
-            _choice(p + "model", self.model, MODELS)
+            checks.choice(p + "model", self.model, MODELS)
         if isinstance(self.strategy, str):
-            _choice(p + "strategy", self.strategy, STRATEGIES)
-        if not isinstance(self.strategy_options, dict) or not all(isinstance(k, str) for k in self.strategy_options):
-            raise ConfigError(p + "strategy_options", self.strategy_options, "a mapping of option name to value")
-        _choice(p + "policy", self.policy, POLICIES + ("custom",))
-        if not isinstance(self.policy_options, dict) or not all(isinstance(k, str) for k in self.policy_options):
-            raise ConfigError(p + "policy_options", self.policy_options, "a mapping of option name to value")
-        _num(p + "lr", self.lr, 0, open_low=True)
-        _num(p + "momentum", self.momentum, 0, 0.999)
-        _num(p + "weight_decay", self.weight_decay, 0)
-        _int(p + "local_epochs", self.local_epochs, 1, 1000)
-        _int(p + "batch_size", self.batch_size, 1)
-        if self.clients_per_round is not None:
-            _int(p + "clients_per_round", self.clients_per_round, 1)
-        _num(p + "fraction", self.fraction, 0, 1, open_low=True)
-        if self.deadline_s is not None:
-            _num(p + "deadline_s", self.deadline_s, 0, open_low=True)
-        if self.min_completion is not None:
-            _num(p + "min_completion", self.min_completion, 0, 1, open_low=True)
-        _choice(p + "late_updates", self.late_updates, ("drop", "buffer"))
-        if self.max_update_norm is not None:
-            _num(p + "max_update_norm", self.max_update_norm, 0, open_low=True)
-        _int(p + "quorum", self.quorum, 1)
-        _num(p + "max_wait_s", self.max_wait_s, 0)
-        _num(p + "heartbeat_interval_s", self.heartbeat_interval_s, 0, open_low=True)
-        _num(p + "heartbeat_timeout_s", self.heartbeat_timeout_s, self.heartbeat_interval_s)
-        _int(p + "eval_every", self.eval_every, 1)
-        _int(p + "checkpoint_every", self.checkpoint_every, 0)
-        _int(p + "keep_checkpoints", self.keep_checkpoints, 1)
-        if self.seed is not None:
-            _int(p + "seed", self.seed, 0)
+            checks.choice(p + "strategy", self.strategy, STRATEGIES)
+        self.strategy_options = checks.mapping_of_str(p + "strategy_options", self.strategy_options)
+        checks.choice(p + "policy", self.policy, POLICIES + ("custom",))
+        self.policy_options = checks.mapping_of_str(p + "policy_options", self.policy_options)
+        self.lr = checks.number(p + "lr", self.lr, 0, open_low=True)
+        self.momentum = checks.number(p + "momentum", self.momentum, 0, 0.999)
+        self.weight_decay = checks.number(p + "weight_decay", self.weight_decay, 0)
+        self.local_epochs = checks.integer(p + "local_epochs", self.local_epochs, low=1, high=1000)
+        self.batch_size = checks.integer(p + "batch_size", self.batch_size, low=1)
+        self.clients_per_round = checks.optional(checks.integer, p + "clients_per_round", self.clients_per_round, low=1)
+        self.fraction = checks.number(p + "fraction", self.fraction, 0, 1, open_low=True)
+        self.deadline_s = checks.optional(checks.number, p + "deadline_s", self.deadline_s, 0, open_low=True)
+        self.min_completion = checks.optional(
+            checks.number, p + "min_completion", self.min_completion, 0, 1, open_low=True
+        )
+        checks.choice(p + "late_updates", self.late_updates, ("drop", "buffer"))
+        self.max_update_norm = checks.optional(
+            checks.number, p + "max_update_norm", self.max_update_norm, 0, open_low=True
+        )
+        self.quorum = checks.integer(p + "quorum", self.quorum, low=1)
+        self.max_wait_s = checks.number(p + "max_wait_s", self.max_wait_s, 0)
+        self.heartbeat_interval_s = checks.number(
+            p + "heartbeat_interval_s", self.heartbeat_interval_s, 0, open_low=True
+        )
+        self.heartbeat_timeout_s = checks.number(
+            p + "heartbeat_timeout_s", self.heartbeat_timeout_s, self.heartbeat_interval_s
+        )
+        self.eval_every = checks.integer(p + "eval_every", self.eval_every, low=1)
+        self.checkpoint_every = checks.integer(p + "checkpoint_every", self.checkpoint_every, low=0)
+        self.keep_checkpoints = checks.integer(p + "keep_checkpoints", self.keep_checkpoints, low=1)
+        self.seed = checks.optional(checks.integer, p + "seed", self.seed, low=0)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         ):
             raise ConfigError(p + "device", self.device, "auto, cpu, cuda or cuda:N")
-        if self.vectorise is not None and not isinstance(self.vectorise, bool):
-            raise ConfigError(p + "vectorise", self.vectorise, "true, false or null")
+        checks.optional(checks.boolean, p + "vectorise", self.vectorise)
 
 
 @dataclass
@@ -210,7 +189,7 @@ class RunConfig:
                 "letters, digits, '-', '_' and '.', not starting with '.'",
                 hint="the name becomes a folder under --out",
             )
-        _int("rounds", self.rounds, 1)
+        self.rounds = checks.integer("rounds", self.rounds, low=1)
         if isinstance(self.pool, dict):
             self.pool = _build(PoolConfig, self.pool, "pool.")
         elif not isinstance(self.pool, PoolConfig):

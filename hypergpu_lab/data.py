@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hypergpu_lab import checks
 from hypergpu_lab.errors import ConfigError, DataNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -232,8 +233,7 @@ def synthetic(
         max_train=None,
         max_test=None,
     )
-    if not _is_int(max_per_node) or max_per_node < 50:
-        raise ConfigError("max_per_node", max_per_node, "an integer >= 50", hint="every node holds at least 50 samples")
+    checks.integer("max_per_node", max_per_node, low=50, hint="every node holds at least 50 samples")
     rng = np.random.default_rng(seed)
     # Draw order follows the authors' generator: sizes, priors, feature means, then per-node models.
     raw_sizes = rng.lognormal(4.0, 2.0, num_nodes)
@@ -518,14 +518,6 @@ def _resolve_root(root: str | os.PathLike[str] | None) -> Path:
     return Path(root).expanduser()
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def _validate_args(
     *,
     name: object,
@@ -538,17 +530,11 @@ def _validate_args(
     max_test: object,
 ) -> None:
     """Reject bad arguments up front, naming the field, before any file is touched."""
-    if name not in DATASETS:
-        raise ConfigError("dataset", name, "one of " + ", ".join(DATASETS))
-    if not _is_int(seed) or seed < 0:  # type: ignore[operator]
-        raise ConfigError("seed", seed, "a non-negative integer")
-    if not _is_real(test_fraction) or not 0.0 < float(test_fraction) < 1.0:  # type: ignore[arg-type]
-        raise ConfigError("test_fraction", test_fraction, "a number strictly between 0 and 1")
-    if not _is_int(num_nodes) or num_nodes < 1:  # type: ignore[operator]
-        raise ConfigError("num_nodes", num_nodes, "an integer >= 1")
-    for field, value in (("synthetic_alpha", synthetic_alpha), ("synthetic_beta", synthetic_beta)):
-        if not _is_real(value) or not np.isfinite(value) or value < 0:  # type: ignore[operator,arg-type]
-            raise ConfigError(field, value, "a finite number >= 0")
-    for field, value in (("max_train", max_train), ("max_test", max_test)):
-        if value is not None and (not _is_int(value) or value < 1):  # type: ignore[operator]
-            raise ConfigError(field, value, "None or an integer >= 1")
+    checks.choice("dataset", name, DATASETS)
+    checks.integer("seed", seed, low=0)
+    checks.number("test_fraction", test_fraction, 0.0, 1.0, open_low=True, open_high=True)
+    checks.integer("num_nodes", num_nodes, low=1)
+    checks.number("synthetic_alpha", synthetic_alpha, 0.0)
+    checks.number("synthetic_beta", synthetic_beta, 0.0)
+    checks.optional(checks.integer, "max_train", max_train, low=1)
+    checks.optional(checks.integer, "max_test", max_test, low=1)

@@ -17,7 +17,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from . import checks
 from .network import Disconnect, Network, Partition
 from .nodes import NodePool, NodeState
 
@@ -42,10 +42,10 @@ class HeartbeatDetector:
     """Marks silent nodes CRASHED and returning nodes ONLINE in the pool."""
 
     def __init__(self, *, interval_s: float = 1.0, timeout_s: float = 5.0, max_scan: int = 100_000) -> None:
-        if not (interval_s > 0 and math.isfinite(interval_s)):
-            raise ConfigError("heartbeat_interval_s", interval_s, "a finite number > 0")
-        if not (timeout_s >= interval_s and math.isfinite(timeout_s)):
-            raise ConfigError("heartbeat_timeout_s", timeout_s, f"a finite number >= interval ({interval_s})")
+        checks.number("heartbeat_interval_s", interval_s, 0, open_low=True)
+        checks.number(
+            "heartbeat_timeout_s", timeout_s, interval_s, accepted=f"a finite number >= interval ({interval_s})"
+        )
         self.interval, self.timeout, self.max_scan = interval_s, timeout_s, max_scan
 
     def _beats(self, network: Network, node: int, t: float) -> bool:

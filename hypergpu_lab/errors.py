@@ -16,6 +16,7 @@ class ConfigError(ValueError):
         self.field = field
         self.value = value
         self.accepted = accepted
+        self.hint = hint  # kept so a wrapper (checks.optional) can re-raise with a wider ``accepted``
         message = f"{field}: got {value!r}; accepted: {accepted}"
         if hint:
             message += f" ({hint})"

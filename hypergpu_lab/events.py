@@ -89,6 +89,68 @@ class RoundReport:
         return row
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One change the adaptive policy (or its quarantine) made, and why: an entry of ``policy.decisions``.
+
+    Built in two places (``adaptation.policy`` and ``adaptation.quarantine``) and
+    read in three (the policy's round notes, its summary and the dashboard's
+    decision table), so its shape is written down once, here.
+
+    Attributes
+    ----------
+    round
+        The round (1-based) the decision was taken in or for.
+    node
+        The node it concerns, or None for a run-wide decision.
+    action
+        What changed; ``before`` and ``after`` are, by action:
+
+        ``select``          run-wide: after = the selected node ids (list); per node: after = True
+                            (picked to explore or forced in)
+        ``deprioritise``    after = False: node set aside for a degrading trend
+        ``batch``           local batch size, in samples per step
+        ``deadline``        after = round deadline, in virtual seconds
+        ``deadline_slack``  multiplier on the expected time of the K-th fastest node (unitless)
+        ``over_commit``     nodes selected per update wanted (a factor >= 1)
+        ``snapshot``        after = the round whose configuration was saved
+        ``rollback``        before = the current round, after = the round whose configuration is restored
+        ``phase``           phase names (warmup, adaptive, convergence)
+        ``quarantine``, ``release``, ``readmit``
+                            node states (online, quarantined, probation)
+
+        ``before`` is None where there is nothing to compare with.
+    before, after
+        The value before and after the change (see above).
+    reason
+        Why, in words, with the numbers that triggered it.
+    """
+
+    round: int
+    node: int | None
+    action: str
+    before: Any
+    after: Any
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form. Its keys (``what``, ``old``, ``new``) predate this class and stay, in this
+        order, so checkpoints written before it and after it hold the same JSON."""
+        return {
+            "round": self.round,
+            "node": self.node,
+            "what": self.action,
+            "old": self.before,
+            "new": self.after,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        """Read :meth:`to_dict`'s form back (e.g. the decision log of a checkpoint)."""
+        return cls(data["round"], data["node"], data["what"], data["old"], data["new"], data["reason"])
+
+
 Subscriber = Callable[[RoundReport], None]
 
 

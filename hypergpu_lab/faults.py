@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import checks
 from .errors import ConfigError
 from .network import Disconnect, Network, Partition
 from .training import LocalResult
@@ -69,22 +70,21 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError("fault.kind", self.kind, "one of " + ", ".join(KINDS))
-        nodes = (self.nodes,) if isinstance(self.nodes, int) else tuple(self.nodes)
-        if not nodes or not all(isinstance(n, int) and n >= 0 for n in nodes):
-            raise ConfigError("fault.nodes", self.nodes, "a non-empty list of node ids")
-        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "nodes", checks.node_ids("fault.nodes", self.nodes, single=True, empty=False))
         if self.unit not in ("round", "time"):
             raise ConfigError("fault.unit", self.unit, "'round' or 'time'")
         if self.kind in ("crash", "partition") and self.unit != "time":
             raise ConfigError("fault.unit", self.unit, "'time' for crash and partition (virtual seconds)")
-        if not (isinstance(self.start, (int, float)) and math.isfinite(self.start) and self.start >= 0):
-            raise ConfigError("fault.start", self.start, "a finite number >= 0")
-        if self.end is not None and not (isinstance(self.end, (int, float)) and self.end > self.start):
-            raise ConfigError("fault.end", self.end, f"null or a number > start ({self.start})")
+        checks.number("fault.start", self.start, 0)
+        checks.optional(checks.number, "fault.end", self.end, self.start, open_low=True)
         if self.magnitude is None:
             object.__setattr__(self, "magnitude", _DEFAULT_MAGNITUDE.get(self.kind, 1.0))
-        if not math.isfinite(self.magnitude) or (self.kind == "straggler" and self.magnitude < 1):
-            raise ConfigError("fault.magnitude", self.magnitude, "a finite number (>= 1 for straggler)")
+        checks.number(
+            "fault.magnitude",
+            self.magnitude,
+            1 if self.kind == "straggler" else None,
+            accepted="a finite number (>= 1 for straggler)",
+        )
 
     def active(self, round_: int, t: float) -> bool:
         x = round_ if self.unit == "round" else t

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hypergpu_lab import checks
 from hypergpu_lab.errors import ConfigError
 
 __all__ = [
@@ -47,62 +47,6 @@ logger = logging.getLogger(__name__)
 # Domain-separation tags so the latency draw and the profile shuffle never share a stream.
 _LATENCY_TAG = 0x4C41_5400  # "LAT"
 _SHUFFLE_TAG = 0x5348_5546  # "SHUF"
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _number(
-    field: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    low_open: bool = False,
-    high: float | None = None,
-    high_open: bool = False,
-    accepted: str = "",
-) -> float:
-    """Return ``value`` as a finite float within bounds, or raise a ConfigError naming ``field``."""
-    bounds = accepted or "a finite number"
-    if isinstance(value, bool):
-        raise ConfigError(field, value, bounds)
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(field, value, bounds) from None
-    if (
-        not math.isfinite(x)
-        or (low is not None and (x <= low if low_open else x < low))
-        or (high is not None and (x >= high if high_open else x > high))
-    ):
-        raise ConfigError(field, value, bounds)
-    return x
-
-
-def _integer(field: str, value: Any, *, low: int = 0, accepted: str = "") -> int:
-    """Return ``value`` as an int ``>= low`` (numpy ints accepted, bools and floats refused)."""
-    bounds = accepted or f"an int >= {low}"
-    if isinstance(value, bool):
-        raise ConfigError(field, value, bounds)
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise ConfigError(field, value, bounds) from None
-    if n < low:
-        raise ConfigError(field, value, bounds)
-    return n
-
-
-def _nodes(value: Any) -> tuple[int, ...]:
-    """Normalise an event's ``nodes`` (an int or an iterable of ints) to a non-empty tuple."""
-    items = (value,) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
-    try:
-        nodes = tuple(_integer("nodes", n, accepted="node ids (ints >= 0)") for n in items)
-    except TypeError:
-        raise ConfigError("nodes", value, "a node id or a sequence of node ids") from None
-    if not nodes:
-        raise ConfigError("nodes", value, "at least one node id")
-    return nodes
 
 
 # --------------------------------------------------------------------------- profiles
@@ -140,21 +84,23 @@ class LinkProfile:
             low, high = self.latency_ms
         except (TypeError, ValueError):
             raise ConfigError("latency_ms", self.latency_ms, "a (low, high) pair of milliseconds") from None
-        low = _number("latency_ms", low, low=0.0, accepted="0 <= low <= high milliseconds")
-        high = _number("latency_ms", high, low=low, accepted="0 <= low <= high milliseconds")
+        low = checks.number("latency_ms", low, low=0.0, accepted="0 <= low <= high milliseconds")
+        high = checks.number("latency_ms", high, low=low, accepted="0 <= low <= high milliseconds")
         object.__setattr__(self, "latency_ms", (low, high))
         object.__setattr__(
             self,
             "loss",
-            _number("loss", self.loss, low=0.0, high=1.0, high_open=True, accepted="a probability in [0, 1)"),
+            checks.number("loss", self.loss, low=0.0, high=1.0, open_high=True, accepted="a probability in [0, 1)"),
         )
         object.__setattr__(
             self,
             "bandwidth_mbps",
-            _number("bandwidth_mbps", self.bandwidth_mbps, low=0.0, low_open=True, accepted="> 0 megabits per second"),
+            checks.number(
+                "bandwidth_mbps", self.bandwidth_mbps, low=0.0, open_low=True, accepted="> 0 megabits per second"
+            ),
         )
         object.__setattr__(
-            self, "jitter_ms", _number("jitter_ms", self.jitter_ms, low=0.0, accepted=">= 0 milliseconds")
+            self, "jitter_ms", checks.number("jitter_ms", self.jitter_ms, low=0.0, accepted=">= 0 milliseconds")
         )
 
 
@@ -212,23 +158,25 @@ class RetryPolicy:
     max_backoff_s: float = 10.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "max_retries", _integer("max_retries", self.max_retries))
+        object.__setattr__(self, "max_retries", checks.integer("max_retries", self.max_retries, low=0))
         object.__setattr__(
             self,
             "timeout_factor",
-            _number(
+            checks.number(
                 "timeout_factor",
                 self.timeout_factor,
                 low=1.0,
                 accepted=">= 1 (a loss is noticed no sooner than the expected arrival)",
             ),
         )
-        object.__setattr__(self, "backoff_s", _number("backoff_s", self.backoff_s, low=0.0, accepted=">= 0 seconds"))
         object.__setattr__(
-            self, "backoff_factor", _number("backoff_factor", self.backoff_factor, low=1.0, accepted=">= 1")
+            self, "backoff_s", checks.number("backoff_s", self.backoff_s, low=0.0, accepted=">= 0 seconds")
         )
         object.__setattr__(
-            self, "max_backoff_s", _number("max_backoff_s", self.max_backoff_s, low=0.0, accepted=">= 0 seconds")
+            self, "backoff_factor", checks.number("backoff_factor", self.backoff_factor, low=1.0, accepted=">= 1")
+        )
+        object.__setattr__(
+            self, "max_backoff_s", checks.number("max_backoff_s", self.max_backoff_s, low=0.0, accepted=">= 0 seconds")
         )
 
     def backoff(self, attempt: int) -> float:
@@ -253,12 +201,13 @@ class Link:
     base_latency_ms: float
 
     def __post_init__(self) -> None:
-        self.node = _integer("node", self.node, accepted="a node id (int >= 0)")
+        self.node = checks.integer("node", self.node, low=0, accepted="a node id (int >= 0)")
         if not isinstance(self.profile, LinkProfile):
             raise ConfigError("profile", self.profile, "a LinkProfile")
-        if self.region not in REGIONS:
-            raise ConfigError("region", self.region, ", ".join(REGIONS))
-        self.base_latency_ms = _number("base_latency_ms", self.base_latency_ms, low=0.0, accepted=">= 0 milliseconds")
+        checks.choice("region", self.region, REGIONS)
+        self.base_latency_ms = checks.number(
+            "base_latency_ms", self.base_latency_ms, low=0.0, accepted=">= 0 milliseconds"
+        )
 
 
 @dataclass(frozen=True)
@@ -294,14 +243,14 @@ class Transfer:
 
 def _window(start: Any, duration: Any, *, open_ended: bool = False) -> tuple[float, float | None]:
     """Validate an event's ``start`` and ``duration`` (None allowed only when open-ended)."""
-    s = _number("start", start, accepted="a finite time in simulated seconds")
+    s = checks.number("start", start, accepted="a finite time in simulated seconds")
     if duration is None and open_ended:
         return s, None
-    d = _number(
+    d = checks.number(
         "duration",
         duration,
         low=0.0,
-        low_open=True,
+        open_low=True,
         accepted="> 0 seconds" + (", or None for until a Reconnect" if open_ended else ""),
     )
     return s, d
@@ -317,11 +266,13 @@ class LatencySpike:
     extra_ms: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        object.__setattr__(self, "nodes", checks.node_ids("nodes", self.nodes, single=True, empty=False))
         s, d = _window(self.start, self.duration)
         object.__setattr__(self, "start", s)
         object.__setattr__(self, "duration", d)
-        object.__setattr__(self, "extra_ms", _number("extra_ms", self.extra_ms, low=0.0, accepted=">= 0 milliseconds"))
+        object.__setattr__(
+            self, "extra_ms", checks.number("extra_ms", self.extra_ms, low=0.0, accepted=">= 0 milliseconds")
+        )
 
 
 @dataclass(frozen=True)
@@ -333,7 +284,7 @@ class Disconnect:
     duration: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        object.__setattr__(self, "nodes", checks.node_ids("nodes", self.nodes, single=True, empty=False))
         s, d = _window(self.start, self.duration, open_ended=True)
         object.__setattr__(self, "start", s)
         object.__setattr__(self, "duration", d)
@@ -347,8 +298,8 @@ class Reconnect:
     at: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", _nodes(self.nodes))
-        object.__setattr__(self, "at", _number("at", self.at, accepted="a finite time in simulated seconds"))
+        object.__setattr__(self, "nodes", checks.node_ids("nodes", self.nodes, single=True, empty=False))
+        object.__setattr__(self, "at", checks.number("at", self.at, accepted="a finite time in simulated seconds"))
 
 
 @dataclass(frozen=True)
@@ -360,7 +311,7 @@ class Partition:
     duration: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", _nodes(self.nodes))
+        object.__setattr__(self, "nodes", checks.node_ids("nodes", self.nodes, single=True, empty=False))
         s, d = _window(self.start, self.duration)
         object.__setattr__(self, "start", s)
         object.__setattr__(self, "duration", d)
@@ -380,10 +331,9 @@ class ProfileChange:
     profile: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nodes", _nodes(self.nodes))
-        object.__setattr__(self, "at", _number("at", self.at, accepted="a finite time in simulated seconds"))
-        if self.profile not in PROFILES:
-            raise ConfigError("profile", self.profile, ", ".join(PROFILES))
+        object.__setattr__(self, "nodes", checks.node_ids("nodes", self.nodes, single=True, empty=False))
+        object.__setattr__(self, "at", checks.number("at", self.at, accepted="a finite time in simulated seconds"))
+        checks.choice("profile", self.profile, PROFILES)
 
 
 NetworkEvent = LatencySpike | Disconnect | Reconnect | Partition | ProfileChange
@@ -433,7 +383,7 @@ def _resolve_mix(mix: str | Mapping[str, float] | LinkProfile) -> list[tuple[Lin
     for name, fraction in mix.items():
         if name not in PROFILES:
             raise ConfigError("network", name, f"profile names: {', '.join(PROFILES)}")
-        pairs.append((PROFILES[name], _number("network", fraction, low=0.0, accepted="fractions >= 0")))
+        pairs.append((PROFILES[name], checks.number("network", fraction, low=0.0, accepted="fractions >= 0")))
     if abs(sum(f for _, f in pairs) - 1.0) > 1e-6:
         raise ConfigError("network", dict(mix), "fractions summing to 1")
     return pairs
@@ -506,16 +456,15 @@ class Network:
         order (all ``"local"`` when None). Each base latency is drawn from
         ``(seed, node)``; same inputs, same links.
         """
-        seed = _integer("seed", seed)
-        ids = [_integer("node_ids", n, accepted="node ids (ints >= 0)") for n in node_ids]
+        seed = checks.integer("seed", seed, low=0)
+        ids = list(checks.node_ids("node_ids", node_ids))
         if len(set(ids)) != len(ids):
             raise ConfigError("node_ids", list(node_ids), "distinct node ids")
         region_names = ["local"] if regions is None else list(regions)
         if isinstance(regions, str) or not region_names:
             raise ConfigError("region", regions, f"a non-empty sequence of: {', '.join(REGIONS)}")
         for region in region_names:
-            if region not in REGIONS:
-                raise ConfigError("region", region, ", ".join(REGIONS))
+            checks.choice("region", region, REGIONS)
         pairs = _resolve_mix(mix)
         counts = _largest_remainder([f for _, f in pairs], len(ids))
         profiles = [p for (p, _), c in zip(pairs, counts) for _ in range(c)]
@@ -530,17 +479,17 @@ class Network:
 
     def add_link(self, node: int, profile: str | LinkProfile, *, region: str = "local", seed: int = 0) -> Link:
         """Create and return the link of a new node (e.g. one joining mid-run)."""
-        node = _integer("node", node, accepted="a node id (int >= 0)")
+        node = checks.integer("node", node, low=0, accepted="a node id (int >= 0)")
         if node in self.links:
             raise ConfigError("node", node, "a node id without a link", "remove_link(node) first")
         if isinstance(profile, str):
-            if profile not in PROFILES:
-                raise ConfigError("network", profile, f"profile names: {', '.join(PROFILES)}")
-            profile = PROFILES[profile]
-        if region not in REGIONS:
-            raise ConfigError("region", region, ", ".join(REGIONS))
+            profile = PROFILES[checks.choice("network", profile, PROFILES)]
+        checks.choice("region", region, REGIONS)
         link = Link(
-            node, profile, region, _draw_base_latency_ms(profile, region, seed=_integer("seed", seed), node=node)
+            node,
+            profile,
+            region,
+            _draw_base_latency_ms(profile, region, seed=checks.integer("seed", seed, low=0), node=node),
         )
         self.links[node] = link
         return link
@@ -593,7 +542,7 @@ class Network:
         latest ``at <= t`` wins, ties going to the one scheduled last.
         """
         link = self._link(node)
-        t = _number("t", t, accepted="a finite time in simulated seconds")
+        t = checks.number("t", t, accepted="a finite time in simulated seconds")
         events = self._by_node.get(node, ())
         extra_ms, disconnected, partitioned = 0.0, False, False
         changed: ProfileChange | None = None
@@ -652,8 +601,8 @@ class Network:
         depends only on the number of attempts.
         """
         self._link(node)
-        nbytes = _integer("nbytes", nbytes)
-        t0 = _number("start", start, accepted="a finite time in simulated seconds")
+        nbytes = checks.integer("nbytes", nbytes, low=0)
+        t0 = checks.number("start", start, accepted="a finite time in simulated seconds")
         retry, t = self.retry, t0
         last = 1 + retry.max_retries
         for attempt in range(1, last + 1):

@@ -29,6 +29,7 @@ import logging
 
 import numpy as np
 
+from hypergpu_lab import checks
 from hypergpu_lab.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -71,16 +72,15 @@ def partition(
     list of np.ndarray
         ``num_nodes`` sorted, disjoint int64 index arrays covering ``range(N)``.
     """
+    checks.choice("partition", method, PARTITIONS)
     if method == "iid":
         parts = iid(labels, num_nodes, min_samples=min_samples, seed=seed)
     elif method == "shards":
         parts = label_shards(labels, num_nodes, shards_per_node=shards_per_node, min_samples=min_samples, seed=seed)
     elif method == "dirichlet":
         parts = dirichlet_label_skew(labels, num_nodes, alpha=alpha, min_samples=min_samples, seed=seed)
-    elif method == "quantity":
+    else:  # quantity
         parts = quantity_skew(labels, num_nodes, alpha=alpha, min_samples=min_samples, seed=seed)
-    else:
-        raise ConfigError("partition", method, "one of " + ", ".join(PARTITIONS))
     logger.debug("partition %s over %d nodes: sizes %s", method, num_nodes, [len(p) for p in parts])
     return parts
 
@@ -102,14 +102,15 @@ def label_shards(
     of a class land in which shard.
     """
     y = _check(labels, num_nodes, min_samples)
-    num_shards = num_nodes * shards_per_node if _is_int(shards_per_node) else 0
-    if not _is_int(shards_per_node) or shards_per_node < 1 or num_shards > len(y):
-        raise ConfigError(
-            "shards_per_node",
-            shards_per_node,
-            f"an integer from 1 to {len(y) // num_nodes} (len(labels) // num_nodes)",
-            hint="every shard needs at least one sample",
-        )
+    shards_per_node = checks.integer(
+        "shards_per_node",
+        shards_per_node,
+        low=1,
+        high=len(y) // num_nodes,
+        accepted=f"an integer from 1 to {len(y) // num_nodes} (len(labels) // num_nodes)",
+        hint="every shard needs at least one sample",
+    )
+    num_shards = num_nodes * shards_per_node
     if shards_per_node * (len(y) // num_shards) < min_samples:
         raise ConfigError(
             "shards_per_node",
@@ -184,9 +185,13 @@ def quantity_skew(
 def label_distribution(labels: np.ndarray, parts: list[np.ndarray], num_classes: int) -> np.ndarray:
     """Per-node class counts ``[num_nodes, num_classes]``: what the UI plots and tests measure skew on."""
     y = np.asarray(labels)
-    if not _is_int(num_classes) or num_classes < 1 or (y.size and int(y.max()) >= num_classes):
-        largest = int(y.max()) if y.size else 0
-        raise ConfigError("num_classes", num_classes, f"an integer > the largest label ({largest})")
+    largest = int(y.max()) if y.size else 0
+    num_classes = checks.integer(
+        "num_classes",
+        num_classes,
+        low=largest + 1 if y.size else 1,
+        accepted=f"an integer > the largest label ({largest})",
+    )
     counts = np.zeros((len(parts), num_classes), dtype=np.int64)
     for node, part in enumerate(parts):
         counts[node] = np.bincount(y[np.asarray(part, dtype=np.int64)], minlength=num_classes)
@@ -199,28 +204,21 @@ def _check(labels: np.ndarray, num_nodes: int, min_samples: int) -> np.ndarray:
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
         got = f"array of dtype {y.dtype}, shape {y.shape}"
         raise ConfigError("labels", got, "a 1-D array of non-negative integers")
-    if not _is_int(min_samples) or min_samples < 1:
-        raise ConfigError("min_samples", min_samples, "an integer >= 1")
+    min_samples = checks.integer("min_samples", min_samples, low=1)
     most = len(y) // min_samples
-    if not _is_int(num_nodes) or not 1 <= num_nodes <= most:
-        raise ConfigError(
-            "num_nodes",
-            num_nodes,
-            f"an integer from 1 to {most} (len(labels) // min_samples)",
-            hint=f"{len(y)} samples, at least {min_samples} per node",
-        )
+    checks.integer(
+        "num_nodes",
+        num_nodes,
+        low=1,
+        high=most,
+        accepted=f"an integer from 1 to {most} (len(labels) // min_samples)",
+        hint=f"{len(y)} samples, at least {min_samples} per node",
+    )
     return y.astype(np.int64, copy=False)
 
 
 def _check_alpha(alpha: float) -> None:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise ConfigError("alpha", alpha, "a finite number > 0")
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise ConfigError("alpha", alpha, "a finite number > 0", hint="smaller alpha means more skew")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    checks.number("alpha", alpha, 0, open_low=True, hint="smaller alpha means more skew")
 
 
 def _sorted_parts(parts: list[np.ndarray]) -> list[np.ndarray]:

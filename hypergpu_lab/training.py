@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from . import checks
 from .errors import ConfigError
 from .layer_stack import LayerStack
 from .models import ParamLayout
@@ -74,16 +75,11 @@ class SGDConfig:
     prox_mu: float = 0.0  # FedProx: adds mu/2 * ||w - w_global||^2 to every local loss
 
     def __post_init__(self) -> None:
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError("lr", self.lr, "a finite number > 0")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("momentum", self.momentum, "a number in [0, 1)")
-        if not self.weight_decay >= 0:
-            raise ConfigError("weight_decay", self.weight_decay, "a number >= 0")
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise ConfigError("local_epochs", self.epochs, "an integer >= 1")
-        if not (self.prox_mu >= 0 and math.isfinite(self.prox_mu)):
-            raise ConfigError("prox_mu", self.prox_mu, "a finite number >= 0")
+        checks.number("lr", self.lr, 0, open_low=True)
+        checks.number("momentum", self.momentum, 0, 1, open_high=True)
+        checks.number("weight_decay", self.weight_decay, 0)
+        checks.integer("local_epochs", self.epochs, low=1)
+        checks.number("prox_mu", self.prox_mu, 0)
 
 
 def node_seed(run_seed: int, round_: int, node: int) -> int:

@@ -1,4 +1,4 @@
-"""Tests for the virtual clock: ordering, time moves, snapshots and pacing."""
+"""Tests for the virtual clock: ordering, time moves and snapshots."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from hypergpu_lab.clock import PacedClock, VirtualClock
+from hypergpu_lab.clock import VirtualClock
 from hypergpu_lab.errors import ConfigError
 
 
@@ -135,38 +135,3 @@ def test_load_state_dict_rejects_events_before_now() -> None:
 
     with pytest.raises(ConfigError, match="pending"):
         clock.load_state_dict({"now": 5.0, "seq": 1, "pending": [(1.0, 0, 0, "stale")]})
-
-
-def test_paced_clock_sleeps_in_proportion_to_simulated_time() -> None:
-    # Prepare: 10 simulated seconds per wall second, a fake sleep that records
-    sleeps: list[float] = []
-    clock = PacedClock(speed=10.0, sleep=sleeps.append)
-    clock.schedule(5.0, "a")
-    clock.schedule(5.0, "b")
-    clock.schedule(6.0, "c")
-
-    # Execute
-    clock.step()  # 0 -> 5
-    clock.step()  # 5 -> 5: no time passes, no sleep
-    clock.pop_until(8.0)  # 5 -> 6 (event c), then 6 -> 8
-    clock.advance_to(9.0)  # 8 -> 9
-
-    # Assert
-    assert sleeps == pytest.approx([0.5, 0.1, 0.2, 0.1], abs=1e-12)
-    assert clock.now == 9.0
-
-
-def test_paced_clock_pops_exactly_like_the_virtual_core() -> None:
-    events = [(3.0, "x", 0), (1.0, "y", 0), (1.0, "z", -1)]
-    paced, plain = PacedClock(speed=1e9, sleep=lambda s: None), VirtualClock()
-    for clock in (paced, plain):
-        for t, e, p in events:
-            clock.schedule(t, e, priority=p)
-
-    assert paced.pop_until(10.0) == plain.pop_until(10.0)
-
-
-@pytest.mark.parametrize("speed", [0.0, -1.0, math.inf])
-def test_paced_clock_rejects_non_positive_speed(speed: float) -> None:
-    with pytest.raises(ConfigError, match=r"^speed: "):
-        PacedClock(speed=speed, sleep=lambda s: None)

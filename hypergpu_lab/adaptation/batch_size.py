@@ -33,7 +33,7 @@ from typing import Any
 
 from hypergpu_lab.errors import ConfigError
 
-from ._checks import choice, integer, number
+from ..checks import boolean, choice, integer, number
 from .monitor import NetworkMonitor
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,7 @@ class BatchSizeController:
             raise ConfigError(
                 "batch.base", base, f"an integer in [min_batch, max_batch] = [{self.min_batch}, {self.max_batch}]"
             )
-        if not isinstance(powers_of_two, bool):
-            raise ConfigError("batch.powers_of_two", powers_of_two, "true or false")
-        self.powers_of_two = powers_of_two
+        self.powers_of_two = boolean("batch.powers_of_two", powers_of_two)
         self.max_step = number("batch.max_step", max_step, low=1.0)
         if powers_of_two:
             if _floor_pow2(self.max_batch) < self.min_batch:

@@ -26,6 +26,9 @@ With the defaults (good_s = 0.01 s, bad_s = 2 s, max_loss = 0.2) a "good"
 link scores about 90, "average" 80, "poor" 65, "unstable" 50. No successful
 transfer in the window gives a latency part of 0.
 
+Before a node is observed, :meth:`NetworkMonitor.prior_quality` puts the same
+formula to its link profile's numbers (the UI draws unobserved nodes with it).
+
 Classes: Excellent >= 85, Good >= 70, Fair >= 50, Poor >= 30, Critical below;
 Offline when the last failure was a disconnect/partition or after
 ``offline_after`` consecutive failures. Hysteresis: a node keeps its class
@@ -47,8 +50,9 @@ from typing import Any
 import numpy as np
 
 from hypergpu_lab.events import NodeRecord, RoundReport
+from hypergpu_lab.network import LinkProfile
 
-from ._checks import integer, number
+from ..checks import integer, number
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +148,9 @@ class NetworkMonitor:
         max_alerts: int = 500,
     ) -> None:
         self.window = integer("monitor.window", window, low=1)
-        self.good_s = number("monitor.good_s", good_s, low=0.0, low_open=True)
-        self.bad_s = number("monitor.bad_s", bad_s, low=self.good_s, low_open=True)
-        self.max_loss = number("monitor.max_loss", max_loss, low=0.0, high=1.0, low_open=True)
+        self.good_s = number("monitor.good_s", good_s, low=0.0, open_low=True)
+        self.bad_s = number("monitor.bad_s", bad_s, low=self.good_s, open_low=True)
+        self.max_loss = number("monitor.max_loss", max_loss, low=0.0, high=1.0, open_low=True)
         self.margin = number("monitor.margin", margin, low=0.0, high=50.0)
         self.trend_window = integer("monitor.trend_window", trend_window, low=2)
         self.trend_threshold = number("monitor.trend_threshold", trend_threshold, low=0.0)
@@ -198,6 +202,21 @@ class NetworkMonitor:
     def _score(self, obs: list[dict[str, Any]]) -> float:
         lat, loss, rel = self._parts(obs)
         return self.score_of(lat, loss, rel)
+
+    def prior_quality(self, profile: LinkProfile) -> str:
+        """The class a link of ``profile`` is expected to score before it was ever observed.
+
+        Derived from the profile's own numbers with :meth:`score_of`, so a new
+        profile gets a prior without a table to keep in step: latency is the
+        middle of its one-way range plus the mean of the ``|N(0, jitter)|``
+        jitter (``jitter * sqrt(2 / pi)``), the loss rate is its loss, and
+        reliability is 1 because retries make a connected link deliver almost
+        surely. Size-dependent transfer time and region distance are left out:
+        they belong to the model and the node, not the profile.
+        """
+        low_ms, high_ms = profile.latency_ms
+        latency_s = ((low_ms + high_ms) / 2 + profile.jitter_ms * math.sqrt(2 / math.pi)) / 1e3
+        return raw_class(self.score_of(latency_s, profile.loss, 1.0))
 
     def score_of(self, latency_s: float | None, loss_rate: float, reliability: float) -> float:
         """The documented formula: latency (0-40) + loss (0-30) + reliability (0-30)."""

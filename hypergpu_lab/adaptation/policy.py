@@ -39,12 +39,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hypergpu_lab.errors import ConfigError
-from hypergpu_lab.events import RoundReport
+from hypergpu_lab.events import Decision, RoundReport
 from hypergpu_lab.models import ModelCost
 from hypergpu_lab.nodes import NodePool
 from hypergpu_lab.policy import RoundPlan, memory_limits
 
-from ._checks import choice, integer, number
+from ..checks import choice, integer, number
 from .batch_size import BatchSizeController
 from .monitor import NetworkMonitor
 from .quarantine import Quarantine
@@ -136,11 +136,11 @@ class AdaptivePolicy:
         max_notes: int = 12,
     ) -> None:
         m = MODES[choice("mode", mode, MODES)]
-        self.mode, self.seed = m, integer("seed", seed)
+        self.mode, self.seed = m, integer("seed", seed, low=0)
         self.clients_per_round = (
             None if clients_per_round is None else integer("clients_per_round", clients_per_round, low=1)
         )
-        self.fraction = number("fraction", fraction, low=0.0, high=1.0, low_open=True)
+        self.fraction = number("fraction", fraction, low=0.0, high=1.0, open_low=True)
         self.min_over_commit = number("over_commit", m.over_commit if over_commit is None else over_commit, low=1.0)
         self.max_over_commit = number(
             "max_over_commit",
@@ -150,10 +150,12 @@ class AdaptivePolicy:
         if isinstance(deadline, str):
             choice("deadline", deadline, ("adaptive",))
         elif deadline is not None:
-            deadline = number("deadline", deadline, low=0.0, low_open=True)
+            deadline = number("deadline", deadline, low=0.0, open_low=True)
         self.deadline = deadline
         self.min_deadline_s = number("min_deadline_s", min_deadline_s, low=0.0)
-        self.warmup_rounds = integer("warmup_rounds", m.warmup_rounds if warmup_rounds is None else warmup_rounds)
+        self.warmup_rounds = integer(
+            "warmup_rounds", m.warmup_rounds if warmup_rounds is None else warmup_rounds, low=0
+        )
         self.target_accuracy = (
             None if target_accuracy is None else number("target_accuracy", target_accuracy, low=0.0, high=1.0)
         )
@@ -162,7 +164,7 @@ class AdaptivePolicy:
         self.plateau_delta = number("plateau_delta", plateau_delta, low=0.0)
         self.snapshot_every = integer("snapshot_every", snapshot_every, low=1)
         self.keep_snapshots = integer("keep_snapshots", keep_snapshots, low=1)
-        self.cooldown_rounds = integer("cooldown", cooldown)
+        self.cooldown_rounds = integer("cooldown", cooldown, low=0)
         self.acc_drop = number("acc_drop", m.acc_drop if acc_drop is None else acc_drop, low=0.0)
         self.time_growth = number("time_growth", m.time_growth if time_growth is None else time_growth, low=1.0)
         self.max_decisions = integer("max_decisions", max_decisions, low=1)
@@ -230,7 +232,7 @@ class AdaptivePolicy:
         self.durations: list[tuple[int, float]] = []
         self.best_acc, self.best_round = -1.0, 0
         self.snapshots: list[dict[str, Any]] = []
-        self.decisions: list[dict[str, Any]] = []
+        self.decisions: list[Decision] = []
         self._last: dict[str, Any] = {}
         self._pending: list[str] = []
 
@@ -333,7 +335,7 @@ class AdaptivePolicy:
         self._log(decisions)
         self._pending = [self._note(d) for d in decisions]
 
-    def _adapt_commitment(self, report: RoundReport) -> list[dict[str, Any]]:
+    def _adapt_commitment(self, report: RoundReport) -> list[Decision]:
         """More over-commitment (and deadline slack) when a round fell short of K updates; decay when calm."""
         k, r, out = self._last.get("k", 0), report.round, []
         if self._last.get("round") != r or not k:
@@ -394,7 +396,7 @@ class AdaptivePolicy:
         dur = [d for _, d in self.durations[-3:]]
         return (sum(acc) / len(acc) if acc else None), (sum(dur) / len(dur) if dur else None)
 
-    def _evaluate(self, r: int) -> list[dict[str, Any]]:
+    def _evaluate(self, r: int) -> list[Decision]:
         """Roll back to the last snapshot on degradation; otherwise snapshot the configuration now and then."""
         if self.phase not in ("adaptive", "convergence") and not (self.phase == "warmup" and r >= self.warmup_rounds):
             return []
@@ -445,7 +447,7 @@ class AdaptivePolicy:
             ]
         return []
 
-    def _phase(self, r: int) -> list[dict[str, Any]]:
+    def _phase(self, r: int) -> list[Decision]:
         acc = self.accuracy[-1][1] if self.accuracy and self.accuracy[-1][0] == r else None
         if acc is not None and acc > self.best_acc + self.plateau_delta:
             self.best_acc, self.best_round = acc, r
@@ -475,27 +477,27 @@ class AdaptivePolicy:
 
     # -- records -------------------------------------------------------------------------------
     @staticmethod
-    def _decision(round_: int, node: int | None, what: str, old: Any, new: Any, reason: str) -> dict[str, Any]:
-        return {"round": round_, "node": node, "what": what, "old": old, "new": new, "reason": reason}
+    def _decision(round_: int, node: int | None, action: str, before: Any, after: Any, reason: str) -> Decision:
+        return Decision(round_, node, action, before, after, reason)
 
-    def _log(self, decisions: list[dict[str, Any]]) -> None:
+    def _log(self, decisions: list[Decision]) -> None:
         self.decisions = (self.decisions + decisions)[-self.max_decisions :]
 
     @staticmethod
-    def _note(d: dict[str, Any]) -> str:
+    def _note(d: Decision) -> str:
         """One short line per decision for RoundPlan.notes (and so the round's report events)."""
-        what, who = d["what"], f"node {d['node']} " if d["node"] is not None else ""
+        what, who = d.action, f"node {d.node} " if d.node is not None else ""
         if what == "select":
-            head = f"select {d['new']}" if d["node"] is None else f"{who}selected"
+            head = f"select {d.after}" if d.node is None else f"{who}selected"
         elif what == "deprioritise":
             head = f"{who}set aside"
         elif what in ("snapshot", "deadline"):
-            head = f"{what} {d['new']}"
+            head = f"{what} {d.after}"
         elif what == "rollback":
-            head = f"rollback to the configuration of round {d['new']}"
+            head = f"rollback to the configuration of round {d.after}"
         else:
-            head = f"{who}{what} {d['old']} -> {d['new']}"
-        return f"adaptive: {head} ({d['reason']})"
+            head = f"{who}{what} {d.before} -> {d.after}"
+        return f"adaptive: {head} ({d.reason})"
 
     def planning_overhead(self) -> dict[str, float]:
         """Wall time of plan() as a share of the round's wall time (RoundReport.wall_s)."""
@@ -526,7 +528,7 @@ class AdaptivePolicy:
             "quarantined": sorted(self.quarantine.held),
             "probation": sorted(self.quarantine.probation),
             "snapshots": [s["round"] for s in self.snapshots],
-            "rollbacks": sum(d["what"] == "rollback" for d in self.decisions),
+            "rollbacks": sum(d.action == "rollback" for d in self.decisions),
             "network": self.monitor.summary(),
             "fairness": self.fairness(),
             "overhead": self.planning_overhead(),
@@ -549,7 +551,7 @@ class AdaptivePolicy:
                 "best_acc": self.best_acc,
                 "best_round": self.best_round,
                 "snapshots": self.snapshots,
-                "decisions": self.decisions,
+                "decisions": [d.to_dict() for d in self.decisions],
                 "last": self._last,
                 "pending": self._pending,
                 "overhead": self.overhead,
@@ -577,7 +579,8 @@ class AdaptivePolicy:
             {**s, "config": {**s["config"], "batch": {int(n): int(b) for n, b in s["config"]["batch"].items()}}}
             for s in state["snapshots"]
         ]
-        self.decisions, self._last, self._pending = state["decisions"], state["last"], state["pending"]
+        self.decisions = [Decision.from_dict(d) for d in state["decisions"]]
+        self._last, self._pending = state["last"], state["pending"]
         self.overhead = state["overhead"]
         self.monitor.load_state_dict(state["monitor"])
         self.batch.load_state_dict(state["batch"])

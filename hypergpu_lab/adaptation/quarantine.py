@@ -15,10 +15,10 @@ import copy
 import logging
 from typing import Any
 
-from hypergpu_lab.events import RoundReport
+from hypergpu_lab.events import Decision, RoundReport
 from hypergpu_lab.nodes import NodePool, NodeState
 
-from ._checks import choice, integer, number
+from ..checks import choice, integer, number
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ FAILURES = ("failed", "rejected")
 
 
 class Quarantine:
-    """Per-node failure streaks, quarantine terms and probation; decisions come back as dicts."""
+    """Per-node failure streaks, quarantine terms and probation; decisions come back as :class:`~hypergpu_lab.events.Decision`."""
 
     def __init__(self, *, after: int = 3, duration: float = 5, unit: str = "rounds", keep_available: int = 1) -> None:
         self.after = integer("quarantine.after", after, low=1)
@@ -34,7 +34,7 @@ class Quarantine:
         self.duration = (
             integer("quarantine.duration", duration, low=1)
             if unit == "rounds"
-            else number("quarantine.duration", duration, low=0.0, low_open=True)
+            else number("quarantine.duration", duration, low=0.0, open_low=True)
         )
         self.keep_available = integer("quarantine.keep_available", keep_available, low=0)
         self.streak: dict[int, int] = {}
@@ -45,9 +45,9 @@ class Quarantine:
     def is_quarantined(self, node: int) -> bool:
         return node in self.held
 
-    def observe(self, report: RoundReport, pool: NodePool | None) -> list[dict[str, Any]]:
+    def observe(self, report: RoundReport, pool: NodePool | None) -> list[Decision]:
         """Update streaks from a report; quarantine or re-admit nodes. Returns the decisions."""
-        out = []
+        out: list[Decision] = []
         for rec in report.nodes:
             n = rec.node
             if rec.status not in FAILURES:
@@ -65,7 +65,7 @@ class Quarantine:
                 out += self._hold(report, n, pool, f"{self.streak[n]} consecutive failures ({rec.reason})")
         return out
 
-    def _hold(self, report: RoundReport, node: int, pool: NodePool | None, reason: str) -> list[dict[str, Any]]:
+    def _hold(self, report: RoundReport, node: int, pool: NodePool | None, reason: str) -> list[Decision]:
         if pool is not None and len([i for i in pool.available() if i != node]) < self.keep_available:
             return [
                 self._decision(
@@ -89,9 +89,9 @@ class Quarantine:
             self._decision(report.round, node, "quarantine", "online", "quarantined", f"{reason}; held until {until}")
         ]
 
-    def release(self, round_: int, now: float, pool: NodePool) -> list[dict[str, Any]]:
+    def release(self, round_: int, now: float, pool: NodePool) -> list[Decision]:
         """At the start of a round: end finished terms (probation), and re-assert held states in the pool."""
-        out = []
+        out: list[Decision] = []
         for n in sorted(self.held):
             done = round_ > self.held[n] if self.unit == "rounds" else now >= self.held[n]
             if n not in pool.nodes:
@@ -108,8 +108,8 @@ class Quarantine:
         return out
 
     @staticmethod
-    def _decision(round_: int, node: int, what: str, old: str, new: str, reason: str) -> dict[str, Any]:
-        return {"round": round_, "node": node, "what": what, "old": old, "new": new, "reason": reason}
+    def _decision(round_: int, node: int, action: str, before: str, after: str, reason: str) -> Decision:
+        return Decision(round_, node, action, before, after, reason)
 
     def state_dict(self) -> dict[str, Any]:
         return {

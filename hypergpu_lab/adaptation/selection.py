@@ -40,7 +40,7 @@ import numpy as np
 
 from hypergpu_lab.errors import ConfigError
 
-from ._checks import choice, integer, node_ids, number
+from ..checks import choice, integer, node_ids, number
 from .monitor import NetworkMonitor
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class NodeSelector:
         force_exclude: Sequence[int] = (),
     ) -> None:
         self.strategy = choice("selection.strategy", strategy, SELECTION_STRATEGIES)
-        self.seed = integer("seed", seed)
+        self.seed = integer("seed", seed, low=0)
         self.min_score = number("selection.min_score", min_score, low=0.0, high=100.0)
         self.relative_threshold = number("selection.relative_threshold", relative_threshold, low=0.0, high=2.0)
         self.prior_score = number("selection.prior_score", prior_score, low=0.0, high=100.0)
@@ -95,13 +95,13 @@ class NodeSelector:
         self.preferred_duration_s = (
             None
             if preferred_duration_s is None
-            else number("selection.preferred_duration_s", preferred_duration_s, low=0.0, low_open=True)
+            else number("selection.preferred_duration_s", preferred_duration_s, low=0.0, open_low=True)
         )
         self.exploration = number("selection.exploration", exploration, low=0.0, high=1.0)
         self.staleness = number("selection.staleness", staleness, low=0.0)
         self.trend_penalty = number("selection.trend_penalty", trend_penalty, low=0.0, high=100.0)
-        self.force_include = node_ids("selection.force_include", force_include)
-        self.force_exclude = node_ids("selection.force_exclude", force_exclude)
+        self.force_include = frozenset(node_ids("selection.force_include", force_include))
+        self.force_exclude = frozenset(node_ids("selection.force_exclude", force_exclude))
         if both := sorted(self.force_include & self.force_exclude):
             raise ConfigError("selection.force_include", both, "nodes not also in force_exclude")
 

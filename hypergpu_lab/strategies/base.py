@@ -50,3 +50,14 @@ class Strategy(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"{self.name} keeps no state, got keys {sorted(state)}")
+
+
+def state_keys(owner: str, state: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Check that a saved strategy state holds exactly ``keys`` (or nothing: not started yet).
+
+    A checkpoint written by another strategy, or by an older version of this
+    one, must fail here by name rather than as a KeyError deep in ``aggregate``.
+    """
+    if state and sorted(state) != sorted(keys):
+        raise ValueError(f"{owner} state: got keys {sorted(state)}; accepted: {', '.join(keys)} or none")
+    return state

@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
+from .. import checks
 from .aggregate import clip_by_norm
 from .base import Strategy
 from .fedavg import FedAvg
-from .options import number
 
 
 class Clipped(Strategy):
@@ -31,7 +31,7 @@ class Clipped(Strategy):
         if not isinstance(inner, Strategy):
             raise TypeError(f"inner: got {type(inner).__name__}; accepted: a Strategy instance")
         self.inner = inner
-        self.max_norm = number("max_norm", max_norm, 0.0, open_low=True)
+        self.max_norm = checks.number("strategy_options.max_norm", max_norm, 0.0, open_low=True)
         self.name = f"clipped-{inner.name}"
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
 from .aggregate import average
 from .base import Strategy
-from .options import boolean
 
 
 class FedAvg(Strategy):
@@ -23,7 +23,7 @@ class FedAvg(Strategy):
     name = "fedavg"
 
     def __init__(self, *, weighted: bool = True) -> None:
-        self.weighted = boolean("weighted", weighted)
+        self.weighted = checks.boolean("strategy_options.weighted", weighted)
         if not weighted:
             self.name = "mean"
 

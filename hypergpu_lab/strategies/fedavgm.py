@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
+from .. import checks
 from .aggregate import average, momentum_step
-from .base import Strategy
-from .options import boolean, number, state_keys
+from .base import Strategy, state_keys
 
 
 class FedAvgM(Strategy):
@@ -29,9 +29,9 @@ class FedAvgM(Strategy):
     name = "fedavgm"
 
     def __init__(self, *, beta: float = 0.9, server_lr: float = 1.0, weighted: bool = True) -> None:
-        self.beta = number("beta", beta, 0.0, 1.0, open_high=True)
-        self.server_lr = number("server_lr", server_lr, 0.0, open_low=True)
-        self.weighted = boolean("weighted", weighted)
+        self.beta = checks.number("strategy_options.beta", beta, 0.0, 1.0, open_high=True)
+        self.server_lr = checks.number("strategy_options.server_lr", server_lr, 0.0, open_low=True)
+        self.weighted = checks.boolean("strategy_options.weighted", weighted)
         self.v: torch.Tensor | None = None  # float64 [P]; created on the first round
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:

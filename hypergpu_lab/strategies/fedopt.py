@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
+from .. import checks
 from .aggregate import average, fedopt_step
-from .base import Strategy
-from .options import boolean, number, state_keys
+from .base import Strategy, state_keys
 
 
 class FedOpt(Strategy):
@@ -35,11 +35,11 @@ class FedOpt(Strategy):
     def __init__(
         self, *, eta: float = 1e-2, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3, weighted: bool = True
     ) -> None:
-        self.eta = number("eta", eta, 0.0, open_low=True)
-        self.beta1 = number("beta1", beta1, 0.0, 1.0, open_high=True)
-        self.beta2 = number("beta2", beta2, 0.0, 1.0, open_high=True)
-        self.tau = number("tau", tau, 0.0, open_low=True)
-        self.weighted = boolean("weighted", weighted)
+        self.eta = checks.number("strategy_options.eta", eta, 0.0, open_low=True)
+        self.beta1 = checks.number("strategy_options.beta1", beta1, 0.0, 1.0, open_high=True)
+        self.beta2 = checks.number("strategy_options.beta2", beta2, 0.0, 1.0, open_high=True)
+        self.tau = checks.number("strategy_options.tau", tau, 0.0, open_low=True)
+        self.weighted = checks.boolean("strategy_options.weighted", weighted)
         self.m: torch.Tensor | None = None  # float64 [P]; created on the first round
         self.v: torch.Tensor | None = None
 

@@ -7,9 +7,9 @@ aggregates as FedAvg. The term reaches the local training engine through
 
 from __future__ import annotations
 
+from .. import checks
 from .base import ClientObjective
 from .fedavg import FedAvg
-from .options import number
 
 
 class FedProx(FedAvg):
@@ -19,7 +19,7 @@ class FedProx(FedAvg):
 
     def __init__(self, *, mu: float = 0.01, weighted: bool = True) -> None:
         super().__init__(weighted=weighted)
-        self.proximal_mu = number("mu", mu, low=0.0)
+        self.proximal_mu = checks.number("strategy_options.mu", mu, low=0.0)
 
     def client_objective(self) -> ClientObjective:
         return ClientObjective(proximal_mu=self.proximal_mu)

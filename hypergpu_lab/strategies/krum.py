@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
 from .aggregate import multi_krum
 from .base import Strategy
-from .options import integer
 
 
 class Krum(Strategy):
@@ -24,7 +24,7 @@ class Krum(Strategy):
     name = "krum"
 
     def __init__(self, *, f: int = 1) -> None:
-        self.f = integer("f", f, 0)
+        self.f = checks.integer("strategy_options.f", f, low=0)
         self.m: int | None = 1
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
@@ -47,4 +47,4 @@ class MultiKrum(Krum):
 
     def __init__(self, *, f: int = 1, m: int | None = None) -> None:
         super().__init__(f=f)
-        self.m = None if m is None else integer("m", m, 1)
+        self.m = checks.optional(checks.integer, "strategy_options.m", m, low=1)

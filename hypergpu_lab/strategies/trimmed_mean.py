@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
 from .aggregate import trimmed_mean
 from .base import Strategy
-from .options import number
 
 
 class TrimmedMean(Strategy):
@@ -24,7 +24,7 @@ class TrimmedMean(Strategy):
     name = "trimmed-mean"
 
     def __init__(self, *, beta: float = 0.1) -> None:
-        self.beta = number("beta", beta, 0.0, 0.5, open_high=True)
+        self.beta = checks.number("strategy_options.beta", beta, 0.0, 0.5, open_high=True)
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         return global_weights + trimmed_mean(deltas, self.beta)

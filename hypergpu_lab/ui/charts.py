@@ -42,7 +42,7 @@ import ipywidgets as widgets
 from ..adaptation import CLASSES
 from ..chain.rewards import to_tokens
 from ..chain.scoring import SCORE_SCALE, score
-from ..events import NodeRecord, RoundReport
+from ..events import Decision, NodeRecord, RoundReport
 from .runner import Runner
 from .widgets import LiveChart
 
@@ -388,8 +388,8 @@ class RunCharts(widgets.VBox):
         return dict(self._scores)
 
 
-def decision_table(rows: list[dict[str, Any]]) -> str:
-    """An HTML table of policy decisions (round, node, what, old -> new, reason), escaped."""
+def decision_table(rows: list[Decision]) -> str:
+    """An HTML table of policy decisions (round, node, what, before -> after, reason), escaped."""
     if not rows:
         return "<i>No decisions yet.</i>"
     head = "".join(
@@ -397,9 +397,9 @@ def decision_table(rows: list[dict[str, Any]]) -> str:
     )
     body = []
     for d in rows:
-        node = "" if d.get("node") is None else d["node"]
-        new = html.escape(str(d.get("new")))
-        change = f"{html.escape(str(d['old']))} &rarr; {new}" if d.get("old") is not None else new
-        cells = (d.get("round"), node, html.escape(str(d.get("what"))), change, html.escape(str(d.get("reason"))))
+        node = "" if d.node is None else d.node
+        after = html.escape(str(d.after))
+        change = f"{html.escape(str(d.before))} &rarr; {after}" if d.before is not None else after
+        cells = (d.round, node, html.escape(d.action), change, html.escape(d.reason))
         body.append("<tr>" + "".join(f"<td style='padding:0 8px'>{c}</td>" for c in cells) + "</tr>")
     return f"<table class='hgl-decisions'><tr>{head}</tr>{''.join(body)}</table>"

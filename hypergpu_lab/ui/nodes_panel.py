@@ -38,9 +38,6 @@ COLUMNS = (
 )
 
 
-# What the map draws for a node never observed yet: the class its configured link usually scores
-# (see the monitor's formula), marked "not yet observed" in the label.
-PRIOR_QUALITY = {"perfect": "Excellent", "good": "Excellent", "average": "Good", "poor": "Fair", "unstable": "Fair"}
 MAP_STATES = {"disconnected": "crashed"}  # the map's vocabulary has no separate "disconnected"
 
 
@@ -48,7 +45,8 @@ def map_node(row: NodeRow) -> dict[str, Any]:
     """A ClusterMap node entry for a table row."""
     label = f"node {row.id} · {row.gpu} · {row.profile}"
     if row.quality == "Unobserved":
-        quality, label = PRIOR_QUALITY.get(row.profile, "Good"), label + " (not yet observed)"
+        # Never observed: the class its link profile is expected to score (NetworkMonitor.prior_quality).
+        quality, label = row.prior_quality, label + " (not yet observed)"
     else:
         quality = row.quality
     if row.state in MAP_STATES:

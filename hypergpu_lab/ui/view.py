@@ -28,6 +28,7 @@ class NodeRow:
     region: str
     profile: str  # the link profile in effect now
     quality: str  # monitor class: Excellent .. Offline, or "Unobserved"
+    prior_quality: str  # the class the link profile is expected to score (what the map shows until observed)
     score: float | None
     batch_size: int | None  # in the node's latest selected round
     state: str  # one of STATES
@@ -115,13 +116,14 @@ class RunView:
         n, link = coord.pool[node], coord.pool.network.links.get(node)
         q = self.quality(node)
         rec = self.latest.get(node)
-        profile = coord.pool.network.conditions(node, coord.clock.now).profile.name if link is not None else "-"
+        profile = coord.pool.network.conditions(node, coord.clock.now).profile if link is not None else None
         return NodeRow(
             node,
             n.gpu.name,
             link.region if link is not None else "-",
-            profile,
+            profile.name if profile is not None else "-",
             q.quality if q is not None else "Unobserved",
+            self.monitor.prior_quality(profile) if profile is not None else "Offline",  # no link: cannot deliver
             round(q.score, 1) if q is not None else None,
             rec.batch_size if rec is not None else None,
             self.state(node),

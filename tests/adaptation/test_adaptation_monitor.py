@@ -153,3 +153,21 @@ def test_state_dict_round_trips(make_record, make_report) -> None:
 def test_bad_options_name_the_field(option: dict) -> None:
     with pytest.raises(ConfigError, match="monitor."):
         NetworkMonitor(**option)
+
+
+def test_every_link_profile_has_a_prior_quality_from_its_own_numbers() -> None:
+    from hypergpu_lab.adaptation import CLASSES
+    from hypergpu_lab.network import PROFILES
+
+    monitor = NetworkMonitor()
+    priors = {name: monitor.prior_quality(profile) for name, profile in PROFILES.items()}
+
+    assert set(priors.values()) <= set(CLASSES) - {"Offline"}
+    # The classes the documented formula gives the seed's profiles (the table the panel used to copy).
+    assert priors == {
+        "perfect": "Excellent",
+        "good": "Excellent",
+        "average": "Good",
+        "poor": "Fair",
+        "unstable": "Fair",
+    }

@@ -3,6 +3,7 @@ deterministic and resume bit for bit."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ import torch
 
 from hypergpu_lab import ConfigError, Coordinator, NodePool, NodeState
 from hypergpu_lab.adaptation import AdaptivePolicy, RoundEvent, Scenario, build_scenario
+from hypergpu_lab.events import Decision
 from hypergpu_lab.faults import Fault
 from hypergpu_lab.models import ModelCost
 from hypergpu_lab.network import LatencySpike
@@ -63,7 +65,7 @@ def test_warmup_is_plain_sampling_then_over_commitment_closes_at_k(pool, make_re
     assert len(plans[2].nodes) == math.ceil(1.3 * 3) and plans[2].target_updates == 3
     assert plans[2].deadline_s is not None
     assert any(n.startswith("adaptive: select") for n in plans[2].notes)
-    assert [d["new"] for d in policy.decisions if d["what"] == "phase"] == ["adaptive"]
+    assert [d.after for d in policy.decisions if d.action == "phase"] == ["adaptive"]
 
 
 def test_rollback_fires_on_a_planted_accuracy_drop_and_restores_the_snapshot(pool, make_record, make_report) -> None:
@@ -91,32 +93,32 @@ def test_rollback_fires_on_a_planted_accuracy_drop_and_restores_the_snapshot(poo
     snap = policy.snapshots[-1]
     drive(policy, pool, make_record, make_report, range(7, 8), lambda r: 0.60, growing)
     # Assert: one rollback at round 7, to the round-5 configuration, then a cool-down.
-    rollbacks = [d for d in policy.decisions if d["what"] == "rollback"]
+    rollbacks = [d for d in policy.decisions if d.action == "rollback"]
     assert [s["round"] for s in policy.snapshots] == [1, 3, 5]
-    assert len(rollbacks) == 1 and rollbacks[0]["round"] == 7 and rollbacks[0]["new"] == snap["round"] == 5
-    assert "accuracy" in rollbacks[0]["reason"]
+    assert len(rollbacks) == 1 and rollbacks[0].round == 7 and rollbacks[0].after == snap["round"] == 5
+    assert "accuracy" in rollbacks[0].reason
     assert policy.batch.current == snap["config"]["batch"] != before
     assert snap["config"]["batch"][3] < before[3]
     assert policy.cooldown == 2
     # The degradation persists: after the cool-down the present becomes the new reference, no second rollback.
     drive(policy, pool, make_record, make_report, range(8, 13), lambda r: 0.60, growing)
-    assert len([d for d in policy.decisions if d["what"] == "rollback"]) == 1
+    assert len([d for d in policy.decisions if d.action == "rollback"]) == 1
     rebased = [s for s in policy.snapshots if s["round"] == 9]  # cool-down of 2 rounds after round 7
     assert rebased and rebased[0]["accuracy"] == pytest.approx(0.6)
     # No rollback without degradation.
     calm = AdaptivePolicy(seed=0, clients_per_round=3, snapshot_every=2, selection="top_n")
     drive(calm, pool, make_record, make_report, range(1, 12), lambda r: 0.8)
-    assert not [d for d in calm.decisions if d["what"] == "rollback"]
+    assert not [d for d in calm.decisions if d.action == "rollback"]
 
 
 def test_phases_warmup_adaptive_convergence_completed(pool, make_record, make_report) -> None:
     acc = {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.7, 5: 0.7, 6: 0.7, 7: 0.7, 8: 0.95}
     policy = AdaptivePolicy(seed=0, clients_per_round=2, warmup_rounds=1, plateau_window=3, target_accuracy=0.9)
     drive(policy, pool, make_record, make_report, range(1, 9), acc.__getitem__)
-    phases = [(d["round"], d["old"], d["new"]) for d in policy.decisions if d["what"] == "phase"]
+    phases = [(d.round, d.before, d.after) for d in policy.decisions if d.action == "phase"]
     assert phases == [(1, "warmup", "adaptive"), (6, "adaptive", "convergence"), (8, "convergence", "completed")]
     # Converged: batch sizes are frozen.
-    assert not [d for d in policy.decisions if d["what"] == "batch" and d["round"] in (7, 8)]
+    assert not [d for d in policy.decisions if d.action == "batch" and d.round in (7, 8)]
 
 
 def test_decisions_are_bounded_and_name_node_change_and_reason(pool, make_record, make_report) -> None:
@@ -125,9 +127,22 @@ def test_decisions_are_bounded_and_name_node_change_and_reason(pool, make_record
     for policy in (full, short):
         drive(policy, pool, make_record, make_report, range(1, 15), lambda r: 0.5)
     assert len(full.decisions) > 20 and short.decisions == full.decisions[-20:]
-    assert all(set(d) == {"round", "node", "what", "old", "new", "reason"} for d in full.decisions)
-    batch = [d for d in full.decisions if d["what"] == "batch"]
-    assert batch and all(d["node"] is not None and d["old"] != d["new"] and d["reason"] for d in batch)
+    assert all(list(d.to_dict()) == ["round", "node", "what", "old", "new", "reason"] for d in full.decisions)
+    batch = [d for d in full.decisions if d.action == "batch"]
+    assert batch and all(d.node is not None and d.before != d.after and d.reason for d in batch)
+
+
+def test_the_decision_log_is_stored_with_its_original_keys_and_reads_back(pool, make_record, make_report) -> None:
+    policy = AdaptivePolicy(seed=0, clients_per_round=3, batch_strategy="latency")
+    drive(policy, pool, make_record, make_report, range(1, 6), lambda r: 0.5)
+
+    stored = json.loads(json.dumps(policy.state_dict()["decisions"]))
+    fresh = AdaptivePolicy(seed=0, clients_per_round=3, batch_strategy="latency")
+    fresh.load_state_dict(policy.state_dict())
+
+    assert stored and all(list(d) == ["round", "node", "what", "old", "new", "reason"] for d in stored)
+    assert [Decision.from_dict(d) for d in stored] == policy.decisions == fresh.decisions
+    assert all(isinstance(d, Decision) for d in fresh.decisions)
 
 
 def test_proactive_mode_deprioritises_a_degrading_node(pool, make_record, make_report) -> None:
@@ -144,7 +159,7 @@ def test_proactive_mode_deprioritises_a_degrading_node(pool, make_record, make_r
     assert policy.monitor.trend(0) == "degrading"
     plan = policy.plan(6, pool, t, COST)
     assert 0 not in plan.nodes
-    assert any(d["what"] == "deprioritise" and d["node"] == 0 for d in policy.decisions)
+    assert any(d.action == "deprioritise" and d.node == 0 for d in policy.decisions)
 
 
 def test_from_train_config_takes_batch_size_k_and_deadline() -> None:
@@ -227,7 +242,7 @@ def test_real_run_quarantines_a_failing_node_then_readmits_it() -> None:
     # Execute
     coord.run(rounds=8, progress=False)
     # Assert: rejected 3 times -> quarantined in rounds 4-5 -> probation in 6 -> re-admitted.
-    what = [(d["round"], d["what"]) for d in policy.decisions if d["node"] == 2 and d["what"] != "batch"]
+    what = [(d.round, d.action) for d in policy.decisions if d.node == 2 and d.action != "batch"]
     assert what == [(3, "quarantine"), (6, "release"), (6, "readmit")]
     assert states[2:5] == [NodeState.QUARANTINED] * 3 and states[5] is NodeState.ONLINE
     selected = [r["selected"] for r in coord.history]
@@ -251,6 +266,6 @@ def test_real_run_rolls_back_when_round_time_degrades() -> None:
     # Execute
     coord.run(rounds=12, progress=False)
     # Assert
-    rollbacks = [d for d in policy.decisions if d["what"] == "rollback"]
-    assert rollbacks and rollbacks[0]["round"] > 6 and "round time" in rollbacks[0]["reason"]
-    assert all(d["round"] > 6 for d in rollbacks)
+    rollbacks = [d for d in policy.decisions if d.action == "rollback"]
+    assert rollbacks and rollbacks[0].round > 6 and "round time" in rollbacks[0].reason
+    assert all(d.round > 6 for d in rollbacks)

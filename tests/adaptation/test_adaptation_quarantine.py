@@ -28,15 +28,15 @@ def test_a_node_that_keeps_failing_is_quarantined_released_on_probation_and_read
         log += q.observe(make_report(r, [make_record(0), _fail(make_record, 1)]), pool)
         assert (pool[1].state is NodeState.QUARANTINED) == (r == 3)
     # Assert: quarantined after the third failure, out of the available set for 2 rounds.
-    assert [d["what"] for d in log] == ["quarantine"] and log[0]["node"] == 1
+    assert [d.action for d in log] == ["quarantine"] and log[0].node == 1
     assert 1 not in pool.available()
     assert q.release(4, 0.0, pool) == [] and q.release(5, 0.0, pool) == []
     released = q.release(6, 0.0, pool)
-    assert [d["what"] for d in released] == ["release"] and pool[1].state is NodeState.ONLINE
+    assert [d.action for d in released] == ["release"] and pool[1].state is NodeState.ONLINE
     assert 1 in q.probation
     # A success on probation re-admits it fully.
     readmit = q.observe(make_report(6, [make_record(1)]), pool)
-    assert [d["what"] for d in readmit] == ["readmit"] and 1 not in q.probation
+    assert [d.action for d in readmit] == ["readmit"] and 1 not in q.probation
     assert not q.is_quarantined(1) and q.terms[1] == 1
 
 
@@ -47,7 +47,7 @@ def test_a_failure_on_probation_sends_the_node_straight_back(pool_factory, make_
     q.release(4, 0.0, pool)
     assert 2 in q.probation
     back = q.observe(make_report(4, [_fail(make_record, 2)]), pool)  # one failure is enough now
-    assert back[0]["what"] == "quarantine" and "probation" in back[0]["reason"]
+    assert back[0].action == "quarantine" and "probation" in back[0].reason
     assert pool[2].state is NodeState.QUARANTINED and q.terms[2] == 2
 
 
@@ -62,14 +62,14 @@ def test_duration_in_virtual_seconds(pool_factory, make_record, make_report) -> 
     pool, q = pool_factory(), Quarantine(after=1, duration=10.0, unit="seconds")
     q.observe(make_report(1, [_fail(make_record, 3)], t_start=5.0, duration=1.0), pool)  # ends at t = 6
     assert q.release(2, 15.9, pool) == []
-    assert q.release(3, 16.0, pool)[0]["what"] == "release"
+    assert q.release(3, 16.0, pool)[0].action == "release"
 
 
 def test_never_quarantines_below_keep_available(pool_factory, make_record, make_report) -> None:
     pool, q = pool_factory(), Quarantine(after=1, keep_available=3)
     pool.set_state(0, NodeState.CRASHED)
     out = q.observe(make_report(1, [_fail(make_record, 1)]), pool)
-    assert "kept" in out[0]["reason"] and pool[1].state is NodeState.ONLINE
+    assert "kept" in out[0].reason and pool[1].state is NodeState.ONLINE
 
 
 def test_release_reasserts_quarantine_after_a_pool_state_reset(pool_factory, make_record, make_report) -> None:

@@ -7,7 +7,10 @@ import threading
 import pytest
 from ui_support import WAIT_S, at_boundary, coordinator, until
 
+from hypergpu_lab.network import PROFILES, LinkProfile, ProfileChange
 from hypergpu_lab.ui import ChainPanel, ControlPanel, Dashboard, NodesPanel, Runner, build_coordinator
+from hypergpu_lab.ui.nodes_panel import map_node
+from hypergpu_lab.ui.view import RunView
 
 
 # -- control panel -------------------------------------------------------------------------------
@@ -168,6 +171,20 @@ def test_a_profile_change_and_a_byzantine_node_show_in_the_simulation_and_the_ta
     assert profile == "unstable" and state == "byzantine"
     assert _record(report, 3).injected == "sign_flip" and _record(honest, 3).injected is None
     assert runner.view.state(3) == "online"
+
+
+def test_an_unobserved_node_on_a_profile_added_here_shows_its_derived_quality(monkeypatch) -> None:
+    # Prepare: a profile the UI has never heard of, slow and lossy enough to score Poor
+    satellite = LinkProfile("satellite", (550.0, 650.0), 0.15, 5.0, 50.0)
+    monkeypatch.setitem(PROFILES, "satellite", satellite)
+    coord = coordinator()
+    coord.pool.network.schedule(ProfileChange(nodes=(0,), at=0.0, profile="satellite"))
+
+    # Execute
+    entry = map_node(RunView(coord).row(0))
+
+    # Assert
+    assert entry["quality"] == "Poor" and "satellite" in entry["label"] and "not yet observed" in entry["label"]
 
 
 def test_an_action_during_a_round_waits_for_the_round_boundary() -> None:
