@@ -42,7 +42,8 @@ from .metrics import History
 from .models import ParamLayout, build_model, measure_cost
 from .network import Transfer
 from .nodes import NodePool
-from .policy import Policy, RoundPlan, make_policy
+from .plan import Policy, RoundPlan
+from .registry import make_policy
 from .runs import RunFolder
 from .strategies import get_strategy
 from .streams import stream
@@ -493,12 +494,6 @@ class Coordinator:
     def round_lock(self) -> threading.RLock:
         """Held for the whole of step(): hold it to change the simulation between rounds."""
         return self._lock
-
-    def panel(self, **options: Any) -> Any:
-        """The ipywidgets control panel of this run (needs the ui extra; the core never imports it)."""
-        from .ui import panel
-
-        return panel(self, **options)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop after the current round and wait for the thread."""
