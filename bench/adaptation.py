@@ -22,7 +22,7 @@ import torch
 
 from hypergpu_lab import Coordinator
 from hypergpu_lab.adaptation import AdaptivePolicy, build_scenario
-from hypergpu_lab.policy import UniformPolicy
+from hypergpu_lab.planning import UniformPolicy
 
 TARGET = 0.85
 SEEDS = (0, 1, 2)

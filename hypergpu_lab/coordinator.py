@@ -40,7 +40,8 @@ from .metrics import History
 from .models import ParamLayout, build_model, measure_cost
 from .network import Transfer
 from .nodes import NodePool
-from .policy import Policy, make_policy
+from .plan import Policy
+from .registry import make_policy
 from .round import Round
 from .run_control import RunControl, RunState, Waiting
 from .runs import RunFolder

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import PoolConfig
 from .errors import ConfigError
 from .models import ModelCost
 from .network import Network
+from .pool_config import PoolConfig
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,17 @@ def _gpu_mix(gpus: str | dict[str, float]) -> dict[str, float]:
     return mix
 
 
+def _check_backend(backend: Any) -> None:
+    """Refuse what is not a backend object: names resolve in the registry layer, above this core module."""
+    if isinstance(backend, str) or not hasattr(backend, "attach"):
+        raise ConfigError(
+            "backend",
+            backend,
+            "None or a backend object with attach(pool)",
+            hint=f"for a name, pass hypergpu_lab.registry.make_backend({backend!r})",
+        )
+
+
 class NodePool:
     """The nodes, their links and the coordinator's held-out test set."""
 
@@ -163,7 +174,7 @@ class NodePool:
     def simulated(cls, num_nodes: int = 10, *, backend: Any = None, **options: Any) -> NodePool:
         """Build a pool from :class:`PoolConfig` fields, e.g. ``dataset="digits", partition="dirichlet"``.
 
-        ``backend="ray"`` (or a ``RayBackend(...)``) moves every node's shard into Ray actors.
+        ``backend=RayBackend(...)`` (or ``registry.make_backend("ray")``) moves every node's shard into Ray actors.
         """
         names = {f for f in PoolConfig.__dataclass_fields__}
         unknown = sorted(set(options) - names)
@@ -172,25 +183,24 @@ class NodePool:
         return cls.from_config(PoolConfig(num_nodes=num_nodes, **options), backend=backend)
 
     def with_backend(self, backend: Any) -> NodePool:
-        """Train this pool's nodes elsewhere: ``"ray"`` or a backend object with ``attach(pool)``.
+        """Train this pool's nodes elsewhere: a backend object with ``attach(pool)`` (None: in this process).
 
         The backend takes the shards (the nodes here keep only their metadata) and the
-        coordinator picks it up from ``pool.backend``.
+        coordinator picks it up from ``pool.backend``. Names (``"ray"``, ``"inprocess"``) are
+        resolved by :func:`hypergpu_lab.registry.make_backend`: the pool is core and imports no backend.
         """
-        if backend is None or backend == "inprocess":
+        if backend is None:
             return self
-        if backend == "ray":
-            from .backends.ray import RayBackend
-
-            backend = RayBackend()
-        elif isinstance(backend, str) or not hasattr(backend, "attach"):
-            raise ConfigError("backend", backend, "'ray', 'inprocess', None or a backend object with attach(pool)")
+        _check_backend(backend)
         backend.attach(self)
         self.backend = backend
         return self
 
     @classmethod
     def from_config(cls, cfg: PoolConfig, *, backend: Any = None) -> NodePool:
+        """Load, partition and place the data ``cfg`` describes; ``backend`` as in :meth:`with_backend`."""
+        if backend is not None:
+            _check_backend(backend)  # before the data loads: a wrong backend fails fast
         from .data import load_dataset
         from .partition import partition
 

@@ -18,7 +18,7 @@ import torch
 from .events import NodeRecord, RoundReport
 from .faults import Message
 from .network import Transfer
-from .policy import RoundPlan
+from .plan import RoundPlan
 from .training import LocalResult
 
 Status = tuple[str, str | None]  # (accepted | rejected | failed | straggled, reason)

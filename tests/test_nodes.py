@@ -16,7 +16,7 @@ from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.models import ModelCost
 from hypergpu_lab.network import Disconnect
 from hypergpu_lab.nodes import GPU_MIXES, GPUS, GPUSpec, Node, NodePool, NodeState, assign
-from hypergpu_lab.policy import UniformPolicy
+from hypergpu_lab.planning import UniformPolicy
 
 # A cost with round numbers: 1 MFLOP per sample, 1 MiB of activations, 1000 bytes of parameters.
 COST = ModelCost(train_flops_per_sample=1e6, activation_bytes_per_sample=2**20, param_bytes=1000)

@@ -1,7 +1,7 @@
 """Network-aware adaptation: a link-quality monitor, batch-size controller, node selector,
 quarantine, and the adaptive policy that plans rounds with them; plus named network scenarios.
 
-The package depends on the core (it implements the :class:`~hypergpu_lab.policy.Policy`
+The package depends on the core (it implements the :class:`~hypergpu_lab.plan.Planner`
 protocol); the core never imports it::
 
     from hypergpu_lab import Coordinator
@@ -16,9 +16,9 @@ protocol); the core never imports it::
 
 from __future__ import annotations
 
+from .adaptive import MODES, PHASES, AdaptivePolicy, Mode
 from .batch_size import BATCH_STRATEGIES, BatchSizeController
 from .monitor import BANDS, CLASSES, NetworkMonitor, NodeQuality, hysteresis_class, raw_class
-from .policy import MODES, PHASES, AdaptivePolicy, Mode
 from .quarantine import Quarantine
 from .scenarios import SCENARIOS, RoundEvent, Scenario, build_scenario
 from .selection import SELECTION_STRATEGIES, NodeSelector, Selection, jain_index

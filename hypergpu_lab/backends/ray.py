@@ -1,6 +1,6 @@
 """Ray backend: nodes live in Ray actors that hold their own shards.
 
-    pool = NodePool.simulated(100, dataset="digits", backend="ray")             # local ray.init()
+    pool = NodePool.simulated(100, dataset="digits", backend=RayBackend())      # local ray.init()
     pool = NodePool.simulated(100, backend=RayBackend(address="auto", num_cpus_per_actor=4))
     coord = Coordinator(pool=pool, model="mlp")    # binds its model and SGD settings to the actors
 

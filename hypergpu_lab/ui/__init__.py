@@ -55,7 +55,7 @@ __all__ = [
 
 
 def panel(coord: Any, **options: Any) -> Any:
-    """The control panel of ``coord`` (what ``coord.panel()`` returns)."""
+    """The control panel of ``coord``; here, not on the Coordinator, because the engine never imports the UI."""
     from .control import ControlPanel
 
     return ControlPanel(coord, **options)

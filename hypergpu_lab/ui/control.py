@@ -67,7 +67,7 @@ def _get(data: dict[str, Any], dotted: str) -> Any:
 
 
 class ControlPanel(widgets.VBox):
-    """Settings, run control and status for one coordinator (``coord.panel()``).
+    """Settings, run control and status for one coordinator (``hypergpu_lab.ui.panel(coord)``).
 
     Parameters
     ----------

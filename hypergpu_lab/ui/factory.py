@@ -18,7 +18,7 @@ from ..config import PoolConfig, RunConfig
 from ..coordinator import Coordinator
 from ..errors import ConfigError
 from ..nodes import NodePool
-from ..policy import make_policy
+from ..registry import make_policy
 from ..runs import RunFolder, safe_child
 
 log = logging.getLogger(__name__)

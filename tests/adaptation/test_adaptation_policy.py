@@ -16,7 +16,7 @@ from hypergpu_lab.events import Decision
 from hypergpu_lab.faults import Fault
 from hypergpu_lab.models import ModelCost
 from hypergpu_lab.network import LatencySpike
-from hypergpu_lab.policy import Policy
+from hypergpu_lab.plan import Planner
 
 COST = ModelCost(train_flops_per_sample=3e4, activation_bytes_per_sample=1064.0, param_bytes=26_280)
 LATENCY = {0: 0.02, 1: 0.05, 2: 0.1, 3: 0.4, 4: 0.8, 5: 1.2}
@@ -50,7 +50,7 @@ def drive(
 
 
 def test_implements_the_policy_protocol() -> None:
-    policy: Policy = AdaptivePolicy(seed=0)
+    policy: Planner = AdaptivePolicy(seed=0)
     assert callable(policy.plan) and callable(policy.observe)
 
 

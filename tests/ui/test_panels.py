@@ -274,3 +274,10 @@ def test_dashboard_has_its_tabs_and_overview_follows_the_run(tmp_path) -> None:
     assert "more than the 2 rounds already run" in dash.control.message.value
     assert any("more than the 2 rounds" in o.get("text", "") for o in dash.control.log_output.outputs)
     dash.close()
+
+
+def test_the_control_panel_comes_from_the_ui_package_not_the_coordinator() -> None:
+    from hypergpu_lab.ui import panel
+
+    coord = coordinator()
+    assert isinstance(panel(coord), ControlPanel) and not hasattr(coord, "panel")

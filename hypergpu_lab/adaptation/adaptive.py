@@ -42,7 +42,7 @@ from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.events import Decision, RoundReport
 from hypergpu_lab.models import ModelCost
 from hypergpu_lab.nodes import NodePool
-from hypergpu_lab.policy import RoundPlan, memory_limits
+from hypergpu_lab.plan import RoundPlan, memory_limits
 
 from ..checks import choice, integer, number
 from .batch_size import BatchSizeController
@@ -94,7 +94,7 @@ def _build(kind: type, prefix: str, options: dict[str, Any] | None, **defaults: 
 
 
 class AdaptivePolicy:
-    """A :class:`~hypergpu_lab.policy.Policy` that adapts selection, batch sizes and deadlines."""
+    """A :class:`~hypergpu_lab.plan.Planner` that adapts selection, batch sizes and deadlines."""
 
     def __init__(
         self,

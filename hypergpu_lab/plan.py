@@ -1,0 +1,82 @@
+"""What a round is planned as, and the contract every planner keeps.
+
+This module is core: the coordinator (engine) and every planner (plug-ins such as
+:class:`~hypergpu_lab.planning.UniformPolicy` and
+:class:`~hypergpu_lab.adaptation.AdaptivePolicy`) import it, and it imports no
+planner. Planners are built by name in :func:`hypergpu_lab.registry.make_policy`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .events import RoundReport
+    from .models import ModelCost
+    from .nodes import NodePool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """Who trains in round ``round``, with which batch size each, and when the round closes."""
+
+    round: int
+    nodes: tuple[int, ...]
+    batch_sizes: dict[int, int]
+    deadline_s: float | None
+    notes: tuple[str, ...] = field(default=())
+    target_updates: int | None = None  # close the round once this many updates arrived (None: wait for all)
+
+
+def memory_limits(pool: NodePool, cost: ModelCost) -> tuple[dict[int, int], list[str]]:
+    """The largest batch each available node's GPU memory allows, and a note for each node it cannot host."""
+    limits: dict[int, int] = {}
+    notes: list[str] = []
+    for i in pool.available():
+        limit = pool[i].max_batch(cost)
+        if limit < 1:
+            notes.append(f"node {i}: model does not fit in {pool[i].gpu.memory_gb} GB")
+        else:
+            limits[i] = limit
+    return limits, notes
+
+
+class Planner(Protocol):
+    """Decides each round's participants; the coordinator asks before a round and reports after it.
+
+    The whole contract, as the coordinator uses it:
+
+    * :meth:`plan` is called once per round, before any training, and
+      :meth:`observe` once after that round's report is complete, so calls
+      alternate ``plan(r)``, ``observe(report r)``, ``plan(r + 1)`` ...
+    * A plan is a pure function of the planner's state and its arguments: the
+      same state, round, pool and cost give the same :class:`RoundPlan` (runs
+      are reproducible by seed; no wall clock may feed a decision).
+    * :meth:`state_dict` holds everything :meth:`plan` and :meth:`observe` read, as
+      plain data a checkpoint can pickle; after ``load_state_dict(state_dict())``
+      on a fresh planner built with the same options, it plans exactly as the
+      original would have (a resumed run equals an uninterrupted one).
+    """
+
+    def plan(self, round_: int, pool: NodePool, now: float, cost: ModelCost) -> RoundPlan:
+        """The plan of round ``round_`` at virtual time ``now``: only available nodes that fit ``cost``."""
+        ...
+
+    def observe(self, report: RoundReport) -> None:
+        """Learn from the finished round (who completed, how fast, accuracy); may change later plans."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything plan/observe depend on, so that a checkpoint restores the planner exactly."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (on a planner built with the same options)."""
+        ...
+
+
+Policy = Planner  # the name the coordinator and older code use for a planner
