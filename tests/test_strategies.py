@@ -441,3 +441,25 @@ def test_fedprox_aggregates_as_fedavg_and_sets_the_clients_proximal_term() -> No
     assert coord.trainer.sgd.prox_mu == 0.3
     with pytest.raises(ConfigError, match="mu"):
         get_strategy("fedprox", mu=-1.0)
+
+
+def test_a_new_strategy_is_one_new_file_found_by_name(tmp_path, monkeypatch) -> None:
+    """Prepare a strategy module outside the package, on its search path; the registry finds it by name."""
+    import sys
+
+    from hypergpu_lab import strategies
+
+    (tmp_path / "halfstep.py").write_text(
+        "from hypergpu_lab.strategies.fedavg import FedAvg\n\n\n"
+        "class HalfStep(FedAvg):\n"
+        "    name = 'halfstep'\n\n"
+        "    def aggregate(self, global_weights, deltas, num_samples):\n"
+        "        return global_weights + 0.5 * (super().aggregate(global_weights, deltas, num_samples) - global_weights)\n\n\n"
+        "NAMES = {'halfstep': HalfStep}\n"
+    )
+    monkeypatch.setattr(strategies, "__path__", [*strategies.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "hypergpu_lab.strategies.halfstep", raising=False)
+
+    found = strategies._discover()
+
+    assert found["halfstep"]().name == "halfstep" and "fedavg" in found

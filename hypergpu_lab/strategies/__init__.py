@@ -1,6 +1,7 @@
 """Aggregation strategies, one per file, each named after its paper.
 
-Registry names and their options (``TrainConfig.strategy_options``):
+Registry names and their options (``TrainConfig.strategy_options``). Each module declares the
+names it provides in a ``NAMES`` table, so adding a strategy is one new file (plus its tests):
 
 ==================  ==============================================================
 fedavg              weighted=True
@@ -22,8 +23,9 @@ and passed to the Coordinator as an instance.
 
 from __future__ import annotations
 
-import functools
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -38,20 +40,19 @@ from .krum import Krum, MultiKrum
 from .median import FedMedian
 from .trimmed_mean import TrimmedMean
 
-STRATEGIES: dict[str, Callable[..., Strategy]] = {
-    "fedavg": FedAvg,
-    "mean": functools.partial(FedAvg, weighted=False),
-    "fedavgm": FedAvgM,
-    "fedprox": FedProx,
-    "fedadagrad": FedAdagrad,
-    "fedadam": FedAdam,
-    "fedyogi": FedYogi,
-    "median": FedMedian,
-    "trimmed-mean": TrimmedMean,
-    "krum": Krum,
-    "multi-krum": MultiKrum,
-    "clipped-fedavg": ClippedFedAvg,
-}
+
+def _discover() -> dict[str, Callable[..., Strategy]]:
+    """Every ``NAMES`` table of the modules in this package, in module order: a new strategy is one new file."""
+    found: dict[str, Callable[..., Strategy]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        names = getattr(importlib.import_module(f"{__name__}.{info.name}"), "NAMES", {})
+        if clash := sorted(set(names) & set(found)):
+            raise RuntimeError(f"strategy name {clash[0]!r} is registered twice (second time in {info.name})")
+        found.update(names)
+    return found
+
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = _discover()
 
 
 def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:

@@ -49,3 +49,7 @@ class ClippedFedAvg(Clipped):
 
     def __init__(self, *, max_norm: float = 1.0, weighted: bool = True) -> None:
         super().__init__(inner=FedAvg(weighted=weighted), max_norm=max_norm)
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"clipped-fedavg": ClippedFedAvg}

@@ -4,6 +4,8 @@ clients' models, i.e. w + Sum_k (n_k / n) delta_k."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .. import checks
@@ -29,3 +31,7 @@ class FedAvg(Strategy):
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         return average(deltas, num_samples, weighted=self.weighted, base=global_weights)
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"fedavg": FedAvg, "mean": functools.partial(FedAvg, weighted=False)}

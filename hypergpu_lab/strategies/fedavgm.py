@@ -51,3 +51,7 @@ class FedAvgM(Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.v = state_keys(self.name, state, ("v",)).get("v")
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"fedavgm": FedAvgM}

@@ -87,3 +87,7 @@ class FedYogi(FedOpt):
     """v = v - (1 - b2) D^2 sign(v - D^2): v moves towards D^2 by an additive, not multiplicative, step."""
 
     name, rule = "fedyogi", "yogi"
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"fedadagrad": FedAdagrad, "fedadam": FedAdam, "fedyogi": FedYogi}

@@ -23,3 +23,7 @@ class FedProx(FedAvg):
 
     def client_objective(self) -> ClientObjective:
         return ClientObjective(proximal_mu=self.proximal_mu)
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"fedprox": FedProx}

@@ -48,3 +48,7 @@ class MultiKrum(Krum):
     def __init__(self, *, f: int = 1, m: int | None = None) -> None:
         super().__init__(f=f)
         self.m = checks.optional(checks.integer, "strategy_options.m", m, low=1)
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"krum": Krum, "multi-krum": MultiKrum}

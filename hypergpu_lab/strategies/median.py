@@ -18,3 +18,7 @@ class FedMedian(Strategy):
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         return global_weights + coordinate_median(deltas)
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"median": FedMedian}

@@ -28,3 +28,7 @@ class TrimmedMean(Strategy):
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         return global_weights + trimmed_mean(deltas, self.beta)
+
+
+# Registry names this module provides (found by strategies/__init__.py; no other file lists them).
+NAMES = {"trimmed-mean": TrimmedMean}

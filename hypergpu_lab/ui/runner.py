@@ -69,7 +69,7 @@ class Throttle:
         self.apply, self.interval, self.clock = apply, 1.0 / rate, clock
         self._queue: deque[Any] = deque(maxlen=max_queue)
         self._lock = threading.Lock()
-        self._apply_lock = threading.Lock()
+        self._apply_lock = threading.RLock()  # re-entrant: a listener may flush
         self._last = -math.inf
         self.batches = 0  # how many times ``apply`` ran
         self.items = 0  # how many items it was given in all
@@ -93,8 +93,12 @@ class Throttle:
         return self._apply()
 
     def force(self) -> bool:
-        """Apply what is queued now, whatever the rate (an explicit request, e.g. after a manual step)."""
-        return bool(self._queue) and self._apply()
+        """Apply what is queued now, whatever the rate (an explicit request, e.g. after a manual step).
+
+        Also waits for a batch another thread is delivering, so what was queued before this call
+        has reached the listeners when it returns.
+        """
+        return self._apply()
 
     def clear(self) -> None:
         with self._lock:
