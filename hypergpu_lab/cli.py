@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import PRESETS, RunConfig, preset
 from .errors import CheckpointError, ConfigError, DataNotFoundError
@@ -94,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     history = coord.run(until=max(cfg.rounds, coord.round), progress=not args.no_progress)
     _print_result(history, time.perf_counter() - start, folder.path if folder else None)
-    return 0
+    return _exit_code(coord)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -118,7 +119,18 @@ def _demo(args: argparse.Namespace) -> int:
         )
     history = coord.run(rounds=cfg.rounds, progress=not args.no_progress)
     _print_result(history, time.perf_counter() - start, None)
-    return 0
+    return _exit_code(coord)
+
+
+def _exit_code(coord: Any) -> int:
+    """0 for a finished run; a stopped (Ctrl-C) or waiting run says why on stderr and exits non-zero."""
+    from .run_control import RunState
+
+    state = coord.control.state
+    if state is RunState.FINISHED:
+        return 0
+    print(f"hypergpu-lab: run {state.value}: {coord.control.detail}", file=sys.stderr)
+    return 130 if state is RunState.STOPPED else 75  # 75: EX_TEMPFAIL, try again when nodes return
 
 
 def notebooks_dir() -> Path:

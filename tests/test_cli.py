@@ -287,3 +287,20 @@ def test_demo_prints_final_accuracy(capsys: pytest.CaptureFixture[str]) -> None:
     match = re.search(r"^final test accuracy (\d\.\d{3}) after 2 rounds", stdout, flags=re.M)
     assert match is not None, stdout
     assert 0.0 <= float(match.group(1)) <= 1.0
+
+
+def test_a_run_that_must_wait_for_nodes_exits_75_and_says_why(tmp_path, capsys) -> None:
+    cfg = {
+        "name": "starved",
+        "rounds": 5,
+        "pool": {"num_nodes": 4, "dataset": "digits", "network": "lan"},
+        "train": {"model": "mlp", "quorum": 4, "max_wait_s": 10.0, "heartbeat_timeout_s": 2.0},
+        "faults": [{"kind": "crash", "nodes": [0, 1], "start": 0.0, "unit": "time"}],
+    }
+    path = tmp_path / "starved.json"
+    path.write_text(json.dumps(cfg))
+
+    code = main(["run", "--config", str(path), "--no-progress"])
+
+    assert code == 75
+    assert "run waiting: waiting for quorum: 2 of 4 nodes available, 4 needed" in capsys.readouterr().err
