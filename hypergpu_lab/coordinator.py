@@ -23,24 +23,21 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from . import checkpoint, persistence
-from .backends import Backend, InProcessBackend, Task
+from .backends import InProcessBackend, Task
 from .clock import VirtualClock
-from .config import TrainConfig, resolve_train_config
+from .config import resolve_train_config
 from .delivery import Delivery
 from .detection import HeartbeatDetector
 from .errors import ConfigError
 from .events import EventBus, RoundReport
-from .faults import Fault, FaultInjector
+from .faults import FaultInjector
 from .metrics import History
 from .models import ParamLayout, build_model, measure_cost
-from .network import Transfer
-from .nodes import NodePool
-from .plan import Policy
 from .registry import make_policy
 from .round import Round
 from .run_control import RunControl, RunState, Waiting
@@ -49,6 +46,14 @@ from .strategies import get_strategy
 from .streams import stream
 from .training import SGDConfig, Trainer, node_seed
 from .validate import check_updates
+
+if TYPE_CHECKING:  # names in signatures only
+    from .backends import Backend
+    from .config import TrainConfig
+    from .faults import Fault
+    from .network import Transfer
+    from .nodes import NodePool
+    from .plan import Policy
 
 log = logging.getLogger(__name__)
 
