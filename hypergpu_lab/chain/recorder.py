@@ -165,7 +165,7 @@ class ChainRecorder:
             log.info("resuming chain session %s: %s", known["session_id"], self.outbox.counts())
             return known["session_id"]
         info = {
-            "session_id": hex32(session_id or new_session_id()),
+            "session_id": hex32(session_id or _fresh_session_id(ledger)),
             "chain_id": ledger.chain_id,
             "tracker": ledger.tracker_address,
             **_describe(source, dataset_id),
@@ -423,6 +423,12 @@ class RecordsRounds:
     def attach(self, coordinator: Any, **options: Any) -> ChainRecorder:
         """``Coordinator(chain=self, chain_options=options)`` calls this; see :class:`ChainRecorder`."""
         return attach_recorder(self, coordinator, **options)  # type: ignore[arg-type]
+
+
+def _fresh_session_id(ledger: Ledger) -> str:
+    """The ledger's own unsquattable id; a random one from a ledger that predates the method."""
+    make = getattr(ledger, "new_session_id", None)
+    return make() if callable(make) else new_session_id()
 
 
 def _describe(source: Any, dataset_id: str | None) -> dict[str, str]:
