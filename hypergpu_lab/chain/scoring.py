@@ -24,11 +24,29 @@ Scores are fixed point: SCORE_SCALE units per sample, so six decimal digits of a
 from __future__ import annotations
 
 import math
+import operator
+from typing import Any
 
+from ..errors import ConfigError
 from ..events import NodeRecord, RoundReport
 
 SCORE_SCALE = 10**6
 MIN_UPDATE_NORM = 1e-6
+MAX_SCORE = 2**96 - 1  # ContributionTracker.MAX_SCORE: the most one node may score in one round
+
+
+def check_score(value: Any, field: str = "score") -> int:
+    """``value`` as an integer score in [0, MAX_SCORE]; ConfigError otherwise (checked before the outbox)."""
+    accepted = "an integer in [0, 2**96 - 1]"
+    if isinstance(value, bool):
+        raise ConfigError(field, value, accepted)
+    try:
+        score_ = operator.index(value)
+    except TypeError:
+        raise ConfigError(field, value, accepted) from None
+    if not 0 <= score_ <= MAX_SCORE:
+        raise ConfigError(field, value, accepted)
+    return score_
 
 
 def score(record: NodeRecord, *, scale: int = SCORE_SCALE, min_update_norm: float = MIN_UPDATE_NORM) -> int:

@@ -263,7 +263,7 @@ ALLOWED = {
     "ledger": set(),
     "rewards": set(),
     "scoring": set(),
-    "outbox": {"ledger", "rewards"},
+    "outbox": {"ledger", "rewards", "scoring"},
     "recorder": {"ledger", "outbox", "rewards", "scoring"},
     "errors": {"ledger"},
     "accounts": set(),
