@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from eth_utils import is_address, to_checksum_address
 from web3 import Web3
@@ -41,6 +40,7 @@ from .ledger import (
     new_session_id,
 )
 from .recorder import ChainRecorder, attach_recorder
+from .redact import SCRUBBER, protect, redact_url
 
 __all__ = [  # the moved values stay importable from here, where existing code looks for them
     "ChainClient",
@@ -128,9 +128,7 @@ class ChainClient:
         if provider is None:
             if not rpc_url:
                 raise ChainError("pass rpc_url (or provider=); for an in-process chain use ChainClient.embedded()")
-            from web3 import HTTPProvider
-
-            provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout})
+            provider = _redacting_provider(rpc_url, timeout)
         self._lock = threading.RLock()
         self._recorded: dict[tuple[str, int], tuple[tuple[str, int, bytes], ...]] = {}
         self._signer = Signer(private_key)
@@ -145,7 +143,14 @@ class ChainClient:
         self.fund_node_gas, self.timeout = fund_node_gas, timeout
         self.label = label or (_redact(rpc_url) if rpc_url else type(provider).__name__)
         self.errors = ErrorDecoder(a.abi for a in lab_artifacts().values())
-        self.chain_id: int = self.w3.eth.chain_id
+        try:
+            self.chain_id: int = self.w3.eth.chain_id
+        except (OSError, ChainError) as exc:
+            failure = exc
+        else:
+            failure = None
+        if failure is not None:  # raised outside the except block: the new error carries no context
+            raise ChainError(f"cannot reach the chain at {self.label}: {failure}")
         if deployment is None:
             self.deployment = self._deploy_lab(initial_supply)
         else:
@@ -566,6 +571,41 @@ class ChainClient:
 
 def _redact(url: str) -> str:
     """scheme://host:port only: paths and query strings of hosted RPC URLs often carry API keys."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    return redact_url(url)
+
+
+def _redacting_provider(url: str, timeout: float) -> Any:
+    """An HTTPProvider whose errors, logs and repr never show ``url``'s credentials."""
+    from web3 import HTTPProvider
+
+    protect(url)
+    label = redact_url(url)
+
+    class RedactingHTTPProvider(HTTPProvider):
+        def make_request(self, method: Any, params: Any) -> Any:
+            try:
+                return super().make_request(method, params)
+            except Exception as exc:
+                clean = _sanitized(exc, label)
+            raise clean  # outside the except block: the original (with the URL) is not its context
+
+        def __str__(self) -> str:
+            return f"RPC connection {label}"
+
+        __repr__ = __str__
+
+    return RedactingHTTPProvider(url, request_kwargs={"timeout": timeout})
+
+
+def _sanitized(exc: BaseException, label: str) -> BaseException:
+    """``exc`` with the URL's secrets cut, keeping its kind: transient (OSError) or final (ChainError)."""
+    text = SCRUBBER.scrub(f"{type(exc).__name__}: {exc}")
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return ChainError(f"{label} refused the request (HTTP {status}): check the RPC URL and its key")
+    if isinstance(exc, OSError):  # requests' ConnectionError, Timeout, HTTPError 5xx: worth a retry
+        kind = TimeoutError if "Timeout" in type(exc).__name__ else ConnectionError
+        return kind(f"{label}: {text}")
+    if SCRUBBER.scrub(str(exc)) == str(exc):
+        return exc
+    return RuntimeError(f"{label}: {text}")

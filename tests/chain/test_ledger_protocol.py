@@ -268,7 +268,8 @@ ALLOWED = {
     "errors": {"ledger"},
     "accounts": set(),
     "compiled": set(),
-    "client": {"ledger", "recorder", "errors", "accounts", "compiled"},
+    "redact": set(),
+    "client": {"ledger", "recorder", "errors", "accounts", "compiled", "redact"},
 }
 
 
