@@ -19,6 +19,7 @@ SUITES = {
     "ui": ("bench.ui", "Dashboard overhead"),
     "ray": ("bench.ray_backend", "Ray backend overhead"),
     "chain": ("bench.chain", "Chain recording gas"),
+    "contribution": ("bench.contribution", "Contribution measure under attack"),
 }
 
 
