@@ -18,6 +18,8 @@ SUITES = {
     "flower": ("bench.flower", "Side by side with Flower"),
     "ui": ("bench.ui", "Dashboard overhead"),
     "ray": ("bench.ray_backend", "Ray backend overhead"),
+    "chain": ("bench.chain", "Chain recording gas"),
+    "contribution": ("bench.contribution", "Contribution measure under attack"),
 }
 
 

@@ -37,7 +37,7 @@ class NodeRecord:
     loss: float | None
     update_norm: float | None
     update_hash: str | None = None  # SHA-256 of the update's float32 bytes: what the chain records
-    agreement: float | None = None  # cosine(update, applied aggregate update) for accepted updates
+    agreement: float | None = None  # accepted: cosine x norm ratio² with the median update (round.robust_agreement)
     injected: str | None = None  # the fault injected into this node this round, if any (ground truth)
 
     @property

@@ -24,6 +24,31 @@ from .training import LocalResult
 Status = tuple[str, str | None]  # (accepted | rejected | failed | straggled, reason)
 
 
+def robust_agreement(stacked: torch.Tensor) -> dict[int, float]:
+    """Each row's agreement with the coordinate-wise median of all rows: cosine x norm ratio², in [-1, 1].
+
+    Why a median and not the applied aggregate: an update that dominates the aggregate (scaled 10x
+    under FedAvg) agrees with itself; the median of the round's updates moves by at most one rank per
+    attacker whatever the strategy. Why the squared norm ratio ``min(|u|/|m|, |m|/|u|)**2``: cosine
+    alone pays a scaled update in full and cannot see a zero one; the ratio takes both to ~0 (a 10x
+    update gets 1/100) and leaves an honest update of typical size near its cosine.
+    """
+    rows = stacked.to(torch.float64)
+    n = rows.shape[0]
+    ordered = rows.sort(dim=0).values
+    reference = ordered[(n - 1) // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    ref_norm = float(torch.linalg.vector_norm(reference))
+    norms = torch.linalg.vector_norm(rows, dim=1).tolist()
+    dots = (rows @ reference).tolist()
+    out = {}
+    for i, (norm, dot) in enumerate(zip(norms, dots)):
+        if norm <= 0 or ref_norm <= 0 or not math.isfinite(dot):
+            out[i] = 0.0
+            continue
+        out[i] = dot / (norm * ref_norm) * min(norm / ref_norm, ref_norm / norm) ** 2
+    return out
+
+
 @dataclass
 class Round:
     """The facts of one round, in virtual seconds unless a name says otherwise."""
@@ -55,12 +80,8 @@ class Round:
     def records(self, num_samples: dict[int, int], injected: dict[int, tuple[str, ...]]) -> list[NodeRecord]:
         """One NodeRecord per selected node."""
         assert self.change is not None
-        applied_norm = float(torch.linalg.vector_norm(self.change))
-        # Each accepted update's alignment with the applied change: one matrix-vector product for all.
-        dots = {}
-        if self.applied:
-            keys = ((m.round, m.node) for m, _ in self.applied)
-            dots = dict(zip(keys, (self.stacked @ self.change).tolist()))
+        agreement = robust_agreement(self.stacked) if self.applied else {}
+        index = {(m.round, m.node): i for i, (m, _) in enumerate(self.applied)}
         out = []
         for n in self.plan.nodes:
             d, u, res = self.down[n], self.up.get(n), self.results.get(n)
@@ -68,9 +89,7 @@ class Round:
             kind, reason = self.status[n]
             if kind == "straggled":
                 reason = f"arrived {arrived - self.close:.3f}s after the close"
-            agreement = None
-            if kind == "accepted" and applied_norm > 0 and res.update_norm > 0:
-                agreement = dots[(self.number, n)] / (res.update_norm * applied_norm)
+            i = index.get((self.number, n)) if kind == "accepted" else None
             out.append(
                 NodeRecord(
                     node=n,
@@ -88,7 +107,7 @@ class Round:
                     loss=res.loss if res else None,
                     update_norm=res.update_norm if res else None,
                     update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
-                    agreement=agreement,
+                    agreement=agreement.get(i) if i is not None else None,
                     injected=injected[n],
                 )
             )

@@ -342,6 +342,13 @@ class NetworkMonitor:
         )
         return sum(eff) / len(eff) if eff else None
 
+    def accepted_share(self, node: int) -> float | None:
+        """Accepted / delivered updates over the window (None before one was delivered): 0 for a node
+        whose every update was rejected, however fast and reliable its link."""
+        s = self._nodes.get(node)
+        delivered = [o["status"] for o in s["obs"] if o["status"] in DELIVERED] if s else []
+        return sum(st == "accepted" for st in delivered) / len(delivered) if delivered else None
+
     def reliability(self, node: int) -> float | None:
         s = self._nodes.get(node)
         return self._parts(s["obs"])[2] if s else None

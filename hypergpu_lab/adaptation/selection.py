@@ -9,8 +9,9 @@ Strategies (``k`` = slots to fill; a node never observed counts with
 * ``top_n``: the ``k`` highest scores;
 * ``adaptive_threshold``: like ``threshold`` with the bar set relative to the
   cluster: ``relative_threshold x median score`` of the candidates;
-* ``contribution``: the ``k`` highest ``0.5 x efficiency + 0.5 x reliability``,
-  efficiency = compute / (compute + waiting) (prior ``prior_contribution``);
+* ``contribution``: the ``k`` highest ``(0.5 x efficiency + 0.5 x reliability) x accepted share``,
+  efficiency = compute / (compute + waiting) (prior ``prior_contribution``), accepted share =
+  accepted / delivered updates, so a node whose every update is rejected scores 0;
 * ``utility``: Oort (Lai et al., OSDI 2021). Statistical utility
   ``|B_i| x loss_i`` (samples times the last local loss), normalised to [0, 1],
   times the system penalty ``(T / t_i) ** alpha`` when the node's expected round
@@ -113,12 +114,18 @@ class NodeSelector:
         return s - self.trend_penalty if monitor.trend(node) == "degrading" else s
 
     def contribution(self, node: int, monitor: NetworkMonitor) -> float:
-        """0.5 x efficiency + 0.5 x reliability (prior for a node with no accepted round)."""
+        """(0.5 x efficiency + 0.5 x reliability) x accepted share; the prior for a node never observed.
+
+        The accepted share makes a node whose updates are all rejected score 0: its link delivers on
+        time (reliability 1) but it contributes nothing.
+        """
         if not monitor.observed(node):
             c = self.prior_contribution
         else:
             eff = monitor.efficiency(node)
             c = 0.5 * (self.prior_contribution if eff is None else eff) + 0.5 * (monitor.reliability(node) or 0.0)
+            share = monitor.accepted_share(node)
+            c *= 1.0 if share is None else share
         return c - self.trend_penalty / 100 if monitor.trend(node) == "degrading" else c
 
     def utilities(self, nodes: Sequence[int], monitor: NetworkMonitor, round_: int) -> dict[int, float]:

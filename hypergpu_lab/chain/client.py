@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from eth_utils import is_address, to_checksum_address
 from web3 import Web3
@@ -41,6 +40,7 @@ from .ledger import (
     new_session_id,
 )
 from .recorder import ChainRecorder, attach_recorder
+from .redact import SCRUBBER, protect, redact_url
 
 __all__ = [  # the moved values stay importable from here, where existing code looks for them
     "ChainClient",
@@ -128,10 +128,9 @@ class ChainClient:
         if provider is None:
             if not rpc_url:
                 raise ChainError("pass rpc_url (or provider=); for an in-process chain use ChainClient.embedded()")
-            from web3 import HTTPProvider
-
-            provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout})
+            provider = _redacting_provider(rpc_url, timeout)
         self._lock = threading.RLock()
+        self._recorded: dict[tuple[str, int], tuple[tuple[str, int, bytes], ...]] = {}
         self._signer = Signer(private_key)
         self.w3 = Web3(provider)
         if accounts is None:
@@ -144,7 +143,14 @@ class ChainClient:
         self.fund_node_gas, self.timeout = fund_node_gas, timeout
         self.label = label or (_redact(rpc_url) if rpc_url else type(provider).__name__)
         self.errors = ErrorDecoder(a.abi for a in lab_artifacts().values())
-        self.chain_id: int = self.w3.eth.chain_id
+        try:
+            self.chain_id: int = self.w3.eth.chain_id
+        except (OSError, ChainError) as exc:
+            failure = exc
+        else:
+            failure = None
+        if failure is not None:  # raised outside the except block: the new error carries no context
+            raise ChainError(f"cannot reach the chain at {self.label}: {failure}")
         if deployment is None:
             self.deployment = self._deploy_lab(initial_supply)
         else:
@@ -340,6 +346,10 @@ class ChainClient:
         log.info("attached to %s on chain %d", d, self.chain_id)
 
     # -- sessions ----------------------------------------------------------------------------------
+    def new_session_id(self) -> str:
+        """A fresh session id in the coordinator's namespace (its address, then 12 random bytes)."""
+        return new_session_id(self.coordinator)
+
     @_locked
     def start_session(
         self,
@@ -399,6 +409,10 @@ class ChainClient:
             ),
             sender=sender,
         )
+        self._remember(
+            (hex32(session_id), int(round)),
+            tuple((to_checksum_address(c.address), int(c.score), b32(c.update_hash)) for c in rows),
+        )
         log.info("round %d recorded: %d contributions, total score %d", round, len(rows), sum(c.score for c in rows))
         return TxResult("0x" + bytes(receipt["transactionHash"]).hex(), receipt["blockNumber"], receipt["gasUsed"])
 
@@ -408,21 +422,36 @@ class ChainClient:
 
     @_locked
     def round_contributions(self, session_id: str | bytes, round: int) -> tuple[Contribution, ...]:
-        """A recorded round's (address, score) pairs from contract storage (hashes live in the event)."""
-        nodes, scores, _ = self.call(self.tracker.functions.roundContributions(b32(session_id), int(round)))
-        return tuple(Contribution(a, s, node=self.accounts.node_of(a)) for a, s in zip(nodes, scores))
+        """A recorded round's contributions, from its RoundRecorded event (storage keeps only a digest)."""
+        key = (hex32(session_id), int(round))
+        if key not in self._recorded:
+            logs = self.tracker.events.RoundRecorded.get_logs(
+                from_block=0, argument_filters={"sessionId": b32(session_id), "round": int(round)}
+            )
+            if not logs:
+                return ()
+            a = logs[0]["args"]
+            self._remember(key, tuple(zip(a["nodes"], a["scores"], a["updateHashes"])))
+        return tuple(
+            Contribution(n, s, "0x" + bytes(h).hex(), self.accounts.node_of(n)) for n, s, h in self._recorded[key]
+        )
+
+    def _remember(self, key: tuple[str, int], rows: tuple[tuple[str, int, bytes], ...]) -> None:
+        """Keep a recorded round's rows for its funding (bounded: the event log is the fallback)."""
+        self._recorded[key] = rows
+        while len(self._recorded) > 64:
+            self._recorded.pop(next(iter(self._recorded)))
 
     @_locked
     def total_score(self, session_id: str | bytes, who: Who) -> int:
-        return self.call(self.tracker.functions.totalScoreOf(b32(session_id), self.address_of(who)))
-
-    @_locked
-    def lifetime_score(self, who: Who) -> int:
-        return self.call(self.tracker.functions.lifetimeScoreOf(self.address_of(who)))
+        """The node's summed score over the session, from the RoundRecorded events (not stored on chain)."""
+        address = self.address_of(who)
+        return sum(c.score for r in self.history(session_id) for c in r.contributions if c.address == address)
 
     @_locked
     def rounds_recorded(self, session_id: str | bytes) -> int:
-        return self.call(self.tracker.functions.roundsRecorded(b32(session_id)))
+        """How many rounds of the session are recorded, from its events (no counter is stored on chain)."""
+        return len(self.history(session_id))
 
     @_locked
     def history(self, session_id: str | bytes, *, from_block: int = 0) -> list[RecordedRound]:
@@ -474,8 +503,12 @@ class ChainClient:
         allowance = self.call(self.token.functions.allowance(signer.address, self.deployment.distributor))
         if allowance < pool:
             self.transact(self.token.functions.approve(self.deployment.distributor, 2**256 - 1), sender=signer)
+        rows = self.round_contributions(session_id, round)
         receipt = self.transact(
-            self.distributor.functions.fundRound(b32(session_id), int(round), int(pool)), sender=signer
+            self.distributor.functions.fundRound(
+                b32(session_id), int(round), int(pool), [c.address for c in rows], [c.score for c in rows]
+            ),
+            sender=signer,
         )
         shares = {
             e["args"]["node"]: e["args"]["amount"]
@@ -538,6 +571,41 @@ class ChainClient:
 
 def _redact(url: str) -> str:
     """scheme://host:port only: paths and query strings of hosted RPC URLs often carry API keys."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    return redact_url(url)
+
+
+def _redacting_provider(url: str, timeout: float) -> Any:
+    """An HTTPProvider whose errors, logs and repr never show ``url``'s credentials."""
+    from web3 import HTTPProvider
+
+    protect(url)
+    label = redact_url(url)
+
+    class RedactingHTTPProvider(HTTPProvider):
+        def make_request(self, method: Any, params: Any) -> Any:
+            try:
+                return super().make_request(method, params)
+            except Exception as exc:
+                clean = _sanitized(exc, label)
+            raise clean  # outside the except block: the original (with the URL) is not its context
+
+        def __str__(self) -> str:
+            return f"RPC connection {label}"
+
+        __repr__ = __str__
+
+    return RedactingHTTPProvider(url, request_kwargs={"timeout": timeout})
+
+
+def _sanitized(exc: BaseException, label: str) -> BaseException:
+    """``exc`` with the URL's secrets cut, keeping its kind: transient (OSError) or final (ChainError)."""
+    text = SCRUBBER.scrub(f"{type(exc).__name__}: {exc}")
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return ChainError(f"{label} refused the request (HTTP {status}): check the RPC URL and its key")
+    if isinstance(exc, OSError):  # requests' ConnectionError, Timeout, HTTPError 5xx: worth a retry
+        kind = TimeoutError if "Timeout" in type(exc).__name__ else ConnectionError
+        return kind(f"{label}: {text}")
+    if SCRUBBER.scrub(str(exc)) == str(exc):
+        return exc
+    return RuntimeError(f"{label}: {text}")

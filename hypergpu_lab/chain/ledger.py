@@ -83,9 +83,18 @@ def hex32(value: str | bytes) -> str:
     return "0x" + b32(value).hex()
 
 
-def new_session_id() -> str:
-    """A fresh random session id (0x + 64 hex)."""
-    return "0x" + secrets.token_hex(32)
+def new_session_id(owner: str | None = None) -> str:
+    """A fresh session id (0x + 64 hex): ``owner``'s 20-byte address then 12 random bytes, or 32 random bytes.
+
+    On Ethereum a session id must start with its coordinator's address (TrainingRegistry refuses any
+    other with ``SessionIdNotOwned``), so nobody can open, and squat, the id a coordinator will use.
+    """
+    if owner is None:
+        return "0x" + secrets.token_hex(32)
+    raw = bytes.fromhex(owner.removeprefix("0x"))
+    if len(raw) != 20:
+        raise ValueError(f"owner must be a 20-byte address, got {len(raw)} bytes")
+    return "0x" + raw.hex() + secrets.token_hex(12)
 
 
 # -- the values a ledger trades in -----------------------------------------------------------------
@@ -235,13 +244,21 @@ class Ledger(Protocol):
         ...
 
     # -- sessions -----------------------------------------------------------------------------------
+    def new_session_id(self) -> str:
+        """A fresh id that only :attr:`coordinator` can open (no outsider can squat it).
+
+        Called once per recorder, offline (the id is pinned in the outbox before any chain call).
+        Ethereum: :func:`new_session_id` with the coordinator's address as prefix.
+        """
+        ...
+
     def start_session(
         self, session_id: str, *, model_hash: str = ZERO32, dataset_id: str = "", config_hash: str = ZERO32
     ) -> Session:
         """Open an active session with :attr:`coordinator` as its coordinator; returns it.
 
-        Reverts ``SessionExists`` when the id is known (active or completed), ``ZeroSessionId`` for
-        the zero id.
+        Reverts ``SessionExists`` when the id is known (active or completed), ``SessionIdNotOwned``
+        for an id that :meth:`new_session_id` would not give this coordinator.
         """
         ...
 

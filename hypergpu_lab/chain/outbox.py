@@ -9,6 +9,10 @@ One JSON object a line, each written, flushed and fsynced before the call return
     {"op": "retry", "round": 3}                                                        a parked round re-queued
 
 A round is ``pending`` from its "round" line until an "ack" (``sent``) or a "fail" (``failed``).
+Values are checked before a "round" line is written (integer scores in [0, MAX_SCORE], an integer
+reward in [0, MAX_REWARD] or null): a value the chain cannot take would fail on every send. A line
+written by an older version with such a value is parked on replay with the reason, never sent, and
+:meth:`Outbox.retry_failed` leaves it parked.
 A crash can leave at most a torn last line, which opening cuts off: a torn "round" line is a round
 the bus callback had not finished handing over, a torn "ack" one the sender will check on chain again.
 Memory holds only unfinished rounds and counters; the file is the full history. ``path=None`` keeps
@@ -31,7 +35,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .rewards import split_pool
+from ..errors import ConfigError
+from .rewards import check_reward, split_pool
+from .scoring import check_score
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +52,7 @@ class Outbox:
         self._lock = threading.Lock()
         self.session: dict[str, Any] | None = None
         self._pending: dict[int, dict[str, Any]] = {}
-        self._failed: dict[int, tuple[dict[str, Any], str]] = {}
+        self._failed: dict[int, tuple[dict[str, Any], str, bool]] = {}  # round -> (entry, error, retriable)
         self._known = RoundSet()
         self.sent = 0
         self.already = 0  # acks for rounds the chain had before the send (a crash or lost ack earlier)
@@ -83,7 +89,13 @@ class Outbox:
         elif op == "round":
             r = int(entry["round"])
             if self._known.add(r):
-                self._pending[r] = entry
+                try:
+                    check_round(entry)
+                except ConfigError as exc:
+                    log.error("round %d in %s holds a value the chain cannot take; parked: %s", r, self.path, exc)
+                    self._failed[r] = (entry, f"invalid round in the outbox: {exc}", False)
+                else:
+                    self._pending[r] = entry
         elif op == "ack":
             r = int(entry["round"])
             done = self._pending.pop(r, None)
@@ -96,10 +108,10 @@ class Outbox:
         elif op == "fail":
             r = int(entry["round"])
             if r in self._pending:
-                self._failed[r] = (self._pending.pop(r), entry.get("error", ""))
+                self._failed[r] = (self._pending.pop(r), entry.get("error", ""), entry.get("retriable", True))
         elif op == "retry":
             r = int(entry["round"])
-            if r in self._failed:
+            if r in self._failed and self._failed[r][2]:
                 self._pending[r] = self._failed.pop(r)[0]
         else:
             raise ValueError(f"unknown op {op!r}")
@@ -128,17 +140,33 @@ class Outbox:
             return self.session
 
     def put(self, round: int, contributions: list[dict[str, Any]], reward: int | None) -> bool:
-        """Queue a round; False when this outbox has already seen it (a replayed round is recorded once)."""
+        """Queue a round; False when this outbox has already seen it (a replayed round is recorded once).
+
+        Raises :class:`~hypergpu_lab.errors.ConfigError` (and writes nothing) for a value the chain
+        cannot take.
+        """
+        entry = {"op": "round", "round": int(round), "contributions": contributions, "reward": reward}
+        check_round(entry)
         with self._lock:
             if round in self._known:
                 return False
-            self._write({"op": "round", "round": int(round), "contributions": contributions, "reward": reward})
+            self._write(entry)
             return True
 
     def next_pending(self) -> dict[str, Any] | None:
         """The lowest pending round, or None."""
         with self._lock:
             return self._pending[min(self._pending)] if self._pending else None
+
+    def pending_rounds(self) -> list[int]:
+        """The pending round numbers, lowest first."""
+        with self._lock:
+            return sorted(self._pending)
+
+    def pending(self, round: int) -> dict[str, Any] | None:
+        """The pending round's entry, or None when it is not pending."""
+        with self._lock:
+            return self._pending.get(round)
 
     def ack(self, round: int, *, tx: str | None, already: bool, paid: Mapping[int, int] | None = None) -> None:
         """The round is on the ledger; ``paid`` is node -> base units it credited (None: no reward)."""
@@ -148,14 +176,18 @@ class Outbox:
         with self._lock:
             self._write(entry)
 
-    def fail(self, round: int, error: str) -> None:
+    def fail(self, round: int, error: str, *, retriable: bool = True) -> None:
+        """Park a pending round with its reason; ``retriable=False``: :meth:`retry_failed` leaves it parked."""
+        entry: dict[str, Any] = {"op": "fail", "round": int(round), "error": error}
+        if not retriable:
+            entry["retriable"] = False
         with self._lock:
-            self._write({"op": "fail", "round": int(round), "error": error})
+            self._write(entry)
 
     def retry_failed(self) -> int:
-        """Queue every parked round again; returns how many."""
+        """Queue every parked round again (not the invalid ones: they would fail the same way); returns how many."""
         with self._lock:
-            rounds = sorted(self._failed)
+            rounds = sorted(r for r, (_, _, retriable) in self._failed.items() if retriable)
             for r in rounds:
                 self._write({"op": "retry", "round": r})
             return len(rounds)
@@ -185,7 +217,7 @@ class Outbox:
     def failures(self) -> dict[int, str]:
         """Parked rounds and the error that parked them."""
         with self._lock:
-            return {r: err for r, (_, err) in self._failed.items()}
+            return {r: err for r, (_, err, _) in self._failed.items()}
 
     def close(self) -> None:
         with self._lock:
@@ -196,6 +228,31 @@ class Outbox:
     def __repr__(self) -> str:
         c = self.counts()
         return f"Outbox({self.path or 'in memory'}, pending={c['pending']}, sent={c['sent']}, failed={c['failed']})"
+
+
+def check_round(entry: Mapping[str, Any]) -> None:
+    """ConfigError unless a "round" line holds only values the chain can take."""
+    r = entry.get("round")
+    check_reward(entry.get("reward"), f"round {r}: reward")
+    contributions = entry.get("contributions")
+    if not isinstance(contributions, list):
+        raise ConfigError(f"round {r}: contributions", contributions, "a list of {node, score, update_hash}")
+    for c in contributions:
+        node = c.get("node") if isinstance(c, Mapping) else None
+        if isinstance(node, bool) or not isinstance(node, int) or node < 0:
+            raise ConfigError(f"round {r}: node", node, "an integer node index >= 0")
+        check_score(c.get("score"), f"round {r}: score of node {node}")
+        h = c.get("update_hash")
+        if not (isinstance(h, str) and len(h) == 66 and h.startswith("0x") and _is_hex(h[2:])):
+            raise ConfigError(f"round {r}: update_hash of node {node}", h, "0x + 64 hex digits")
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _scores(round_entry: dict[str, Any]) -> dict[int, int]:

@@ -4,9 +4,18 @@
 
     round loop --bus.emit--> on_report: score the round, append it to the outbox (fsync). That is all
                              the round loop ever waits for: a slow or dead chain cannot stall training.
-    sender thread ---------> lowest pending round -> already on chain? -> recordRound -> fundRound -> ack
-                             a node down or a timeout: retry with exponential backoff (capped)
-                             a revert: park the round as failed (retry_failed() re-queues it)
+    sender thread ---------> lowest pending round that is due -> already on chain? -> recordRound
+                             -> fundRound -> ack
+                             the node down or a timeout: every round waits, in order, with exponential
+                             backoff (capped), for as long as it takes; nothing is given up
+                             another error: that round waits with backoff while later rounds go on,
+                             and is parked after ``max_attempts`` tries
+                             a revert or a bad value (permanent): park the round with its reason at
+                             once (retry_failed() re-queues it); the rounds behind it go on
+
+A value the chain cannot take never reaches the outbox: ``reward_per_round`` is checked when the
+recorder is made (ConfigError), and a round whose scorer gave a bad score is parked with the reason
+at once. Which failures are permanent is :func:`is_permanent`.
 
 Exactly once: the outbox ignores a round it has seen (a resumed run replays rounds), and the contract
 records a (session, round) at most once. After a crash between send and acknowledgement the round is
@@ -37,15 +46,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..events import NodeRecord, RoundReport
 from .ledger import ChainError, ContractRevert, Contribution, Funding, Ledger, hex32, new_session_id
 from .outbox import FILENAME, Outbox
-from .rewards import split_pool
-from .scoring import score
+from .rewards import check_reward, split_pool
+from .scoring import check_score, score
 
 log = logging.getLogger(__name__)
 
 _AUTO = "auto"
+
+# Errors that would come back the same on every send: a revert or wrong setup (ChainError), and a value
+# the client cannot encode. Anything with a network cause (OSError covers ConnectionError, TimeoutError
+# and requests' errors) is transient. Named, not imported: the recorder imports no web3.
+_PERMANENT_TYPES = (ChainError, ValueError, TypeError, ArithmeticError, LookupError, AttributeError)
+_PERMANENT_NAMES = frozenset({"Web3ValidationError", "MismatchedABI", "InvalidAddress", "InvalidTransaction"})
+# The chain (or the way to it) is down: says nothing about the round, so every round waits, in order.
+_UNREACHABLE_NAMES = frozenset(
+    {"ProviderConnectionError", "TimeExhausted", "RequestTimedOut", "TooManyRequests", "CannotHandleRequest"}
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether sending the same round again would fail the same way (then it is parked, not retried)."""
+    if isinstance(exc, ChainError):
+        return True
+    if isinstance(exc, OSError):
+        return False
+    if isinstance(exc, _PERMANENT_TYPES):
+        return True
+    return any(cls.__name__ in _PERMANENT_NAMES for cls in type(exc).__mro__)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the ledger cannot be reached (then every round waits; none is given up)."""
+    return isinstance(exc, OSError) or any(cls.__name__ in _UNREACHABLE_NAMES for cls in type(exc).__mro__)
 
 
 @dataclass(frozen=True)
@@ -69,10 +105,15 @@ class RecorderStatus:
 def contributions(report: RoundReport, scorer: Callable[[NodeRecord], int] = score) -> list[dict[str, Any]]:
     """The accepted updates of a round as outbox rows: node, integer score, update hash.
 
-    Addresses are looked up when sending, off the round loop (deriving a key costs milliseconds).
+    Addresses are looked up when sending, off the round loop (deriving a key costs milliseconds). A
+    score that is not an integer in [0, MAX_SCORE] raises ConfigError (1.5 is not silently truncated).
     """
     return [
-        {"node": rec.node, "score": int(scorer(rec)), "update_hash": "0x" + (rec.update_hash or "00" * 32)}
+        {
+            "node": rec.node,
+            "score": check_score(scorer(rec), f"score of node {rec.node}"),
+            "update_hash": "0x" + (rec.update_hash or "00" * 32),
+        }
         for rec in report.nodes
         if rec.status == "accepted"
     ]
@@ -99,6 +140,8 @@ class ChainRecorder:
         caller runs at a safe point (between rounds, at the end).
     backoff_s, max_backoff_s
         Retry delay after the first failure, doubled each further failure, capped.
+    max_attempts
+        Tries before a round failing for a reason other than an unreachable chain is parked.
     """
 
     def __init__(
@@ -113,12 +156,18 @@ class ChainRecorder:
         background: bool = True,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        max_attempts: int = 6,
         dataset_id: str | None = None,
     ) -> None:
-        if reward_per_round is not None and reward_per_round < 0:
-            raise ValueError("reward_per_round must be >= 0 token units, or None")
+        reward_per_round = check_reward(reward_per_round)
+        for name, value in (("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 86_400:
+                raise ConfigError(name, value, "seconds, a number in (0, 86400)")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigError("max_attempts", max_attempts, "an integer >= 1")
+        self.max_attempts = max_attempts
         self.ledger, self.scorer, self.reward_per_round = ledger, scorer, reward_per_round
-        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max(backoff_s, max_backoff_s))
         self.outbox = self._open_outbox(source, outbox)
         try:
             self.session_id = self._open_session(source, session_id, dataset_id)
@@ -127,6 +176,8 @@ class ChainRecorder:
             raise
         self._session_checked = False
         self._attempts, self._last_error, self._last_sent = 0, None, None
+        self._retry: dict[int, tuple[int, float]] = {}  # round -> (failed attempts, monotonic time it is due)
+        self._down: tuple[int, float] = (0, 0.0)  # unreachable: (consecutive failures, when to try again)
         self._wake, self._closing = threading.Event(), threading.Event()
         self._step_lock = threading.Lock()
         bus = getattr(source, "bus", source)
@@ -165,7 +216,7 @@ class ChainRecorder:
             log.info("resuming chain session %s: %s", known["session_id"], self.outbox.counts())
             return known["session_id"]
         info = {
-            "session_id": hex32(session_id or new_session_id()),
+            "session_id": hex32(session_id or _fresh_session_id(ledger)),
             "chain_id": ledger.chain_id,
             "tracker": ledger.tracker_address,
             **_describe(source, dataset_id),
@@ -175,13 +226,29 @@ class ChainRecorder:
     # -- the round loop side -----------------------------------------------------------------------
     def on_report(self, report: RoundReport) -> None:
         """Bus subscriber: score the round and queue it durably. No chain call happens here."""
-        rows = contributions(report, self.scorer)
+        try:
+            rows = contributions(report, self.scorer)
+        except Exception as exc:  # a scorer that raises: park the round with the reason, keep the others
+            self._park_invalid(report.round, f"{type(exc).__name__}: {exc}")
+            return
         if not rows:
             return
-        if self.outbox.put(report.round, rows, self.reward_per_round):
+        try:
+            queued = self.outbox.put(report.round, rows, self.reward_per_round)
+        except ConfigError as exc:  # e.g. a custom scorer gave 1.5 or NaN: never let it reach the chain
+            self._park_invalid(report.round, str(exc))
+            return
+        if queued:
             self._wake.set()
         else:
             log.info("round %d is already in the outbox; not queued again", report.round)
+
+    def _park_invalid(self, round: int, reason: str) -> None:
+        """Keep a round whose values the chain cannot take out of the queue, with the reason, once."""
+        if self.outbox.put(round, [], None):
+            self.outbox.fail(round, f"invalid contributions: {reason}", retriable=False)
+        self._last_error = f"round {round}: invalid contributions: {reason}"
+        log.error("round %d not queued: %s", round, reason)
 
     # -- the sender side ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -192,46 +259,80 @@ class ChainRecorder:
             except Exception:  # the outbox itself failed (disk full?): keep the thread, try again later
                 log.exception("chain sender step failed")
                 self._attempts += 1
-                outcome = "retry"
+                self._closing.wait(self.next_backoff())
+                continue
             if outcome == "idle":
                 self._wake.wait(0.5)
-            elif outcome == "retry":
-                self._closing.wait(self.next_backoff())
+            elif outcome in ("retry", "waiting"):
+                self._wake.wait(self._until_due())
+
+    def _backoff(self, attempts: int) -> float:
+        return 0.0 if attempts <= 0 else min(self.backoff_s * 2 ** (attempts - 1), self.max_backoff_s)
 
     def next_backoff(self) -> float:
         """Seconds before the next attempt after the current run of failures."""
-        if self._attempts == 0:
-            return 0.0
-        return min(self.backoff_s * 2 ** (self._attempts - 1), self.max_backoff_s)
+        return self._backoff(self._attempts)
+
+    def _until_due(self) -> float:
+        """Seconds until something may be tried again (0.5 when nothing waits)."""
+        dues = [due for _, due in self._retry.values()] + ([self._down[1]] if self._down[0] else [])
+        return max(0.0, min(dues) - time.monotonic()) if dues else 0.5
+
+    def _next_due(self) -> dict[str, Any] | None:
+        """The lowest pending round not waiting out a backoff (none while the ledger is unreachable)."""
+        now = time.monotonic()
+        if self._down[0] and self._down[1] > now:
+            return None
+        for r in self.outbox.pending_rounds():
+            attempts_due = self._retry.get(r)
+            if attempts_due is None or attempts_due[1] <= now:
+                return self.outbox.pending(r)
+        return None
 
     def _step(self) -> str:
-        """Try the lowest pending round once: 'idle', 'sent', 'retry' (transient failure) or 'parked'."""
+        """Try one due round once: 'idle', 'waiting' (all in backoff), 'sent', 'retry' or 'parked'."""
         with self._step_lock:
-            entry = self.outbox.next_pending()
+            entry = self._next_due()
             if entry is None:
-                return "idle"
+                return "waiting" if self.outbox.pending_rounds() else "idle"
             r = entry["round"]
             try:
                 self._ensure_session()
                 self._deliver(entry)
-            except ChainError as exc:  # a revert or a wrong setup: the same call would fail the same way
-                self.outbox.fail(r, str(exc))
-                self._attempts, self._last_error = 0, str(exc)
-                log.error("round %d parked, not retried: %s", r, exc)
-                return "parked"
-            except Exception as exc:  # the node is down, slow or flaky: keep the round, try again later
-                self._attempts += 1
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                log.warning(
-                    "sending round %d failed (attempt %d), retrying in %.2fs: %s",
-                    r,
-                    self._attempts,
-                    self.next_backoff(),
-                    self._last_error,
-                )
-                return "retry"
-            self._attempts, self._last_error, self._last_sent = 0, None, r
+            except Exception as exc:
+                return self._failed(r, exc)
+            self._retry.pop(r, None)
+            self._down = (0, 0.0)
+            self._attempts = max((a for a, _ in self._retry.values()), default=0)
+            if not self._retry:
+                self._last_error = None
+            self._last_sent = r
             return "sent"
+
+    def _failed(self, r: int, exc: Exception) -> str:
+        """Park, or schedule the next try of, a round whose delivery raised ``exc``."""
+        error = str(exc) if isinstance(exc, ChainError) else f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if is_unreachable(exc):  # the chain is down: every round waits, none is given up
+            attempts = self._down[0] + 1
+            self._down = (attempts, now + self._backoff(attempts))
+        else:
+            attempts = self._retry.get(r, (0, 0.0))[0] + 1
+            if is_permanent(exc) or attempts >= self.max_attempts:
+                why = error if is_permanent(exc) else f"gave up after {attempts} attempts: {error}"
+                self.outbox.fail(r, why)
+                self._retry.pop(r, None)
+                self._attempts = max((a for a, _ in self._retry.values()), default=self._down[0])
+                self._last_error = f"round {r} parked: {why}"
+                log.error("round %d parked, not retried: %s", r, why)
+                return "parked"
+            self._retry[r] = (attempts, now + self._backoff(attempts))
+        self._attempts = max([a for a, _ in self._retry.values()] + [self._down[0]])
+        self._last_error = error
+        log.warning(
+            "sending round %d failed (attempt %d), retrying in %.2fs: %s", r, attempts, self._backoff(attempts), error
+        )
+        return "retry"
 
     def _ensure_session(self) -> None:
         if self._session_checked:
@@ -329,16 +430,18 @@ class ChainRecorder:
                 self._wake.set()
                 time.sleep(0.01 if remaining is None else min(0.01, remaining))
                 continue
-            if self._step() == "retry":
+            outcome = self._step()
+            if outcome in ("retry", "waiting"):
                 if deadline is None:
                     break
-                time.sleep(max(0.0, min(self.next_backoff(), deadline - time.monotonic())))
+                time.sleep(max(0.0, min(self._until_due(), deadline - time.monotonic())))
         return self.status()
 
     def retry_failed(self) -> int:
         """Queue the parked rounds again (after fixing what made them revert); returns how many."""
         n = self.outbox.retry_failed()
         self._session_checked = False
+        self._retry.clear()
         self._wake.set()
         return n
 
@@ -423,6 +526,12 @@ class RecordsRounds:
     def attach(self, coordinator: Any, **options: Any) -> ChainRecorder:
         """``Coordinator(chain=self, chain_options=options)`` calls this; see :class:`ChainRecorder`."""
         return attach_recorder(self, coordinator, **options)  # type: ignore[arg-type]
+
+
+def _fresh_session_id(ledger: Ledger) -> str:
+    """The ledger's own unsquattable id; a random one from a ledger that predates the method."""
+    make = getattr(ledger, "new_session_id", None)
+    return make() if callable(make) else new_session_id()
 
 
 def _describe(source: Any, dataset_id: str | None) -> dict[str, str]:

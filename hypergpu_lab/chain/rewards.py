@@ -14,10 +14,37 @@ no view can disagree with the chain by a float rounding. No web3 here: the core 
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from ..errors import ConfigError
 
 K = TypeVar("K")
+
+MAX_REWARD = 2**128 - 1  # base units a round may pay: far above any supply (10**27 by default), far below 2**256
+
+
+def check_reward(value: Any, field: str = "reward_per_round") -> int | None:
+    """``value`` as an integer number of token base units in [0, MAX_REWARD], or None; ConfigError otherwise.
+
+    Runs before a value reaches the outbox: a float (1.5 would be truncated, NaN cannot be encoded),
+    a string or an out-of-range integer (2**256 cannot be encoded) would otherwise be stored and
+    fail every time the round is sent.
+    """
+    accepted = "None or an integer number of token base units in [0, 2**128 - 1] (10**18 = one token)"
+    if value is None:
+        return None
+    if isinstance(value, bool) or isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(field, value, accepted)
+    try:
+        amount = operator.index(value)  # ints and numpy integers; not floats, not strings
+    except TypeError:
+        raise ConfigError(field, value, accepted) from None
+    if not 0 <= amount <= MAX_REWARD:
+        raise ConfigError(field, value, accepted)
+    return amount
 
 
 def split_pool(pool: int, scores: Mapping[K, int]) -> dict[K, int]:

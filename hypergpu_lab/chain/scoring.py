@@ -3,20 +3,24 @@
     score = floor(num_samples * clamp(agreement, 0, 1) * SCORE_SCALE)
 
 ``num_samples`` is the size of the node's shard (the work it was asked to do) and ``agreement`` is
-``NodeRecord.agreement``: the cosine between the node's update and the aggregate update the server
-applied. An update that moved the model where the federation moved it scores up to its sample
-count; one orthogonal to it scores nothing; one against it (a sign-flipping attacker, noise) is
-clamped to nothing rather than charged, since rewards cannot go below zero.
+``NodeRecord.agreement`` (:func:`hypergpu_lab.round.robust_agreement`): the cosine between the node's
+update and the coordinate-wise median of the round's applied updates, times the squared norm ratio
+``min(|u|/|m|, |m|/|u|) ** 2``. The reference is computed by the scorer's side (the round), not taken from
+the strategy, so it holds under every strategy, plain FedAvg included: an update that dominates the
+aggregate no longer agrees with itself, because the median moves by at most one rank per attacker.
+A sign flip scores 0 (negative cosine, clamped); an update scaled by k gets 1/k² of an honest one;
+noise (a random direction of huge norm) and a free rider (a zero update) get ~0.
 
 Zero, always, for:
     * status != "accepted": rejected (failed validation, duplicate), straggled, failed transfers;
     * agreement missing, not finite or <= 0;
     * update_norm missing, not finite or <= MIN_UPDATE_NORM: a free rider returning the model unchanged.
 
-Why cosine and not loss improvement: the coordinator measures the aggregate, not each node's effect
-on held-out loss, and a local training loss rewards nodes with easy shards. Known bias: the aggregate
-contains the node's own update, which nudges agreement up, more for heavy nodes. The formula is one
-function: swap in another by passing ``scorer=`` to the recorder.
+Why not leave-one-out or Shapley values (Wang et al. 2019; GTG-Shapley, Liu et al. 2022): they need
+model evaluations per coalition per round, on a validation set the coordinator may not hold; the
+median reference is one sort per round and robust to a minority of attackers. Known limits: with
+half or more of a round's updates colluding the median is theirs; label flipping yields a plausible
+direction and is paid less, not nothing. The formula is one function: swap it with ``scorer=``.
 
 Scores are fixed point: SCORE_SCALE units per sample, so six decimal digits of agreement survive.
 """
@@ -24,11 +28,29 @@ Scores are fixed point: SCORE_SCALE units per sample, so six decimal digits of a
 from __future__ import annotations
 
 import math
+import operator
+from typing import Any
 
+from ..errors import ConfigError
 from ..events import NodeRecord, RoundReport
 
 SCORE_SCALE = 10**6
 MIN_UPDATE_NORM = 1e-6
+MAX_SCORE = 2**96 - 1  # ContributionTracker.MAX_SCORE: the most one node may score in one round
+
+
+def check_score(value: Any, field: str = "score") -> int:
+    """``value`` as an integer score in [0, MAX_SCORE]; ConfigError otherwise (checked before the outbox)."""
+    accepted = "an integer in [0, 2**96 - 1]"
+    if isinstance(value, bool):
+        raise ConfigError(field, value, accepted)
+    try:
+        score_ = operator.index(value)
+    except TypeError:
+        raise ConfigError(field, value, accepted) from None
+    if not 0 <= score_ <= MAX_SCORE:
+        raise ConfigError(field, value, accepted)
+    return score_
 
 
 def score(record: NodeRecord, *, scale: int = SCORE_SCALE, min_update_norm: float = MIN_UPDATE_NORM) -> int:

@@ -13,7 +13,7 @@ pytest.importorskip("web3", reason="the chain extras (web3, eth-tester[py-evm]) 
 
 from chain_support import REPO, REWARD
 
-from hypergpu_lab.chain import ChainClient, ChainError, ContractRevert, NodeAccounts, Signer, new_session_id
+from hypergpu_lab.chain import ChainClient, ChainError, ContractRevert, NodeAccounts, Signer
 from hypergpu_lab.chain.accounts import derive_key
 from hypergpu_lab.chain.errors import ErrorDecoder
 from hypergpu_lab.chain.recorder import ChainRecorder
@@ -83,7 +83,7 @@ def test_a_malformed_key_is_refused_without_echoing_it() -> None:
 
 
 def test_attach_to_an_existing_deployment_and_refuse_a_wrong_one(chain: ChainClient) -> None:
-    sid = new_session_id()
+    sid = chain.new_session_id()
     chain.start_session(sid)
     key = chain.w3.provider.ethereum_tester.backend.account_keys[0]
     again = ChainClient(provider=chain.w3.provider, private_key=key, deployment=chain.deployment.as_dict())

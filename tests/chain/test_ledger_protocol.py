@@ -32,6 +32,7 @@ from hypergpu_lab.chain.ledger import (
     Session,
     TxResult,
     hex32,
+    new_session_id,
 )
 from hypergpu_lab.chain.recorder import RecordsRounds
 from hypergpu_lab.chain.rewards import dust, split_pool
@@ -67,6 +68,9 @@ class MemoryLedger(RecordsRounds):
     def _tx(self, what: str) -> TxResult:
         self.block += 1
         return TxResult("0x" + hashlib.sha256(f"{what}{self.block}".encode()).hexdigest(), self.block, 0)
+
+    def new_session_id(self) -> str:
+        return new_session_id()
 
     def start_session(
         self, session_id: str, *, model_hash: str = ZERO32, dataset_id: str = "", config_hash: str = ZERO32
@@ -226,12 +230,12 @@ def test_split_pool_floors_each_share_skips_zero_shares_and_leaves_the_dust() ->
 
 def test_split_pool_is_what_the_contract_credits(request: pytest.FixtureRequest) -> None:
     pytest.importorskip("web3")
-    from hypergpu_lab.chain import ChainClient, new_session_id
+    from hypergpu_lab.chain import ChainClient
 
     chain = request.getfixturevalue("chain")  # the embedded chain, rewound afterwards
 
     assert isinstance(chain, ChainClient) and isinstance(chain, Ledger)
-    sid = new_session_id()
+    sid = chain.new_session_id()
     chain.start_session(sid)
     scores = {chain.address_of(n): s for n, s in enumerate((1, 2, 3_000_000, 7, 0))}
     chain.record_round(sid, 1, [Contribution(a, s) for a, s in scores.items()])
@@ -259,12 +263,13 @@ ALLOWED = {
     "ledger": set(),
     "rewards": set(),
     "scoring": set(),
-    "outbox": {"ledger", "rewards"},
+    "outbox": {"ledger", "rewards", "scoring"},
     "recorder": {"ledger", "outbox", "rewards", "scoring"},
     "errors": {"ledger"},
     "accounts": set(),
     "compiled": set(),
-    "client": {"ledger", "recorder", "errors", "accounts", "compiled"},
+    "redact": set(),
+    "client": {"ledger", "recorder", "errors", "accounts", "compiled", "redact"},
 }
 
 

@@ -1,0 +1,44 @@
+"""The contribution measure, attacked: on a fixed seed under plain FedAvg, attackers earn (almost) nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.contribution import shares
+from hypergpu_lab.adaptation.monitor import NetworkMonitor
+from hypergpu_lab.adaptation.selection import NodeSelector
+from hypergpu_lab.faults import Fault
+
+
+@pytest.mark.parametrize(
+    ("faults", "limit"),
+    [
+        ([Fault("sign_flip", (2,))], 0.01),
+        ([Fault("scale", (2,))], 0.01),
+        ([Fault("noise", (2,))], 0.01),
+        ([Fault("free_rider", (2,))], 0.01),
+        ([Fault("free_rider", (2, 5))], 0.01),  # two colluding free riders
+        ([Fault("label_flip", (2,))], 0.10),  # below an honest node's share
+    ],
+    ids=["sign_flip", "scale", "noise", "free_rider", "collusion", "label_flip"],
+)
+def test_attackers_share_of_rewards_stays_below_its_bound(faults, limit) -> None:
+    share, _ = shares(faults, rounds=6, seed=0)
+    attackers = {n for f in faults for n in f.nodes}
+    honest = [share[n] for n in range(10) if n not in attackers]
+    assert sum(share[n] for n in attackers) <= limit
+    assert sum(share[n] for n in attackers) < min(honest)
+
+
+def test_contribution_selection_gives_a_node_whose_updates_are_all_rejected_zero() -> None:
+    from hypergpu_lab import Coordinator, NodePool
+
+    pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)
+    coord = Coordinator(pool=pool, model="mlp", faults=[Fault("nan", (1,))])
+    monitor = NetworkMonitor()
+    coord.bus.subscribe(monitor.observe)
+    coord.run(rounds=3, progress=False)
+    selector = NodeSelector(strategy="contribution")
+    assert monitor.accepted_share(1) == 0.0
+    assert selector.contribution(1, monitor) == 0.0
+    assert all(selector.contribution(n, monitor) > 0.5 for n in (0, 2, 3))
