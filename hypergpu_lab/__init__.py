@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from . import threads as threads  # the thread policy: hypergpu_lab.threads.set_threads(n)
 from .config import PoolConfig, RunConfig, TrainConfig, preset
 from .coordinator import Coordinator
 from .errors import CheckpointError, ConfigError, DataNotFoundError

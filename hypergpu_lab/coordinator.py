@@ -104,6 +104,7 @@ class Coordinator:
             sgd,
             vectorise=cfg.vectorise,
             activation_bytes_per_sample=self.cost.activation_bytes_per_sample,
+            train_flops_per_sample=self.cost.train_flops_per_sample,
             device=cfg.device,
         )
         # Where local training runs; a pool attached to a remote backend (Ray) brings its own.

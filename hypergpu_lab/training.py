@@ -35,6 +35,7 @@ from .errors import ConfigError
 from .layer_stack import LayerStack
 from .models import ParamLayout
 from .streams import stream
+from .threads import intra_op_threads, threads_for
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Trainer:
         vectorise: bool | None = None,
         memory_budget_bytes: float = 512 * 2**20,
         activation_bytes_per_sample: float = 4096.0,
+        train_flops_per_sample: float | None = None,
         device: str = "cpu",
     ) -> None:
         import copy
@@ -136,9 +138,16 @@ class Trainer:
         self._stack = LayerStack.of(model, self.layout) if self.vectorise else None
         self._budget = memory_budget_bytes
         self._act_bytes = max(activation_bytes_per_sample, 1.0)
+        # Forward + backward cost per sample, for the thread policy; ~6 FLOPs per parameter if unknown.
+        self._flops = train_flops_per_sample if train_flops_per_sample else 6.0 * self.layout.size
 
     def train(self, global_flat: torch.Tensor, jobs: Sequence[Job]) -> list[LocalResult]:
         """Train every job from ``global_flat``; results come back in job order, on the CPU."""
+        step = len(jobs) * max((j.batch_size for j in jobs), default=0) * self._flops if self.vectorise else 0.0
+        with intra_op_threads(threads_for(step)):
+            return self._train(global_flat, jobs)
+
+    def _train(self, global_flat: torch.Tensor, jobs: Sequence[Job]) -> list[LocalResult]:
         global_flat = global_flat.to(self.device)
         if not self.vectorise:
             return [self._train_one(global_flat, job) for job in jobs]
@@ -257,7 +266,7 @@ class Trainer:
         """The model's logits at weights ``flat`` for samples ``x``, on the CPU; the module's state is
         loaded only when no closed form covers the model (loading costs more than the forward here)."""
         flat, x = flat.to(self.device), x.to(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), intra_op_threads(threads_for(len(x) * self._flops / 3)):
             if self._stack is not None and self._stack.accepts(x.shape[1:]):
                 return self._stack.logits(flat, x).cpu()
             self.layout.load_into(self.model, flat)
