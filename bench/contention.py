@@ -67,7 +67,7 @@ def main() -> str:
         rows.append(
             f"| {name} | {'busy: ' + str(BURNERS) + ' CPU-bound processes beside it' if busy else 'as found'} "
             f"| {statistics.median(secs):.3f} s ({min(secs):.3f}-{max(secs):.3f}) "
-            f"| {statistics.median(l for _, l in runs):.2f} |"
+            f"| {statistics.median(load for _, load in runs):.2f} |"
         )
     policy, default = list(VARIANTS)
     ratio_busy = medians[(policy, True)] / medians[(policy, False)]
