@@ -264,7 +264,8 @@ class RunService:
         chain_options = {"reward_per_round": options.get("reward_per_round")} if chain is not None else None
         self.coord = build(self.folder, self.config, chain=chain, chain_options=chain_options)
         self.coord.bus.subscribe(self._on_report)
-        self.state, self.detail, self.message = RunState.IDLE, "ready: send start or step", ""
+        # A served run that has not started is paused at round 0: live, listed, and waiting for Start or Step.
+        self.state, self.detail, self.message = RunState.PAUSED, "ready at round 0: Start or Step", ""
         self.target: int = self.config.rounds
         self.speed: float | None = None
         self.seq = len(read_commands(self.folder.path))

@@ -207,6 +207,9 @@ class RunCharts(widgets.VBox):
         super().__init__([grid, widgets.HTML("<b>Adaptation decisions</b>"), self.decisions])
         runner.on_reports(self.update)
         runner.on_status(self._on_status)
+        self._chain_fed = bool(getattr(runner, "chain", False)) and hasattr(runner, "on_chain")
+        if self._chain_fed:  # a run in its own process: rewards come from its chain.json
+            runner.on_chain(lambda _: self.refresh_rewards())
         runner.on_coordinator(self.reset)
         self._was_active = False
         self.reset(runner.coord)
@@ -233,7 +236,7 @@ class RunCharts(widgets.VBox):
         parts = [round_parts(r) for r in batch]
         self.round_time.append({p: ([r.round for r in batch], [x[p] for x in parts]) for p in PARTS})
         held = {n.id for n in coord.pool if n.state.value == "quarantined"}
-        recorded = getattr(coord, "recorder", None) is not None
+        recorded = getattr(coord, "recorder", None) is not None or self._chain_fed
         for r in batch:
             self._latency.append((r.round, {rec.node: _transfer_s(rec) for rec in r.nodes}))
             self._batch.append((r.round, {rec.node: rec.batch_size for rec in r.nodes}))
@@ -328,6 +331,9 @@ class RunCharts(widgets.VBox):
         coord = self.runner.coord
         nodes = self._nodes_shown(coord)
         x = [str(n) for n in nodes]
+        if getattr(self, "_chain_fed", False):
+            self._rewards_from_snapshot(x, nodes)
+            return
         recorder = getattr(coord, "recorder", None)
         if recorder is None:
             self._rewards = {}
@@ -368,6 +374,29 @@ class RunCharts(widgets.VBox):
                     "name": "queued",
                     "x": x,
                     "y": [to_tokens(queued.get(n, 0), decimals) for n in nodes],
+                },
+            ]
+        )
+
+    def _rewards_from_snapshot(self, x: list[str], nodes: list[int]) -> None:
+        snap = getattr(self.runner, "chain_snapshot", None) or {}
+        decimals = int(snap.get("decimals", 18))
+        paid, queued = snap.get("paid") or {}, snap.get("queued") or {}
+        self._rewards = {int(n): int(v) for n, v in paid.items()}
+        self._rewards_axis("tokens")
+        self.rewards.set_traces(
+            [
+                {
+                    "type": "bar",
+                    "name": "credited on chain",
+                    "x": x,
+                    "y": [to_tokens(int(paid.get(str(n), 0)), decimals) for n in nodes],
+                },
+                {
+                    "type": "bar",
+                    "name": "queued",
+                    "x": x,
+                    "y": [to_tokens(int(queued.get(str(n), 0)), decimals) for n in nodes],
                 },
             ]
         )

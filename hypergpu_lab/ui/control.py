@@ -92,7 +92,7 @@ class ControlPanel(widgets.VBox):
         rate: float = 4.0,
         rounds: int | None = None,
     ) -> None:
-        self.runner = target if isinstance(target, Runner) else Runner(target, rate=rate)
+        self.runner = target if hasattr(target, "on_reports") else Runner(target, rate=rate)  # Runner or RemoteRunner
         self.out = out
         self.factory: Factory = factory or self._default_factory
         coord = self.runner.coord
@@ -281,9 +281,26 @@ class ControlPanel(widgets.VBox):
         return build_coordinator(config, out=self.out, chain=getattr(recorder, "ledger", None), chain_options=options)
 
     # -- buttons -------------------------------------------------------------------------------
+    @property
+    def remote(self) -> bool:
+        """The runner attaches to runs in their own process (RemoteRunner): Start launches one."""
+        return hasattr(self.runner, "launch")
+
+    def _launch(self, *, running: bool) -> None:
+        config = self.validate()
+        if config is None:
+            raise ConfigError("settings", "invalid", "the values the messages next to the fields ask for")
+        self.message.value = note_html("starting the run process...")
+        folder = self.runner.launch(config, until=self.fields["rounds"].value, running=running)
+        self._built = config.to_dict()
+        self.message.value = note_html(f"run {folder.name} started in its own process; it goes on if this page closes")
+
     def _on_start(self, _: Any = None) -> None:
         if self.runner.active:
             self.runner.resume()
+            return
+        if self.remote:
+            self._launch(running=True)
             return
         self._rebuild_if_needed()
         rounds = self.fields["rounds"].value
@@ -301,6 +318,12 @@ class ControlPanel(widgets.VBox):
         self.runner.stop()
 
     def _on_step(self, _: Any = None) -> None:
+        if self.remote:
+            if not self.runner.active:
+                self._launch(running=False)
+            self.runner.step()
+            self.message.value = note_html("one round requested; it shows when the run reports it")
+            return
         if not self.runner.active:
             self._rebuild_if_needed()
         report = self.runner.step()

@@ -113,6 +113,7 @@ class NodesPanel(widgets.VBox):
         self.cluster.observe(self._on_map_click, names="selected")
         runner.on_reports(self.update)
         runner.on_coordinator(self.reset)
+        runner.on_status(lambda _: self.refresh())  # an action applied between rounds shows before the next round
         actions_box = widgets.VBox(
             [
                 widgets.HBox([self.profile, self.buttons["profile"]]),
@@ -246,7 +247,7 @@ class NodesPanel(widgets.VBox):
         if node is None:
             self.message.value = error_html("select a node first")
             return
-        now = self.runner.act(lambda coord: fn(coord, node, *args), what)
+        now = self.runner.action(fn.__name__, node, args, what)
         text = self.runner.message if now else f"{what} queued for the end of the round in progress"
         self.message.value = (error_html if "failed" in text else note_html)(text)
         self.refresh()
