@@ -9,6 +9,7 @@ Start or Step, and only while no run is active; the form is read-only while one 
 from __future__ import annotations
 
 import copy
+import html
 import logging
 import threading
 from collections.abc import Callable
@@ -126,6 +127,7 @@ class ControlPanel(widgets.VBox):
         self._detach_log = attach_log(self.log_output)
         self.chart = accuracy_chart("round") if chart else None
 
+        self.fields["rounds"].add_class("hgl-rounds")
         for field in self.fields.values():
             field.observe(self._on_field, names="value")
         for key, button in self.buttons.items():
@@ -367,8 +369,11 @@ class ControlPanel(widgets.VBox):
         with self.progress.hold_sync():
             self.progress.max = max(total, 1)
             self.progress.value = min(done, self.progress.max)
-        self.status.value = f"<b style='color:{colour}'>{runner.status}</b> &middot; round {done} of {total}" + (
-            f" &middot; {note_html(detail)}" if detail else ""
+        name = getattr(runner, "run_name", None)
+        self.status.value = (
+            f"<b style='color:{colour}'>{runner.status}</b> &middot; round {done} of {total}"
+            + (f" &middot; run <span class='hgl-run-name'>{html.escape(name)}</span>" if name else "")
+            + (f" &middot; {note_html(detail)}" if detail else "")
         )
         self._enable()
 
