@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -145,11 +146,20 @@ def voila_command(notebook: Path, port: int, cull_idle_s: int) -> list[str]:
     so without culling every visit leaves a kernel behind. Kernels with an open page are
     never culled (cull_connected=False), however idle their cells are.
     """
+    template = Path(notebook).resolve().parent / "jupyter"
+    if not (template / "voila" / "templates" / "hgl").is_dir():
+        template = notebooks_dir() / "jupyter"
+    # The lab's own template ("hgl": Voila's lab template without its Font Awesome CDN links) is
+    # found through JUPYTER_PATH, so nothing on the page loads from outside the machine.
+    paths = os.pathsep.join(filter(None, [str(template), os.environ.get("JUPYTER_PATH")]))
     return [
+        "env",
+        f"JUPYTER_PATH={paths}",
         sys.executable,
         "-m",
         "voila",
         str(notebook),
+        "--template=hgl",
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",

@@ -57,10 +57,10 @@ class ChainPanel(widgets.VBox):
         self.node = widgets.Dropdown(
             description="node", layout=widgets.Layout(width="180px"), style={"description_width": "40px"}
         )
-        self.claim_button = widgets.Button(description="Claim rewards", icon="coins", button_style="success")
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.claim_button = widgets.Button(description="Claim rewards", button_style="success")
+        self.refresh_button = widgets.Button(description="Refresh")
         self.refresh_button.add_class("hgl-chain-refresh")
-        self.retry_button = widgets.Button(description="Retry failed", icon="redo")
+        self.retry_button = widgets.Button(description="Retry failed")
         self.claim_button.on_click(guarded(self.message, "claim")(self._on_claim))
         self.refresh_button.on_click(guarded(self.message, "refresh")(lambda _: self.refresh()))
         self.retry_button.on_click(guarded(self.message, "retry")(self._on_retry))

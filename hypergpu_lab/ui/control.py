@@ -103,7 +103,7 @@ class ControlPanel(widgets.VBox):
         self.errors = {name: widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px")) for name in self.fields}
         self.form_error = widgets.HTML()
         self.buttons = {
-            k: widgets.Button(description=d, icon=i, button_style=s, layout=widgets.Layout(width="96px"))
+            k: widgets.Button(description=d, button_style=s, layout=widgets.Layout(width="96px"))
             for k, (d, i, s) in _BUTTONS.items()
         }
         self.pace = widgets.Checkbox(

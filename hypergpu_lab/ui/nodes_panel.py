@@ -96,14 +96,14 @@ class NodesPanel(widgets.VBox):
         self.spike_s.add_class("hgl-spike-s")
         self.fault = widgets.Dropdown(options=list(actions.ROUND_FAULTS), value="sign_flip", layout=small)
         self.buttons = {
-            "profile": widgets.Button(description="Set link profile", icon="signal"),
-            "spike": widgets.Button(description="Latency spike", icon="bolt"),
-            "disconnect": widgets.Button(description="Disconnect", icon="unlink"),
-            "reconnect": widgets.Button(description="Reconnect", icon="link"),
-            "crash": widgets.Button(description="Crash", icon="power-off", button_style="danger"),
-            "recover": widgets.Button(description="Recover", icon="medkit"),
-            "inject": widgets.Button(description="Make faulty", icon="user-secret", button_style="warning"),
-            "clear": widgets.Button(description="Clear faults", icon="eraser"),
+            "profile": widgets.Button(description="Set link profile"),
+            "spike": widgets.Button(description="Latency spike"),
+            "disconnect": widgets.Button(description="Disconnect"),
+            "reconnect": widgets.Button(description="Reconnect"),
+            "crash": widgets.Button(description="Crash", button_style="danger"),
+            "recover": widgets.Button(description="Recover"),
+            "inject": widgets.Button(description="Make faulty", button_style="warning"),
+            "clear": widgets.Button(description="Clear faults"),
         }
         for key, button in self.buttons.items():
             button.on_click(guarded(self.message, key)(getattr(self, f"_on_{key}")))
