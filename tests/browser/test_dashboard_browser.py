@@ -237,6 +237,14 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
         [target, was],
     )
     mark(f"node {target}: {was} -> {after['quality']}")
+    marker = wait(
+        "the spike as a marker on the accuracy chart, with hover text",
+        f"""() => [...document.querySelectorAll('.hgl-live-chart')]
+        .filter(gd => gd.dataset.chart === {ACCURACY!r} && Array.isArray(gd.data))
+        .flatMap(gd => gd.data).filter(t => t.name === 'event: action')
+        .flatMap(t => Array.from(t.hovertext || [])).find(h => h.includes('+{SPIKE_MS} ms'))""",
+    )
+    mark(f"marker: {marker}")
     assert after["quality"] == after["link"]
     assert RANK[after["quality"]] > RANK[was], f"node {target} went from {was} to {after['quality']}"
     assert after["stroke"] != before[target]["stroke"], "the link's colour follows its class"
