@@ -1,4 +1,4 @@
-"""Command line: ``hypergpu-lab run | demo | dashboard | presets``.
+"""Command line: ``hypergpu-lab run | demo | dashboard | serve | replay | presets``.
 
 Bad input exits with status 2 and one line that names the field, the value and
 what is accepted; nothing is half-written (run folders appear whole).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -49,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         default=300,
         help="shut down a closed page's kernel after this many idle seconds (default 300)",
     )
+
+    serve = sub.add_parser("serve", help="serve a run folder: its run, steered by commands (the dashboard starts this)")
+    serve.add_argument("folder", type=Path, help="a run folder made by the dashboard (config.json, service.json)")
+
+    replay = sub.add_parser("replay", help="re-run a run folder's config + command log; check the final weights")
+    replay.add_argument("folder", type=Path, help="a run folder served by 'hypergpu-lab serve'")
 
     sub.add_parser("presets", help="list the presets")
     return p
@@ -151,11 +158,20 @@ def voila_command(notebook: Path, port: int, cull_idle_s: int) -> list[str]:
     so without culling every visit leaves a kernel behind. Kernels with an open page are
     never culled (cull_connected=False), however idle their cells are.
     """
+    template = Path(notebook).resolve().parent / "jupyter"
+    if not (template / "voila" / "templates" / "hgl").is_dir():
+        template = notebooks_dir() / "jupyter"
+    # The lab's own template ("hgl": Voila's lab template without its Font Awesome CDN links) is
+    # found through JUPYTER_PATH, so nothing on the page loads from outside the machine.
+    paths = os.pathsep.join(filter(None, [str(template), os.environ.get("JUPYTER_PATH")]))
     return [
+        "env",
+        f"JUPYTER_PATH={paths}",
         sys.executable,
         "-m",
         "voila",
         str(notebook),
+        "--template=hgl",
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
@@ -182,6 +198,34 @@ def _dashboard(args: argparse.Namespace) -> int:
         raise ConfigError("dashboard", "voila not installed", "pip install -e '.[ui]'") from None
     print(f"HyperGPU Lab dashboard: open http://127.0.0.1:{args.port}/ (Ctrl+C stops the server)", flush=True)
     return subprocess.call(voila_command(Path(notebook), args.port, args.cull_idle_s), cwd=Path(notebook).parent)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .run_control import RunState
+    from .service import RunService
+
+    state = RunService(args.folder).serve()
+    return 0 if state in (RunState.FINISHED, RunState.STOPPED) else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import json
+
+    from .service import replay, weights_hash
+
+    coord = replay(args.folder)
+    got = weights_hash(coord)
+    final = args.folder / "final.json"
+    want = json.loads(final.read_text(encoding="utf-8"))["weights_sha256"] if final.is_file() else None
+    print(f"replayed {coord.round} rounds of {args.folder}: weights sha256 {got}")
+    if want is None:
+        print("the run has not finished (no final.json): nothing to compare with")
+        return 0
+    if got != want:
+        print(f"DIFFERENT final weights: the run recorded {want}")
+        return 1
+    print("same final weights as the recorded run")
+    return 0
 
 
 def _print_result(history, wall: float, folder: Path | None) -> None:  # type: ignore[no-untyped-def]
@@ -211,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "dashboard":
             return _dashboard(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "replay":
+            return _replay(args)
         for name, data in PRESETS.items():
             print(
                 f"{name:<14} {data['pool']['num_nodes']:>5} nodes  {data['pool']['dataset']:<10} "

@@ -86,6 +86,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.ui",
             f"{_P}.ui.*",
             f"{_P}.cli",
+            f"{_P}.service",  # a run in its own process: a front end of the engine, like the CLI
         ),
     ),
     ("package", (_P,)),

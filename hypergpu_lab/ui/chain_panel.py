@@ -35,6 +35,12 @@ HOW_TO = (
 )
 
 
+def short(value: Any) -> str:
+    """``0x1234…abcd``: an address or hash short enough for a table cell (the full one is in chain.json)."""
+    text = str(value)
+    return f"{text[:6]}\u2026{text[-4:]}" if text.startswith("0x") and len(text) > 14 else text
+
+
 class ChainPanel(widgets.VBox):
     """Accounts, rewards, claims, the transaction log and the outbox of the coordinator's chain recorder."""
 
@@ -51,10 +57,10 @@ class ChainPanel(widgets.VBox):
         self.node = widgets.Dropdown(
             description="node", layout=widgets.Layout(width="180px"), style={"description_width": "40px"}
         )
-        self.claim_button = widgets.Button(description="Claim rewards", icon="coins", button_style="success")
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.claim_button = widgets.Button(description="Claim rewards", button_style="success")
+        self.refresh_button = widgets.Button(description="Refresh")
         self.refresh_button.add_class("hgl-chain-refresh")
-        self.retry_button = widgets.Button(description="Retry failed", icon="redo")
+        self.retry_button = widgets.Button(description="Retry failed")
         self.claim_button.on_click(guarded(self.message, "claim")(self._on_claim))
         self.refresh_button.on_click(guarded(self.message, "refresh")(lambda _: self.refresh()))
         self.retry_button.on_click(guarded(self.message, "retry")(self._on_retry))
@@ -73,6 +79,11 @@ class ChainPanel(widgets.VBox):
                 self.tx_log,
             ]
         )
+        self.snapshot: dict[str, Any] | None = None
+        if self.remote:  # a run in its own process: render what it writes to chain.json, no chain calls here
+            runner.on_chain(self._show_snapshot)
+            for button in (self.claim_button, self.retry_button, self.node):
+                button.layout.display = "none"
         runner.on_reports(self.update)
         runner.on_status(self._on_status)
         runner.on_coordinator(self.reset)
@@ -94,8 +105,26 @@ class ChainPanel(widgets.VBox):
         ledger = self.ledger
         return format_tokens(amount, ledger.token_decimals if ledger is not None else 18)
 
+    @property
+    def remote(self) -> bool:
+        return hasattr(self.runner, "on_chain")
+
     def reset(self, coord: Any) -> None:
         self.claims.clear()
+        if self.remote:
+            self.snapshot = None
+            if not getattr(self.runner, "chain", False):
+                self.note.value, self.body.layout.display = HOW_TO, "none"
+                return
+            self.note.value, self.body.layout.display = "", None
+            self.chain_info.value = note_html(
+                "The run records each round on an in-process chain; this tab follows it on its own."
+                if self.runner.folder is not None
+                else "No run yet: press Start, and the chain's records appear here as the run sends them."
+            )
+            self.outbox.value = self.accounts.value = ""
+            self.tx_log.value = note_html("no transactions yet")
+            return
         if self.recorder is None:
             self.note.value = HOW_TO
             self.body.layout.display = "none"
@@ -117,12 +146,14 @@ class ChainPanel(widgets.VBox):
         self.refresh()
 
     def update(self, batch: list[RoundReport]) -> None:
+        if self.remote:
+            return
         if self.recorder is not None:
             self._show_outbox()
 
     def _on_status(self, runner: Runner) -> None:
         active = runner.active
-        if self._was_active and not active and self.recorder is not None:
+        if self._was_active and not active and self.recorder is not None and not self.remote:
             self.refresh()  # the run ended: show the final balances
         self._was_active = active
 
@@ -142,8 +173,63 @@ class ChainPanel(widgets.VBox):
             )
         self.outbox.value = line
 
+    def _show_snapshot(self, snap: dict[str, Any]) -> None:
+        """Render the run's chain.json: tokens (not base units), short addresses named by node."""
+        self.snapshot = snap
+        decimals = int(snap.get("decimals", 18))
+        contracts = ", ".join(f"{k} {short(v)}" for k, v in (snap.get("contracts") or {}).items())
+        reward = snap.get("reward_per_round")
+        self.chain_info.value = (
+            f"chain <b>{html.escape(str(snap.get('endpoint')))}</b> (id {snap.get('chain_id')}), "
+            f"coordinator {short(snap.get('coordinator', ''))}, session {short(snap.get('session', ''))}<br>"
+            f"contracts: {html.escape(contracts)}<br>reward per round: "
+            + (f"{format_tokens(reward, decimals)} tokens" if reward is not None else "none (scores only)")
+        )
+        st = snap.get("status") or {}
+        line = (
+            f"pending <b>{st.get('pending', 0)}</b> rounds &middot; sent <b>{st.get('sent', 0)}</b> &middot; "
+            f"failed <b>{st.get('failed', 0)}</b>"
+            + (f" &middot; last sent round {st['last_sent_round']}" if st.get("last_sent_round") is not None else "")
+        )
+        if st.get("last_error"):
+            line += "<br>" + error_html(f"retrying (attempt {st.get('attempts')}): {st['last_error']}")
+        self.outbox.value = line
+        rows = [
+            (
+                f"node {a['node']}",
+                short(a["address"]),
+                a["score"],
+                format_tokens(a["claimable"], decimals),
+                format_tokens(a["claimed"], decimals),
+                format_tokens(a["balance"], decimals),
+            )
+            for a in snap.get("accounts", ())
+        ]
+        self.accounts.value = table_html(
+            ("node", "address", "session score", "claimable (tokens)", "claimed (tokens)", "balance (tokens)"),
+            rows,
+            css_class="hgl-accounts",
+        )
+        history = snap.get("history") or []
+        self.tx_log.value = (
+            table_html(
+                ("what", "round", "block", "tx", "detail"),
+                [
+                    ("record round", h["round"], h["block"], short(h["tx"]), f"{h['nodes']} nodes, score {h['score']}")
+                    for h in history[::-1]
+                ],
+            )
+            if history
+            else note_html("no transactions yet")
+        )
+
     def refresh(self) -> None:
         """Read balances, scores and the transaction log from the chain."""
+        if self.remote:
+            snap = getattr(self.runner, "chain_snapshot", None)
+            if snap:
+                self._show_snapshot(snap)
+            return
         rec = self.recorder
         if rec is None:
             return

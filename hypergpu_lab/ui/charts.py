@@ -88,6 +88,17 @@ def round_parts(report: RoundReport) -> dict[str, float]:
     return {p: sum(getattr(r, f"{p}_s") for r in recs) / len(recs) for p in PARTS}
 
 
+MARKER_STYLE = {
+    "action": ("triangle-down", "#1f77b4"),
+    "fault": ("x", "#d62728"),
+    "detection": ("diamond", "#ff7f0e"),
+    "quarantine": ("square", "#333333"),
+    "release": ("square-open", "#333333"),
+    "readmit": ("square-open", "#2ca02c"),
+    "rollback": ("star", "#9467bd"),
+}
+"""Events drawn as markers on the accuracy charts (kind: plotly symbol, colour), from events.jsonl."""
+
 ACCURACY_TRACES = (
     {"type": "scatter", "mode": "lines+markers", "name": "accuracy"},
     {"type": "scatter", "mode": "lines", "name": "loss", "yaxis": "y2"},
@@ -207,6 +218,12 @@ class RunCharts(widgets.VBox):
         super().__init__([grid, widgets.HTML("<b>Adaptation decisions</b>"), self.decisions])
         runner.on_reports(self.update)
         runner.on_status(self._on_status)
+        self._markers: list[dict[str, Any]] = []
+        if hasattr(runner, "on_events"):  # a run in its own process records what happened in events.jsonl
+            runner.on_events(self.add_events)
+        self._chain_fed = bool(getattr(runner, "chain", False)) and hasattr(runner, "on_chain")
+        if self._chain_fed:  # a run in its own process: rewards come from its chain.json
+            runner.on_chain(lambda _: self.refresh_rewards())
         runner.on_coordinator(self.reset)
         self._was_active = False
         self.reset(runner.coord)
@@ -219,8 +236,10 @@ class RunCharts(widgets.VBox):
         self._selection.clear()
         self._scores.clear()
         self._rewards = {}
-        for chart in (self.accuracy, self.accuracy_time, self.round_time):
-            clear(chart)
+        self._markers = []
+        for chart in (self.accuracy, self.accuracy_time):
+            chart.set_traces([{**t, "x": [], "y": []} for t in chart.traces if not t["name"].startswith("event: ")])
+        clear(self.round_time)
         for chart in (self.latency, self.selection, self.batch_sizes, self.rewards, self.link_classes):
             chart.set_traces([])
         self._decisions(coord)
@@ -233,7 +252,7 @@ class RunCharts(widgets.VBox):
         parts = [round_parts(r) for r in batch]
         self.round_time.append({p: ([r.round for r in batch], [x[p] for x in parts]) for p in PARTS})
         held = {n.id for n in coord.pool if n.state.value == "quarantined"}
-        recorded = getattr(coord, "recorder", None) is not None
+        recorded = getattr(coord, "recorder", None) is not None or self._chain_fed
         for r in batch:
             self._latency.append((r.round, {rec.node: _transfer_s(rec) for rec in r.nodes}))
             self._batch.append((r.round, {rec.node: rec.batch_size for rec in r.nodes}))
@@ -244,6 +263,35 @@ class RunCharts(widgets.VBox):
                 for rec in r.nodes:
                     self._scores[rec.node] += score(rec) / SCORE_SCALE
         self._snapshots(coord)
+
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        """Faults, node actions, detections, quarantine and rollbacks as markers on the accuracy charts."""
+        new = [e for e in events if e.get("kind") in MARKER_STYLE]
+        if not new:
+            return
+        self._markers.extend(new)
+        for chart, x in ((self.accuracy, "round"), (self.accuracy_time, "t")):
+            traces = [t for t in chart.traces if not t["name"].startswith("event: ")]
+            for kind, (symbol, colour) in MARKER_STYLE.items():
+                rows = [e for e in self._markers if e["kind"] == kind]
+                if rows:
+                    traces.append(
+                        {
+                            "type": "scatter",
+                            "mode": "markers",
+                            "name": f"event: {kind}",
+                            "x": [e[x] for e in rows],
+                            "y": [1.0] * len(rows),
+                            "marker": {"symbol": symbol, "color": colour, "size": 11},
+                            "hovertext": [
+                                f"round {e['round']}, t={e['t']:.1f} s: {e['text']}"
+                                + (f" ({e['why']})" if e.get("why") else "")
+                                for e in rows
+                            ],
+                            "hoverinfo": "text",
+                        }
+                    )
+            chart.set_traces(traces)
 
     def _on_status(self, runner: Runner) -> None:
         """When a run ends, show the rewards the recorder has acknowledged since the last batch."""
@@ -328,6 +376,9 @@ class RunCharts(widgets.VBox):
         coord = self.runner.coord
         nodes = self._nodes_shown(coord)
         x = [str(n) for n in nodes]
+        if getattr(self, "_chain_fed", False):
+            self._rewards_from_snapshot(x, nodes)
+            return
         recorder = getattr(coord, "recorder", None)
         if recorder is None:
             self._rewards = {}
@@ -368,6 +419,29 @@ class RunCharts(widgets.VBox):
                     "name": "queued",
                     "x": x,
                     "y": [to_tokens(queued.get(n, 0), decimals) for n in nodes],
+                },
+            ]
+        )
+
+    def _rewards_from_snapshot(self, x: list[str], nodes: list[int]) -> None:
+        snap = getattr(self.runner, "chain_snapshot", None) or {}
+        decimals = int(snap.get("decimals", 18))
+        paid, queued = snap.get("paid") or {}, snap.get("queued") or {}
+        self._rewards = {int(n): int(v) for n, v in paid.items()}
+        self._rewards_axis("tokens")
+        self.rewards.set_traces(
+            [
+                {
+                    "type": "bar",
+                    "name": "credited on chain",
+                    "x": x,
+                    "y": [to_tokens(int(paid.get(str(n), 0)), decimals) for n in nodes],
+                },
+                {
+                    "type": "bar",
+                    "name": "queued",
+                    "x": x,
+                    "y": [to_tokens(int(queued.get(str(n), 0)), decimals) for n in nodes],
                 },
             ]
         )

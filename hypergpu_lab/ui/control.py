@@ -9,6 +9,7 @@ Start or Step, and only while no run is active; the form is read-only while one 
 from __future__ import annotations
 
 import copy
+import html
 import logging
 import threading
 from collections.abc import Callable
@@ -92,7 +93,7 @@ class ControlPanel(widgets.VBox):
         rate: float = 4.0,
         rounds: int | None = None,
     ) -> None:
-        self.runner = target if isinstance(target, Runner) else Runner(target, rate=rate)
+        self.runner = target if hasattr(target, "on_reports") else Runner(target, rate=rate)  # Runner or RemoteRunner
         self.out = out
         self.factory: Factory = factory or self._default_factory
         coord = self.runner.coord
@@ -102,7 +103,7 @@ class ControlPanel(widgets.VBox):
         self.errors = {name: widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px")) for name in self.fields}
         self.form_error = widgets.HTML()
         self.buttons = {
-            k: widgets.Button(description=d, icon=i, button_style=s, layout=widgets.Layout(width="96px"))
+            k: widgets.Button(description=d, button_style=s, layout=widgets.Layout(width="96px"))
             for k, (d, i, s) in _BUTTONS.items()
         }
         self.pace = widgets.Checkbox(
@@ -126,6 +127,7 @@ class ControlPanel(widgets.VBox):
         self._detach_log = attach_log(self.log_output)
         self.chart = accuracy_chart("round") if chart else None
 
+        self.fields["rounds"].add_class("hgl-rounds")
         for field in self.fields.values():
             field.observe(self._on_field, names="value")
         for key, button in self.buttons.items():
@@ -281,9 +283,26 @@ class ControlPanel(widgets.VBox):
         return build_coordinator(config, out=self.out, chain=getattr(recorder, "ledger", None), chain_options=options)
 
     # -- buttons -------------------------------------------------------------------------------
+    @property
+    def remote(self) -> bool:
+        """The runner attaches to runs in their own process (RemoteRunner): Start launches one."""
+        return hasattr(self.runner, "launch")
+
+    def _launch(self, *, running: bool) -> None:
+        config = self.validate()
+        if config is None:
+            raise ConfigError("settings", "invalid", "the values the messages next to the fields ask for")
+        self.message.value = note_html("starting the run process...")
+        folder = self.runner.launch(config, until=self.fields["rounds"].value, running=running)
+        self._built = config.to_dict()
+        self.message.value = note_html(f"run {folder.name} started in its own process; it goes on if this page closes")
+
     def _on_start(self, _: Any = None) -> None:
         if self.runner.active:
             self.runner.resume()
+            return
+        if self.remote:
+            self._launch(running=True)
             return
         self._rebuild_if_needed()
         rounds = self.fields["rounds"].value
@@ -301,6 +320,12 @@ class ControlPanel(widgets.VBox):
         self.runner.stop()
 
     def _on_step(self, _: Any = None) -> None:
+        if self.remote:
+            if not self.runner.active:
+                self._launch(running=False)
+            self.runner.step()
+            self.message.value = note_html("one round requested; it shows when the run reports it")
+            return
         if not self.runner.active:
             self._rebuild_if_needed()
         report = self.runner.step()
@@ -344,8 +369,11 @@ class ControlPanel(widgets.VBox):
         with self.progress.hold_sync():
             self.progress.max = max(total, 1)
             self.progress.value = min(done, self.progress.max)
-        self.status.value = f"<b style='color:{colour}'>{runner.status}</b> &middot; round {done} of {total}" + (
-            f" &middot; {note_html(detail)}" if detail else ""
+        name = getattr(runner, "run_name", None)
+        self.status.value = (
+            f"<b style='color:{colour}'>{runner.status}</b> &middot; round {done} of {total}"
+            + (f" &middot; run <span class='hgl-run-name'>{html.escape(name)}</span>" if name else "")
+            + (f" &middot; {note_html(detail)}" if detail else "")
         )
         self._enable()
 

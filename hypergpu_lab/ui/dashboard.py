@@ -62,9 +62,13 @@ class Dashboard(widgets.VBox):
         factory: Factory | None = None,
         runs_root: str | Path | None = None,
         rounds: int | None = None,
+        runner: Any = None,
     ) -> None:
-        coord = self._coordinator(source, out)
-        self.runner = Runner(coord, rate=rate, stuck_after_s=stuck_after_s)
+        if runner is None:
+            coord = self._coordinator(source, out)
+            runner = Runner(coord, rate=rate, stuck_after_s=stuck_after_s)
+        coord = runner.coord
+        self.runner = runner
         self.control = ControlPanel(self.runner, factory=factory, out=out, chart=False, rounds=rounds)
         self.nodes = NodesPanel(self.runner)
         self.charts = RunCharts(self.runner)
@@ -86,6 +90,8 @@ class Dashboard(widgets.VBox):
         self.tabs.add_class("hgl-tabs")
         super().__init__([self.control.controls, self.tabs])
         self._show_numbers()
+        if hasattr(self.runner, "open"):
+            self.runner.open()  # every panel listens now: attach, and the history reaches them all
 
     @staticmethod
     def _coordinator(source: Any, out: str | Path | None) -> Any:
@@ -101,6 +107,27 @@ class Dashboard(widgets.VBox):
     def from_config(cls, config: RunConfig, *, out: str | Path | None = None, **options: Any) -> Dashboard:
         """Build the coordinator for ``config`` (in a run folder under ``out``) and a dashboard for it."""
         return cls(build_coordinator(config, out=out), out=out, **options)
+
+    @classmethod
+    def serve(
+        cls,
+        runs: str | Path = "runs",
+        config: RunConfig | str = "quickstart",
+        *,
+        chain: bool = True,
+        reward_per_round: int | None = 10**18,
+        **options: Any,
+    ) -> Dashboard:
+        """The monitoring dashboard: runs live in their own processes under ``runs``; this page attaches.
+
+        Opening the page creates nothing: it attaches to the newest live run under ``runs`` (or waits
+        for one), and Start launches a new run process there with the settings form's config.
+        """
+        from .remote import RemoteRunner
+
+        config = preset(config) if isinstance(config, str) else config
+        runner = RemoteRunner(runs, config, chain=chain, reward_per_round=reward_per_round)
+        return cls(runner=runner, out=runs, runs_root=runs, rounds=config.rounds, **options)
 
     @property
     def coord(self) -> Any:
@@ -126,9 +153,17 @@ class Dashboard(widgets.VBox):
                 " / ".join(str(view.totals[k]) for k in ("accepted", "straggled", "failed", "rejected")),
             ),
             ("moved", f"{view.bytes_moved / 2**20:.2f} MiB"),
-            ("run folder", str(coord.run_folder.path) if coord.run_folder is not None else "none (in memory)"),
+            ("run folder", self._folder_text(coord)),
         ]
         self.numbers.value = table_html(("", ""), rows, css_class="hgl-numbers")
+
+    def _folder_text(self, coord: Any) -> str:
+        folder = getattr(self.runner, "folder", None)  # a run in its own process
+        if folder is not None:
+            return str(folder)
+        if hasattr(self.runner, "launch"):
+            return "none yet: Start creates one"
+        return str(coord.run_folder.path) if coord.run_folder is not None else "none (in memory)"
 
     def close(self) -> None:
         """Detach from the run (it goes on) and close every widget."""

@@ -96,14 +96,14 @@ class NodesPanel(widgets.VBox):
         self.spike_s.add_class("hgl-spike-s")
         self.fault = widgets.Dropdown(options=list(actions.ROUND_FAULTS), value="sign_flip", layout=small)
         self.buttons = {
-            "profile": widgets.Button(description="Set link profile", icon="signal"),
-            "spike": widgets.Button(description="Latency spike", icon="bolt"),
-            "disconnect": widgets.Button(description="Disconnect", icon="unlink"),
-            "reconnect": widgets.Button(description="Reconnect", icon="link"),
-            "crash": widgets.Button(description="Crash", icon="power-off", button_style="danger"),
-            "recover": widgets.Button(description="Recover", icon="medkit"),
-            "inject": widgets.Button(description="Make faulty", icon="user-secret", button_style="warning"),
-            "clear": widgets.Button(description="Clear faults", icon="eraser"),
+            "profile": widgets.Button(description="Set link profile"),
+            "spike": widgets.Button(description="Latency spike"),
+            "disconnect": widgets.Button(description="Disconnect"),
+            "reconnect": widgets.Button(description="Reconnect"),
+            "crash": widgets.Button(description="Crash", button_style="danger"),
+            "recover": widgets.Button(description="Recover"),
+            "inject": widgets.Button(description="Make faulty", button_style="warning"),
+            "clear": widgets.Button(description="Clear faults"),
         }
         for key, button in self.buttons.items():
             button.on_click(guarded(self.message, key)(getattr(self, f"_on_{key}")))
@@ -113,6 +113,7 @@ class NodesPanel(widgets.VBox):
         self.cluster.observe(self._on_map_click, names="selected")
         runner.on_reports(self.update)
         runner.on_coordinator(self.reset)
+        runner.on_status(lambda _: self.refresh())  # an action applied between rounds shows before the next round
         actions_box = widgets.VBox(
             [
                 widgets.HBox([self.profile, self.buttons["profile"]]),
@@ -246,7 +247,7 @@ class NodesPanel(widgets.VBox):
         if node is None:
             self.message.value = error_html("select a node first")
             return
-        now = self.runner.act(lambda coord: fn(coord, node, *args), what)
+        now = self.runner.action(fn.__name__, node, args, what)
         text = self.runner.message if now else f"{what} queued for the end of the round in progress"
         self.message.value = (error_html if "failed" in text else note_html)(text)
         self.refresh()

@@ -359,6 +359,17 @@ class Runner:
         """Run ``fn(coord)`` at the next round boundary; True if it ran at once (no round in progress)."""
         return self.coord.control.at_boundary(lambda: self._run_action(fn, what))
 
+    def action(self, name: str, node: int, args: tuple[Any, ...] = (), what: str = "") -> bool:
+        """Run the node action ``actions.<name>(coord, node, *args)`` at the next round boundary.
+
+        The same call a :class:`~hypergpu_lab.ui.remote.RemoteRunner` turns into a command for a run
+        in its own process, so the panels name actions instead of passing functions.
+        """
+        from . import actions
+
+        fn = getattr(actions, name)
+        return self.act(lambda coord: fn(coord, node, *args), what or name)
+
     def _run_action(self, fn: Callable[[Any], Any], what: str) -> None:
         try:
             result = fn(self.coord)

@@ -66,10 +66,10 @@ class RunsPanel(widgets.VBox):
             layout=widgets.Layout(width="420px"),
         )
         self.buttons = {
-            "scan": widgets.Button(description="Scan", icon="folder-open"),
-            "summary": widgets.Button(description="Summary", icon="list"),
-            "compare": widgets.Button(description="Compare", icon="chart-line"),
-            "export": widgets.Button(description="Export ZIP", icon="download"),
+            "scan": widgets.Button(description="Scan"),
+            "summary": widgets.Button(description="Summary"),
+            "compare": widgets.Button(description="Compare"),
+            "export": widgets.Button(description="Export ZIP"),
         }
         self.message = widgets.HTML()
         self.table = widgets.HTML()

@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,16 @@ class Timeline:
 
 
 @pytest.fixture
-def dashboard_url(tmp_path: Path, voila_server: Callable[..., str]) -> str:
+def dashboard_url(tmp_path: Path, voila_server: Callable[..., str]) -> Iterator[str]:
     from hypergpu_lab.cli import voila_command
+    from tests.browser.test_runs_browser import _kill_runs
 
     notebook = tmp_path / NOTEBOOK.name
     shutil.copy(NOTEBOOK, notebook)
-    return voila_server(lambda port: voila_command(notebook, port, 300), cwd=tmp_path)
+    try:
+        yield voila_server(lambda port: voila_command(notebook, port, 300), cwd=tmp_path)
+    finally:
+        _kill_runs(tmp_path)  # runs live in their own processes: end them with the test
 
 
 def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium: Any, artifacts: Path) -> None:
@@ -158,7 +162,12 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
     no_traceback("after load")
     assert len(map_nodes()) == 10, "the quickstart pool has 10 nodes"
 
-    # 2. Start; wait until the accuracy chart holds at least 3 rounds, read them from the plot.
+    # 2. Start a run too long to finish before the test pauses it (no race with the run's speed);
+    # wait until the accuracy chart holds at least 3 rounds, read them from the plot.
+    tab("Settings")
+    page.locator(".hgl-rounds input").fill("100000")
+    page.locator(".hgl-rounds input").press("Enter")
+    tab("Overview")
     page.click("button.hgl-run-start")
     wait(
         "3 plotted rounds",
@@ -228,6 +237,14 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
         [target, was],
     )
     mark(f"node {target}: {was} -> {after['quality']}")
+    marker = wait(
+        "the spike as a marker on the accuracy chart, with hover text",
+        f"""() => [...document.querySelectorAll('.hgl-live-chart')]
+        .filter(gd => gd.dataset.chart === {ACCURACY!r} && Array.isArray(gd.data))
+        .flatMap(gd => gd.data).filter(t => t.name === 'event: action')
+        .flatMap(t => Array.from(t.hovertext || [])).find(h => h.includes('+{SPIKE_MS} ms'))""",
+    )
+    mark(f"marker: {marker}")
     assert after["quality"] == after["link"]
     assert RANK[after["quality"]] > RANK[was], f"node {target} went from {was} to {after['quality']}"
     assert after["stroke"] != before[target]["stroke"], "the link's colour follows its class"
@@ -248,14 +265,14 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
     # 6. Blockchain tab: the outbox has sent the rounds, the contract holds the scores.
     tab("Blockchain")
     done = int(re.search(r"round (\d+)", _text(page, ".hgl-run-status")).group(1))
-    deadline = time.monotonic() + 60
-    while True:  # the sender works in the background: refresh until it has caught up
-        page.click("button.hgl-chain-refresh")
-        page.wait_for_timeout(1500)
-        outbox = " ".join(_text(page, ".hgl-outbox").split())
-        sent = int(re.search(r"sent (\d+)", outbox).group(1))
-        if sent >= done or time.monotonic() > deadline:
-            break
+    # No Refresh: the tab follows the run's chain.json on its own, until every round so far is sent.
+    wait(
+        f"the Blockchain tab to show {done} rounds sent, without Refresh",
+        "(done) => Number((document.querySelector('.hgl-outbox')?.textContent.match(/sent (\\d+)/) || [0, -1])[1]) >= done",
+        done,
+    )
+    outbox = " ".join(_text(page, ".hgl-outbox").split())
+    sent = int(re.search(r"sent (\d+)", outbox).group(1))
     mark(f"outbox: {outbox}")
     assert sent >= 3, f"only {sent} rounds sent to the chain: {outbox}"
     assert re.search(r"failed 0\b", outbox), outbox
@@ -267,7 +284,8 @@ def test_dashboard_runs_spikes_and_records_in_voila(dashboard_url: str, chromium
         .map(tr => [...tr.cells].map(c => c.textContent.trim()))""")
     assert len(scores) == 10, scores
     assert sum(int(row[2]) for row in scores) > 0, f"no contribution scores on chain: {scores}"
-    assert all(re.fullmatch(r"0x[0-9a-fA-F]{40}", row[1]) for row in scores), scores
+    assert all(re.fullmatch(r"0x[0-9a-fA-F]{4}\u2026[0-9a-fA-F]{4}", row[1]) for row in scores), scores
+    assert all(row[0].startswith("node ") for row in scores), scores
     shot("blockchain")
     no_traceback("on the Blockchain tab")
 
