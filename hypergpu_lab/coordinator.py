@@ -30,7 +30,7 @@ from torch import nn
 from . import checkpoint, persistence
 from .backends import Backend, InProcessBackend, Task
 from .clock import VirtualClock
-from .config import TrainConfig, resolve_train_config
+from .config import TrainConfig, check_against_pool, resolve_train_config
 from .delivery import Delivery
 from .detection import HeartbeatDetector
 from .errors import ConfigError
@@ -79,7 +79,14 @@ class Coordinator:
         run_id: str = "run",
         **options: Any,
     ) -> None:
+        if not isinstance(pool, NodePool):
+            raise ConfigError(
+                "pool",
+                pool,
+                "a NodePool (NodePool.from_config, NodePool.simulated or NodePool.from_arrays)",
+            )
         self.config = cfg = resolve_train_config(config, options, model=model, strategy=strategy, policy=policy)
+        check_against_pool(cfg, len(pool))
         self.pool, self.run_id = pool, run_id
         self.seed = cfg.seed if cfg.seed is not None else (pool.config.seed if pool.config else 0)
         self.model = build_model(
@@ -88,6 +95,7 @@ class Coordinator:
         self.layout = ParamLayout.of(self.model)
         self.cost = measure_cost(self.model, pool.input_shape, pool.num_classes)
         self.strategy = get_strategy(strategy if strategy is not None else cfg.strategy, **cfg.strategy_options)
+        self.strategy.check_pool(len(pool))
         self.policy: Policy = (
             policy if policy is not None and not isinstance(policy, str) else make_policy(cfg, self.seed)
         )
@@ -114,11 +122,10 @@ class Coordinator:
         self.bus = EventBus()
         self.history = History()
         self.bus.subscribe(self.history)
-        self.run_folder = run_dir if isinstance(run_dir, RunFolder) or run_dir is None else RunFolder.open(run_dir)
-        if self.run_folder is not None:
-            self.bus.subscribe(self.run_folder.append)
-        folder = self.run_folder.checkpoints if self.run_folder is not None else None
-        self.checkpoints = persistence.Checkpoints(folder, every=cfg.checkpoint_every, keep=cfg.keep_checkpoints)
+        self.run_folder: RunFolder | None = None
+        self.checkpoints = persistence.Checkpoints(None, every=cfg.checkpoint_every, keep=cfg.keep_checkpoints)
+        if run_dir is not None:
+            self.attach_run_folder(run_dir if isinstance(run_dir, RunFolder) else RunFolder.open(run_dir))
         self.control = RunControl(
             self.step,
             lambda: self.round,
@@ -127,6 +134,18 @@ class Coordinator:
         )
         # The chain is a subscriber like any other: the coordinator never imports web3.
         self.recorder = chain.attach(self, **(chain_options or {})) if chain is not None else None
+
+    def attach_run_folder(self, folder: RunFolder) -> None:
+        """Record every round into ``folder`` and checkpoint there from now on.
+
+        The CLI builds the coordinator first and attaches the folder after: everything that can
+        refuse a configuration has then run, so a failed start leaves no run folder behind.
+        """
+        if self.run_folder is not None:
+            raise ConfigError("run_dir", str(folder.path), f"none: already recording into {self.run_folder.path}")
+        self.run_folder = folder
+        self.bus.subscribe(folder.append)
+        self.checkpoints.folder = folder.checkpoints
 
     # -- one round -----------------------------------------------------------------------------
     def step(self) -> RoundReport:
@@ -151,6 +170,7 @@ class Coordinator:
             before = self.weights
             if rnd.applied:
                 self.weights = self.strategy.aggregate(self.weights, rnd.stacked, rnd.aggregation_weights())
+                rnd.notes = self.strategy.take_notes()
             rnd.change = self.weights - before
             report = self._report(rnd)
             self.round = rnd.number
