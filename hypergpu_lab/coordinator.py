@@ -36,7 +36,7 @@ from .detection import HeartbeatDetector
 from .errors import ConfigError
 from .events import EventBus, RoundReport
 from .faults import Fault, FaultInjector
-from .metrics import History
+from .metrics import History, NodeMonitor
 from .models import ParamLayout, build_model, measure_cost
 from .network import Transfer
 from .nodes import NodePool
@@ -122,6 +122,7 @@ class Coordinator:
         self.bus = EventBus()
         self.history = History()
         self.bus.subscribe(self.history)
+        self.monitor = NodeMonitor()  # per-node series and anomalies; anomalies become report events
         self.run_folder: RunFolder | None = None
         self.checkpoints = persistence.Checkpoints(None, every=cfg.checkpoint_every, keep=cfg.keep_checkpoints)
         if run_dir is not None:
@@ -219,6 +220,9 @@ class Coordinator:
     def _report(self, rnd: Round) -> RoundReport:
         injected = {n: self.faults.describe(n, rnd.number, rnd.close) for n in rnd.plan.nodes}
         records = rnd.records({n: self.pool[n].num_samples for n in rnd.plan.nodes}, injected)
+        memory_gb = {n: self.pool[n].gpu.memory_gb for n in rnd.plan.nodes}
+        anomalies = self.monitor.observe(rnd.number, records, rnd.close - rnd.t0, memory_gb, self.cost)
+        rnd.notes += tuple(a.describe() for a in anomalies)
         acc, loss = self.evaluate() if rnd.number % self.config.eval_every == 0 else (None, None)
         events = tuple(repr(e) for e in self.pool.network.events_between(rnd.t0, rnd.close))
         return rnd.report(self.run_id, records, acc, loss, events, self.layout.nbytes)
