@@ -81,6 +81,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             f"{_P}.analytics",
             f"{_P}.export",
+            f"{_P}.exporters",  # CSV, TensorBoard, MLflow, Prometheus: bus subscribers
             f"{_P}.chain",
             f"{_P}.chain.*",
             f"{_P}.ui",
