@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,7 @@ class Coordinator:
             on_pause=lambda: self.checkpoints.save(self),
             on_end=lambda: self.checkpoints.at_end(self),
         )
+        self.control.on_change(self._record_stuck)
         # The chain is a subscriber like any other: the coordinator never imports web3.
         self.recorder = chain.attach(self, **(chain_options or {})) if chain is not None else None
 
@@ -147,6 +149,15 @@ class Coordinator:
         self.run_folder = folder
         self.bus.subscribe(folder.append)
         self.checkpoints.folder = folder.checkpoints
+
+    def _record_stuck(self, control: RunControl) -> None:
+        """Write why a stuck run was paused or stopped into the run folder's log (once per reason)."""
+        reason = control.stuck_reason
+        if reason and self.run_folder is not None and reason != getattr(self, "_stuck_recorded", None):
+            self._stuck_recorded = reason
+            with open(self.run_folder.log_path, "a", encoding="utf-8") as f:
+                when = time.strftime("%Y-%m-%d %H:%M:%S")
+                f.write(f"{when} WARNING run control: {reason}; {control.detail}\n")
 
     # -- one round -----------------------------------------------------------------------------
     def step(self) -> RoundReport:
