@@ -25,7 +25,12 @@ from .runs import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 MAGIC = b"HGLCKPT1"
-_NAME = re.compile(r"^round-(\d{6})\.ckpt$")
+# round-000000001234.ckpt: twelve digits, so names sort by round (ls, glob, a file manager) up to a
+# trillion rounds. The six-digit names of earlier versions (round-001234.ckpt, and round-1234567.ckpt
+# past 999,999) are still found; a name is matched only in one of those two spellings, so a stray
+# round-0000009.ckpt is not taken for round 9.
+WIDTH = 12
+_NAME = re.compile(r"^round-(\d{6,})\.ckpt$")
 
 
 def save(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -54,15 +59,25 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def path_for(folder: str | os.PathLike, round_: int) -> Path:
-    return Path(folder) / f"round-{round_:06d}.ckpt"
+    return Path(folder) / f"round-{round_:0{WIDTH}d}.ckpt"
+
+
+def round_of(name: str) -> int | None:
+    """The round a checkpoint file name stands for, or None if it is not one (either spelling)."""
+    m = _NAME.match(name)
+    if m is None:
+        return None
+    digits = m.group(1)
+    n = int(digits)
+    return n if digits in (f"{n:0{WIDTH}d}", f"{n:06d}") else None
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(round, path) pairs, oldest first."""
+    """(round, path) pairs, oldest first (by round number, whatever the spelling)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    found = [(n, p) for p in folder.iterdir() if (n := round_of(p.name)) is not None]
     return sorted(found)
 
 

@@ -24,14 +24,31 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hypergpu_lab.errors import ConfigError
 
-__all__ = ["boolean", "choice", "integer", "mapping_of_str", "node_ids", "number", "optional"]
+__all__ = [
+    "MAX_SEED",
+    "boolean",
+    "choice",
+    "integer",
+    "mapping_of_str",
+    "node_ids",
+    "number",
+    "optional",
+    "seed",
+    "writable_folder",
+]
 
 T = TypeVar("T")
+
+# torch.manual_seed and numpy's seed sequences take a signed 64-bit seed at most; a larger one
+# failed deep inside model construction ("Overflow when unpacking long long").
+MAX_SEED = 2**63 - 1
 
 
 def _fmt(x: float) -> str:
@@ -162,3 +179,37 @@ def node_ids(field: str, value: Any, *, single: bool = False, empty: bool = True
     if not ids and not empty:
         raise ConfigError(field, value, "at least one node id")
     return ids
+
+
+def seed(field: str, value: Any) -> int:
+    """A random seed: an integer in ``[0, 2**63 - 1]``, the range every generator the lab seeds accepts."""
+    return integer(field, value, low=0, high=MAX_SEED, accepted="an integer in [0, 2**63 - 1]")
+
+
+def writable_folder(field: str, value: Any) -> Path:
+    """``value`` as a folder that exists and is writable, or can be created under one that is.
+
+    Checked before a run writes anything, so ``--out`` naming a file or an unwritable place
+    (``/proc/x``) is a field-named error instead of a traceback after a half-built run folder.
+    """
+    accepted = "a writable folder, or a new folder under a writable one"
+    if not isinstance(value, (str, os.PathLike)) or not str(value) or "\x00" in str(value):
+        raise ConfigError(field, value, accepted)
+    path = Path(value).expanduser().absolute()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        hint = "it is a file" if probe == path else f"{probe} is a file"
+        raise ConfigError(field, str(value), accepted, hint)
+    if not os.access(probe, os.W_OK | os.X_OK) or _pseudo_fs(probe):
+        raise ConfigError(field, str(value), accepted, f"{probe} is not writable")
+    return path
+
+
+def _pseudo_fs(folder: Path) -> bool:
+    """True under /proc and /sys: root may pass os.access there, yet nothing can be created."""
+    parts = folder.resolve().parts
+    return len(parts) > 1 and parts[1] in ("proc", "sys")

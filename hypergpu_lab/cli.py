@@ -1,12 +1,16 @@
-"""Command line: ``hypergpu-lab run | demo | dashboard | serve | replay | presets``.
+"""Command line: ``hypergpu-lab run | demo | dashboard | serve | replay | presets | summary | compare | export``.
 
 Bad input exits with status 2 and one line that names the field, the value and
-what is accepted; nothing is half-written (run folders appear whole).
+what is accepted; nothing is half-written (run folders appear whole, and only
+after everything that can refuse the configuration has run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -15,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import checks, logs
 from .config import PRESETS, RunConfig, preset
 from .errors import CheckpointError, ConfigError, DataNotFoundError
 
@@ -24,6 +29,7 @@ log = logging.getLogger("hypergpu_lab.cli")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hypergpu-lab", description="Network-aware federated training lab.")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON objects")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a configured run headless")
@@ -58,6 +64,22 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("folder", type=Path, help="a run folder served by 'hypergpu-lab serve'")
 
     sub.add_parser("presets", help="list the presets")
+
+    summary = sub.add_parser("summary", help="one line per run folder, and totals across them")
+    summary.add_argument("runs", nargs="+", type=Path, help="run folders, or folders holding run folders")
+    summary.add_argument("--target", type=float, default=0.9, help="accuracy for 'sim s to target' (default 0.9)")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    cmp = sub.add_parser("compare", help="runs side by side, keyed by folder (shared names never merge)")
+    cmp.add_argument("runs", nargs="+", type=Path, help="two or more run folders")
+    cmp.add_argument("--target", type=float, default=0.9, help="accuracy for 'sim s to target' (default 0.9)")
+    cmp.add_argument("--json", action="store_true", help="print the table and the accuracy curves as JSON")
+
+    exp = sub.add_parser("export", help="a run folder as a ZIP: model, config, metrics, summary and log")
+    exp.add_argument("run", type=Path, help="the run folder")
+    exp.add_argument("--to", type=Path, default=Path("."), help="folder for the ZIP (default: here)")
+    exp.add_argument("--name", help="ZIP name (default: the run folder's name); kept readable and in --to")
+    exp.add_argument("--force", action="store_true", help="replace an existing ZIP of that name")
     return p
 
 
@@ -74,35 +96,105 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Validate everything, build the coordinator, and only then create (or reopen) the run folder."""
+    from . import checkpoint
     from .coordinator import Coordinator
     from .nodes import NodePool
     from .runs import RunFolder, safe_child
 
+    out = checks.writable_folder("--out", args.out) if args.out is not None else None
     cfg = _config(args)
-    folder = pool = None
+    folder = None
     if args.resume:
-        if args.out is None:
+        if out is None:
             raise ConfigError("--resume", True, "used together with --out (the parent of the run folder)")
-        folder = RunFolder.open(safe_child(args.out, cfg.name))
+        folder = RunFolder.open(safe_child(out, cfg.name))
         cfg = RunConfig.from_dict({**folder.read_config(), **({"rounds": args.rounds} if args.rounds else {})})
-    elif args.out is not None:
-        pool = NodePool.from_config(cfg.pool)  # missing data fails here, before it leaves a run folder behind
-        folder = RunFolder.create(args.out, cfg.name, cfg.to_dict())
-
-    from . import checkpoint
-
-    if folder is not None and checkpoint.latest_valid(folder.checkpoints) is not None:
-        coord = Coordinator.restore(folder.path)
+        if checkpoint.latest_valid(folder.checkpoints) is not None:
+            coord = Coordinator.restore(folder.path)
+        elif checkpoint.list_checkpoints(folder.checkpoints) or folder.read_metrics():
+            # Restarting from round 0 would truncate the recorded rounds: refuse, change nothing.
+            raise CheckpointError(
+                f"--resume: no readable checkpoint in {folder.checkpoints} "
+                f"({len(checkpoint.list_checkpoints(folder.checkpoints))} found, none verifies) for the "
+                f"{len(folder.read_metrics())} recorded rounds; nothing was changed. Accepted: a run folder "
+                "with a valid checkpoint (or start again under another --name)"
+            )
+        else:  # created but never reached a round: start it
+            coord = Coordinator(
+                pool=NodePool.from_config(cfg.pool), config=cfg.train, faults=cfg.faults, run_id=cfg.name
+            )
+            coord.attach_run_folder(folder)
     else:
-        if folder is not None:
-            folder.truncate_metrics(0)
-        if pool is None:
-            pool = NodePool.from_config(cfg.pool)
-        coord = Coordinator(pool=pool, config=cfg.train, faults=cfg.faults, run_dir=folder, run_id=cfg.name)
+        if out is not None and safe_child(out, cfg.name).exists():
+            RunFolder.create(out, cfg.name, {})  # raises the "already exists, pass --resume" error
+        pool = NodePool.from_config(cfg.pool)  # missing data fails here, before a run folder exists
+        coord = Coordinator(pool=pool, config=cfg.train, faults=cfg.faults, run_id=cfg.name)
+        if out is not None:
+            folder = RunFolder.create(out, cfg.name, cfg.to_dict())
+            coord.attach_run_folder(folder)
     start = time.perf_counter()
-    history = coord.run(until=max(cfg.rounds, coord.round), progress=not args.no_progress)
+    with folder.logging(fmt=logs.formatter(args.log_format)) if folder is not None else contextlib.nullcontext():
+        log.info("run %s: rounds %d to %d", cfg.name, coord.round + 1, max(cfg.rounds, coord.round))
+        history = coord.run(until=max(cfg.rounds, coord.round), progress=not args.no_progress)
+        log.info("run %s: %s at round %d (%s)", cfg.name, coord.status.value, coord.round, coord.control.detail)
     _print_result(history, time.perf_counter() - start, folder.path if folder else None)
     return _exit_code(coord)
+
+
+def _expand_runs(paths: list[Path]) -> list[Path]:
+    """Run folders as given, plus the run folders inside any folder that is not one itself."""
+    from .analytics import run_folders
+
+    found: list[Path] = []
+    for path in paths:
+        if (path / "config.json").is_file():
+            found.append(path)
+        elif path.is_dir() and (inner := run_folders(path)):
+            found.extend(inner)
+        else:
+            raise ConfigError("runs", str(path), "a run folder (with config.json) or a folder holding run folders")
+    return found
+
+
+def _target(value: float) -> float:
+    return checks.number("--target", value, 0, 1)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from .analytics import format_table, run_labels, summarize_folder, totals
+
+    target = _target(args.target)
+    runs = _expand_runs(args.runs)
+    summaries = [summarize_folder(p, target=target) for p in runs]
+    labelled = [dataclasses.replace(s, name=label) for s, label in zip(summaries, run_labels(runs))]
+    rows = [s.row() for s in labelled] + [totals(labelled)]
+    if args.json:
+        print(json.dumps({"runs": [dataclasses.asdict(s) for s in labelled], "total": rows[-1]}, indent=2))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .analytics import compare, format_table
+
+    target = _target(args.target)
+    runs = _expand_runs(args.runs)
+    if len(runs) < 2:
+        raise ConfigError("runs", [str(p) for p in args.runs], "two or more run folders")
+    table, curves = compare(runs, target=target)
+    print(json.dumps({"table": table, "curves": curves}, indent=2) if args.json else format_table(table))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    dest = checks.writable_folder("--to", args.to)
+    path = export_run(args.run, dest, args.name, force=args.force)
+    print(f"wrote {path}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -243,11 +335,25 @@ def _print_result(history, wall: float, folder: Path | None) -> None:  # type: i
         print(f"run folder: {folder}")
 
 
+def _configure_logging(verbose: bool, kind: str) -> None:
+    """A stderr handler at WARNING (INFO with -v), text or JSON; added once, and only if none is set up.
+
+    The handler, not the logger, holds the level: a run folder's log (``RunFolder.logging``) still
+    gets INFO lines while the terminal shows warnings only.
+    """
+    root = logging.getLogger()
+    if root.handlers:  # an embedding application (or pytest) already decides where logs go
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(logs.formatter(kind))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(args.verbose, args.log_format)
     try:
         if args.command == "run":
             return _run(args)
@@ -259,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command in ("summary", "compare", "export"):
+            return {"summary": _summary, "compare": _compare, "export": _export}[args.command](args)
         for name, data in PRESETS.items():
             print(
                 f"{name:<14} {data['pool']['num_nodes']:>5} nodes  {data['pool']['dataset']:<10} "

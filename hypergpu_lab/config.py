@@ -30,6 +30,31 @@ from .pool_config import PoolConfig as PoolConfig
 from .registry import POLICIES, STRATEGIES
 
 MODELS = ("mlp", "cnn")
+MAX_RATE = 1e4  # largest learning rate / weight decay accepted: float32-safe and far past any useful value
+
+
+def check_against_pool(train: TrainConfig, num_nodes: int) -> None:
+    """Refuse settings no round on ``num_nodes`` nodes can satisfy, at construction, by field.
+
+    ``quorum: 100`` on 5 nodes waited forever and exited 0; ``clients_per_round: 100`` silently
+    became 5; Krum's ``f=100`` failed only at round 1. The strategy judges its own options
+    (:meth:`~hypergpu_lab.strategies.base.Strategy.check_pool`).
+    """
+    from .strategies import get_strategy
+
+    if train.quorum > num_nodes:
+        raise ConfigError(
+            "train.quorum", train.quorum, f"an integer in [1, {num_nodes}]", hint=f"the pool has {num_nodes} nodes"
+        )
+    if train.clients_per_round is not None and train.clients_per_round > num_nodes:
+        raise ConfigError(
+            "train.clients_per_round",
+            train.clients_per_round,
+            f"an integer in [1, {num_nodes}], or None",
+            hint=f"the pool has {num_nodes} nodes",
+        )
+    if train.strategy in STRATEGIES:
+        get_strategy(train.strategy, **train.strategy_options).check_pool(num_nodes)
 
 
 @dataclass
@@ -67,14 +92,17 @@ class TrainConfig:
         p = "train."
         if isinstance(self.model, str):
             checks.choice(p + "model", self.model, MODELS)
+        elif not hasattr(self.model, "parameters"):
+            raise ConfigError(p + "model", self.model, "one of " + ", ".join(MODELS) + " or a torch.nn.Module")
         if isinstance(self.strategy, str):
             checks.choice(p + "strategy", self.strategy, STRATEGIES)
         self.strategy_options = checks.mapping_of_str(p + "strategy_options", self.strategy_options)
         checks.choice(p + "policy", self.policy, POLICIES + ("custom",))
         self.policy_options = checks.mapping_of_str(p + "policy_options", self.policy_options)
-        self.lr = checks.number(p + "lr", self.lr, 0, open_low=True)
+        # Upper bounds: the rates become float32 tensors, where 1e308 overflowed mid-training.
+        self.lr = checks.number(p + "lr", self.lr, 0, MAX_RATE, open_low=True)
         self.momentum = checks.number(p + "momentum", self.momentum, 0, 0.999)
-        self.weight_decay = checks.number(p + "weight_decay", self.weight_decay, 0)
+        self.weight_decay = checks.number(p + "weight_decay", self.weight_decay, 0, MAX_RATE)
         self.local_epochs = checks.integer(p + "local_epochs", self.local_epochs, low=1, high=1000)
         self.batch_size = checks.integer(p + "batch_size", self.batch_size, low=1)
         self.clients_per_round = checks.optional(checks.integer, p + "clients_per_round", self.clients_per_round, low=1)
@@ -98,12 +126,35 @@ class TrainConfig:
         self.eval_every = checks.integer(p + "eval_every", self.eval_every, low=1)
         self.checkpoint_every = checks.integer(p + "checkpoint_every", self.checkpoint_every, low=0)
         self.keep_checkpoints = checks.integer(p + "keep_checkpoints", self.keep_checkpoints, low=1)
-        self.seed = checks.optional(checks.integer, p + "seed", self.seed, low=0)
+        self.seed = checks.optional(checks.seed, p + "seed", self.seed)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         ):
             raise ConfigError(p + "device", self.device, "auto, cpu, cuda or cuda:N")
         checks.optional(checks.boolean, p + "vectorise", self.vectorise)
+        self._check_plug_in_options()
+
+    def _check_plug_in_options(self) -> None:
+        """Build the named strategy and planner once, so a bad or unknown option fails here, by name.
+
+        Options are keyword arguments of plug-in classes; an unknown one used to surface as a
+        TypeError traceback when the coordinator was built, after the run folder existed.
+        """
+        from .registry import make_policy
+        from .strategies import get_strategy
+
+        if self.strategy in STRATEGIES:
+            try:
+                get_strategy(self.strategy, **self.strategy_options)
+            except ConfigError as exc:
+                field = exc.field if exc.field.startswith("train.") else "train." + exc.field
+                raise ConfigError(field, exc.value, exc.accepted, exc.hint) from None
+        if self.policy in POLICIES:
+            try:
+                make_policy(self, self.seed or 0)
+            except ConfigError as exc:
+                field = exc.field if exc.field.startswith("train.") else "train.policy_options." + exc.field
+                raise ConfigError(field, exc.value, exc.accepted, exc.hint) from None
 
 
 @dataclass
@@ -143,7 +194,12 @@ class RunConfig:
         from .faults import Fault
 
         for f in self.faults:
-            Fault.from_dict(f)
+            fault = Fault.from_dict(f)
+            if bad := [n for n in fault.nodes if n >= self.pool.num_nodes]:
+                raise ConfigError(
+                    "faults.nodes", bad[0], f"node ids in [0, {self.pool.num_nodes - 1}]", hint="pool.num_nodes"
+                )
+        check_against_pool(self.train, self.pool.num_nodes)
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

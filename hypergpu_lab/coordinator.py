@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,14 +31,15 @@ from torch import nn
 from . import checkpoint, persistence
 from .backends import InProcessBackend, Task
 from .clock import VirtualClock
-from .config import resolve_train_config
+from .config import check_against_pool, resolve_train_config
 from .delivery import Delivery
 from .detection import HeartbeatDetector
 from .errors import ConfigError
 from .events import EventBus, RoundReport
-from .faults import FaultInjector
-from .metrics import History
+from .faults import Fault, FaultInjector
+from .metrics import History, NodeMonitor
 from .models import ParamLayout, build_model, measure_cost
+from .nodes import NodePool
 from .registry import make_policy
 from .round import Round
 from .run_control import RunControl, RunState, Waiting
@@ -52,7 +54,6 @@ if TYPE_CHECKING:  # names in signatures only
     from .config import TrainConfig
     from .faults import Fault
     from .network import Transfer
-    from .nodes import NodePool
     from .plan import Policy
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,14 @@ class Coordinator:
         run_id: str = "run",
         **options: Any,
     ) -> None:
+        if not isinstance(pool, NodePool):
+            raise ConfigError(
+                "pool",
+                pool,
+                "a NodePool (NodePool.from_config, NodePool.simulated or NodePool.from_arrays)",
+            )
         self.config = cfg = resolve_train_config(config, options, model=model, strategy=strategy, policy=policy)
+        check_against_pool(cfg, len(pool))
         self.pool, self.run_id = pool, run_id
         self.seed = cfg.seed if cfg.seed is not None else (pool.config.seed if pool.config else 0)
         self.model = build_model(
@@ -93,6 +101,7 @@ class Coordinator:
         self.layout = ParamLayout.of(self.model)
         self.cost = measure_cost(self.model, pool.input_shape, pool.num_classes)
         self.strategy = get_strategy(strategy if strategy is not None else cfg.strategy, **cfg.strategy_options)
+        self.strategy.check_pool(len(pool))
         self.policy: Policy = (
             policy if policy is not None and not isinstance(policy, str) else make_policy(cfg, self.seed)
         )
@@ -120,19 +129,41 @@ class Coordinator:
         self.bus = EventBus()
         self.history = History()
         self.bus.subscribe(self.history)
-        self.run_folder = run_dir if isinstance(run_dir, RunFolder) or run_dir is None else RunFolder.open(run_dir)
-        if self.run_folder is not None:
-            self.bus.subscribe(self.run_folder.append)
-        folder = self.run_folder.checkpoints if self.run_folder is not None else None
-        self.checkpoints = persistence.Checkpoints(folder, every=cfg.checkpoint_every, keep=cfg.keep_checkpoints)
+        self.monitor = NodeMonitor()  # per-node series and anomalies; anomalies become report events
+        self.run_folder: RunFolder | None = None
+        self.checkpoints = persistence.Checkpoints(None, every=cfg.checkpoint_every, keep=cfg.keep_checkpoints)
+        if run_dir is not None:
+            self.attach_run_folder(run_dir if isinstance(run_dir, RunFolder) else RunFolder.open(run_dir))
         self.control = RunControl(
             self.step,
             lambda: self.round,
             on_pause=lambda: self.checkpoints.save(self),
             on_end=lambda: self.checkpoints.at_end(self),
         )
+        self.control.on_change(self._record_stuck)
         # The chain is a subscriber like any other: the coordinator never imports web3.
         self.recorder = chain.attach(self, **(chain_options or {})) if chain is not None else None
+
+    def attach_run_folder(self, folder: RunFolder) -> None:
+        """Record every round into ``folder`` and checkpoint there from now on.
+
+        The CLI builds the coordinator first and attaches the folder after: everything that can
+        refuse a configuration has then run, so a failed start leaves no run folder behind.
+        """
+        if self.run_folder is not None:
+            raise ConfigError("run_dir", str(folder.path), f"none: already recording into {self.run_folder.path}")
+        self.run_folder = folder
+        self.bus.subscribe(folder.append)
+        self.checkpoints.folder = folder.checkpoints
+
+    def _record_stuck(self, control: RunControl) -> None:
+        """Write why a stuck run was paused or stopped into the run folder's log (once per reason)."""
+        reason = control.stuck_reason
+        if reason and self.run_folder is not None and reason != getattr(self, "_stuck_recorded", None):
+            self._stuck_recorded = reason
+            with open(self.run_folder.log_path, "a", encoding="utf-8") as f:
+                when = time.strftime("%Y-%m-%d %H:%M:%S")
+                f.write(f"{when} WARNING run control: {reason}; {control.detail}\n")
 
     # -- one round -----------------------------------------------------------------------------
     def step(self) -> RoundReport:
@@ -157,6 +188,7 @@ class Coordinator:
             before = self.weights
             if rnd.applied:
                 self.weights = self.strategy.aggregate(self.weights, rnd.stacked, rnd.aggregation_weights())
+                rnd.notes = self.strategy.take_notes()
             rnd.change = self.weights - before
             report = self._report(rnd)
             self.round = rnd.number
@@ -205,6 +237,9 @@ class Coordinator:
     def _report(self, rnd: Round) -> RoundReport:
         injected = {n: self.faults.describe(n, rnd.number, rnd.close) for n in rnd.plan.nodes}
         records = rnd.records({n: self.pool[n].num_samples for n in rnd.plan.nodes}, injected)
+        memory_gb = {n: self.pool[n].gpu.memory_gb for n in rnd.plan.nodes}
+        anomalies = self.monitor.observe(rnd.number, records, rnd.close - rnd.t0, memory_gb, self.cost)
+        rnd.notes += tuple(a.describe() for a in anomalies)
         acc, loss = self.evaluate() if rnd.number % self.config.eval_every == 0 else (None, None)
         events = tuple(repr(e) for e in self.pool.network.events_between(rnd.t0, rnd.close))
         return rnd.report(self.run_id, records, acc, loss, events, self.layout.nbytes)

@@ -83,7 +83,8 @@ class Fault:
             "fault.magnitude",
             self.magnitude,
             1 if self.kind == "straggler" else None,
-            accepted="a finite number (>= 1 for straggler)",
+            1e6 if self.kind == "straggler" else None,  # a slowdown past 1e6x stalls virtual time, as a spike did
+            accepted="a finite number (in [1, 1000000] for straggler)",
         )
 
     def active(self, round_: int, t: float) -> bool:

@@ -29,7 +29,7 @@ from fnmatch import fnmatchcase
 _P = "hypergpu_lab"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", (f"{_P}.errors", f"{_P}.checks", f"{_P}.streams", f"{_P}.threads", f"{_P}.layers")),
+    ("base", (f"{_P}.errors", f"{_P}.checks", f"{_P}.streams", f"{_P}.threads", f"{_P}.layers", f"{_P}.logs")),
     (
         "core",
         (
@@ -81,6 +81,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             f"{_P}.analytics",
             f"{_P}.export",
+            f"{_P}.exporters",  # CSV, TensorBoard, MLflow, Prometheus: bus subscribers
             f"{_P}.chain",
             f"{_P}.chain.*",
             f"{_P}.ui",

@@ -75,6 +75,18 @@ def build_model(model: str | nn.Module, input_shape: Sequence[int], num_classes:
     global torch random state.
     """
     if isinstance(model, nn.Module):
+        dtypes = sorted(
+            {str(t.dtype) for t in model.state_dict().values() if t.is_floating_point()} - {"torch.float32"}
+        )
+        if dtypes:
+            # The flat weight vector, aggregation, update hashes and checkpoints are float32; a float64
+            # module used to fail inside measure_cost ("mat1 and mat2 must have the same dtype").
+            raise ConfigError(
+                "model",
+                f"{type(model).__name__} with {', '.join(dtypes)} tensors",
+                "a module whose floating-point parameters and buffers are float32",
+                hint="pass model.float(); the lab trains in float32",
+            )
         return model
     builders: dict[str, Callable[[], nn.Module]] = {
         "mlp": lambda: MLP(input_shape, num_classes),

@@ -52,6 +52,9 @@ _SHUFFLE_TAG = 0x5348_5546  # "SHUF"
 # --------------------------------------------------------------------------- profiles
 
 
+MAX_DELAY_MS = 86_400_000.0  # one day: the largest latency or spike a link accepts
+
+
 @dataclass(frozen=True)
 class LinkProfile:
     """Quality class of a link; each node's link draws its own base latency from it.
@@ -85,7 +88,9 @@ class LinkProfile:
         except (TypeError, ValueError):
             raise ConfigError("latency_ms", self.latency_ms, "a (low, high) pair of milliseconds") from None
         low = checks.number("latency_ms", low, low=0.0, accepted="0 <= low <= high milliseconds")
-        high = checks.number("latency_ms", high, low=low, accepted="0 <= low <= high milliseconds")
+        high = checks.number(
+            "latency_ms", high, low, MAX_DELAY_MS, accepted="0 <= low <= high <= 86400000 milliseconds"
+        )
         object.__setattr__(self, "latency_ms", (low, high))
         object.__setattr__(
             self,
@@ -100,7 +105,9 @@ class LinkProfile:
             ),
         )
         object.__setattr__(
-            self, "jitter_ms", checks.number("jitter_ms", self.jitter_ms, low=0.0, accepted=">= 0 milliseconds")
+            self,
+            "jitter_ms",
+            checks.number("jitter_ms", self.jitter_ms, 0.0, MAX_DELAY_MS, accepted="0 to 86400000 milliseconds"),
         )
 
 
@@ -243,7 +250,7 @@ class Transfer:
 
 def _window(start: Any, duration: Any, *, open_ended: bool = False) -> tuple[float, float | None]:
     """Validate an event's ``start`` and ``duration`` (None allowed only when open-ended)."""
-    s = checks.number("start", start, accepted="a finite time in simulated seconds")
+    s = checks.number("start", start, low=0.0, accepted="a time >= 0 in simulated seconds")
     if duration is None and open_ended:
         return s, None
     d = checks.number(
@@ -271,7 +278,10 @@ class LatencySpike:
         object.__setattr__(self, "start", s)
         object.__setattr__(self, "duration", d)
         object.__setattr__(
-            self, "extra_ms", checks.number("extra_ms", self.extra_ms, low=0.0, accepted=">= 0 milliseconds")
+            self,
+            "extra_ms",
+            # bounded: 1e300 ms pushed virtual time past where float seconds can still advance
+            checks.number("extra_ms", self.extra_ms, 0.0, MAX_DELAY_MS, accepted="0 to 86400000 milliseconds (a day)"),
         )
 
 

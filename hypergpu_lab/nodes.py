@@ -8,7 +8,7 @@ and failure counts are what selection and fault handling read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -228,32 +228,145 @@ class NodePool:
                 shards_per_node=cfg.shards_per_node,
                 seed=cfg.seed,
             )
-        mix = _gpu_mix(cfg.gpus)
-        gpus = assign(list(mix), list(mix.values()), cfg.num_nodes, np.random.default_rng([cfg.seed, 1]))
-        # Rows are reordered once so that each node's shard is one contiguous slice; a node holds a view
-        # of its own slice only. One copy of the data in all, however many nodes (10,000 fit in memory).
-        order = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-        if np.array_equal(order, np.arange(len(order))):  # already node by node (synthetic): no copy
-            xs, ys = data.x_train[: len(order)], data.y_train[: len(order)]
-        else:
-            xs, ys = data.x_train[torch.from_numpy(order)], data.y_train[torch.from_numpy(order)]
-        del data
-        sizes = [len(p) for p in parts]
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        nodes = [
-            Node(i, GPUS[g], xs[bounds[i] : bounds[i + 1]], ys[bounds[i] : bounds[i + 1]]) for i, g in enumerate(gpus)
-        ]
-        network = Network.build(list(range(cfg.num_nodes)), mix=cfg.network, regions=cfg.regions, seed=cfg.seed)
+        pool = cls._assemble(
+            data.x_train,
+            data.y_train,
+            parts,
+            x_test,
+            y_test,
+            num_classes,
+            cfg.gpus,
+            cfg.network,
+            cfg.regions,
+            cfg.seed,
+            cfg,
+        )
         log.info(
             "pool: %d nodes, %s/%s, %d train / %d test samples",
             cfg.num_nodes,
             cfg.dataset,
             cfg.partition,
-            sum(n.num_samples for n in nodes),
+            sum(n.num_samples for n in pool),
             len(y_test),
         )
-        pool = cls(nodes, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg)
         return pool.with_backend(backend)
+
+    @classmethod
+    def _assemble(
+        cls,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        parts: Sequence[np.ndarray],
+        x_test: torch.Tensor,
+        y_test: torch.Tensor,
+        num_classes: int,
+        gpus_mix: str | dict[str, float],
+        network_mix: str | dict[str, float],
+        regions: list[str] | None,
+        seed: int,
+        cfg: PoolConfig | None,
+    ) -> NodePool:
+        """Nodes holding contiguous slices of the training rows, GPUs and links drawn by seed."""
+        num_nodes = len(parts)
+        mix = _gpu_mix(gpus_mix)
+        gpus = assign(list(mix), list(mix.values()), num_nodes, np.random.default_rng([seed, 1]))
+        # Rows are reordered once so that each node's shard is one contiguous slice; a node holds a view
+        # of its own slice only. One copy of the data in all, however many nodes (10,000 fit in memory).
+        order = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
+        if np.array_equal(order, np.arange(len(order))):  # already node by node (synthetic): no copy
+            xs, ys = x_train[: len(order)], y_train[: len(order)]
+        else:
+            xs, ys = x_train[torch.from_numpy(order)], y_train[torch.from_numpy(order)]
+        sizes = [len(p) for p in parts]
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        nodes = [
+            Node(i, GPUS[g], xs[bounds[i] : bounds[i + 1]], ys[bounds[i] : bounds[i + 1]]) for i, g in enumerate(gpus)
+        ]
+        network = Network.build(list(range(num_nodes)), mix=network_mix, regions=regions, seed=seed)
+        return cls(nodes, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        x: Any,
+        y: Any,
+        *,
+        num_nodes: int,
+        x_test: Any = None,
+        y_test: Any = None,
+        partition: str | Callable[[np.ndarray, int], Sequence[Sequence[int]]] = "iid",
+        alpha: float = 0.5,
+        shards_per_node: int = 2,
+        test_fraction: float = 0.2,
+        num_classes: int | None = None,
+        network: str | dict[str, float] = "mixed",
+        gpus: str | dict[str, float] = "mixed",
+        regions: list[str] | None = None,
+        seed: int = 0,
+        backend: Any = None,
+    ) -> NodePool:
+        """A pool over your own data: features ``x`` (numpy or torch, any shape ``[N, ...]``), labels ``y``.
+
+        ``partition`` is a name (iid, shards, dirichlet, quantity) or a function ``(labels, num_nodes)
+        -> one index list per node``. Without ``x_test``/``y_test``, a stratified ``test_fraction``
+        is held out. Features become float32 (the lab trains in float32) and labels int64 class ids.
+        The pool records no config, so ``Coordinator.restore`` needs it passed again (``pool=``).
+        """
+        from . import checks
+        from .data import stratified_split
+        from .partition import PARTITIONS
+        from .partition import partition as split
+
+        num_nodes = checks.integer("num_nodes", num_nodes, low=1)
+        seed = checks.seed("seed", seed)
+        xs, ys = _features("x", x), _labels("y", y)
+        if len(xs) != len(ys):
+            raise ConfigError("y", f"{len(ys)} labels", f"one label per row of x ({len(xs)} rows)")
+        if x_test is None and y_test is None:
+            test_fraction = checks.number("test_fraction", test_fraction, 0, 0.9, open_low=True)
+            train_idx, test_idx = stratified_split(ys.numpy(), test_fraction, seed)
+            train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+            xt, yt = xs[torch.from_numpy(test_idx)], ys[torch.from_numpy(test_idx)]
+            xs, ys = xs[torch.from_numpy(train_idx)], ys[torch.from_numpy(train_idx)]
+        elif x_test is None or y_test is None:
+            raise ConfigError("x_test", "only one of x_test, y_test", "both x_test and y_test, or neither")
+        else:
+            xt, yt = _features("x_test", x_test), _labels("y_test", y_test)
+            if len(xt) != len(yt) or xt.shape[1:] != xs.shape[1:]:
+                raise ConfigError(
+                    "x_test", tuple(xt.shape), f"rows shaped like x's {tuple(xs.shape[1:])}, one per label"
+                )
+        top = int(max(ys.max(), yt.max())) + 1 if len(ys) else 0
+        classes = checks.integer("num_classes", num_classes if num_classes is not None else top, low=max(top, 2))
+        if len(ys) < num_nodes:
+            raise ConfigError("num_nodes", num_nodes, f"at most {len(ys)} (the training rows)")
+        if callable(partition):
+            parts = [np.asarray(p, dtype=np.int64) for p in partition(ys.numpy(), num_nodes)]
+            flat = np.concatenate(parts) if parts else np.empty(0, np.int64)
+            if len(parts) != num_nodes or any(len(p) == 0 for p in parts):
+                raise ConfigError("partition", f"{len(parts)} parts", f"{num_nodes} non-empty index lists")
+            if len(np.unique(flat)) != len(flat) or flat.min() < 0 or flat.max() >= len(ys):
+                raise ConfigError(
+                    "partition", "overlapping or out-of-range indices", f"disjoint indices in [0, {len(ys)})"
+                )
+        else:
+            checks.choice("partition", partition, tuple(p for p in PARTITIONS if p != "natural"))
+            parts = split(ys.numpy(), num_nodes, partition, alpha=alpha, shards_per_node=shards_per_node, seed=seed)
+        if backend is not None:
+            _check_backend(backend)
+        pool = cls._assemble(xs, ys, parts, xt, yt, classes, gpus, network, regions, seed, None)
+        return pool.with_backend(backend)
+
+    @classmethod
+    def from_dataset(cls, dataset: Any, *, num_nodes: int, test_dataset: Any = None, **options: Any) -> NodePool:
+        """A pool over any torch ``Dataset`` of ``(features, label)`` pairs; options as :meth:`from_arrays`.
+
+        The samples are read once and stacked (the simulated nodes hold tensors, not loaders).
+        """
+        x, y = _stack(dataset, "dataset")
+        if test_dataset is not None:
+            options["x_test"], options["y_test"] = _stack(test_dataset, "test_dataset")
+        return cls.from_arrays(x, y, num_nodes=num_nodes, **options)
 
     # -- membership and state ------------------------------------------------------------------
     def __len__(self) -> int:
@@ -325,3 +438,50 @@ class NodePool:
             node.total_failures = int(s["total_failures"])
             node.rounds_selected = int(s["rounds_selected"])
         self.network.load_state_dict(state["network"])
+
+
+def _features(field: str, x: Any) -> torch.Tensor:
+    """Features as a float32 tensor ``[N, ...]`` (float64 and integer inputs are converted)."""
+    try:
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(field, type(x).__name__, "a numeric array or tensor [N, ...]") from None
+    if t.dim() < 2 or not (
+        t.is_floating_point() or t.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+    ):
+        raise ConfigError(
+            field, f"{t.dtype} {tuple(t.shape)}", "a numeric array or tensor [N, features...] with N rows"
+        )
+    t = t.to(torch.float32)
+    if not bool(torch.isfinite(t).all()):
+        raise ConfigError(field, "non-finite values", "finite features (no NaN or inf)")
+    return t.contiguous()
+
+
+def _labels(field: str, y: Any) -> torch.Tensor:
+    """Labels as int64 class ids ``[N]`` in ``[0, C)``."""
+    t = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    if t.dim() != 1 or t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
+        raise ConfigError(field, f"{t.dtype} {tuple(t.shape)}", "integer class ids, one per row ([N])")
+    t = t.to(torch.int64)
+    if len(t) and int(t.min()) < 0:
+        raise ConfigError(field, int(t.min()), "class ids >= 0")
+    return t
+
+
+def _stack(dataset: Any, field: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read a map-style torch Dataset's ``(x, y)`` pairs into two stacked tensors."""
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise ConfigError(field, type(dataset).__name__, "a map-style Dataset (with __len__ and __getitem__)") from None
+    if n == 0:
+        raise ConfigError(field, "an empty dataset", "at least one sample")
+    xs, ys = [], []
+    for i in range(n):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise ConfigError(field, f"item {i}: {type(item).__name__}", "(features, label) pairs")
+        xs.append(torch.as_tensor(np.asarray(item[0]) if not isinstance(item[0], torch.Tensor) else item[0]))
+        ys.append(int(item[1]))
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)

@@ -82,6 +82,7 @@ def state_dict(coord: Coordinator) -> dict[str, Any]:
             "fault_plan": [{**dataclasses.asdict(f), "nodes": list(f.nodes)} for f in coord.faults.faults],
             **coord.delivery.state_dict(),
             "pool_config": dataclasses.asdict(pool.config) if pool.config else None,
+            "monitor": coord.monitor.state_dict(),
         }
 
 
@@ -103,6 +104,7 @@ def load_state_dict(coord: Coordinator, state: dict[str, Any]) -> None:
         coord.faults.load_state_dict(state["faults"])
         coord.delivery.run_id = coord.run_id
         coord.delivery.load_state_dict(state)
+        coord.monitor.load_state_dict(state.get("monitor", {}))  # absent in checkpoints from before it
 
 
 def restore(

@@ -61,7 +61,7 @@ class PoolConfig:
             raise ConfigError(p + "gpus", self.gpus, "a GPU mix name, a GPU name or {gpu: fraction}")
         if self.regions is not None and (not isinstance(self.regions, (list, tuple)) or not self.regions):
             raise ConfigError(p + "regions", self.regions, "a non-empty list of region names or null")
-        self.seed = checks.integer(p + "seed", self.seed, low=0)
+        self.seed = checks.seed(p + "seed", self.seed)
         if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
             raise ConfigError(p + "data_root", self.data_root, "a folder path or null")
         checks.boolean(p + "download", self.download)

@@ -32,8 +32,17 @@ BACKENDS: tuple[str, ...] = ("inprocess", "ray")
 def make_policy(cfg: TrainConfig, seed: int) -> Planner:
     """The planner a TrainConfig names. The adaptive one is imported only when asked for."""
     if cfg.policy == "adaptive":
+        import inspect
+
         from .adaptation import AdaptivePolicy
 
+        accepted = [p for p in inspect.signature(AdaptivePolicy).parameters if p not in ("seed",)]
+        if unknown := sorted(set(cfg.policy_options) - set(accepted)):
+            raise ConfigError(
+                f"train.policy_options.{unknown[0]}",
+                cfg.policy_options[unknown[0]],
+                "options of the adaptive policy: " + ", ".join(accepted),
+            )
         return AdaptivePolicy.from_train_config(cfg, seed=seed, **cfg.policy_options)
     if cfg.policy_options:
         raise ConfigError("train.policy_options", cfg.policy_options, "none for the uniform policy")

@@ -68,6 +68,7 @@ class Round:
     stacked: torch.Tensor | None = None  # their deltas, one row each, in (round, node) order
     dropped: int = 0  # duplicates and replays refused by exactly-once
     change: torch.Tensor | None = None  # new global weights minus old
+    notes: tuple[str, ...] = ()  # what the strategy did beyond its rule (a robust fallback), for the report
 
     @property
     def deadline(self) -> float:
@@ -131,6 +132,7 @@ class Round:
         events = (
             network_events
             + self.plan.notes
+            + self.notes
             + tuple(
                 f"late update of node {m.node} from round {m.round} applied (staleness {r - m.round})" for m in late
             )

@@ -88,6 +88,7 @@ class RunControl:
         self._listeners: list[Listener] = []
         self._blocking = False
         self._pause_hooked = False
+        self.stuck_reason: str | None = None  # set by stuck(); shown in the detail until resumed
 
     # -- what a steering party sees ------------------------------------------------------------
     @property
@@ -118,7 +119,7 @@ class RunControl:
         """
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("a run is already active; stop() it first")
-        self.target, self.error = target, None
+        self.target, self.error, self.stuck_reason = target, None, None
         self._blocking = blocking
         self._stop.clear()
         self._go.set()
@@ -134,8 +135,36 @@ class RunControl:
         if self.state is RunState.RUNNING:
             self._set(RunState.PAUSED, f"pausing at the end of round {self._position() + 1}")
 
+    def stuck(self, reason: str, *, action: str = "pause") -> None:
+        """A watchdog saw no progress: record ``reason``, then pause or stop at the round's end.
+
+        ``pause`` (the default) keeps the run resumable: the pause hook writes a checkpoint at the
+        boundary, as for any pause. ``stop`` ends it there (with the final checkpoint). Either way
+        the reason stays in :attr:`detail` and :attr:`stuck_reason`, so the run is never left
+        hanging without a word. A round that never returns cannot be interrupted from here: the
+        state and reason are set at once, the checkpoint follows when the round ends.
+        """
+        from .checks import choice
+
+        choice("on_stuck", action, ("pause", "stop"))
+        if not self.active:
+            return
+        self.stuck_reason = reason
+        log.warning("%s: %s the run at the end of round %d", reason, action, self._position() + 1)
+        if action == "pause":
+            self.pause()
+            self._set(RunState.PAUSED, f"{reason}; pausing at the end of round {self._position() + 1}")
+        else:
+            self._stop.set()
+            self._go.set()
+            self._set(self.state, f"{reason}; stopping at the end of round {self._position() + 1}")
+
+    def _why(self) -> str:
+        return f" ({self.stuck_reason})" if self.stuck_reason else ""
+
     def resume(self) -> None:
         """Continue after pause(), or try again after a wait for nodes."""
+        self.stuck_reason = None
         if self.state in (RunState.PAUSED, RunState.WAITING):
             self._set(RunState.RUNNING, f"resumed at round {self._position() + 1}")
         self._go.set()
@@ -215,7 +244,7 @@ class RunControl:
                 if not self._go.is_set():
                     self.at_boundary(self._pause_hook)
                     if self.state is RunState.PAUSED:
-                        self._set(RunState.PAUSED, f"paused after round {self._position()}")
+                        self._set(RunState.PAUSED, f"paused after round {self._position()}{self._why()}")
                     self._go.wait()
                 if self._stop.is_set():
                     break
@@ -231,7 +260,7 @@ class RunControl:
             if self._on_end is not None:
                 self.at_boundary(self._on_end)
             state = RunState.FINISHED if done else RunState.STOPPED
-            self._set(state, f"{state.value} at round {self._position()}")
+            self._set(state, f"{state.value} at round {self._position()}{self._why()}")
         except BaseException as exc:  # surfaced by wait() and the detail line, never lost
             self.error = exc
             log.exception("round loop failed at round %d", self._position() + 1)

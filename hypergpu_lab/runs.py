@@ -4,7 +4,8 @@ Layout of ``<out>/<name>/``::
 
     config.json        the RunConfig, written once
     metrics.jsonl      one JSON line per round (summary + node records), appended and fsynced
-    checkpoints/       round-00005.ckpt ... (see checkpoint.py)
+    run.log            the lab's log lines while the CLI ran it (see RunFolder.logging)
+    checkpoints/       round-000000000005.ckpt ... (see checkpoint.py)
 
 A folder appears whole or not at all: it is built under a temporary name and
 renamed into place. A crash can leave at most a torn last line in
@@ -13,12 +14,14 @@ metrics.jsonl, which readers skip and a resume rewrites.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,12 @@ from .events import RoundReport
 log = logging.getLogger(__name__)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``.
+
+    With ``overwrite=False`` the temp file is hard-linked into place instead, which fails if
+    ``path`` appeared meanwhile (FileExistsError): no check-then-write race.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,7 +46,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -103,8 +114,11 @@ class RunFolder:
                 "a folder that does not exist yet",
                 hint="pass --resume to continue that run, or choose another --out or name",
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent))
+        except OSError as exc:  # --out is a file, or somewhere nothing can be created (/proc/x)
+            raise ConfigError("out", str(out), "a writable folder", hint=exc.strerror or str(exc)) from None
         try:
             tmp.chmod(0o755)
             (tmp / "checkpoints").mkdir()
@@ -123,6 +137,32 @@ class RunFolder:
         if not (path / "config.json").is_file():
             raise ConfigError("run folder", str(path), "a folder created by a run (it has config.json)")
         return cls(path)
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "run.log"
+
+    @contextlib.contextmanager
+    def logging(self, level: int = logging.INFO, fmt: logging.Formatter | None = None) -> Iterator[None]:
+        """Copy the lab's log records (``hypergpu_lab.*``) into ``run.log`` while the block runs.
+
+        So a run folder carries its own story (waits, fallbacks, skipped checkpoints) to whoever
+        receives its export, not only the terminal that ran it.
+        """
+        handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        handler.setLevel(level)
+        handler.setFormatter(fmt or logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("hypergpu_lab")
+        before = root.level
+        if root.getEffectiveLevel() > level:
+            root.setLevel(level)
+        root.addHandler(handler)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(before)
+            handler.close()
 
     def read_config(self) -> dict[str, Any]:
         return json.loads(self.config_path.read_text(encoding="utf-8"))

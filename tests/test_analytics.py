@@ -50,7 +50,7 @@ def test_export_zip_holds_model_config_and_logs(tmp_path) -> None:
     out = export_run(tmp_path / "a", tmp_path / "exports", name="my run #1")
     assert out.parent == (tmp_path / "exports").resolve() and out.name == "my_run_1.zip"
     with zipfile.ZipFile(out) as zf:
-        assert sorted(zf.namelist()) == ["config.json", "metrics.jsonl", "model.pt", "summary.json"]
+        assert sorted(zf.namelist()) == ["config.json", "metrics.jsonl", "model.pt", "run.log", "summary.json"]
         model = torch.load(io.BytesIO(zf.read("model.pt")), weights_only=True)
         assert model["round"] == 3 and torch.equal(model["weights"], coord.weights)
         assert len(zf.read("metrics.jsonl").decode().splitlines()) == 3
@@ -64,3 +64,43 @@ def test_path_traversal_names_are_refused(tmp_path, bad: str) -> None:
     with pytest.raises(ConfigError):
         export_run(tmp_path / "a", tmp_path / "exports", name=bad)
     assert not (tmp_path / "escape.zip").exists() and not (tmp_path.parent / "escape.zip").exists()
+
+
+def test_compare_keys_runs_by_folder_when_two_share_a_name(tmp_path) -> None:
+    # Prepare: two runs called "run" in different folders, of different lengths
+    _run(tmp_path / "exp1", "run", 3)
+    _run(tmp_path / "exp2", "run", 2)
+
+    # Execute
+    table, curves = compare([tmp_path / "exp1" / "run", tmp_path / "exp2" / "run"])
+
+    # Assert: two curves, each its own folder's, never merged
+    keys = [str(tmp_path / "exp1" / "run"), str(tmp_path / "exp2" / "run")]
+    assert list(curves) == keys and [r["run"] for r in table] == keys
+    assert curves[keys[0]]["round"] == [1, 2, 3] and curves[keys[1]]["round"] == [1, 2]
+    with pytest.raises(ConfigError, match="runs: .*distinct run folders"):
+        compare([tmp_path / "exp1" / "run", tmp_path / "exp1" / "run"])
+
+
+def test_export_refuses_to_overwrite_without_force(tmp_path) -> None:
+    # Prepare
+    _run(tmp_path, "a", 1)
+    first = export_run(tmp_path / "a", tmp_path / "exports")
+    before = first.read_bytes()
+    (tmp_path / "a" / "run.log").write_text("INFO later line\n")
+
+    # Execute / Assert: refused by name, the first ZIP untouched; force replaces it
+    with pytest.raises(ConfigError, match=r"export name: got 'a.zip'; accepted: a name not yet used"):
+        export_run(tmp_path / "a", tmp_path / "exports")
+    assert first.read_bytes() == before
+    assert export_run(tmp_path / "a", tmp_path / "exports", force=True) == first
+    with zipfile.ZipFile(first) as zf:
+        assert zf.read("run.log").decode().startswith("INFO later line")
+
+
+@pytest.mark.parametrize(
+    "name, file",
+    [("实验", "u5b9e_u9a8c.zip"), ("Café", "Cafe.zip"), ("实验 2", "u5b9e_u9a8c_2.zip"), ("my run #1", "my_run_1.zip")],
+)
+def test_export_names_stay_readable_and_distinct(name: str, file: str) -> None:
+    assert export_name(name) == file

@@ -165,7 +165,7 @@ def test_path_for_and_list_checkpoints_ignore_unrelated_files(tmp_path: Path) ->
     found = list_checkpoints(tmp_path)
 
     # Assert
-    assert path_for(tmp_path, 3).name == "round-000003.ckpt"
+    assert path_for(tmp_path, 3).name == "round-000000000003.ckpt"
     assert found == [(3, path_for(tmp_path, 3)), (12, path_for(tmp_path, 12)), (100, path_for(tmp_path, 100))]
     assert list_checkpoints(tmp_path / "missing") == []
 
@@ -202,7 +202,7 @@ def test_latest_valid_skips_corrupted_newest_with_warning(tmp_path: Path, caplog
     _assert_same(_state(2), found[1])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2
-    assert "round-000004.ckpt" in warnings[0] and "round-000003.ckpt" in warnings[1]
+    assert "round-000000000004.ckpt" in warnings[0] and "round-000000000003.ckpt" in warnings[1]
 
 
 def test_latest_valid_none_when_nothing_verifies(tmp_path: Path) -> None:
@@ -227,3 +227,28 @@ def test_prune_keeps_the_newest_k(tmp_path: Path, keep: int, left: list[int]) ->
     # Assert
     assert [r for r, _ in list_checkpoints(tmp_path)] == left
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_names_match_and_sort_past_a_million_rounds_and_legacy_names_are_found(tmp_path: Path) -> None:
+    # Prepare: new names across the old 6-digit boundary, plus two legacy six-digit spellings
+    _save_rounds(tmp_path, [999_999, 1_000_000, 12_345_678])
+    checkpoint.save(tmp_path / "round-000007.ckpt", _state(7))
+    checkpoint.save(tmp_path / "round-1000001.ckpt", _state(1_000_001))
+
+    # Execute
+    found = list_checkpoints(tmp_path)
+
+    # Assert: every round found, in numeric order; new names also sort as plain strings
+    assert [n for n, _ in found] == [7, 999_999, 1_000_000, 1_000_001, 12_345_678]
+    new = [path_for(tmp_path, n).name for n in (999_999, 1_000_000, 12_345_678)]
+    assert sorted(new) == new
+    assert latest_valid(tmp_path)[0] == path_for(tmp_path, 12_345_678)
+    assert checkpoint.round_of("round-0000009.ckpt") is None  # neither spelling: not round 9
+
+
+def test_prune_keeps_the_newest_across_the_million_boundary(tmp_path: Path) -> None:
+    from hypergpu_lab.persistence import prune
+
+    _save_rounds(tmp_path, [999_998, 999_999, 1_000_000, 1_000_001])
+    prune(tmp_path, keep=2)
+    assert [n for n, _ in list_checkpoints(tmp_path)] == [1_000_000, 1_000_001]

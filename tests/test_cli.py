@@ -147,8 +147,8 @@ def test_resume_from_checkpoint_keeps_earlier_lines(tmp_path: Path, capsys: pyte
     assert len(lines) == 4
     assert lines[:2] == lines_before  # continued from the round-2 checkpoint, not replayed
     assert sorted(p.name for p in (out / "small" / "checkpoints").iterdir()) == [
-        "round-000003.ckpt",
-        "round-000004.ckpt",
+        "round-000000000003.ckpt",
+        "round-000000000004.ckpt",
     ]
 
 

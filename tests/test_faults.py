@@ -280,7 +280,7 @@ def test_corrupted_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     full.run(rounds=6, progress=False)
     broken = make("broken")
     broken.run(rounds=6, progress=False)
-    newest = broken.run_folder.checkpoints / "round-000006.ckpt"
+    newest = broken.run_folder.checkpoints / "round-000000000006.ckpt"
     data = bytearray(newest.read_bytes())
     data[len(data) // 2] ^= 0xFF
     newest.write_bytes(bytes(data))

@@ -88,3 +88,21 @@ def test_nan_never_reaches_the_global_model(strategy: str) -> None:
     reports = [coord.step() for _ in range(2)]
     assert all(r.rejected == 3 for r in reports)
     assert bool(torch.isfinite(coord.weights).all())
+
+
+def test_krum_run_with_too_few_updates_continues_and_records_the_fallback() -> None:
+    # Prepare: 7 nodes and f=2 need all 7 updates; two crash from the start, so 5 arrive each round
+    pool = NodePool.simulated(7, dataset="synthetic", max_train=300, max_test=60, network="lan", seed=0)
+    faults = [{"kind": "crash", "nodes": [5, 6], "start": 0.0, "unit": "time"}]
+    coord = Coordinator(pool=pool, model="mlp", strategy="krum", strategy_options={"f": 2}, faults=faults)
+
+    reports = []
+    coord.bus.subscribe(reports.append)
+
+    # Execute
+    coord.run(rounds=3, progress=False)
+
+    # Assert: every round finished and applied an update; each says which rule it used
+    assert coord.round == 3 and coord.status.value == "finished"
+    assert [r.status for r in reports] == ["ok"] * 3 and all(r.accepted == 5 for r in reports)
+    assert all("krum: 5 updates < 2f+3=7; used f=1 this round" in r.events for r in reports)

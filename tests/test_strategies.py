@@ -273,14 +273,49 @@ def test_krum_picks_an_honest_update_and_multi_krum_averages_only_honest_ones() 
     assert np.abs(_run(FedAvg(), w, deltas, n)).max() > 1e4  # the attack does move plain FedAvg
 
 
-def test_krum_refuses_fewer_than_2f_plus_3_updates() -> None:
+def test_krum_degrades_with_fewer_than_2f_plus_3_updates_and_says_so() -> None:
+    # Prepare: f=2 needs 7 updates; rounds with 6, 5, 3, 2 and 1 arrive
     w, deltas, n = _round(np.random.default_rng(0), 7, 10)
-    _run(get_strategy("krum", f=2), w, deltas, n)  # n = 2f + 3 is enough
+    full = get_strategy("krum", f=2)
+    _run(full, w, deltas, n)  # n = 2f + 3 is enough
+    assert full.take_notes() == ()
+
     for name in ("krum", "multi-krum"):
-        with pytest.raises(ConfigError, match=r"strategy_options\.f: got 2.*n >= 2f\+3 \(n=6\)"):
-            _run(get_strategy(name, f=2), w, deltas[:6], n[:6])
-    with pytest.raises(ConfigError, match=r"strategy_options\.m: got 6"):
-        _run(get_strategy("multi-krum", f=2, m=6), w, deltas, n)
+        for k, f_used in ((6, 1), (5, 1), (3, 0)):
+            # Execute
+            strategy = get_strategy(name, f=2)
+            got = _run(strategy, w, deltas[:k], n[:k])
+
+            # Assert: Krum with the largest f the round supports, and a note naming it
+            m = 1 if name == "krum" else k - f_used
+            np.testing.assert_allclose(got, np_multi_krum(w, deltas[:k], f_used, m), atol=1e-6, rtol=0)
+            (note,) = strategy.take_notes()
+            assert f"{k} updates < 2f+3=7; used f={f_used}" in note
+            assert strategy.take_notes() == ()  # each note lands in one round
+        for k in (1, 2):
+            strategy = get_strategy(name, f=2)
+            got = _run(strategy, w, deltas[:k], n[:k])
+            np.testing.assert_allclose(got, np_median(w, deltas[:k]), atol=1e-6, rtol=0)
+            assert "coordinate-wise median" in strategy.take_notes()[0]
+    clamped = get_strategy("multi-krum", f=2, m=5)
+    np.testing.assert_allclose(
+        _run(clamped, w, deltas[:6], n[:6]), np_multi_krum(w, deltas[:6], 1, 5), atol=1e-6, rtol=0
+    )
+    clamped.take_notes()
+    np.testing.assert_allclose(
+        _run(clamped, w, deltas[:5], n[:5]), np_multi_krum(w, deltas[:5], 1, 4), atol=1e-6, rtol=0
+    )
+    assert any("m=5 > n - f=4" in t for t in clamped.take_notes())
+
+
+def test_krum_refuses_an_f_no_round_on_the_pool_can_satisfy() -> None:
+    get_strategy("krum", f=1).check_pool(5)
+    with pytest.raises(ConfigError, match=r"train\.strategy_options\.f: got 100; accepted: an integer in \[0, 1\]"):
+        get_strategy("krum", f=100).check_pool(5)
+    with pytest.raises(ConfigError, match=r"Krum needs at least 3 nodes"):
+        get_strategy("krum", f=0).check_pool(2)
+    with pytest.raises(ConfigError, match=r"train\.strategy_options\.m: got 6"):
+        get_strategy("multi-krum", f=1, m=6).check_pool(5)
 
 
 @pytest.mark.parametrize("name, options", [("median", {}), ("trimmed-mean", {"beta": 0.2})])

@@ -39,6 +39,28 @@ class Strategy(ABC):
         ``num_samples`` are the aggregation weights: sample counts times staleness discounts.
         """
 
+    def check_pool(self, num_nodes: int) -> None:
+        """Raise ConfigError if no round on ``num_nodes`` nodes could ever satisfy this strategy.
+
+        Called when a run is built, so an impossible setting (Krum's ``f=100`` on 5 nodes) is
+        refused at construction rather than at round 1. Nothing is impossible by default.
+        """
+        return None
+
+    def take_notes(self) -> tuple[str, ...]:
+        """What the last :meth:`aggregate` did beyond its rule (a fallback), for the round's events.
+
+        Emptied by the call, so each note lands in one round's report. None by default.
+        """
+        notes, self._notes = tuple(getattr(self, "_notes", ())), []
+        return notes
+
+    def note(self, text: str) -> None:
+        """Record ``text`` for the current round's report (see :meth:`take_notes`)."""
+        if not hasattr(self, "_notes"):
+            self._notes: list[str] = []
+        self._notes.append(text)
+
     def client_objective(self) -> ClientObjective:
         """What local training adds to each node's loss; nothing by default."""
         return ClientObjective()

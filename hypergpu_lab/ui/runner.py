@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint
+from .. import checkpoint, checks
 from ..events import RoundReport
 from ..run_control import RunState
 from .view import RunView
@@ -158,6 +158,9 @@ class Runner:
     stuck_after_s
         Wall seconds without a finished round (while running, not paced or paused) before the
         status becomes ``"stuck"``.
+    on_stuck
+        Then: ``"pause"`` the run at the round's end with a checkpoint (default), ``"stop"`` it, or
+        only ``"flag"`` it; the reason is kept in ``coord.control`` and the run folder's log.
     clock
         Wall clock for the throttle and the watchdog (injectable for tests).
     pace_wait
@@ -174,12 +177,15 @@ class Runner:
         *,
         rate: float = 4.0,
         stuck_after_s: float = 120.0,
+        on_stuck: str = "pause",
         clock: Clock = time.monotonic,
         pace_wait: Callable[[float], None] | None = None,
         tick_s: float = 0.25,
     ) -> None:
         self.throttle = Throttle(self._deliver, rate=rate, clock=clock)
         self.watchdog = Watchdog(stuck_after_s, clock=clock)
+        # What a stuck run gets: "pause" (checkpoint, resumable), "stop", or "flag" (status only).
+        self.on_stuck = checks.choice("on_stuck", on_stuck, ("pause", "stop", "flag"))
         self.tick_s = tick_s
         self.speed: float | None = None
         self.target: int | None = None
@@ -269,7 +275,7 @@ class Runner:
                 f"stuck: no round finished in {self.watchdog.idle_for():.0f} wall seconds "
                 f"(last finished: round {self._last_round}); stop the run or look at the log"
             )
-        if control.state in (RunState.WAITING, RunState.FAILED):
+        if control.state in (RunState.WAITING, RunState.FAILED) or control.stuck_reason:
             return control.detail
         return self.message
 
@@ -422,6 +428,9 @@ class Runner:
             if not self._stuck_logged:
                 log.warning("%s", self.detail)
                 self._stuck_logged = True
+                if self.on_stuck != "flag":
+                    reason = f"stuck: no round finished in {self.watchdog.idle_for():.0f} wall seconds"
+                    self.coord.control.stuck(reason, action=self.on_stuck)
         else:
             self._stuck_logged = False
         if was_active and not active:

@@ -29,7 +29,7 @@ def test_start_pause_resume_stop_buttons_change_the_coordinators_state(tmp_path)
     at_boundary(panel.runner)
     paused_at = coord.round
     assert coord.status == "paused"
-    assert (coord.run_folder.checkpoints / f"round-{paused_at:06d}.ckpt").exists()
+    assert (coord.run_folder.checkpoints / f"round-{paused_at:012d}.ckpt").exists()
     panel._show_status(panel.runner)
     assert not panel.buttons["resume"].disabled and "paused" in panel.status.value
 

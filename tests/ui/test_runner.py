@@ -50,7 +50,7 @@ def test_runner_flags_a_stuck_run_and_clears_it_when_rounds_resume() -> None:
     # Prepare: a subscriber (subscribed before the runner) that holds round 2 until released
     coord, gate, clock = coordinator(), threading.Event(), FakeClock()
     coord.bus.subscribe(lambda r: gate.wait(WAIT_S) if r.round == 2 else None)
-    runner = Runner(coord, stuck_after_s=30.0, clock=clock)
+    runner = Runner(coord, stuck_after_s=30.0, on_stuck="flag", clock=clock)
     delivered = threading.Event()
     runner.on_reports(lambda batch: delivered.set())
 

@@ -54,7 +54,7 @@ def test_export_zip_holds_model_config_metrics_and_summary(runs_dir: Path) -> No
     path = panel.last_export
     assert path == runs_dir / "exports" / "beta_export.zip"
     with zipfile.ZipFile(path) as zf:
-        assert sorted(zf.namelist()) == ["config.json", "metrics.jsonl", "model.pt", "summary.json"]
+        assert sorted(zf.namelist()) == ["config.json", "metrics.jsonl", "model.pt", "run.log", "summary.json"]
         assert zf.read("metrics.jsonl") == (runs_dir / "beta" / "metrics.jsonl").read_bytes()
         assert json.loads(zf.read("summary.json"))["rounds"] == 3
     assert "model.pt" in panel.message.value
