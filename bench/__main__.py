@@ -20,6 +20,7 @@ SUITES = {
     "ray": ("bench.ray_backend", "Ray backend overhead"),
     "chain": ("bench.chain", "Chain recording gas"),
     "contribution": ("bench.contribution", "Contribution measure under attack"),
+    "chainlag": ("bench.chain_lag", "Chain lag at the dashboard's pace"),
 }
 
 

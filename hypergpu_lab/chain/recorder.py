@@ -21,7 +21,10 @@ Exactly once: the outbox ignores a round it has seen (a resumed run replays roun
 records a (session, round) at most once. After a crash between send and acknowledgement the round is
 still pending; the sender first asks the chain whether it is recorded (and funded), and counts the
 contract's RoundAlreadyRecorded / RoundAlreadyFunded reverts as success, so nothing is paid twice.
-The session id lives in the outbox's first line, so a restarted recorder finds its session again.
+The session id lives in the outbox's "session" line, so a restarted recorder finds its session again.
+"Once" is per session: a ledger that is not the one that acknowledged the rounds (another tracker or
+chain id; or the same addresses without the session, as an embedded chain after a restart) gets a new
+session (a new "session" line, see outbox.py) and every round the outbox holds, each once.
 
 The recorder talks to the chain only through the :class:`~hypergpu_lab.chain.ledger.Ledger` Protocol
 and imports neither web3 nor :mod:`~hypergpu_lab.chain.client`: any ledger records through it
