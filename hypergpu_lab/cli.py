@@ -25,6 +25,11 @@ from .errors import CheckpointError, ConfigError, DataNotFoundError
 
 log = logging.getLogger("hypergpu_lab.cli")
 
+CHAIN_KEY_ENV = "HYPERGPU_LAB_CHAIN_KEY"  # the coordinator's private key for --chain-rpc
+CHAIN_RPC_ENV = "HYPERGPU_LAB_CHAIN_RPC"  # the RPC URL when --chain-rpc is given without one
+CHAIN_NODE_SEED_ENV = "HYPERGPU_LAB_CHAIN_NODE_SEED"  # secret seed of the node accounts on a real chain
+CHAIN_FLUSH_S = 120.0  # how long a finished run waits for its pending rounds to reach the chain
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hypergpu-lab", description="Network-aware federated training lab.")
@@ -42,6 +47,32 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="parent folder for the run folder (metrics, checkpoints)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out/NAME from its last checkpoint")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    chain = run.add_mutually_exclusive_group()
+    chain.add_argument(
+        "--chain",
+        choices=["embedded"],
+        help="record contributions and pay rewards on an in-process chain (py-evm; it ends with the process)",
+    )
+    chain.add_argument(
+        "--chain-rpc",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help=f"record on a JSON-RPC node; the coordinator's private key is read from ${CHAIN_KEY_ENV} (never "
+        f"an argument); without URL the URL is read from ${CHAIN_RPC_ENV} (for URLs that carry an API key)",
+    )
+    chain.add_argument(
+        "--no-chain",
+        action="store_true",
+        help="resume a run that recorded on a chain without recording the rounds that follow",
+    )
+    run.add_argument(
+        "--chain-reward",
+        type=int,
+        default=10**18,
+        metavar="UNITS",
+        help="token base units paid per recorded round, split by contribution (default 10**18: one token)",
+    )
 
     demo = sub.add_parser("demo", help="the quickstart run on embedded defaults, with a result table")
     demo.add_argument("--rounds", type=int, default=20)
@@ -110,8 +141,9 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("--resume", True, "used together with --out (the parent of the run folder)")
         folder = RunFolder.open(safe_child(out, cfg.name))
         cfg = RunConfig.from_dict({**folder.read_config(), **({"rounds": args.rounds} if args.rounds else {})})
+        ledger, chain_options = _chain(args, folder)
         if checkpoint.latest_valid(folder.checkpoints) is not None:
-            coord = Coordinator.restore(folder.path)
+            coord = Coordinator.restore(folder.path, chain=ledger, chain_options=chain_options)
         elif checkpoint.list_checkpoints(folder.checkpoints) or folder.read_metrics():
             # Restarting from round 0 would truncate the recorded rounds: refuse, change nothing.
             raise CheckpointError(
@@ -125,21 +157,113 @@ def _run(args: argparse.Namespace) -> int:
                 pool=NodePool.from_config(cfg.pool), config=cfg.train, faults=cfg.faults, run_id=cfg.name
             )
             coord.attach_run_folder(folder)
+            coord.attach_chain(ledger, chain_options)
     else:
         if out is not None and safe_child(out, cfg.name).exists():
             RunFolder.create(out, cfg.name, {})  # raises the "already exists, pass --resume" error
         pool = NodePool.from_config(cfg.pool)  # missing data fails here, before a run folder exists
         coord = Coordinator(pool=pool, config=cfg.train, faults=cfg.faults, run_id=cfg.name)
+        ledger, chain_options = _chain(args, None)  # a bad chain option refuses before the folder exists
         if out is not None:
             folder = RunFolder.create(out, cfg.name, cfg.to_dict())
             coord.attach_run_folder(folder)
+        coord.attach_chain(ledger, chain_options)  # after the folder: its outbox lives there
     start = time.perf_counter()
     with folder.logging(fmt=logs.formatter(args.log_format)) if folder is not None else contextlib.nullcontext():
         log.info("run %s: rounds %d to %d", cfg.name, coord.round + 1, max(cfg.rounds, coord.round))
-        history = coord.run(until=max(cfg.rounds, coord.round), progress=not args.no_progress)
+        try:
+            history = coord.run(until=max(cfg.rounds, coord.round), progress=not args.no_progress)
+        finally:  # what is pending goes to the chain even when the run failed
+            chain_code, chain_line = _close_chain(coord, args)
         log.info("run %s: %s at round %d (%s)", cfg.name, coord.status.value, coord.round, coord.control.detail)
     _print_result(history, time.perf_counter() - start, folder.path if folder else None)
-    return _exit_code(coord)
+    if chain_line:
+        print(chain_line)
+    return _exit_code(coord) or chain_code
+
+
+def _chain(args: argparse.Namespace, folder: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The ledger ``run`` records on (None without one) and the recorder's options.
+
+    A run folder with a chain outbox is a run whose rounds are owed to a chain: resuming it without a
+    chain would leave the rest unrecorded and unpaid, so that takes an explicit ``--no-chain``.
+    """
+    import os
+
+    from .chain.outbox import FILENAME, read_session
+    from .chain.rewards import check_reward
+
+    outbox = folder.path / FILENAME if folder is not None else None
+    known = read_session(outbox) if outbox is not None else None
+    if args.chain is None and args.chain_rpc is None:
+        if args.resume and known is not None and not args.no_chain:
+            raise ConfigError(
+                "--chain",
+                None,
+                f"--chain embedded, or --chain-rpc URL with the key in ${CHAIN_KEY_ENV}: this run records on a "
+                f"chain ({outbox} feeds session {known.get('session_id')} on chain {known.get('chain_id')})",
+                "or --no-chain to resume without recording the rounds that follow",
+            )
+        return None, None
+    options = {"reward_per_round": check_reward(args.chain_reward, "--chain-reward") or None}
+    try:
+        from .chain import ChainClient, ChainError, NodeAccounts, Signer
+    except ImportError as exc:
+        raise ConfigError("--chain", args.chain or "rpc", "the chain extras: pip install -e '.[chain]'") from exc
+    if args.chain == "embedded":
+        return ChainClient.embedded(), options
+
+    from .chain.redact import redact_url
+
+    url = args.chain_rpc or os.environ.get(CHAIN_RPC_ENV, "")
+    if not url:
+        raise ConfigError("--chain-rpc", None, f"a JSON-RPC URL, given or in ${CHAIN_RPC_ENV}")
+    key = os.environ.get(CHAIN_KEY_ENV, "")
+    if not key:
+        raise ConfigError(f"${CHAIN_KEY_ENV}", None, "the coordinator's private key (0x + 64 hex) in this variable")
+    try:
+        signer = Signer(key)  # held from here on; the text of the key goes no further
+    except ValueError:
+        raise ConfigError(f"${CHAIN_KEY_ENV}", "(set; not shown)", "a secp256k1 private key: 0x + 64 hex") from None
+    del key
+    seed = os.environ.get(CHAIN_NODE_SEED_ENV)
+    accounts = NodeAccounts(seed=seed) if seed else None
+    contracts = (known or {}).get("contracts") if args.resume else None
+    try:
+        if contracts:  # attach to what the run recorded on, so every round lands once in one place
+            try:
+                return ChainClient(url, private_key=signer, deployment=contracts, accounts=accounts), options
+            except ChainError as exc:
+                log.warning("the run's contracts are not on this chain (%s); deploying new ones", exc)
+        return ChainClient(url, private_key=signer, accounts=accounts), options
+    except ChainError as exc:
+        raise ConfigError("--chain-rpc", redact_url(url), f"a reachable JSON-RPC node ({exc})") from None
+
+
+def _close_chain(coord: Any, args: argparse.Namespace) -> tuple[int, str]:
+    """Wait for the pending rounds to reach the chain; (75 when some are still pending, else 0; a summary)."""
+    recorder = getattr(coord, "recorder", None)
+    if recorder is None:
+        if args.no_chain:
+            print("hypergpu-lab: --no-chain: the rounds of this run were not recorded on a chain", file=sys.stderr)
+        return 0, ""
+    status = recorder.close(timeout=CHAIN_FLUSH_S)
+    info = recorder.ledger.describe()
+    where = "the embedded chain (it ends with this process)" if args.chain == "embedded" else info.endpoint
+    line = (
+        f"chain: {status.sent} rounds recorded in session {status.session_id} on {where}, chain id "
+        f"{info.chain_id}, tracker {recorder.ledger.tracker_address}; {status.pending} pending, {status.failed} parked"
+    )
+    if status.failed:
+        print(f"hypergpu-lab: {status.failed} rounds parked: {recorder.failures()}", file=sys.stderr)
+    if status.pending:
+        print(
+            f"hypergpu-lab: {status.pending} rounds not yet on the chain ({status.last_error}); they stay in the "
+            f"run folder's outbox: run again with --resume and the same chain to send them",
+            file=sys.stderr,
+        )
+        return 75, line
+    return 0, line
 
 
 def _expand_runs(paths: list[Path]) -> list[Path]:

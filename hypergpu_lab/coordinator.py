@@ -156,6 +156,15 @@ class Coordinator:
         self.bus.subscribe(folder.append)
         self.checkpoints.folder = folder.checkpoints
 
+    def attach_chain(self, chain: Any, chain_options: dict[str, Any] | None = None) -> None:
+        """Record contributions on ``chain`` (a Ledger) from now on; after :meth:`attach_run_folder`, so the
+        chain's outbox lives in the run folder. ``None`` attaches nothing."""
+        if chain is None:
+            return
+        if self.recorder is not None:
+            raise ConfigError("chain", repr(chain), "none: a chain is already attached")
+        self.recorder = chain.attach(self, **(chain_options or {}))
+
     def _record_stuck(self, control: RunControl) -> None:
         """Write why a stuck run was paused or stopped into the run folder's log (once per reason)."""
         reason = control.stuck_reason

@@ -116,12 +116,19 @@ def restore(
     strategy: Any = None,
     policy: Any = None,
     faults: Any = None,
+    chain: Any = None,
+    chain_options: dict[str, Any] | None = None,
 ) -> Coordinator:
     """A coordinator continued from a checkpoint file, or from a run folder's newest valid checkpoint.
 
     The pool is rebuilt from its recorded config unless given; a custom ``nn.Module`` or strategy
     object must be passed again (only names are recorded). A run folder's metrics are cut back to
     the restored round, so the rounds that follow are not recorded twice.
+
+    ``chain`` (a Ledger) and ``chain_options`` are what ``Coordinator(chain=..., chain_options=...)``
+    takes: the recorder is attached once the state is restored, and in a run folder it reopens the
+    folder's ``chain-outbox.jsonl``: pending rounds are sent, replayed rounds are not queued again, and
+    a different or fresh ledger gets a new session with every round (see ``chain/outbox.py``).
     """
     path = Path(path)
     folder = RunFolder.open(path) if path.is_dir() else None
@@ -158,5 +165,7 @@ def restore(
         folder.truncate_metrics(coord.round)
         for row in folder.read_metrics():
             coord.history.rounds.append({k: v for k, v in row.items() if k not in ("nodes", "events")})
+    if chain is not None:  # after the state: a new session is described by the run it continues
+        coord.recorder = chain.attach(coord, **(chain_options or {}))
     log.info("restored round %d from %s", coord.round, path)
     return coord

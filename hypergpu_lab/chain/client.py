@@ -23,6 +23,7 @@ from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD
 
+from ..errors import ConfigError
 from .accounts import Key, NodeAccounts, Signer
 from .compiled import Artifact, lab_artifacts, load
 from .errors import ErrorDecoder
@@ -110,6 +111,14 @@ class ChainClient:
     fund_node_gas
         Send an account other than the coordinator a little ether when it signs (a node's claim) with
         too little to pay for gas. Meant for dev chains; turn it off where ether is worth something.
+    fixed_gas
+        ``None`` (default): each transaction's gas limit is the node's estimate (``eth_estimateGas``,
+        which is also the dry run that surfaces a revert before sending). An integer: the dry run is
+        one ``eth_call`` and the coordinator's contract calls are sent with this gas limit (unused gas is
+        refunded; a node's own transactions, its claims, keep the estimate).
+        ``embedded()`` uses the block gas limit: py-evm estimates gas by a binary search of ~20 EVM
+        runs, which made recording a round cost ~0.5 s of wall time and let the chain fall behind a
+        run (BENCHMARKS.md, "Chain lag at the dashboard's pace").
     """
 
     def __init__(
@@ -124,6 +133,7 @@ class ChainClient:
         fund_node_gas: bool = True,
         timeout: float = 60.0,
         label: str | None = None,
+        fixed_gas: int | None = None,
     ) -> None:
         if provider is None:
             if not rpc_url:
@@ -141,6 +151,13 @@ class ChainClient:
             accounts = NodeAccounts()
         self.accounts = accounts
         self.fund_node_gas, self.timeout = fund_node_gas, timeout
+        if fixed_gas is not None and (
+            isinstance(fixed_gas, bool) or not isinstance(fixed_gas, int) or fixed_gas < 21_000
+        ):
+            raise ConfigError(
+                "fixed_gas", fixed_gas, "None (estimate each transaction) or an integer gas limit >= 21000"
+            )
+        self.fixed_gas = fixed_gas
         self.label = label or (_redact(rpc_url) if rpc_url else type(provider).__name__)
         self.errors = ErrorDecoder(a.abi for a in lab_artifacts().values())
         try:
@@ -171,6 +188,8 @@ class ChainClient:
             provider = EthereumTesterProvider()
         key = provider.ethereum_tester.backend.account_keys[0]
         accounts = accounts if accounts is not None else NodeAccounts()
+        if "fixed_gas" not in options:  # py-evm's gas estimate is a binary search: too slow to keep up with a run
+            options["fixed_gas"] = int(Web3(provider).eth.get_block("latest")["gasLimit"])
         return cls(provider=provider, private_key=key, accounts=accounts, label="embedded", **options)
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -263,11 +282,17 @@ class ChainClient:
             self._ensure_gas(signer)
             base = {"from": signer.address, "value": value}
             try:
-                gas = fn.estimate_gas(base)
+                # One EVM run as the dry run, for the coordinator's calls only: a node pays for gas from
+                # a small top-up, which could not cover a block-sized limit up front.
+                if self.fixed_gas is not None and signer == self._signer and hasattr(fn, "call"):
+                    fn.call(base)
+                    limit = self.fixed_gas
+                else:
+                    limit = int(fn.estimate_gas(base) * GAS_MARGIN) + 10_000
             except Exception as exc:
                 raise self._revert_or(exc, name) from None
             fees = self._fees()
-            tx = fn.build_transaction({**base, **fees, "gas": int(gas * GAS_MARGIN) + 10_000, "nonce": 0})
+            tx = fn.build_transaction({**base, **fees, "gas": limit, "nonce": 0})
             tx = {k: tx[k] for k in ("to", "data", "gas", "value", *fees) if k in tx}
             receipt = self._send(tx, signer, name)
             if receipt["status"] != 1:

@@ -7,6 +7,14 @@ One JSON object a line, each written, flushed and fsynced before the call return
     {"op": "ack", "round": 3, "tx": "0x..", "already": false, "paid": {"0": 5*10**17}}  it is on chain
     {"op": "fail", "round": 3, "error": "NotCoordinator(...)"}                         a revert; parked
     {"op": "retry", "round": 3}                                                        a parked round re-queued
+    {"op": "session", "session_id": "0x..", ..., "previous": "0x..", "reason": ".."}   a new deployment: resend all
+
+A second "session" line starts a new *epoch*: the rounds were acknowledged by a ledger that is gone
+or is another one (an embedded chain lives only as long as its process; a resumed run may record on
+a different deployment). Every round the outbox holds is pending again for the new session, except
+those parked as invalid; the counters (sent, paid, scores) start again from zero, because they say
+what the *current* ledger holds. So a round is recorded at most once per session, and a resumed run
+loses no round on a new chain.
 
 A round is ``pending`` from its "round" line until an "ack" (``sent``) or a "fail" (``failed``).
 Values are checked before a "round" line is written (integer scores in [0, MAX_SCORE], an integer
@@ -15,7 +23,8 @@ written by an older version with such a value is parked on replay with the reaso
 :meth:`Outbox.retry_failed` leaves it parked.
 A crash can leave at most a torn last line, which opening cuts off: a torn "round" line is a round
 the bus callback had not finished handing over, a torn "ack" one the sender will check on chain again.
-Memory holds only unfinished rounds and counters; the file is the full history. ``path=None`` keeps
+Memory holds every round's entry (a new epoch resends them all) and counters; the file is the full
+history. ``path=None`` keeps
 the same bookkeeping in memory only.
 
 Counters include, per node, the score and the reward (token base units, ``paid``: node -> amount the
@@ -54,6 +63,8 @@ class Outbox:
         self._pending: dict[int, dict[str, Any]] = {}
         self._failed: dict[int, tuple[dict[str, Any], str, bool]] = {}  # round -> (entry, error, retriable)
         self._known = RoundSet()
+        self._entries: dict[int, dict[str, Any]] = {}  # every round queued, to resend to a new deployment
+        self.epochs = 0  # "session" lines after the first: how often the ledger changed under this outbox
         self.sent = 0
         self.already = 0  # acks for rounds the chain had before the send (a crash or lost ack earlier)
         self._scores: Counter[int] = Counter()  # node -> summed score of the acknowledged rounds
@@ -85,10 +96,13 @@ class Outbox:
     def _apply(self, entry: dict[str, Any]) -> None:
         op = entry["op"]
         if op == "session":
+            if self.session is not None:
+                self._new_epoch()
             self.session = entry
         elif op == "round":
             r = int(entry["round"])
             if self._known.add(r):
+                self._entries[r] = entry
                 try:
                     check_round(entry)
                 except ConfigError as exc:
@@ -116,6 +130,16 @@ class Outbox:
         else:
             raise ValueError(f"unknown op {op!r}")
 
+    def _new_epoch(self) -> None:
+        """Every round pending again (invalid ones stay parked), counters from zero: a new ledger holds none."""
+        invalid = {r: failed for r, failed in self._failed.items() if not failed[2]}
+        self._pending = {r: e for r, e in sorted(self._entries.items()) if r not in invalid}
+        self._failed = invalid
+        self.sent = self.already = 0
+        self._scores.clear()
+        self._paid.clear()
+        self.epochs += 1
+
     def _count(self, round_entry: dict[str, Any], paid: Mapping[str, int] | None) -> None:
         scores = _scores(round_entry)
         self._scores.update(scores)
@@ -137,6 +161,17 @@ class Outbox:
         with self._lock:
             if self.session is None:
                 self._write({"op": "session", **info})
+            return self.session
+
+    def new_epoch(self, info: dict[str, Any]) -> dict[str, Any]:
+        """Feed a new session on another (or a reset) ledger: every round held is pending again for it.
+
+        One fsynced line, so a crash leaves either the old epoch or the new one, never half of each.
+        """
+        if self.session is None:
+            return self.open_session(info)
+        with self._lock:
+            self._write({"op": "session", **info, "previous": self.session["session_id"]})
             return self.session
 
     def put(self, round: int, contributions: list[dict[str, Any]], reward: int | None) -> bool:
@@ -192,6 +227,11 @@ class Outbox:
                 self._write({"op": "retry", "round": r})
             return len(rounds)
 
+    def held(self) -> int:
+        """How many rounds this outbox holds (every epoch's: what a new session is sent)."""
+        with self._lock:
+            return len(self._entries)
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {"pending": len(self._pending), "sent": self.sent, "failed": len(self._failed)}
@@ -228,6 +268,26 @@ class Outbox:
     def __repr__(self) -> str:
         c = self.counts()
         return f"Outbox({self.path or 'in memory'}, pending={c['pending']}, sent={c['sent']}, failed={c['failed']})"
+
+
+def read_session(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The session an outbox file feeds now (its last "session" line), read without opening it for writing.
+
+    None when the file does not exist or names no session. Front ends use it to find the deployment a
+    resumed run recorded on (``contracts``) before they connect.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    session = None
+    for line in path.read_bytes().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a torn last line
+        if isinstance(entry, dict) and entry.get("op") == "session":
+            session = entry
+    return session
 
 
 def check_round(entry: Mapping[str, Any]) -> None:

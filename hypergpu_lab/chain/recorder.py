@@ -21,7 +21,10 @@ Exactly once: the outbox ignores a round it has seen (a resumed run replays roun
 records a (session, round) at most once. After a crash between send and acknowledgement the round is
 still pending; the sender first asks the chain whether it is recorded (and funded), and counts the
 contract's RoundAlreadyRecorded / RoundAlreadyFunded reverts as success, so nothing is paid twice.
-The session id lives in the outbox's first line, so a restarted recorder finds its session again.
+The session id lives in the outbox's "session" line, so a restarted recorder finds its session again.
+"Once" is per session: a ledger that is not the one that acknowledged the rounds (another tracker or
+chain id; or the same addresses without the session, as an embedded chain after a restart) gets a new
+session (a new "session" line, see outbox.py) and every round the outbox holds, each once.
 
 The recorder talks to the chain only through the :class:`~hypergpu_lab.chain.ledger.Ledger` Protocol
 and imports neither web3 nor :mod:`~hypergpu_lab.chain.client`: any ledger records through it
@@ -48,7 +51,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..events import NodeRecord, RoundReport
-from .ledger import ChainError, ContractRevert, Contribution, Funding, Ledger, hex32, new_session_id
+from .ledger import ZERO32, ChainError, ContractRevert, Contribution, Funding, Ledger, hex32, new_session_id
 from .outbox import FILENAME, Outbox
 from .rewards import check_reward, split_pool
 from .scoring import check_score, score
@@ -207,21 +210,52 @@ class ChainRecorder:
         known = self.outbox.session
         if known is not None:
             if known.get("chain_id") != ledger.chain_id or known.get("tracker") != ledger.tracker_address:
-                raise ChainError(
-                    f"the outbox {self.outbox.path} feeds tracker {known.get('tracker')} on chain "
-                    f"{known.get('chain_id')}, not this ledger's; pass outbox= another path"
+                # Another deployment (or chain): its rounds were recorded elsewhere. Open a new session
+                # here and send every round again, once; refusing would leave the run unrecorded.
+                log.warning(
+                    "the outbox %s fed tracker %s on chain %s; this ledger is tracker %s on chain %s: "
+                    "opening a new session here and sending all %d rounds again",
+                    self.outbox.path,
+                    known.get("tracker"),
+                    known.get("chain_id"),
+                    ledger.tracker_address,
+                    ledger.chain_id,
+                    self.outbox.held(),
                 )
+                return self._new_epoch("another ledger", session_id)
             if session_id is not None and hex32(session_id) != known["session_id"]:
                 raise ChainError(f"the outbox {self.outbox.path} feeds session {known['session_id']}, not {session_id}")
             log.info("resuming chain session %s: %s", known["session_id"], self.outbox.counts())
             return known["session_id"]
         info = {
             "session_id": hex32(session_id or _fresh_session_id(ledger)),
-            "chain_id": ledger.chain_id,
-            "tracker": ledger.tracker_address,
+            **self._ledger_facts(),
             **_describe(source, dataset_id),
         }
         return self.outbox.open_session(info)["session_id"]
+
+    def _ledger_facts(self) -> dict[str, Any]:
+        """What names the ledger in a "session" line: chain id, tracker, and its contracts (to attach again)."""
+        ledger = self.ledger
+        facts: dict[str, Any] = {"chain_id": ledger.chain_id, "tracker": ledger.tracker_address}
+        describe = getattr(ledger, "describe", None)
+        if callable(describe):
+            try:
+                facts["contracts"] = dict(describe().contracts)
+            except Exception as exc:  # facts for a front end only; recording does not need them
+                log.info("ledger.describe() failed; the outbox will not name its contracts: %s", exc)
+        return facts
+
+    def _new_epoch(self, reason: str, session_id: str | None = None) -> str:
+        """A new session on the current ledger that every round of the outbox is sent to again."""
+        old = self.outbox.session or {}
+        info = {
+            **{k: v for k, v in old.items() if k not in ("op", "previous", "reason", "contracts")},
+            "session_id": hex32(session_id or _fresh_session_id(self.ledger)),
+            **self._ledger_facts(),
+            "reason": reason,
+        }
+        return self.outbox.new_epoch(info)["session_id"]
 
     # -- the round loop side -----------------------------------------------------------------------
     def on_report(self, report: RoundReport) -> None:
@@ -297,7 +331,10 @@ class ChainRecorder:
                 return "waiting" if self.outbox.pending_rounds() else "idle"
             r = entry["round"]
             try:
-                self._ensure_session()
+                if not self._session_checked:
+                    self._ensure_session()
+                    entry = self._next_due() or entry  # a new session re-queues the rounds below this one
+                    r = entry["round"]
                 self._deliver(entry)
             except Exception as exc:
                 return self._failed(r, exc)
@@ -337,22 +374,29 @@ class ChainRecorder:
     def _ensure_session(self) -> None:
         if self._session_checked:
             return
-        ledger, info = self.ledger, self.outbox.session
+        ledger = self.ledger
         session = ledger.session(self.session_id)
+        if session is None and self.outbox.sent:
+            # A session, once opened, never leaves a ledger: this one is not the ledger that
+            # acknowledged those rounds (an embedded chain restarted with its process, a dev node
+            # reset). Record every round again, once, in a new session here.
+            log.warning(
+                "the chain has no session %s though %d rounds were acknowledged in it: a fresh chain "
+                "(an embedded chain after a restart?); opening a new session and sending all %d rounds again",
+                self.session_id,
+                self.outbox.sent,
+                self.outbox.held(),
+            )
+            self.session_id = self._new_epoch("the ledger lost the session (a fresh chain)")
+            self._retry.clear()
+        info = self.outbox.session
         if session is None:
-            if self.outbox.sent:
-                log.warning(
-                    "chain has no session %s though %d rounds were acknowledged: a fresh chain? "
-                    "opening it again; earlier rounds are not resent",
-                    self.session_id,
-                    self.outbox.sent,
-                )
             try:
                 ledger.start_session(
                     self.session_id,
-                    model_hash=info["model_hash"],
-                    dataset_id=info["dataset_id"],
-                    config_hash=info["config_hash"],
+                    model_hash=info.get("model_hash", ZERO32),
+                    dataset_id=info.get("dataset_id", ""),
+                    config_hash=info.get("config_hash", ZERO32),
                 )
             except ContractRevert as exc:
                 if exc.name != "SessionExists":

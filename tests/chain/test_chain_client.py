@@ -141,3 +141,27 @@ def test_the_core_never_imports_web3_and_importing_the_chain_compiles_nothing() 
         "import hypergpu_lab.chain.client, hypergpu_lab.chain.recorder\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+def test_a_fixed_gas_limit_still_refuses_a_revert_before_anything_is_sent(chain) -> None:
+    # The embedded chain dry-runs with one eth_call instead of py-evm's slow gas estimate.
+    from hypergpu_lab.chain import ContractRevert, Contribution
+
+    assert chain.fixed_gas == chain.w3.eth.get_block("latest")["gasLimit"]
+    sid = chain.new_session_id()
+    chain.start_session(sid)
+    rows = [Contribution(chain.accounts.address(n), 10**6, "0x" + "ab" * 32, n) for n in range(3)]
+    chain.record_round(sid, 1, rows)
+    block = chain.w3.eth.block_number
+    with pytest.raises(ContractRevert) as exc:
+        chain.record_round(sid, 1, rows)  # a second time
+    assert exc.value.name == "RoundAlreadyRecorded" and chain.w3.eth.block_number == block  # nothing mined
+    assert chain.fund_round(sid, 1, 3 * 10**18).distributed == 3 * 10**18
+
+
+@pytest.mark.parametrize("bad", [0, 20_999, 1.5, "30000000", True])
+def test_fixed_gas_must_be_a_gas_limit(bad) -> None:
+    from hypergpu_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fixed_gas"):
+        ChainClient.embedded(fixed_gas=bad)

@@ -12,7 +12,14 @@ pytest.importorskip("web3", reason="the chain extras (web3, eth-tester[py-evm]) 
 
 from chain_support import REWARD, flaky_provider
 
-from hypergpu_lab.chain import ChainClient, ChainError, ChainRecorder, NodeAccounts, Outbox, round_scores
+from hypergpu_lab.chain import (
+    ChainClient,
+    ChainRecorder,
+    NodeAccounts,
+    Outbox,
+    contributions,
+    round_scores,
+)
 from hypergpu_lab.chain.outbox import FILENAME, RoundSet
 from hypergpu_lab.chain.rewards import split_pool
 from hypergpu_lab.events import EventBus
@@ -196,11 +203,81 @@ def test_outbox_lives_in_the_run_folder_and_survives_a_torn_line(chain, trained_
     assert Outbox(path).counts()["pending"] == 1
 
 
-def test_an_outbox_for_another_chain_is_refused(chain, tmp_path) -> None:
+def test_an_outbox_for_another_chain_opens_a_new_session_there_and_sends_every_round(
+    chain, trained_run, tmp_path
+) -> None:
+    # Prepare: an outbox whose rounds were acknowledged by a chain this process cannot reach any more.
     path = tmp_path / "outbox.jsonl"
-    Outbox(path).open_session({"session_id": "0x" + "ab" * 32, "chain_id": 999, "tracker": "0x" + "00" * 20})
-    with pytest.raises(ChainError, match="feeds tracker"):
-        ChainRecorder(chain, EventBus(), outbox=path, background=False)
+    old = Outbox(path)
+    old.open_session({"session_id": "0x" + "ab" * 32, "chain_id": 999, "tracker": "0x" + "00" * 20})
+    for report in trained_run.reports[:2]:
+        old.put(report.round, contributions(report), REWARD)
+    old.ack(1, tx=None, already=False)
+    old.close()
+
+    # Execute
+    recorder = ChainRecorder(chain, EventBus(), outbox=path, background=False)
+    queued = recorder.status()
+    recorder.flush()
+
+    # Assert: a new session of this chain's coordinator; both rounds (the acknowledged one too) once each.
+    assert recorder.session_id != "0x" + "ab" * 32
+    assert recorder.session_id.startswith(chain.coordinator.lower())
+    assert (queued.pending, queued.sent) == (2, 0)
+    assert_recorded_once(chain, recorder.session_id, trained_run.reports[:2])
+    recorder.close()
+    again = Outbox(path)
+    assert again.counts() == {"pending": 0, "sent": 2, "failed": 0} and again.epochs == 1
+    assert again.session["previous"] == "0x" + "ab" * 32 and again.session["tracker"] == chain.tracker_address
+    again.close()
+
+
+def test_a_fresh_chain_at_the_same_addresses_gets_every_round_once(chain, trained_run, tmp_path) -> None:
+    # An embedded chain lives as long as its process: a resumed run meets a chain with the same
+    # addresses (same deployer, same nonces) that has never heard of its session.
+    tester = chain.w3.provider.ethereum_tester
+    fresh = tester.take_snapshot()
+    path = tmp_path / "outbox.jsonl"
+    first = ChainRecorder(chain, EventBus(), outbox=path, background=False, reward_per_round=REWARD)
+    for report in trained_run.reports[:2]:
+        first.on_report(report)
+    assert first.flush().sent == 2
+    first.on_report(trained_run.reports[2])  # queued, not sent: the process dies here
+    first.close(flush=False)
+    old_session = first.session_id
+    tester.revert_to_snapshot(fresh)  # the restart: same chain id and tracker, none of the state
+
+    # Execute
+    second = ChainRecorder(chain, EventBus(), outbox=path, background=False, reward_per_round=REWARD)
+    for report in trained_run.reports:  # the resumed run replays what it emitted before
+        second.on_report(report)
+    status = second.flush()
+
+    # Assert: every round once, in a new session; payments as the chain credited them.
+    assert (status.pending, status.sent, status.failed) == (0, 3, 0)
+    assert second.session_id != old_session and chain.session(old_session) is None
+    assert_recorded_once(chain, second.session_id, trained_run.reports)
+    assert second.paid_by_node() == {n: chain.claimable(n) for n in second.paid_by_node()}
+    second.close()
+    # Reopened on the same (now known) chain: nothing is sent again, no new session.
+    third = ChainRecorder(chain, EventBus(), outbox=path, background=False, reward_per_round=REWARD)
+    assert third.session_id == second.session_id and third.flush().sent == 3
+    assert third.outbox.epochs == 1 and len(chain.history(second.session_id)) == 3
+    third.close()
+
+
+def test_a_torn_epoch_line_leaves_the_old_epoch_whole(chain, trained_run, tmp_path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    recorder = ChainRecorder(chain, EventBus(), outbox=path, background=False)
+    recorder.on_report(trained_run.reports[0])
+    recorder.flush()
+    recorder.close()
+    with open(path, "ab") as f:  # killed while writing the new session's line
+        f.write(b'{"op":"session","session_id":"0x' + b"cd" * 20)
+    reopened = Outbox(path)
+    assert reopened.epochs == 0 and reopened.counts() == {"pending": 0, "sent": 1, "failed": 0}
+    assert reopened.session["session_id"] == recorder.session_id
+    reopened.close()
 
 
 def test_roundset_keeps_ranges() -> None:
