@@ -24,7 +24,7 @@ from .training import LocalResult
 Status = tuple[str, str | None]  # (accepted | rejected | failed | straggled, reason)
 
 
-def robust_agreement(stacked: torch.Tensor) -> dict[int, float]:
+def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> dict[int, float]:
     """Each row's agreement with the coordinate-wise median of all rows: cosine x norm ratio², in [-1, 1].
 
     Why a median and not the applied aggregate: an update that dominates the aggregate (scaled 10x
@@ -34,6 +34,8 @@ def robust_agreement(stacked: torch.Tensor) -> dict[int, float]:
     update gets 1/100) and leaves an honest update of typical size near its cosine.
     """
     rows = stacked.to(torch.float64)
+    if steps is not None:  # per local step, as FedNova normalises: a bigger shard's longer update is not "atypical"
+        rows = rows / torch.tensor(steps, dtype=torch.float64).clamp(min=1).unsqueeze(1)
     n = rows.shape[0]
     ordered = rows.sort(dim=0).values
     reference = ordered[(n - 1) // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
@@ -81,7 +83,8 @@ class Round:
     def records(self, num_samples: dict[int, int], injected: dict[int, tuple[str, ...]]) -> list[NodeRecord]:
         """One NodeRecord per selected node."""
         assert self.change is not None
-        agreement = robust_agreement(self.stacked) if self.applied else {}
+        steps = [m.result.steps for m, _ in self.applied]
+        agreement = robust_agreement(self.stacked, steps) if self.applied else {}
         index = {(m.round, m.node): i for i, (m, _) in enumerate(self.applied)}
         out = []
         for n in self.plan.nodes:
