@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checks
+from .compression import CompressionSpec
 from .errors import ConfigError
 from .pool_config import DATASETS as DATASETS  # re-exported: the pool's settings live in the core
 from .pool_config import PARTITIONS as PARTITIONS
@@ -62,6 +63,8 @@ class TrainConfig:
     seed: int | None = None  # None = the pool's seed
     vectorise: bool | None = None  # None = vectorise when the model allows it
     device: str = "auto"  # where local training runs: auto (CUDA when present), cpu, cuda[:N]
+    compression: str = "none"  # update codec: none, int8, qsgd, topk, sign (see compression.py)
+    compression_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"ratio": 0.01} for topk
 
     def __post_init__(self) -> None:
         p = "train."
@@ -104,6 +107,8 @@ class TrainConfig:
         ):
             raise ConfigError(p + "device", self.device, "auto, cpu, cuda or cuda:N")
         checks.optional(checks.boolean, p + "vectorise", self.vectorise)
+        self.compression_options = checks.mapping_of_str(p + "compression_options", self.compression_options)
+        CompressionSpec.build(self.compression, self.compression_options)  # raises naming the field
 
 
 @dataclass

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from . import checkpoint, persistence
+from . import checkpoint, compression, persistence
 from .backends import Backend, InProcessBackend, Task
 from .clock import VirtualClock
 from .config import TrainConfig, resolve_train_config
@@ -105,6 +106,8 @@ class Coordinator:
         self.backend: Backend = backend or pool.backend or InProcessBackend()
         self.backend.bind(self.trainer, pool)
         self.weights = self.layout.flatten(self.model)
+        self.codec = compression.CompressionSpec.build(cfg.compression, cfg.compression_options)
+        self.compressor = compression.UpdateCompressor(self.codec, seed=self.seed)
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
         self.faults.install(pool.network)
         self.detector = HeartbeatDetector(interval_s=cfg.heartbeat_interval_s, timeout_s=cfg.heartbeat_timeout_s)
@@ -142,7 +145,10 @@ class Coordinator:
             for n in {t.node for t in tasks} - rnd.results.keys():  # the backend lost it (a Ray actor died)
                 self.pool[n].record_failure()
             rnd.compute = {n: self._compute_seconds(n, rnd) for n in rnd.results}
-            rnd.up = {n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n]) for n in rnd.results}
+            sizes = {n: self._encode(n, rnd) for n in rnd.results}
+            rnd.up = {
+                n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n], sizes[n]) for n in rnd.results
+            }
             fresh = self.delivery.admit(rnd, self.delivery.collect(rnd, self.clock, self.faults))
             reasons, rnd.stacked = check_updates(
                 [m.result.delta for m in fresh], self.layout.size, norm_bound=self.config.max_update_norm
@@ -177,14 +183,31 @@ class Coordinator:
             found += self.detector.check(self.pool, t)
         return tuple({**dataclasses.asdict(d), "latency": d.latency} for d in found)
 
-    def _send(self, node: int, round_: int, direction: int, start: float) -> Transfer:
+    def _send(self, node: int, round_: int, direction: int, start: float, nbytes: int | None = None) -> Transfer:
         rng = stream(self.seed, _TRANSFER_TAG, round_, node, direction)
-        transfer = self.pool.network.transfer(node, self.layout.nbytes, start, rng)
+        transfer = self.pool.network.transfer(node, self.layout.nbytes if nbytes is None else nbytes, start, rng)
         if transfer.ok:
             self.pool[node].heartbeat(transfer.end)
         else:
             self.pool[node].record_failure()
         return transfer
+
+    def _encode(self, node: int, rnd: Round) -> int:
+        """Compress node's update as the node would; the server's decoded copy replaces it. Returns bytes sent.
+
+        The codec is the plan's choice for this node (the adaptive policy's per-link level) or the
+        config's. A non-finite update cannot be encoded and goes raw, for the update checks to refuse.
+        """
+        spec = compression.LADDER[rnd.plan.compression[node]] if node in rnd.plan.compression else self.codec
+        res = rnd.results[node]
+        if (spec.kind == "none" and node not in self.compressor.residual) or not bool(res.delta.isfinite().all()):
+            return self.layout.nbytes
+        enc, decoded = self.compressor.compress(node, rnd.number, res.delta, spec)
+        rnd.results[node] = dataclasses.replace(
+            res, delta=decoded, update_norm=float(torch.linalg.vector_norm(decoded))
+        )
+        rnd.codec[node] = spec.label
+        return enc.nbytes
 
     def _task(self, node: int, rnd: Round) -> Task:
         self.pool[node].rounds_selected += 1
@@ -201,7 +224,7 @@ class Coordinator:
         records = rnd.records({n: self.pool[n].num_samples for n in rnd.plan.nodes}, injected)
         acc, loss = self.evaluate() if rnd.number % self.config.eval_every == 0 else (None, None)
         events = tuple(repr(e) for e in self.pool.network.events_between(rnd.t0, rnd.close))
-        return rnd.report(self.run_id, records, acc, loss, events, self.layout.nbytes)
+        return rnd.report(self.run_id, records, acc, loss, events)
 
     def evaluate(self, batch_size: int = 2048) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of the global model on the pool's held-out test set."""

@@ -39,6 +39,8 @@ class NodeRecord:
     update_hash: str | None = None  # SHA-256 of the update's float32 bytes: what the chain records
     agreement: float | None = None  # cosine(update, applied aggregate update) for accepted updates
     injected: str | None = None  # the fault injected into this node this round, if any (ground truth)
+    upload_bytes: int | None = None  # the encoded update's size per attempt (what the network carried)
+    compression: str | None = None  # the update's codec (compression.CompressionSpec.label), None if none sent
 
     @property
     def retries(self) -> int:

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.clock",
             f"{_P}.events",
             f"{_P}.network",
+            f"{_P}.compression",  # codecs and error-feedback residuals: what an upload carries
             f"{_P}.models",
             f"{_P}.layer_stack",
             f"{_P}.data",
