@@ -46,7 +46,7 @@ from .registry import make_policy
 from .round import Round
 from .run_control import RunControl, RunState, Waiting
 from .runs import RunFolder
-from .strategies import get_strategy
+from .strategies import UpdateContext, get_strategy
 from .streams import stream
 from .training import SGDConfig, Trainer, node_seed
 from .validate import check_updates
@@ -92,9 +92,8 @@ class Coordinator:
         self.policy: Policy = (
             policy if policy is not None and not isinstance(policy, str) else make_policy(cfg, self.seed)
         )
-        sgd = SGDConfig(
-            cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, self.strategy.client_objective().proximal_mu
-        )
+        self.objective = self.strategy.client_objective()  # what local training adds (FedProx, SCAFFOLD)
+        sgd = SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, self.objective.proximal_mu)
         self.trainer = Trainer(
             self.model,
             sgd,
@@ -138,7 +137,8 @@ class Coordinator:
             detections = self._await_quorum()
             t0 = self.clock.now
             rnd = Round(self.round + 1, t0, self.policy.plan(self.round + 1, self.pool, t0, self.cost), detections)
-            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0) for n in rnd.plan.nodes}
+            down_bytes = self.layout.nbytes * self.objective.download_copies
+            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, down_bytes) for n in rnd.plan.nodes}
             tasks = [self._task(n, rnd) for n in rnd.plan.nodes if rnd.down[n].ok]
             for res in self.backend.train(self.weights, tasks):
                 rnd.results[res.node] = self.faults.corrupt(res, rnd.number, t0)
@@ -156,7 +156,9 @@ class Coordinator:
             self.delivery.judge(rnd, fresh, reasons, self.backend.failures)
             before = self.weights
             if rnd.applied:
-                self.weights = self.strategy.aggregate(self.weights, rnd.stacked, rnd.aggregation_weights())
+                self.weights = self.strategy.aggregate_updates(
+                    self.weights, rnd.stacked, rnd.aggregation_weights(), self._context(rnd)
+                )
             rnd.change = self.weights - before
             report = self._report(rnd)
             self.round = rnd.number
@@ -212,7 +214,19 @@ class Coordinator:
     def _task(self, node: int, rnd: Round) -> Task:
         self.pool[node].rounds_selected += 1
         flip = self.faults.flips_labels(node, rnd.number, rnd.t0)
-        return Task(node, rnd.plan.batch_sizes[node], node_seed(self.seed, rnd.number, node), flip_labels=flip)
+        correction = self.objective.correction(node) if self.objective.correction is not None else None
+        seed = node_seed(self.seed, rnd.number, node)
+        return Task(node, rnd.plan.batch_sizes[node], seed, flip_labels=flip, correction=correction)
+
+    def _context(self, rnd: Round) -> UpdateContext:
+        """Who sent each applied update and how many local steps it holds (FedNova, SCAFFOLD read it)."""
+        return UpdateContext(
+            nodes=tuple(m.node for m, _ in rnd.applied),
+            steps=torch.tensor([m.result.steps for m, _ in rnd.applied], dtype=torch.int64),
+            lr=self.config.lr,
+            momentum=self.config.momentum,
+            population=len(self.pool),
+        )
 
     def _compute_seconds(self, node: int, rnd: Round) -> float:
         samples = rnd.results[node].num_samples * self.config.local_epochs
