@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import checkpoint, compression, persistence
+from . import availability, checkpoint, compression, persistence
 from .backends import Backend, InProcessBackend, Task
 from .clock import VirtualClock
 from .config import TrainConfig, resolve_train_config
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _DOWN, _UP = 1, 2
 _TRANSFER_TAG = 0x5846_4552  # "XFER": the stream tag of a transfer (see streams.py)
+_WORK_TAG = 0x574F_524B  # "WORK": the share of its local steps a node completes (partial work)
 
 
 class QuorumError(Waiting):
@@ -105,6 +107,10 @@ class Coordinator:
         self.backend: Backend = backend or pool.backend or InProcessBackend()
         self.backend.bind(self.trainer, pool)
         self.weights = self.layout.flatten(self.model)
+        regions = {n: link.region for n, link in pool.network.links.items()}
+        self.availability = availability.build(
+            cfg.availability, cfg.availability_options, seed=self.seed, regions=regions
+        )
         self.codec = compression.CompressionSpec.build(cfg.compression, cfg.compression_options)
         self.compressor = compression.UpdateCompressor(self.codec, seed=self.seed)
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
@@ -134,11 +140,12 @@ class Coordinator:
     def step(self) -> RoundReport:
         """Run one round and return its report (also delivered to every subscriber)."""
         with self.control.lock:
+            self._set_online(self.clock.now)
             detections = self._await_quorum()
             t0 = self.clock.now
             rnd = Round(self.round + 1, t0, self.policy.plan(self.round + 1, self.pool, t0, self.cost), detections)
             down_bytes = self.layout.nbytes * self.objective.download_copies
-            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, down_bytes) for n in rnd.plan.nodes}
+            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, down_bytes, t0) for n in rnd.plan.nodes}
             tasks = [self._task(n, rnd) for n in rnd.plan.nodes if rnd.down[n].ok]
             for res in self.backend.train(self.weights, tasks):
                 rnd.results[res.node] = self.faults.corrupt(res, rnd.number, t0)
@@ -147,7 +154,7 @@ class Coordinator:
             rnd.compute = {n: self._compute_seconds(n, rnd) for n in rnd.results}
             sizes = {n: self._encode(n, rnd) for n in rnd.results}
             rnd.up = {
-                n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n], sizes[n]) for n in rnd.results
+                n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n], sizes[n], t0) for n in rnd.results
             }
             fresh = self.delivery.admit(rnd, self.delivery.collect(rnd, self.clock, self.faults))
             reasons, rnd.stacked = check_updates(
@@ -174,7 +181,10 @@ class Coordinator:
         found = self.detector.check(self.pool, self.clock.now)
         deadline = self.clock.now + self.config.max_wait_s
         while len(self.pool.available()) < self.config.quorum:
-            t = self.detector.next_beat_after(self.clock.now)
+            t = min(
+                self.detector.next_beat_after(self.clock.now),
+                self.availability.next_change(self.clock.now, list(self.pool.nodes)),
+            )
             if t > deadline:
                 raise QuorumError(
                     f"waiting for quorum: {len(self.pool.available())} of {len(self.pool)} nodes "
@@ -182,12 +192,29 @@ class Coordinator:
                     "of virtual time); recover nodes, then resume"
                 )
             self.clock.advance_to(t)
+            self._set_online(t)
             found += self.detector.check(self.pool, t)
         return tuple({**dataclasses.asdict(d), "latency": d.latency} for d in found)
 
-    def _send(self, node: int, round_: int, direction: int, start: float, nbytes: int | None = None) -> Transfer:
+    def _set_online(self, t: float) -> None:
+        """Mark the nodes the availability model has offline at ``t`` (planners select only online ones)."""
+        if self.availability.kind != "always":
+            self.pool.offline = frozenset(n for n in self.pool.nodes if not self.availability.online(n, t))
+
+    def _send(
+        self,
+        node: int,
+        round_: int,
+        direction: int,
+        start: float,
+        nbytes: int | None = None,
+        since: float | None = None,
+    ) -> Transfer:
+        """One transfer; a node that goes offline after ``since`` (the round's start) before it arrives fails it."""
         rng = stream(self.seed, _TRANSFER_TAG, round_, node, direction)
         transfer = self.pool.network.transfer(node, self.layout.nbytes if nbytes is None else nbytes, start, rng)
+        if since is not None and transfer.ok and transfer.end > (off := self.availability.offline_from(node, since)):
+            transfer = Transfer(node, transfer.nbytes, start, max(start, off), False, transfer.attempts, "offline")
         if transfer.ok:
             self.pool[node].heartbeat(transfer.end)
         else:
@@ -215,8 +242,14 @@ class Coordinator:
         self.pool[node].rounds_selected += 1
         flip = self.faults.flips_labels(node, rnd.number, rnd.t0)
         correction = self.objective.correction(node) if self.objective.correction is not None else None
-        seed = node_seed(self.seed, rnd.number, node)
-        return Task(node, rnd.plan.batch_sizes[node], seed, flip_labels=flip, correction=correction)
+        seed, batch = node_seed(self.seed, rnd.number, node), rnd.plan.batch_sizes[node]
+        max_steps = None
+        if self.config.partial_work is not None:  # FLGo's completeness: a share ~ U[partial_work, 1] of the steps
+            full = -(-self.pool[node].num_samples // batch) * self.config.local_epochs
+            share = stream(self.seed, _WORK_TAG, rnd.number, node).uniform(self.config.partial_work, 1.0)
+            max_steps = max(1, math.ceil(share * full))
+            rnd.work[node] = max_steps / full
+        return Task(node, batch, seed, flip_labels=flip, correction=correction, max_steps=max_steps)
 
     def _context(self, rnd: Round) -> UpdateContext:
         """Who sent each applied update and how many local steps it holds (FedNova, SCAFFOLD read it)."""
@@ -230,6 +263,8 @@ class Coordinator:
 
     def _compute_seconds(self, node: int, rnd: Round) -> float:
         samples = rnd.results[node].num_samples * self.config.local_epochs
+        if node in rnd.work:  # partial work: the node computed only the steps it completed
+            samples *= rnd.work[node]
         seconds = self.pool[node].compute_seconds(samples, self.cost)
         return seconds * self.faults.compute_factor(node, rnd.number, rnd.t0)
 

@@ -41,6 +41,7 @@ class NodeRecord:
     injected: str | None = None  # the fault injected into this node this round, if any (ground truth)
     upload_bytes: int | None = None  # the encoded update's size per attempt (what the network carried)
     compression: str | None = None  # the update's codec (compression.CompressionSpec.label), None if none sent
+    work_done: float | None = None  # share of its local steps the node completed (partial work), None if all
 
     @property
     def retries(self) -> int:

@@ -38,6 +38,7 @@ class Round:
     compute: dict[int, float] = field(default_factory=dict)  # simulated compute seconds
     up: dict[int, Transfer] = field(default_factory=dict)  # update upload per node that trained
     codec: dict[int, str] = field(default_factory=dict)  # the update's encoding per node that trained
+    work: dict[int, float] = field(default_factory=dict)  # share of its local steps a node completed (partial work)
     close: float = 0.0  # when the server stopped waiting
     status: dict[int, Status] = field(default_factory=dict)  # per selected node
     applied: list[tuple[Message, float]] = field(default_factory=list)  # updates aggregated, staleness weight
@@ -93,6 +94,7 @@ class Round:
                     injected=injected[n],
                     upload_bytes=u.nbytes if u is not None else None,
                     compression=self.codec.get(n),
+                    work_done=self.work.get(n),
                 )
             )
         return out
