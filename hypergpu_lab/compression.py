@@ -231,6 +231,25 @@ def decode(enc: Encoded, spec: CompressionSpec) -> np.ndarray:
     raise AssertionError(f"unknown codec {enc.kind}")
 
 
+def encoded_nbytes(spec: CompressionSpec, size: int) -> int:
+    """The bytes :func:`encode` produces for ``size`` coordinates: every codec here has a fixed size.
+
+    Planners use it to price a level before choosing it; the network still carries ``Encoded.nbytes``
+    (a test pins the two equal).
+    """
+    buckets = math.ceil(size / spec.bucket)
+    if spec.kind == "none":
+        return 4 * size
+    if spec.kind == "int8":
+        return size + 4 * buckets
+    if spec.kind == "qsgd":
+        return math.ceil(size * qsgd_bits(spec.levels) / 8) + 4 * buckets
+    if spec.kind == "topk":
+        k, index = max(1, math.ceil(spec.ratio * size)), 2 if size <= 65536 else 4
+        return k * index + (math.ceil(k / 8) + 4 if spec.sign else 4 * k)
+    return math.ceil(size / 8) + 4  # sign
+
+
 # -- the node side: codecs plus error-feedback memory -----------------------------------------------
 class UpdateCompressor:
     """Each node's encoder and its error-feedback residual; the server's decoder.

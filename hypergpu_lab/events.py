@@ -119,6 +119,8 @@ class Decision:
         ``snapshot``        after = the round whose configuration was saved
         ``rollback``        before = the current round, after = the round whose configuration is restored
         ``phase``           phase names (warmup, adaptive, convergence)
+        ``compression``     the node's update compression level (``compression.LADDER``: none, int8,
+                            topk-10%, topk-1%), chosen from its link
         ``quarantine``, ``release``, ``readmit``
                             node states (online, quarantined, probation)
 

@@ -241,3 +241,23 @@ def test_sigkill_then_resume_with_error_feedback_equals_uninterrupted_run(tmp_pa
         ]
 
     assert rows("a") == rows("b")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CompressionSpec("none"),
+        CompressionSpec("int8", bucket=100),
+        CompressionSpec("qsgd", levels=1),
+        CompressionSpec("qsgd", levels=100, bucket=7),
+        CompressionSpec("topk", ratio=0.003),
+        CompressionSpec("topk", ratio=0.2, sign=True),
+        CompressionSpec("sign"),
+    ],
+    ids=lambda s: s.label,
+)
+@pytest.mark.parametrize("p", [1, 999, 70_000])
+def test_encoded_nbytes_prices_exactly_what_encode_produces(spec: CompressionSpec, p: int) -> None:
+    from hypergpu_lab.compression import encoded_nbytes
+
+    assert encoded_nbytes(spec, p) == encode(_vector(p), spec, np.random.default_rng(0)).nbytes
