@@ -144,8 +144,9 @@ class Encoded:
 # -- bit packing -----------------------------------------------------------------------------------
 def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
     """Unsigned codes < 2**bits as a dense little-endian bit stream, ceil(n * bits / 8) bytes."""
-    planes = (codes.astype(np.uint32)[:, None] >> np.arange(bits, dtype=np.uint32)) & 1
-    return np.packbits(planes.astype(np.uint8).ravel(), bitorder="little")
+    dtype = np.uint8 if bits <= 8 else np.uint32  # narrow planes: a quarter of the memory traffic
+    planes = (codes.astype(dtype)[:, None] >> np.arange(bits, dtype=dtype)) & 1
+    return np.packbits(planes.astype(np.uint8, copy=False).ravel(), bitorder="little")
 
 
 def unpack_bits(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
@@ -181,12 +182,12 @@ def encode(v: np.ndarray, spec: CompressionSpec, rng: np.random.Generator | None
         if rng is None:
             raise ValueError("qsgd needs a random generator for its stochastic rounding")
         s, b = spec.levels, _buckets(v, spec.bucket)
-        norm = np.sqrt((b.astype(np.float64) ** 2).sum(1)).astype(np.float32)
-        safe = np.where(norm > 0, norm, 1).astype(np.float64)
-        r = np.abs(b) / safe[:, None] * s
+        norm = np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float64)).astype(np.float32)
+        safe = np.where(norm > 0, norm, 1).astype(np.float32)
+        r = np.abs(b) * (np.float32(s) / safe)[:, None]
         low = np.floor(r)
-        level = low + (rng.random(r.shape) < (r - low))
-        signed = (np.sign(b) * np.minimum(level, s)).astype(np.int64).ravel()[:n]
+        level = low + (rng.random(r.shape, dtype=np.float32) < (r - low))
+        signed = (np.copysign(np.minimum(level, s), b)).astype(np.int32).ravel()[:n]
         return Encoded(kind, n, {"norm": norm, "codes": pack_bits(signed + s, qsgd_bits(s))})
     if kind == "topk":
         k = max(1, math.ceil(spec.ratio * n))

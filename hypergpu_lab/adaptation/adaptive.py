@@ -316,12 +316,12 @@ class AdaptivePolicy:
     def _compression(
         self, round_: int, chosen: list[int], pool: NodePool, now: float, cost: ModelCost, decisions: list[Decision]
     ) -> dict[int, str]:
-        """Per node, the lightest compression level whose upload fits ``compression_target_s`` on its link.
+        """Per node, the lightest compression level whose transmission fits ``compression_target_s`` on its link.
 
-        A level's upload time is the link's latency plus its encoded size (exact, from
-        ``compression.encoded_nbytes``) over the link's throughput: observed, from the node's
-        full-size model downloads (retries included), or before any observation from its profile.
-        A slow link gets more compression; a node no level fits gets the heaviest.
+        A level's transmission time is its encoded size (exact, from ``compression.encoded_nbytes``)
+        over the link's throughput: observed, from the node's full-size model downloads (retries
+        included, latency taken off), or before any observation from its profile. Latency is left
+        out: no codec shortens it. A slow link gets more compression; where no level fits, the heaviest.
         """
         size = cost.param_bytes // 4
         full = encoded_nbytes(LADDER["none"], size)
@@ -333,7 +333,7 @@ class AdaptivePolicy:
                 rate, source = full / (observed - cond.latency_s), f"observed {observed:.2f}s per full model"
             else:
                 rate, source = cond.profile.bandwidth_mbps * 1e6 / 8, f"{cond.profile.name} profile"
-            est = {name: cond.latency_s + encoded_nbytes(spec, size) / rate for name, spec in LADDER.items()}
+            est = {name: encoded_nbytes(spec, size) / rate for name, spec in LADDER.items()}
             level = next((name for name, t in est.items() if t <= self.compression_target_s), list(LADDER)[-1])
             out[n] = level
             before = self.codec_level.get(n, "none")
