@@ -34,11 +34,11 @@ def _vector(p: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=p).astype(np.float32)
 
 
-@pytest.mark.parametrize("bits", [1, 2, 3, 5, 8, 11])
-def test_bit_packing_round_trips_and_takes_ceil_n_bits_over_8_bytes(bits: int) -> None:
+@pytest.mark.parametrize("bits", [1, 2, 3, 5, 8, 11, 16])
+def test_bit_packing_round_trips_in_bits_planes_of_ceil_n_over_8_bytes(bits: int) -> None:
     codes = np.random.default_rng(bits).integers(0, 2**bits, size=1001)
     packed = pack_bits(codes, bits)
-    assert packed.nbytes == math.ceil(1001 * bits / 8)
+    assert packed.nbytes == bits * math.ceil(1001 / 8)
     assert np.array_equal(unpack_bits(packed, bits, 1001), codes)
 
 
@@ -74,7 +74,7 @@ def test_qsgd_is_unbiased_and_takes_only_the_two_nearest_levels() -> None:
     sd = norm / s * np.sqrt(p * (1 - p))
     assert np.all(np.abs(out.mean(0) - v) <= 5 * sd / np.sqrt(draws) + 1e-6)
     enc = encode(v, spec, np.random.default_rng(0))
-    assert enc.nbytes == math.ceil(40 * qsgd_bits(s) / 8) + 4  # 4 bits per value (codes -4..4), one norm
+    assert enc.nbytes == qsgd_bits(s) * math.ceil(40 / 8) + 4  # 4 bit planes (codes -4..4), one norm
 
 
 @pytest.mark.parametrize("sign", [False, True])

@@ -319,20 +319,17 @@ class AdaptivePolicy:
         """Per node, the lightest compression level whose transmission fits ``compression_target_s`` on its link.
 
         A level's transmission time is its encoded size (exact, from ``compression.encoded_nbytes``)
-        over the link's throughput: observed, from the node's full-size model downloads (retries
-        included, latency taken off), or before any observation from its profile. Latency is left
-        out: no codec shortens it. A slow link gets more compression; where no level fits, the heaviest.
+        over the bandwidth of the link's current profile (scheduled profile changes included: a
+        device knows its connection). Latency, jitter and retries are left out: no codec shortens
+        them, and observed transfer times are dominated by them on the lossy links (estimating the
+        rate from observed downloads picked top-1% for most unstable links, which cost accuracy in
+        ``bench/communication.py``). A slow link gets more compression; where no level fits, the heaviest.
         """
         size = cost.param_bytes // 4
-        full = encoded_nbytes(LADDER["none"], size)
         out = {}
         for n in chosen:
             cond = pool.network.conditions(n, now)
-            observed = self.monitor.full_transfer_s(n)
-            if observed is not None and observed > cond.latency_s:
-                rate, source = full / (observed - cond.latency_s), f"observed {observed:.2f}s per full model"
-            else:
-                rate, source = cond.profile.bandwidth_mbps * 1e6 / 8, f"{cond.profile.name} profile"
+            rate = cond.profile.bandwidth_mbps * 1e6 / 8  # bytes per second
             est = {name: encoded_nbytes(spec, size) / rate for name, spec in LADDER.items()}
             level = next((name for name, t in est.items() if t <= self.compression_target_s), list(LADDER)[-1])
             out[n] = level
@@ -340,8 +337,8 @@ class AdaptivePolicy:
             if level != before:
                 fits = "fits" if est[level] <= self.compression_target_s else "is the heaviest; none fits"
                 why = (
-                    f"link ~{rate * 8 / 1e6:.3g} Mbps ({source}): full update ~{est['none']:.2f}s; "
-                    f"{level} ~{est[level]:.2f}s {fits} the {self.compression_target_s:g}s target"
+                    f"{cond.profile.name} link, {cond.profile.bandwidth_mbps:g} Mbps: full update {est['none']:.3f}s; "
+                    f"{level} {est[level]:.3f}s {fits} the {self.compression_target_s:g}s target"
                 )
                 decisions.append(self._decision(round_, n, "compression", before, level, why))
             self.codec_level[n] = level

@@ -126,7 +126,6 @@ def _observation(rec: NodeRecord, round_: int) -> dict[str, Any]:
         "compute_s": float(rec.compute_s),
         "waiting_s": float(rec.waiting_s),
         "duration_s": float(rec.download_s + rec.compute_s + rec.upload_s) if up_ok else None,
-        "download_s": float(rec.download_s) if down_ok else None,  # a full-size model: the link's full-update time
         "loss": None if rec.loss is None else float(rec.loss),
         "num_samples": int(rec.num_samples),
     }
@@ -321,12 +320,6 @@ class NetworkMonitor:
     def expected_duration(self, node: int) -> float | None:
         """Mean download + compute + upload seconds over the node's delivered rounds in the window."""
         d = self._delivered(node, "duration_s")
-        return sum(d) / len(d) if d else None
-
-    def full_transfer_s(self, node: int) -> float | None:
-        """Mean seconds the node's full-size model download took (retries included) over the window."""
-        s = self._nodes.get(node)
-        d = [o["download_s"] for o in s["obs"] if o.get("download_s") is not None] if s else []
         return sum(d) / len(d) if d else None
 
     def throughput(self, node: int) -> float | None:
