@@ -76,6 +76,9 @@ def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
     last = [r["test_accuracy"] for r in list(history)[-3:]]
     uploads = [rec.upload_bytes for _, rec in coord.history.node_records if rec.upload_bytes is not None]
     levels = [rec.compression or "none" for _, rec in coord.history.node_records if rec.upload_bytes is not None]
+    # Where a node's round time goes: the upload is the only part compression shortens.
+    sent = [rec for _, rec in coord.history.node_records if rec.arrival is not None]
+    upload_share = sum(r.upload_s for r in sent) / sum(r.download_s + r.compute_s + r.upload_s for r in sent)
     return {
         "time": hit["t_end"] if hit else None,
         "round": hit["round"] if hit else None,
@@ -84,6 +87,7 @@ def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
         "upload": statistics.mean(uploads) if uploads else 0.0,
         "model_bytes": coord.layout.nbytes,
         "levels": {lv: levels.count(lv) for lv in sorted(set(levels))},
+        "upload_share": upload_share,
     }
 
 
@@ -135,8 +139,9 @@ def main() -> str:
         lines += [
             f"**{sc}**: {build_scenario(sc, seed=0).description}. Model {base[0]['model_bytes']:,} bytes.",
             "",
-            "| updates | time to 90% | speed-up | final accuracy | bytes per round | bytes per upload | levels used |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "| updates | time to 90% | speed-up | final accuracy | bytes per round | bytes per upload "
+            "| upload share of node time | levels used |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for v, runs in results.items():
             hits = [r for r in runs if r["time"] is not None]
@@ -156,7 +161,8 @@ def main() -> str:
             lines.append(
                 f"| {v} | {when} | {speed} | {statistics.mean(r['final'] for r in runs):.3f} | "
                 f"{statistics.mean(r['bytes_round'] for r in runs):,.0f} | "
-                f"{statistics.mean(r['upload'] for r in runs):,.0f} | {used} |"
+                f"{statistics.mean(r['upload'] for r in runs):,.0f} | "
+                f"{statistics.mean(r['upload_share'] for r in runs):.1%} | {used} |"
             )
         lines.append("")
 
@@ -192,6 +198,12 @@ def main() -> str:
             f"| {label} | {m['compress_ms']:.1f} ms | {m['round_ms']:.0f} ms | {m['compress_ms'] / m['round_ms']:.1%} |"
         )
     lines += [
+        "",
+        "Bytes per round are downloads (the float32 model, every attempt) plus uploads (the encoded update, every "
+        "attempt), summed from the transfers; bytes per upload and the levels are per update sent. "
+        "Upload share of node time = upload seconds / (download + compute + upload) over the updates that arrived: "
+        "compression shortens only that part, so it bounds the speed-up a codec can give (at most "
+        "1 / (1 - share), with every upload free).",
         "",
         f"Machine: 2-core VM shared with other sessions; load average before: {load0}; after: {_load()}. "
         f"Benchmark wall time {time.perf_counter() - wall0:.0f} s.",
