@@ -299,6 +299,15 @@ class UpdateCompressor:
         self.wall_s += time.perf_counter() - t
         return enc, decoded
 
+    def undelivered(self, node: int, decoded: torch.Tensor) -> None:
+        """The node's upload failed (it gave up, or went offline): what it tried to send is owed again.
+
+        Only a codec with error feedback keeps a residual to add it to; without one the update is lost,
+        as an uncompressed one would be.
+        """
+        if node in self.residual:
+            self.residual[node] = self.residual[node] + decoded
+
     def state_dict(self) -> dict[str, Any]:
         return {"residual": {int(n): r.clone() for n, r in sorted(self.residual.items())}}
 

@@ -156,6 +156,8 @@ class Coordinator:
             rnd.up = {
                 n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n], sizes[n], t0) for n in rnd.results
             }
+            for n in (n for n, u in rnd.up.items() if not u.ok and n in rnd.codec):  # the node knows it failed
+                self.compressor.undelivered(n, rnd.results[n].delta)
             fresh = self.delivery.admit(rnd, self.delivery.collect(rnd, self.clock, self.faults))
             reasons, rnd.stacked = check_updates(
                 [m.result.delta for m in fresh], self.layout.size, norm_bound=self.config.max_update_norm

@@ -261,3 +261,39 @@ def test_encoded_nbytes_prices_exactly_what_encode_produces(spec: CompressionSpe
     from hypergpu_lab.compression import encoded_nbytes
 
     assert encoded_nbytes(spec, p) == encode(_vector(p), spec, np.random.default_rng(0)).nbytes
+
+
+def test_a_failed_upload_is_owed_again_through_the_residual(tmp_path: Path) -> None:
+    """EF accounting counts only what arrived: a node whose upload failed adds it back to its residual."""
+    # Prepare: node 1 goes offline at 1 ms: after its download (0.78 ms here), before its upload arrives (1.57 ms)
+    trace = tmp_path / "t.trace"
+    trace.write_text("1 0 0.001\n1 50 100\n")
+    pool = NodePool.simulated(3, dataset="digits", partition="iid", network="lan", seed=4)
+    coord = Coordinator(
+        pool=pool,
+        model="mlp",
+        compression="topk",
+        compression_options={"ratio": 0.05},
+        availability="trace",
+        availability_options={"path": str(trace)},
+    )
+    comp = coord.compressor
+    sent: dict[int, torch.Tensor] = {}
+    real = comp.compress
+
+    def spy(node: int, round_: int, delta: torch.Tensor, spec: CompressionSpec | None = None):
+        sent[node] = delta.clone()
+        return real(node, round_, delta, spec)
+
+    comp.compress = spy  # type: ignore[method-assign]
+
+    # Execute
+    rep = coord.step()
+
+    # Assert: the offline node's whole update is still owed; the others owe only what top-k left out
+    status = {r.node: r for r in rep.nodes}
+    assert status[1].status == "failed" and "offline" in status[1].reason
+    torch.testing.assert_close(comp.residual[1], sent[1], atol=1e-6, rtol=0)
+    for n in (0, 2):
+        assert status[n].status == "accepted"
+        assert float(comp.residual[n].abs().max()) < float(sent[n].abs().max())
