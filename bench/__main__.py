@@ -15,6 +15,7 @@ SUITES = {
     "aggregation": ("bench.aggregation", "Aggregation"),
     "robustness": ("bench.robustness", "Strategies under attack"),
     "adaptation": ("bench.adaptation", "Network-aware adaptation"),
+    "communication": ("bench.communication", "Communication levers"),
     "flower": ("bench.flower", "Side by side with Flower"),
     "ui": ("bench.ui", "Dashboard overhead"),
     "ray": ("bench.ray_backend", "Ray backend overhead"),

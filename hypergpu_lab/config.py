@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import checks
+from . import availability, checks
+from .compression import CompressionSpec
 from .errors import ConfigError
 from .pool_config import DATASETS as DATASETS  # re-exported: the pool's settings live in the core
 from .pool_config import PARTITIONS as PARTITIONS
@@ -87,6 +88,11 @@ class TrainConfig:
     seed: int | None = None  # None = the pool's seed
     vectorise: bool | None = None  # None = vectorise when the model allows it
     device: str = "auto"  # where local training runs: auto (CUDA when present), cpu, cuda[:N]
+    compression: str = "none"  # update codec: none, int8, qsgd, topk, sign (see compression.py)
+    compression_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"ratio": 0.01} for topk
+    availability: str = "always"  # when nodes are online: always, markov, diurnal, trace (see availability.py)
+    availability_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"path": "synthetic"} for trace
+    partial_work: float | None = None  # each node completes a fraction ~ U[partial_work, 1] of its local steps
 
     def __post_init__(self) -> None:
         p = "train."
@@ -132,6 +138,11 @@ class TrainConfig:
         ):
             raise ConfigError(p + "device", self.device, "auto, cpu, cuda or cuda:N")
         checks.optional(checks.boolean, p + "vectorise", self.vectorise)
+        self.compression_options = checks.mapping_of_str(p + "compression_options", self.compression_options)
+        CompressionSpec.build(self.compression, self.compression_options)  # raises naming the field
+        self.availability_options = checks.mapping_of_str(p + "availability_options", self.availability_options)
+        availability.build(self.availability, self.availability_options, seed=0, regions={})  # names the field
+        self.partial_work = checks.optional(checks.number, p + "partial_work", self.partial_work, 0, 1, open_low=True)
         self._check_plug_in_options()
 
     def _check_plug_in_options(self) -> None:

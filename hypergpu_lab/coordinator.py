@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
-from . import checkpoint, persistence
+from . import availability, checkpoint, compression, persistence
 from .backends import InProcessBackend, Task
 from .clock import VirtualClock
 from .config import check_against_pool, resolve_train_config
@@ -39,12 +41,13 @@ from .events import EventBus, RoundReport
 from .faults import Fault, FaultInjector
 from .metrics import History, NodeMonitor
 from .models import ParamLayout, build_model, measure_cost
+from .network import Transfer
 from .nodes import NodePool
 from .registry import make_policy
 from .round import Round
 from .run_control import RunControl, RunState, Waiting
 from .runs import RunFolder
-from .strategies import get_strategy
+from .strategies import UpdateContext, get_strategy
 from .streams import stream
 from .training import SGDConfig, Trainer, node_seed
 from .validate import check_updates
@@ -53,13 +56,13 @@ if TYPE_CHECKING:  # names in signatures only
     from .backends import Backend
     from .config import TrainConfig
     from .faults import Fault
-    from .network import Transfer
     from .plan import Policy
 
 log = logging.getLogger(__name__)
 
 _DOWN, _UP = 1, 2
 _TRANSFER_TAG = 0x5846_4552  # "XFER": the stream tag of a transfer (see streams.py)
+_WORK_TAG = 0x574F_524B  # "WORK": the share of its local steps a node completes (partial work)
 
 
 class QuorumError(Waiting):
@@ -105,9 +108,8 @@ class Coordinator:
         self.policy: Policy = (
             policy if policy is not None and not isinstance(policy, str) else make_policy(cfg, self.seed)
         )
-        sgd = SGDConfig(
-            cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, self.strategy.client_objective().proximal_mu
-        )
+        self.objective = self.strategy.client_objective()  # what local training adds (FedProx, SCAFFOLD)
+        sgd = SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.local_epochs, self.objective.proximal_mu)
         self.trainer = Trainer(
             self.model,
             sgd,
@@ -120,6 +122,12 @@ class Coordinator:
         self.backend: Backend = backend or pool.backend or InProcessBackend()
         self.backend.bind(self.trainer, pool)
         self.weights = self.layout.flatten(self.model)
+        regions = {n: link.region for n, link in pool.network.links.items()}
+        self.availability = availability.build(
+            cfg.availability, cfg.availability_options, seed=self.seed, regions=regions
+        )
+        self.codec = compression.CompressionSpec.build(cfg.compression, cfg.compression_options)
+        self.compressor = compression.UpdateCompressor(self.codec, seed=self.seed)
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
         self.faults.install(pool.network)
         self.detector = HeartbeatDetector(interval_s=cfg.heartbeat_interval_s, timeout_s=cfg.heartbeat_timeout_s)
@@ -178,17 +186,24 @@ class Coordinator:
     def step(self) -> RoundReport:
         """Run one round and return its report (also delivered to every subscriber)."""
         with self.control.lock:
+            self._set_online(self.clock.now)
             detections = self._await_quorum()
             t0 = self.clock.now
             rnd = Round(self.round + 1, t0, self.policy.plan(self.round + 1, self.pool, t0, self.cost), detections)
-            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0) for n in rnd.plan.nodes}
+            down_bytes = self.layout.nbytes * self.objective.download_copies
+            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, down_bytes, t0) for n in rnd.plan.nodes}
             tasks = [self._task(n, rnd) for n in rnd.plan.nodes if rnd.down[n].ok]
             for res in self.backend.train(self.weights, tasks):
                 rnd.results[res.node] = self.faults.corrupt(res, rnd.number, t0)
             for n in {t.node for t in tasks} - rnd.results.keys():  # the backend lost it (a Ray actor died)
                 self.pool[n].record_failure()
             rnd.compute = {n: self._compute_seconds(n, rnd) for n in rnd.results}
-            rnd.up = {n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n]) for n in rnd.results}
+            sizes = {n: self._encode(n, rnd) for n in rnd.results}
+            rnd.up = {
+                n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n], sizes[n], t0) for n in rnd.results
+            }
+            for n in (n for n, u in rnd.up.items() if not u.ok and n in rnd.codec):  # the node knows it failed
+                self.compressor.undelivered(n, rnd.results[n].delta)
             fresh = self.delivery.admit(rnd, self.delivery.collect(rnd, self.clock, self.faults))
             reasons, rnd.stacked = check_updates(
                 [m.result.delta for m in fresh], self.layout.size, norm_bound=self.config.max_update_norm
@@ -196,7 +211,9 @@ class Coordinator:
             self.delivery.judge(rnd, fresh, reasons, self.backend.failures)
             before = self.weights
             if rnd.applied:
-                self.weights = self.strategy.aggregate(self.weights, rnd.stacked, rnd.aggregation_weights())
+                self.weights = self.strategy.aggregate_updates(
+                    self.weights, rnd.stacked, rnd.aggregation_weights(), self._context(rnd)
+                )
                 rnd.notes = self.strategy.take_notes()
             rnd.change = self.weights - before
             report = self._report(rnd)
@@ -213,7 +230,10 @@ class Coordinator:
         found = self.detector.check(self.pool, self.clock.now)
         deadline = self.clock.now + self.config.max_wait_s
         while len(self.pool.available()) < self.config.quorum:
-            t = self.detector.next_beat_after(self.clock.now)
+            t = min(
+                self.detector.next_beat_after(self.clock.now),
+                self.availability.next_change(self.clock.now, list(self.pool.nodes)),
+            )
             if t > deadline:
                 raise QuorumError(
                     f"waiting for quorum: {len(self.pool.available())} of {len(self.pool)} nodes "
@@ -221,25 +241,79 @@ class Coordinator:
                     "of virtual time); recover nodes, then resume"
                 )
             self.clock.advance_to(t)
+            self._set_online(t)
             found += self.detector.check(self.pool, t)
         return tuple({**dataclasses.asdict(d), "latency": d.latency} for d in found)
 
-    def _send(self, node: int, round_: int, direction: int, start: float) -> Transfer:
+    def _set_online(self, t: float) -> None:
+        """Mark the nodes the availability model has offline at ``t`` (planners select only online ones)."""
+        if self.availability.kind != "always":
+            self.pool.offline = frozenset(n for n in self.pool.nodes if not self.availability.online(n, t))
+
+    def _send(
+        self,
+        node: int,
+        round_: int,
+        direction: int,
+        start: float,
+        nbytes: int | None = None,
+        since: float | None = None,
+    ) -> Transfer:
+        """One transfer; a node that goes offline after ``since`` (the round's start) before it arrives fails it."""
         rng = stream(self.seed, _TRANSFER_TAG, round_, node, direction)
-        transfer = self.pool.network.transfer(node, self.layout.nbytes, start, rng)
+        transfer = self.pool.network.transfer(node, self.layout.nbytes if nbytes is None else nbytes, start, rng)
+        if since is not None and transfer.ok and transfer.end > (off := self.availability.offline_from(node, since)):
+            transfer = Transfer(node, transfer.nbytes, start, max(start, off), False, transfer.attempts, "offline")
         if transfer.ok:
             self.pool[node].heartbeat(transfer.end)
         else:
             self.pool[node].record_failure()
         return transfer
 
+    def _encode(self, node: int, rnd: Round) -> int:
+        """Compress node's update as the node would; the server's decoded copy replaces it. Returns bytes sent.
+
+        The codec is the plan's choice for this node (the adaptive policy's per-link level) or the
+        config's. A non-finite update cannot be encoded and goes raw, for the update checks to refuse.
+        """
+        spec = compression.LADDER[rnd.plan.compression[node]] if node in rnd.plan.compression else self.codec
+        res = rnd.results[node]
+        if (spec.kind == "none" and node not in self.compressor.residual) or not bool(res.delta.isfinite().all()):
+            return self.layout.nbytes
+        enc, decoded = self.compressor.compress(node, rnd.number, res.delta, spec)
+        rnd.results[node] = dataclasses.replace(
+            res, delta=decoded, update_norm=float(torch.linalg.vector_norm(decoded))
+        )
+        rnd.codec[node] = spec.label
+        return enc.nbytes
+
     def _task(self, node: int, rnd: Round) -> Task:
         self.pool[node].rounds_selected += 1
         flip = self.faults.flips_labels(node, rnd.number, rnd.t0)
-        return Task(node, rnd.plan.batch_sizes[node], node_seed(self.seed, rnd.number, node), flip_labels=flip)
+        correction = self.objective.correction(node) if self.objective.correction is not None else None
+        seed, batch = node_seed(self.seed, rnd.number, node), rnd.plan.batch_sizes[node]
+        max_steps = None
+        if self.config.partial_work is not None:  # FLGo's completeness: a share ~ U[partial_work, 1] of the steps
+            full = -(-self.pool[node].num_samples // batch) * self.config.local_epochs
+            share = stream(self.seed, _WORK_TAG, rnd.number, node).uniform(self.config.partial_work, 1.0)
+            max_steps = max(1, math.ceil(share * full))
+            rnd.work[node] = max_steps / full
+        return Task(node, batch, seed, flip_labels=flip, correction=correction, max_steps=max_steps)
+
+    def _context(self, rnd: Round) -> UpdateContext:
+        """Who sent each applied update and how many local steps it holds (FedNova, SCAFFOLD read it)."""
+        return UpdateContext(
+            nodes=tuple(m.node for m, _ in rnd.applied),
+            steps=torch.tensor([m.result.steps for m, _ in rnd.applied], dtype=torch.int64),
+            lr=self.config.lr,
+            momentum=self.config.momentum,
+            population=len(self.pool),
+        )
 
     def _compute_seconds(self, node: int, rnd: Round) -> float:
         samples = rnd.results[node].num_samples * self.config.local_epochs
+        if node in rnd.work:  # partial work: the node computed only the steps it completed
+            samples *= rnd.work[node]
         seconds = self.pool[node].compute_seconds(samples, self.cost)
         return seconds * self.faults.compute_factor(node, rnd.number, rnd.t0)
 
@@ -251,7 +325,7 @@ class Coordinator:
         rnd.notes += tuple(a.describe() for a in anomalies)
         acc, loss = self.evaluate() if rnd.number % self.config.eval_every == 0 else (None, None)
         events = tuple(repr(e) for e in self.pool.network.events_between(rnd.t0, rnd.close))
-        return rnd.report(self.run_id, records, acc, loss, events, self.layout.nbytes)
+        return rnd.report(self.run_id, records, acc, loss, events)
 
     def evaluate(self, batch_size: int = 2048) -> tuple[float, float]:
         """Accuracy and mean cross-entropy of the global model on the pool's held-out test set."""

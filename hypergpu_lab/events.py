@@ -39,6 +39,9 @@ class NodeRecord:
     update_hash: str | None = None  # SHA-256 of the update's float32 bytes: what the chain records
     agreement: float | None = None  # accepted: cosine x norm ratio² with the median update (round.robust_agreement)
     injected: str | None = None  # the fault injected into this node this round, if any (ground truth)
+    upload_bytes: int | None = None  # the encoded update's size per attempt (what the network carried)
+    compression: str | None = None  # the update's codec (compression.CompressionSpec.label), None if none sent
+    work_done: float | None = None  # share of its local steps the node completed (partial work), None if all
 
     @property
     def retries(self) -> int:
@@ -116,6 +119,8 @@ class Decision:
         ``snapshot``        after = the round whose configuration was saved
         ``rollback``        before = the current round, after = the round whose configuration is restored
         ``phase``           phase names (warmup, adaptive, convergence)
+        ``compression``     the node's update compression level (``compression.LADDER``: none, int8,
+                            topk-10%, topk-1%), chosen from its link
         ``quarantine``, ``release``, ``readmit``
                             node states (online, quarantined, probation)
 

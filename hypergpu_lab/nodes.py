@@ -169,6 +169,8 @@ class NodePool:
         self.input_shape = tuple((shard if shard is not None else x_test).shape[1:])
         self.config = config
         self.backend: Any = None  # where the nodes train when not in this process (see with_backend)
+        # Nodes the availability model has offline now: set by the coordinator at each round's start.
+        self.offline: frozenset[int] = frozenset()
 
     @classmethod
     def simulated(cls, num_nodes: int = 10, *, backend: Any = None, **options: Any) -> NodePool:
@@ -399,8 +401,8 @@ class NodePool:
         return node
 
     def available(self) -> list[int]:
-        """Ids of nodes that can be selected, in id order."""
-        return [i for i, n in self.nodes.items() if n.available]
+        """Ids of nodes that can be selected (healthy and online), in id order."""
+        return [i for i, n in self.nodes.items() if n.available and i not in self.offline]
 
     def set_state(self, node_id: int, state: NodeState | str) -> None:
         try:

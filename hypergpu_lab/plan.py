@@ -30,6 +30,7 @@ class RoundPlan:
     deadline_s: float | None
     notes: tuple[str, ...] = field(default=())
     target_updates: int | None = None  # close the round once this many updates arrived (None: wait for all)
+    compression: dict[int, str] = field(default_factory=dict)  # node -> compression.LADDER level; else the config's
 
 
 def memory_limits(pool: NodePool, cost: ModelCost) -> tuple[dict[int, int], list[str]]:

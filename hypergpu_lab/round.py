@@ -64,6 +64,8 @@ class Round:
     results: dict[int, LocalResult] = field(default_factory=dict)  # local training, per node that trained
     compute: dict[int, float] = field(default_factory=dict)  # simulated compute seconds
     up: dict[int, Transfer] = field(default_factory=dict)  # update upload per node that trained
+    codec: dict[int, str] = field(default_factory=dict)  # the update's encoding per node that trained
+    work: dict[int, float] = field(default_factory=dict)  # share of its local steps a node completed (partial work)
     close: float = 0.0  # when the server stopped waiting
     status: dict[int, Status] = field(default_factory=dict)  # per selected node
     applied: list[tuple[Message, float]] = field(default_factory=list)  # updates aggregated, staleness weight
@@ -113,6 +115,9 @@ class Round:
                     update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
                     agreement=agreement.get(i) if i is not None else None,
                     injected=injected[n],
+                    upload_bytes=u.nbytes if u is not None else None,
+                    compression=self.codec.get(n),
+                    work_done=self.work.get(n),
                 )
             )
         return out
@@ -124,9 +129,11 @@ class Round:
         accuracy: float | None,
         loss: float | None,
         network_events: tuple[str, ...],
-        model_bytes: int,
     ) -> RoundReport:
-        """The round's report: counts, losses, events and bytes, from the records and the applied updates."""
+        """The round's report: counts, losses, events and bytes, from the records and the applied updates.
+
+        Bytes are what the transfers carried, every attempt counted: the model down, the encoded update up.
+        """
         r = self.number
         count = {s: sum(rec.status == s for rec in records) for s in ("accepted", "straggled", "failed", "rejected")}
         total = sum(m.result.num_samples for m, _ in self.applied)
@@ -156,6 +163,6 @@ class Round:
             late_applied=len(late),
             detections=self.detections,
             status="ok" if self.applied else "no updates",
-            bytes_moved=model_bytes * sum(x.download_attempts + x.upload_attempts for x in records),
+            bytes_moved=sum(t.nbytes * t.attempts for t in (*self.down.values(), *self.up.values())),
             **count,
         )

@@ -51,6 +51,8 @@ class Job:
     y: torch.Tensor
     batch_size: int
     seed: int
+    correction: torch.Tensor | None = None  # [P] added to every local gradient (SCAFFOLD's c - c_i)
+    max_steps: int | None = None  # partial work: stop after this many local steps (None: all epochs)
 
 
 @dataclass(frozen=True)
@@ -173,11 +175,17 @@ class Trainer:
         )
         anchor = {n: v for n, v in self.layout.unflatten(global_flat).items() if n in self.layout.param_names}
         mu = self.sgd.prox_mu
+        corr = None
+        if job.correction is not None:
+            corr = {n: v for n, v in self.layout.unflatten(job.correction.to(self.device)).items() if n in anchor}
         n, b = len(job.y), job.batch_size
+        limit = job.max_steps if job.max_steps is not None else math.inf
         total, steps = 0.0, 0
         for order in epoch_orders(job.seed, n, self.sgd.epochs):
             perm = torch.from_numpy(order).to(self.device)
             for s in range(0, n, b):
+                if steps >= limit:
+                    break
                 idx = perm[s : s + b]
                 opt.zero_grad(set_to_none=True)
                 loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
@@ -185,6 +193,9 @@ class Trainer:
                 if mu:
                     objective = loss + mu / 2 * sum(((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters())
                 objective.backward()
+                if corr is not None:
+                    for name, p in model.named_parameters():
+                        p.grad.add_(corr[name])
                 opt.step()
                 total, steps = total + loss.item(), steps + 1
         delta = (self.layout.flatten(model) - global_flat).cpu()
@@ -214,8 +225,18 @@ class Trainer:
             (mask.reshape(k, n_steps, b) / np.maximum(count, 1)[..., None]).astype(np.float32).reshape(k, -1)
         ).to(dev)
         active = count > 0
-        everyone = active.all(0).tolist()  # per step: no node is done yet
-        keep = torch.from_numpy(active.T.copy()).to(dev)  # [steps, K]
+        # Per epoch, which nodes take each step: all with a batch, unless partial work stops a node early.
+        per_epoch = [active] * self.sgd.epochs
+        if any(j.max_steps is not None for j in jobs):
+            limit = np.array([j.max_steps if j.max_steps is not None else np.iinfo(np.int64).max for j in jobs])
+            taken = active.sum(1, keepdims=True) * np.arange(self.sgd.epochs)[:, None, None] + np.arange(n_steps)
+            per_epoch = list(active & (taken < limit[:, None]))
+        everyone = [a.all(0).tolist() for a in per_epoch]  # per epoch and step: no node is done yet
+        keep = [torch.from_numpy(a.T.copy()).to(dev) for a in per_epoch]  # per epoch: [steps, K]
+        corrections = None
+        if any(j.correction is not None for j in jobs):
+            zero = torch.zeros_like(global_flat)
+            corrections = torch.stack([zero if j.correction is None else j.correction.to(dev) for j in jobs])
         longest = int(sizes.max())
         # Until the first step every node holds global_flat: no [K, P] copy is made before it is needed.
         params: torch.Tensor | None = None
@@ -244,16 +265,17 @@ class Trainer:
                 with torch.no_grad():
                     if self.sgd.prox_mu and params is not None:  # the proximal term is zero at the global model
                         grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
+                    if corrections is not None:
+                        grad = grad.add(corrections)
                     last = epoch == self.sgd.epochs - 1 and s == n_steps - 1
-                    params, buf = self._sgd_step(
-                        params, global_flat, grad, buf, None if everyone[s] else keep[s], lr, mu, wd, last
-                    )
+                    act = None if everyone[epoch][s] else keep[epoch][s]
+                    params, buf = self._sgd_step(params, global_flat, grad, buf, act, lr, mu, wd, last)
                 losses.append(per_node)
         assert params is not None  # every node has at least one sample, so at least one step ran
         deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
         # A node's loss is the mean over the steps it took (padding steps of finished nodes count zero).
-        took = np.tile(active.T, (self.sgd.epochs, 1))  # [epochs * steps, K]
+        took = np.concatenate([a.T for a in per_epoch])  # [epochs * steps, K]
         steps = took.sum(0)
         totals = np.where(took, torch.stack(losses).cpu().numpy().astype(np.float64), 0.0).sum(0)
         mean_loss = (totals / np.maximum(steps, 1)).tolist()

@@ -95,6 +95,11 @@ TRAIN_BAD = [
     ("seed", -2),
     ("vectorise", "yes"),
     ("device", "tpu"),
+    ("compression", "zip"),
+    ("compression_options", [1]),
+    ("availability", "sometimes"),
+    ("availability_options", [1]),
+    ("partial_work", 1.5),
 ]
 
 

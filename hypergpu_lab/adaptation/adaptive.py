@@ -38,13 +38,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hypergpu_lab.compression import LADDER, encoded_nbytes
 from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.events import Decision, RoundReport
 from hypergpu_lab.models import ModelCost
 from hypergpu_lab.nodes import NodePool
 from hypergpu_lab.plan import RoundPlan, memory_limits
 
-from ..checks import choice, integer, number
+from ..checks import boolean, choice, integer, number
 from .batch_size import BatchSizeController
 from .monitor import NetworkMonitor
 from .quarantine import Quarantine
@@ -134,6 +135,8 @@ class AdaptivePolicy:
         batch_options: dict[str, Any] | None = None,
         max_decisions: int = 2000,
         max_notes: int = 12,
+        compression_by_link: bool = False,
+        compression_target_s: float = 0.5,
     ) -> None:
         m = MODES[choice("mode", mode, MODES)]
         self.mode, self.seed = m, integer("seed", seed, low=0)
@@ -169,6 +172,8 @@ class AdaptivePolicy:
         self.time_growth = number("time_growth", m.time_growth if time_growth is None else time_growth, low=1.0)
         self.max_decisions = integer("max_decisions", max_decisions, low=1)
         self.max_notes = integer("max_notes", max_notes, low=1)
+        self.compression_by_link = boolean("compression_by_link", compression_by_link)
+        self.compression_target_s = number("compression_target_s", compression_target_s, low=0.0, open_low=True)
         self.monitor = _build(NetworkMonitor, "monitor", monitor_options)
         self.batch = _build(
             BatchSizeController,
@@ -235,6 +240,7 @@ class AdaptivePolicy:
         self.decisions: list[Decision] = []
         self._last: dict[str, Any] = {}
         self._pending: list[str] = []
+        self.codec_level: dict[int, str] = {}  # node -> compression.LADDER level last chosen (per-link choice)
 
     # -- before a round ------------------------------------------------------------------------
     def plan(self, round_: int, pool: NodePool, now: float, cost: ModelCost) -> RoundPlan:
@@ -256,6 +262,7 @@ class AdaptivePolicy:
         before = {n: self.batch.current.get(n, self.batch.base) for n in chosen}
         batches = self.batch.plan(chosen, self.monitor, limits, round_, adapt=adapting)
         deadline = self._deadline(chosen, k)
+        levels = self._compression(round_, chosen, pool, now, cost, decisions) if self.compression_by_link else {}
         decisions.append(
             self._decision(
                 round_,
@@ -297,8 +304,45 @@ class AdaptivePolicy:
         self._last = {"round": round_, "k": k, "selected": len(chosen), "target": target, "deadline": deadline}
         self._plan_wall = (round_, time.perf_counter() - wall0)
         return RoundPlan(
-            round_, tuple(chosen), {n: batches[n][0] for n in chosen}, deadline, tuple(notes), target_updates=target
+            round_,
+            tuple(chosen),
+            {n: batches[n][0] for n in chosen},
+            deadline,
+            tuple(notes),
+            target_updates=target,
+            compression=levels,
         )
+
+    def _compression(
+        self, round_: int, chosen: list[int], pool: NodePool, now: float, cost: ModelCost, decisions: list[Decision]
+    ) -> dict[int, str]:
+        """Per node, the lightest compression level whose transmission fits ``compression_target_s`` on its link.
+
+        A level's transmission time is its encoded size (exact, from ``compression.encoded_nbytes``)
+        over the bandwidth of the link's current profile (scheduled profile changes included: a
+        device knows its connection). Latency, jitter and retries are left out: no codec shortens
+        them, and observed transfer times are dominated by them on the lossy links (estimating the
+        rate from observed downloads picked top-1% for most unstable links, which cost accuracy in
+        ``bench/communication.py``). A slow link gets more compression; where no level fits, the heaviest.
+        """
+        size = cost.param_bytes // 4
+        out = {}
+        for n in chosen:
+            cond = pool.network.conditions(n, now)
+            rate = cond.profile.bandwidth_mbps * 1e6 / 8  # bytes per second
+            est = {name: encoded_nbytes(spec, size) / rate for name, spec in LADDER.items()}
+            level = next((name for name, t in est.items() if t <= self.compression_target_s), list(LADDER)[-1])
+            out[n] = level
+            before = self.codec_level.get(n, "none")
+            if level != before:
+                fits = "fits" if est[level] <= self.compression_target_s else "is the heaviest; none fits"
+                why = (
+                    f"{cond.profile.name} link, {cond.profile.bandwidth_mbps:g} Mbps: full update {est['none']:.3f}s; "
+                    f"{level} {est[level]:.3f}s {fits} the {self.compression_target_s:g}s target"
+                )
+                decisions.append(self._decision(round_, n, "compression", before, level, why))
+            self.codec_level[n] = level
+        return out
 
     def _deadline(self, chosen: list[int], k: int) -> float | None:
         if self.deadline is None or (self.deadline == "adaptive" and self.phase == "warmup"):
@@ -558,6 +602,7 @@ class AdaptivePolicy:
                 "monitor": self.monitor.state_dict(),
                 "batch": self.batch.state_dict(),
                 "quarantine": self.quarantine.state_dict(),
+                "codec_level": {int(n): v for n, v in self.codec_level.items()},
             }
         )
 
@@ -585,3 +630,4 @@ class AdaptivePolicy:
         self.monitor.load_state_dict(state["monitor"])
         self.batch.load_state_dict(state["batch"])
         self.quarantine.load_state_dict(state["quarantine"])
+        self.codec_level = {int(n): str(v) for n, v in state.get("codec_level", {}).items()}

@@ -25,6 +25,8 @@ class Task:
     batch_size: int
     seed: int
     flip_labels: bool = False  # data poisoning: train on labels C - 1 - y
+    correction: torch.Tensor | None = None  # added to every local gradient (the strategy's client objective)
+    max_steps: int | None = None  # partial work: local steps the node completes (None: all)
 
 
 class Backend(Protocol):
@@ -70,7 +72,7 @@ class InProcessBackend:
         for t in tasks:
             node = self.pool[t.node]
             y = self.pool.num_classes - 1 - node.y if t.flip_labels else node.y
-            out.append(Job(t.node, node.x, y, t.batch_size, t.seed))
+            out.append(Job(t.node, node.x, y, t.batch_size, t.seed, t.correction, t.max_steps))
         return out
 
     def train(self, weights: torch.Tensor, tasks: Sequence[Task]) -> list[LocalResult]:

@@ -101,6 +101,8 @@ class NodeHost:
                 self.num_classes - 1 - self.y[t.node] if t.flip_labels else self.y[t.node],
                 t.batch_size,
                 t.seed,
+                t.correction,
+                t.max_steps,
             )
             for t in tasks
         ]

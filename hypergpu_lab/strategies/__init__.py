@@ -15,6 +15,8 @@ trimmed-mean        beta=0.1 (fraction trimmed from each end, in [0, 0.5))
 krum                f=1 (needs n >= 2f+3 updates in a round)
 multi-krum          f=1, m=None (None: n - f)
 clipped-fedavg      max_norm=1.0, weighted=True
+fednova             server_lr=1.0, weighted=True (normalised by each node's local steps)
+scaffold            server_lr=1.0, weighted=False (control variates; client correction)
 ==================  ==============================================================
 
 Other combinations are built directly, e.g. ``Clipped(inner=FedMedian(), max_norm=0.5)``,
@@ -30,14 +32,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Strategy
+from .base import ClientObjective, Strategy, UpdateContext
 from .clipping import Clipped, ClippedFedAvg
 from .fedavg import FedAvg
 from .fedavgm import FedAvgM
+from .fednova import FedNova
 from .fedopt import FedAdagrad, FedAdam, FedOpt, FedYogi
 from .fedprox import FedProx
 from .krum import Krum, MultiKrum
 from .median import FedMedian
+from .scaffold import Scaffold
 from .trimmed_mean import TrimmedMean
 
 
@@ -76,6 +80,7 @@ def get_strategy(strategy: str | Strategy, **options: Any) -> Strategy:
 
 __all__ = [
     "STRATEGIES",
+    "ClientObjective",
     "Clipped",
     "ClippedFedAvg",
     "FedAdagrad",
@@ -83,12 +88,15 @@ __all__ = [
     "FedAvg",
     "FedAvgM",
     "FedMedian",
+    "FedNova",
     "FedProx",
     "FedOpt",
     "FedYogi",
     "Krum",
     "MultiKrum",
+    "Scaffold",
     "Strategy",
     "TrimmedMean",
+    "UpdateContext",
     "get_strategy",
 ]

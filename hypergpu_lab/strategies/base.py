@@ -6,14 +6,18 @@ The whole contract with the engine:
   (round, node) order, and one aggregation weight per update: the node's sample count times its
   staleness discount (1 for this round's updates, ``1/sqrt(1 + staleness)`` for a buffered late
   one). It returns the next global weights and must not modify its inputs.
+- :meth:`Strategy.aggregate_updates` is what the engine calls: it adds an :class:`UpdateContext`
+  (which node sent each row, how many local steps it took, the local SGD settings) for the
+  strategies that need it (FedNova, SCAFFOLD); by default it is :meth:`aggregate`.
 - :meth:`Strategy.client_objective` says what local training must add to the node's loss
-  (FedProx's proximal term); plain SGD by default.
+  (FedProx's proximal term) or gradient (SCAFFOLD's control-variate correction); plain SGD by default.
 - :meth:`Strategy.state_dict` / :meth:`Strategy.load_state_dict` carry server state across checkpoints.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +29,33 @@ class ClientObjective:
     """What a strategy asks of every node's local training beyond SGD on its own loss."""
 
     proximal_mu: float = 0.0  # FedProx: adds mu/2 * ||w - w_global||^2 to the local loss
+    # SCAFFOLD: node -> a vector [P] added to every local gradient (c - c_i), None for none; asked each round
+    correction: Callable[[int], torch.Tensor | None] | None = None
+    download_copies: int = 1  # model-sized vectors each node downloads (SCAFFOLD also sends c)
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """Per accepted update (the rows of ``deltas``): who sent it and how much local work it holds."""
+
+    nodes: tuple[int, ...]
+    steps: torch.Tensor  # local SGD steps each node took (int64 [K]); fewer under partial work
+    lr: float  # local learning rate
+    momentum: float  # local SGD momentum (torch.optim.SGD convention)
+    population: int  # nodes in the federation (SCAFFOLD's N)
+
+
+def effective_steps(steps: torch.Tensor, momentum: float) -> torch.Tensor:
+    """||a_i||_1 of FedNova (Wang et al. 2020, eq. 7): how many gradients tau steps of SGD with momentum add up to.
+
+    tau steps of ``buf = rho buf + g; w -= lr buf`` move w by lr Sum_j g_j (1 - rho^(tau-j)) / (1 - rho);
+    the weights sum to (tau - rho (1 - rho^tau) / (1 - rho)) / (1 - rho), which is tau at rho = 0.
+    """
+    tau = steps.to(torch.float64)
+    if momentum == 0:
+        return tau
+    rho = momentum
+    return (tau - rho * (1 - rho**tau) / (1 - rho)) / (1 - rho)
 
 
 class Strategy(ABC):
@@ -60,6 +91,12 @@ class Strategy(ABC):
         if not hasattr(self, "_notes"):
             self._notes: list[str] = []
         self._notes.append(text)
+
+    def aggregate_updates(
+        self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor, context: UpdateContext
+    ) -> torch.Tensor:
+        """What the engine calls; strategies that need to know who sent what, or how many steps, override it."""
+        return self.aggregate(global_weights, deltas, num_samples)
 
     def client_objective(self) -> ClientObjective:
         """What local training adds to each node's loss; nothing by default."""

@@ -11,7 +11,7 @@ import torch
 
 from .. import checks
 from .aggregate import clip_by_norm
-from .base import Strategy
+from .base import ClientObjective, Strategy, UpdateContext
 from .fedavg import FedAvg
 
 
@@ -36,6 +36,14 @@ class Clipped(Strategy):
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         return self.inner.aggregate(global_weights, clip_by_norm(deltas, self.max_norm), num_samples)
+
+    def aggregate_updates(
+        self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor, context: UpdateContext
+    ) -> torch.Tensor:
+        return self.inner.aggregate_updates(global_weights, clip_by_norm(deltas, self.max_norm), num_samples, context)
+
+    def client_objective(self) -> ClientObjective:
+        return self.inner.client_objective()
 
     def state_dict(self) -> dict[str, Any]:
         return self.inner.state_dict()
