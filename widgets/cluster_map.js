@@ -1,6 +1,9 @@
 // ClusterMap: the coordinator in the centre, nodes around it grouped by region, each
 // coordinator->node link coloured by its quality class. Clicking a node sets `selected`;
 // a "pulse" message flashes the given nodes' links (an update arrived).
+// Events are drawn, each with a hover text: a crashed node is dimmed with a cross, a Byzantine
+// (fault-injected) node has a purple ring and a "B", a quarantined one a "Q", and a link under a
+// latency spike is a thick zigzag dash with "+N ms" at its middle.
 
 // The HTML parser puts <svg> in the SVG namespace, so the namespace name need not be spelled here.
 const SVG_NS = (() => {
@@ -16,10 +19,11 @@ const QUALITY_COLORS = {
   Critical: "#d7301f",
   Offline: "#9e9e9e",
 };
-const WIDTH = 720;
-const HEIGHT = 600;
+const WIDTH = 820; // room for labels left and right of the ring (never clipped)
+const HEIGHT = 560;
 const CENTER = { x: WIDTH / 2, y: HEIGHT / 2 - 14 };
 const RING = 150; // node ring radius
+const MARKS = { crashed: "\u2715", byzantine: "B", quarantined: "Q" };
 const REGION_GAP = 0.22; // radians left empty between two regions
 
 function svg(tag, attrs = {}, parent = null) {
@@ -109,7 +113,15 @@ function render({ model, el }) {
       const g = svg("g", { class: "hgl-node", "data-node": node.id, tabindex: 0, role: "button" }, nodeLayer);
       svg("circle", { cx: place.x, cy: place.y, r: nodeRadius, class: "hgl-halo" }, g);
       const dot = svg("circle", { cx: place.x, cy: place.y, r: nodeRadius, class: "hgl-dot" }, g);
+      const mark = svg("text", {
+        x: place.x, y: place.y + 4, class: "hgl-mark", "text-anchor": "middle",
+      }, g);
       const tip = svg("title", {}, g);
+      const mid = { x: (CENTER.x + place.x) / 2, y: (CENTER.y + place.y) / 2 };
+      const spike = svg("g", { class: "hgl-spike-label", "data-spike-label": node.id }, linkLayer);
+      svg("rect", { x: mid.x - 30, y: mid.y - 9, width: 60, height: 16, rx: 3 }, spike);
+      const spikeText = svg("text", { x: mid.x, y: mid.y + 3, "text-anchor": "middle" }, spike);
+      const spikeTip = svg("title", {}, spike);
       const lr = RING + nodeRadius + 12;
       const label = svg("text", {
         x: CENTER.x + lr * Math.cos(place.angle), y: CENTER.y + lr * Math.sin(place.angle) + 4,
@@ -126,7 +138,7 @@ function render({ model, el }) {
           select(model.get("selected") === node.id ? -1 : node.id);
         }
       });
-      parts.set(node.id, { g, link, dot, tip, label });
+      parts.set(node.id, { g, link, dot, tip, label, mark, spike, spikeText, spikeTip });
     }
 
     const hub = svg("g", { class: "hgl-coordinator" }, root);
@@ -155,7 +167,7 @@ function render({ model, el }) {
     }
     const selected = model.get("selected");
     for (const node of nodes) {
-      const { g, link, dot, tip, label } = parts.get(node.id);
+      const { g, link, dot, tip, label, mark, spike, spikeText, spikeTip } = parts.get(node.id);
       const color = QUALITY_COLORS[node.quality] ?? QUALITY_COLORS.Offline;
       for (const item of [g, link]) {
         item.setAttribute("data-quality", node.quality);
@@ -166,7 +178,14 @@ function render({ model, el }) {
       g.classList.toggle("hgl-selected", node.id === selected);
       g.setAttribute("aria-pressed", String(node.id === selected));
       label.textContent = node.label;
-      tip.textContent = `${node.label} (id ${node.id}) | ${node.region} | ${node.quality} | ${node.state}`;
+      mark.textContent = MARKS[node.state] ?? "";
+      const spiking = (node.spike_ms ?? 0) > 0;
+      link.setAttribute("data-spike", String(spiking));
+      g.setAttribute("data-spike", String(spiking));
+      spike.style.display = spiking ? "" : "none";
+      spikeText.textContent = spiking ? `+${Math.round(node.spike_ms)} ms` : "";
+      spikeTip.textContent = spiking ? `node ${node.id}: latency spike, +${Math.round(node.spike_ms)} ms one-way now` : "";
+      tip.textContent = `${node.label} | region ${node.region} | ${node.detail ?? `${node.quality} | ${node.state}`}`;
     }
   }
 

@@ -12,16 +12,35 @@ const CONFIG = { responsive: true, displaylogo: false };
 
 const DEFAULT_HEIGHT = 320;
 
+// Whether no trace holds a point (then the chart shows its empty_text instead of blank -1..6 axes).
+function isEmpty(traces) {
+  return !traces.some((t) => (t.z && t.z.length) || (t.y && t.y.length) || (t.x && t.x.length));
+}
+
 // The div takes the height (CSS) and plotly autosizes into it, so width follows the output area.
-function plotLayout(model) {
+// Title top left, legend top right, above the plot area: neither hides the other or the data.
+function plotLayout(model, empty = false) {
   const { height, ...layout } = {
-    margin: { l: 56, r: 16, t: 40, b: 44 },
-    legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
+    margin: { l: 60, r: 16, t: 52, b: 48 },
+    legend: { orientation: "h", x: 1, xanchor: "right", y: 1.0, yanchor: "bottom", font: { size: 11 } },
     ...model.get("plot_layout"),
     autosize: true,
   };
   const title = model.get("title");
-  if (title && layout.title === undefined) layout.title = { text: title, font: { size: 14 }, x: 0.02 };
+  if (title && layout.title === undefined) {
+    layout.title = { text: title, font: { size: 14 }, x: 0, xref: "paper", xanchor: "left", y: 0.98, yref: "container" };
+  }
+  const hint = model.get("empty_text");
+  if (empty && hint) {
+    for (const key of new Set(["xaxis", "yaxis", ...Object.keys(layout)])) {
+      if (/^[xy]axis\d*$/.test(key)) layout[key] = { ...layout[key], visible: false };
+    }
+    layout.showlegend = false;
+    layout.annotations = [{
+      text: hint, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
+      font: { size: 13, color: "#666" }, align: "center",
+    }];
+  }
   return { layout, height: height ?? DEFAULT_HEIGHT };
 }
 
@@ -62,14 +81,20 @@ function render({ model, el, host }) {
       console.error("[LiveChart]", model.get("title"), error);
     });
   };
+  let empty = true;
   const layoutFor = () => {
-    const { layout, height } = plotLayout(model);
+    const { layout, height } = plotLayout(model, empty);
     div.style.height = `${height}px`;
+    div.dataset.empty = String(empty);
     return layout;
   };
-  const redraw = (traces) => run(() => Plotly.react(div, structuredClone(traces), layoutFor(), CONFIG));
+  const redraw = (traces) => {
+    empty = isEmpty(traces);
+    run(() => Plotly.react(div, structuredClone(traces), layoutFor(), CONFIG));
+  };
 
   const initial = structuredClone(model.get("traces")); // snapshot taken together with `seq`
+  empty = isEmpty(initial);
   run(async () => {
     try {
       Plotly = await loadPlotly(model, host);
@@ -93,9 +118,15 @@ function render({ model, el, host }) {
       if (msg.seq !== seq + 1) return requestResync();
       seq = msg.seq;
       const update = { x: msg.x, y: msg.y };
-      run(() => msg.max_points > 0
-        ? Plotly.extendTraces(div, update, msg.indices, msg.max_points)
-        : Plotly.extendTraces(div, update, msg.indices));
+      run(async () => {
+        await (msg.max_points > 0
+          ? Plotly.extendTraces(div, update, msg.indices, msg.max_points)
+          : Plotly.extendTraces(div, update, msg.indices));
+        if (empty && !isEmpty(div.data)) {
+          empty = false; // the first points: the real axes replace the hint
+          await Plotly.react(div, div.data, layoutFor(), CONFIG);
+        }
+      });
     } else if (msg.type === "seq") {
       if (!awaitingReset && msg.seq > seq) requestResync();
     } else if (msg.type === "reset") {
@@ -119,6 +150,7 @@ function render({ model, el, host }) {
   model.on("change:traces", onTraces);
   model.on("change:plot_layout", onLayout);
   model.on("change:title", onLayout);
+  model.on("change:empty_text", onLayout);
   model.send({ type: "sync" });
 
   // The output area may size the chart after the first draw (Voila, collapsed cells).
@@ -136,6 +168,7 @@ function render({ model, el, host }) {
     model.off("change:traces", onTraces);
     model.off("change:plot_layout", onLayout);
     model.off("change:title", onLayout);
+    model.off("change:empty_text", onLayout);
     if (Plotly) Plotly.purge(div);
   };
 }

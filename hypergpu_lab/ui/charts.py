@@ -99,25 +99,43 @@ MARKER_STYLE = {
 }
 """Events drawn as markers on the accuracy charts (kind: plotly symbol, colour), from events.jsonl."""
 
+COMPARE_PREFIX = "compare: "
+"""Name prefix of the faded trace of a finished run drawn over the live accuracy charts."""
+
 ACCURACY_TRACES = (
     {"type": "scatter", "mode": "lines+markers", "name": "accuracy"},
     {"type": "scatter", "mode": "lines", "name": "loss", "yaxis": "y2"},
 )
 
 
-def accuracy_chart(x: str = "round", *, max_points: int = 500) -> LiveChart:
+EMPTY_RUN = "No rounds yet: press Start (or Step for one round).<br>Each round adds a point here."
+
+
+_BASE_TRACES = {t["name"] for t in ACCURACY_TRACES}
+
+
+def accuracy_chart(x: str = "round", *, max_points: int = 500, height: int = 340) -> LiveChart:
     """Test accuracy and loss against ``x``: "round" or "time" (simulated seconds)."""
-    label = "round" if x == "round" else "simulated seconds"
+    label = "round" if x == "round" else "simulated time (s)"
     return LiveChart(
         title=f"Accuracy and loss by {'round' if x == 'round' else 'simulated time'}",
         traces=[{**t, "x": [], "y": []} for t in ACCURACY_TRACES],
         max_points=max_points,
+        empty_text=EMPTY_RUN,
         plot_layout={
-            "xaxis": _axis(label),
-            "yaxis": _axis("test accuracy", range=[0, 1]),
-            "yaxis2": {**_axis("test loss", overlaying="y", side="right"), "automargin": True},
+            "height": height,
+            "xaxis": _axis(label, rangemode="tozero" if x != "round" else "normal"),
+            "yaxis": _axis("test accuracy (%)", range=[0, 1.02], tickformat=".0%", nticks=6),
+            "yaxis2": {
+                **_axis("test loss (cross-entropy)", overlaying="y", side="right"),
+                "automargin": True,
+                "rangemode": "tozero",
+                "tickmode": "auto",  # not synced to the accuracy ticks (that gave -0.008 / 1.177 / 2.363)
+                "nticks": 6,
+                "tickformat": "~g",
+                "showgrid": False,
+            },
             "margin": {"r": 70},
-            "legend": {"orientation": "h"},
         },
     )
 
@@ -161,40 +179,51 @@ class RunCharts(widgets.VBox):
         self.accuracy = accuracy_chart("round", max_points=max_rounds)
         self.accuracy_time = accuracy_chart("time", max_points=max_rounds)
         self.round_time = LiveChart(
-            title="Round time: compute, download, upload, waiting (mean per on-time node)",
+            title="Round time by phase (mean per on-time node)",
             max_points=max_rounds,
             traces=[{"type": "bar", "name": p, "x": [], "y": []} for p in PARTS],
-            plot_layout={"barmode": "stack", "xaxis": _axis("round"), "yaxis": _axis("simulated seconds")},
+            empty_text=EMPTY_RUN,
+            plot_layout={
+                "barmode": "stack",
+                "xaxis": _axis("round"),
+                "yaxis": _axis("simulated time (s)", tickformat="~g"),
+            },
         )
+        heatmap = {"xaxis": _axis("round"), "yaxis": _axis("node id")}
         self.latency = LiveChart(
             title="Transfer time per node (s)",
             traces=[],
             max_points=heatmap_rounds,
-            plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")},
+            empty_text=EMPTY_RUN,
+            plot_layout=heatmap,
         )
         self.selection = LiveChart(
             title="Selection timeline",
             traces=[],
             max_points=heatmap_rounds,
-            plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")},
+            empty_text=EMPTY_RUN,
+            plot_layout=heatmap,
         )
         self.batch_sizes = LiveChart(
-            title="Batch size per node",
+            title="Batch size per node (samples)",
             traces=[],
             max_points=heatmap_rounds,
-            plot_layout={"xaxis": _axis("round"), "yaxis": _axis("node")},
+            empty_text=EMPTY_RUN,
+            plot_layout=heatmap,
         )
         self.rewards = LiveChart(
             title="Rewards per node",
             traces=[],
             max_points=max_nodes,
-            plot_layout={"barmode": "stack", "xaxis": _axis("node"), "yaxis": _axis("contribution score")},
+            empty_text="No rewards yet: accepted updates earn them once a run trains.",
+            plot_layout={"barmode": "stack", "xaxis": _axis("node id", dtick=1), "yaxis": _axis("contribution score")},
         )
         self.link_classes = LiveChart(
-            title="Link quality classes",
+            title="Link quality classes (nodes per class now)",
             traces=[],
             max_points=len(_CLASS_COLOURS),
-            plot_layout={"xaxis": _axis("class"), "yaxis": _axis("nodes")},
+            empty_text="No nodes observed yet: press Start.",
+            plot_layout={"xaxis": _axis("link quality class"), "yaxis": _axis("nodes (count)", dtick=1)},
         )
         self.decisions = widgets.HTML()
         self._latency: deque[tuple[int, dict[int, float]]] = deque(maxlen=heatmap_rounds)
@@ -226,6 +255,7 @@ class RunCharts(widgets.VBox):
             runner.on_chain(lambda _: self.refresh_rewards())
         runner.on_coordinator(self.reset)
         self._was_active = False
+        self.compared: str | None = None
         self.reset(runner.coord)
 
     # -- feeding -------------------------------------------------------------------------------
@@ -237,11 +267,12 @@ class RunCharts(widgets.VBox):
         self._scores.clear()
         self._rewards = {}
         self._markers = []
-        for chart in (self.accuracy, self.accuracy_time):
-            chart.set_traces([{**t, "x": [], "y": []} for t in chart.traces if not t["name"].startswith("event: ")])
-        clear(self.round_time)
+        for chart in (self.accuracy, self.accuracy_time):  # a new run: its own points only, no overlay
+            chart.restart([{**t, "x": [], "y": []} for t in chart.traces if t["name"] in _BASE_TRACES])
+        self.compared = None
+        self.round_time.restart([{**t, "x": [], "y": []} for t in self.round_time.traces])
         for chart in (self.latency, self.selection, self.batch_sizes, self.rewards, self.link_classes):
-            chart.set_traces([])
+            chart.restart([])
         self._decisions(coord)
 
     def update(self, batch: list[RoundReport]) -> None:
@@ -293,6 +324,29 @@ class RunCharts(widgets.VBox):
                     )
             chart.set_traces(traces)
 
+    def overlay(self, name: str | None, rows: list[dict[str, Any]] = ()) -> None:
+        """Draw another run's accuracy (``rows`` of its metrics.jsonl) as a faded trace; None removes it."""
+        self.compared = name
+        for chart, x in ((self.accuracy, "round"), (self.accuracy_time, "t_end")):
+            traces = [t for t in chart.traces if not t["name"].startswith(COMPARE_PREFIX)]
+            if name is not None:
+                points = [r for r in rows if r.get("test_accuracy") is not None]
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "lines",
+                        "name": f"{COMPARE_PREFIX}{name}",
+                        "x": [r.get(x) for r in points],
+                        "y": [_finite(r["test_accuracy"]) for r in points],
+                        "line": {"color": "#7f7f7f", "width": 2, "dash": "dot"},
+                        "opacity": 0.45,
+                        "hovertemplate": f"{html.escape(name)}: round %{{x}}, accuracy %{{y:.1%}}<extra></extra>"
+                        if x == "round"
+                        else f"{html.escape(name)}: %{{x:.1f}} s, accuracy %{{y:.1%}}<extra></extra>",
+                    }
+                )
+            chart.set_traces(traces)
+
     def _on_status(self, runner: Runner) -> None:
         """When a run ends, show the rewards the recorder has acknowledged since the last batch."""
         active = runner.active
@@ -303,8 +357,21 @@ class RunCharts(widgets.VBox):
     def _nodes_shown(self, coord: Any) -> list[int]:
         return sorted(coord.pool.nodes)[: self.max_nodes]
 
+    def _heatmap_axes(self, nodes: list[int]) -> None:
+        """Every node labelled (one row each, the chart as tall as it takes), not every other one."""
+        height = max(300, 110 + 16 * len(nodes))
+        for chart in (self.latency, self.selection, self.batch_sizes):
+            layout = {
+                **chart.plot_layout,
+                "height": height,
+                "yaxis": _axis("node id", tickmode="array", tickvals=nodes, ticktext=[str(n) for n in nodes]),
+            }
+            if layout != chart.plot_layout:
+                chart.plot_layout = layout
+
     def _snapshots(self, coord: Any) -> None:
         nodes = self._nodes_shown(coord)
+        self._heatmap_axes(nodes)
         rounds = [r for r, _ in self._latency]
         self.latency.set_traces(
             [
@@ -314,6 +381,8 @@ class RunCharts(widgets.VBox):
                     "x": rounds,
                     "y": nodes,
                     "colorscale": "Viridis",
+                    "colorbar": {"title": {"text": "s"}},
+                    "hovertemplate": "node %{y}, round %{x}: %{z:.3f} s<extra></extra>",
                     "z": [[col.get(n) for _, col in self._latency] for n in nodes],
                 }
             ]
@@ -341,6 +410,8 @@ class RunCharts(widgets.VBox):
                     "x": [r for r, _ in self._batch],
                     "y": nodes,
                     "colorscale": "Blues",
+                    "colorbar": {"title": {"text": "samples"}},
+                    "hovertemplate": "node %{y}, round %{x}: batch %{z} samples<extra></extra>",
                     "z": [[col.get(n) for _, col in self._batch] for n in nodes],
                 }
             ]
@@ -382,7 +453,7 @@ class RunCharts(widgets.VBox):
         recorder = getattr(coord, "recorder", None)
         if recorder is None:
             self._rewards = {}
-            self._rewards_axis("contribution score")
+            self._rewards_axis("contribution score (sum over rounds)")
             self.rewards.set_traces(
                 [{"type": "bar", "name": "contribution score", "x": x, "y": [round(self._scores[n], 6) for n in nodes]}]
             )
@@ -405,7 +476,7 @@ class RunCharts(widgets.VBox):
         decimals = recorder.ledger.token_decimals
         self._rewards = recorder.paid_by_node()
         queued = recorder.queued_by_node()
-        self._rewards_axis("tokens")
+        self._rewards_axis("reward (tokens)")
         self.rewards.set_traces(
             [
                 {
@@ -428,7 +499,7 @@ class RunCharts(widgets.VBox):
         decimals = int(snap.get("decimals", 18))
         paid, queued = snap.get("paid") or {}, snap.get("queued") or {}
         self._rewards = {int(n): int(v) for n, v in paid.items()}
-        self._rewards_axis("tokens")
+        self._rewards_axis("reward (tokens)")
         self.rewards.set_traces(
             [
                 {
@@ -462,18 +533,45 @@ class RunCharts(widgets.VBox):
         return dict(self._scores)
 
 
+DECISION_UNITS = {
+    "batch": " samples",
+    "deadline": " s",
+    "deadline_slack": " x expected",
+    "over_commit": " x K",
+    "rollback": "",
+}
+"""What a decision's numbers count, by action (a deadline in simulated seconds, a batch in samples, ...)."""
+
+
+def _decision_value(action: str, value: Any) -> str:
+    """One side of a decision's change, rounded for reading (3 significant digits) and with its unit."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return f"{len(value)} nodes: " + ", ".join(str(v) for v in value[:12]) + (" ..." if len(value) > 12 else "")
+    if action == "rollback" and isinstance(value, int):
+        return f"round {value}"
+    if isinstance(value, float):
+        value = f"{value:.3g}"
+    return f"{value}{DECISION_UNITS.get(action, '')}"
+
+
 def decision_table(rows: list[Decision]) -> str:
-    """An HTML table of policy decisions (round, node, what, before -> after, reason), escaped."""
+    """An HTML table of policy decisions grouped by round, newest first: node, what, before -> after, reason."""
     if not rows:
-        return "<i>No decisions yet.</i>"
-    head = "".join(
-        f"<th style='text-align:left;padding:0 8px'>{h}</th>" for h in ("round", "node", "what", "change", "reason")
-    )
-    body = []
-    for d in rows:
-        node = "" if d.node is None else d.node
-        after = html.escape(str(d.after))
-        change = f"{html.escape(str(d.before))} &rarr; {after}" if d.before is not None else after
-        cells = (d.round, node, html.escape(d.action), change, html.escape(d.reason))
+        return "<i>No decisions yet: the adaptive policy logs its choices here once a run trains.</i>"
+    head = "".join(f"<th style='text-align:left;padding:0 8px'>{h}</th>" for h in ("node", "what", "change", "reason"))
+    body, current = [], None
+    for d in sorted(rows, key=lambda d: -d.round):
+        if d.round != current:
+            current = d.round
+            body.append(
+                f"<tr class='hgl-decision-round'><td colspan='4' style='padding:6px 8px 2px;font-weight:600;"
+                f"border-bottom:1px solid #ddd'>round {d.round}</td></tr>"
+            )
+        node = "all" if d.node is None else d.node
+        after = html.escape(_decision_value(d.action, d.after))
+        change = f"{html.escape(_decision_value(d.action, d.before))} &rarr; {after}" if d.before is not None else after
+        cells = (node, html.escape(d.action.replace("_", " ")), change, html.escape(d.reason))
         body.append("<tr>" + "".join(f"<td style='padding:0 8px'>{c}</td>" for c in cells) + "</tr>")
     return f"<table class='hgl-decisions'><tr>{head}</tr>{''.join(body)}</table>"

@@ -103,11 +103,11 @@ class ControlPanel(widgets.VBox):
         self.errors = {name: widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px")) for name in self.fields}
         self.form_error = widgets.HTML()
         self.buttons = {
-            k: widgets.Button(description=d, button_style=s, layout=widgets.Layout(width="96px"))
+            k: widgets.Button(description=d, button_style=s, layout=widgets.Layout(width="80px"))
             for k, (d, i, s) in _BUTTONS.items()
         }
         self.pace = widgets.Checkbox(
-            value=False, description="real-time pacing", indent=False, layout=widgets.Layout(width="150px")
+            value=False, description="pace", indent=False, layout=widgets.Layout(width="60px", margin="0 0 0 12px")
         )
         self.speed = widgets.FloatLogSlider(
             value=1.0,
@@ -118,16 +118,23 @@ class ControlPanel(widgets.VBox):
             readout_format=".2g",
             description="sim s / wall s",
             style={"description_width": "initial"},
+            layout=widgets.Layout(width="250px"),
         )
         self.status = widgets.HTML()
         self.status.add_class("hgl-run-status")
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="240px"))
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=1, layout=widgets.Layout(width="140px", margin="0 8px 0 12px")
+        )
         self.message = widgets.HTML()
+        self.message.add_class("hgl-message")
+        self._message_at: tuple[Any, ...] | None = None  # what the run showed when the last note was written
         self.log_output = widgets.Output(layout=widgets.Layout(max_height="160px", overflow="auto"))
         self._detach_log = attach_log(self.log_output)
         self.chart = accuracy_chart("round") if chart else None
 
         self.fields["rounds"].add_class("hgl-rounds")
+        for name, field in self.fields.items():
+            field.add_class(f"hgl-field-{name}")  # for tests and page scripts
         for field in self.fields.values():
             field.observe(self._on_field, names="value")
         for key, button in self.buttons.items():
@@ -139,14 +146,12 @@ class ControlPanel(widgets.VBox):
         self.runner.on_coordinator(self._on_coordinator)
         self.runner.on_reports(self._on_reports)
 
-        self.controls = widgets.VBox(
-            [
-                widgets.HBox(list(self.buttons.values())),
-                widgets.HBox([self.pace, self.speed]),
-                widgets.HBox([self.progress, self.status]),
-                self.message,
-            ]
+        row = widgets.HBox(
+            [*self.buttons.values(), self.pace, self.speed, self.progress, self.status],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="center"),
         )
+        self.controls = widgets.VBox([row, self.message])
+        self.controls.add_class("hgl-controls")
         self.settings = widgets.VBox(
             [
                 *(widgets.HBox([field, self.errors[name]]) for name, field in self.fields.items()),
@@ -370,12 +375,26 @@ class ControlPanel(widgets.VBox):
             self.progress.max = max(total, 1)
             self.progress.value = min(done, self.progress.max)
         name = getattr(runner, "run_name", None)
+        self._clear_stale_note((runner.status, done, name))
         self.status.value = (
             f"<b style='color:{colour}'>{runner.status}</b> &middot; round {done} of {total}"
             + (f" &middot; run <span class='hgl-run-name'>{html.escape(name)}</span>" if name else "")
             + (f" &middot; {note_html(detail)}" if detail else "")
         )
         self._enable()
+
+    def _clear_stale_note(self, seen: tuple[Any, ...]) -> None:
+        """A note ("queued", "one round requested", "started") is about the moment it was written:
+        once the run shows another state, round or run, the status line says it and the note goes.
+        Errors stay until the next action."""
+        if not self.message.value or "#b00020" in self.message.value:
+            self._message_at = seen
+            return
+        if self._message_at is None:
+            self._message_at = seen
+        elif seen != self._message_at:
+            self.message.value = ""
+            self._message_at = None
 
     def _on_reports(self, batch: list[Any]) -> None:
         if self.chart is not None:

@@ -42,21 +42,30 @@ MAP_STATES = {"disconnected": "crashed"}  # the map's vocabulary has no separate
 
 
 def map_node(row: NodeRow) -> dict[str, Any]:
-    """A ClusterMap node entry for a table row."""
-    label = f"node {row.id} · {row.gpu} · {row.profile}"
+    """A ClusterMap node entry for a table row: a short label on the map, the rest in its hover text."""
+    label = f"node {row.id} · {row.gpu}"
+    detail = [f"link {row.profile}"]
     if row.quality == "Unobserved":
         # Never observed: the class its link profile is expected to score (NetworkMonitor.prior_quality).
-        quality, label = row.prior_quality, label + " (not yet observed)"
+        quality = row.prior_quality
+        detail.append(f"{quality} expected (not yet observed)")
     else:
         quality = row.quality
-    if row.state in MAP_STATES:
-        label += f" · {row.state}"
+        detail.append(f"quality {quality}" + (f" (score {row.score:.0f})" if row.score is not None else ""))
+    if row.state != "online":  # drawn on the map (dimmed, a cross, a B ring), written in the hover text
+        detail.append(f"state {row.state}")
+    if row.injected:
+        detail.append(f"faults now: {row.injected}")
+    if row.spike_ms:
+        detail.append(f"latency spike: +{row.spike_ms:g} ms one-way now")
     return {
         "id": row.id,
         "region": row.region,
         "quality": quality,
         "state": MAP_STATES.get(row.state, row.state),
         "label": label,
+        "detail": " | ".join(detail),
+        "spike_ms": row.spike_ms,
     }
 
 
@@ -82,6 +91,7 @@ class NodesPanel(widgets.VBox):
         self.table = widgets.HTML()
         self.detail = widgets.HTML()
         self.message = widgets.HTML()
+        self._queued_after: str | None = None  # the actions log's last line when an action was queued
         self.history = widgets.HTML()
         self.history.add_class("hgl-actions-log")
         small = widgets.Layout(width="150px")
@@ -214,6 +224,10 @@ class NodesPanel(widgets.VBox):
         if selected is not None and self.cluster.selected != selected:
             self.cluster.selected = selected
         self._show_detail(selected)
+        last = self.runner.actions_log[-1] if self.runner.actions_log else ""
+        if self._queued_after is not None and last != self._queued_after:
+            self.message.value = note_html(f"applied: {last}")  # the queued note is stale now
+            self._queued_after = None
         self.history.value = "<br>".join(html.escape(x) for x in list(self.runner.actions_log)[-8:][::-1]) or note_html(
             "none yet"
         )
@@ -250,6 +264,8 @@ class NodesPanel(widgets.VBox):
         now = self.runner.action(fn.__name__, node, args, what)
         text = self.runner.message if now else f"{what} queued for the end of the round in progress"
         self.message.value = (error_html if "failed" in text else note_html)(text)
+        if not now:
+            self._queued_after = self.runner.actions_log[-1] if self.runner.actions_log else ""
         self.refresh()
 
     def _on_profile(self, _: Any = None) -> None:

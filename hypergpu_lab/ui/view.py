@@ -14,6 +14,7 @@ from typing import Any
 
 from ..adaptation import NetworkMonitor, NodeQuality
 from ..events import NodeRecord, RoundReport
+from ..network import LatencySpike
 from .actions import BAD_KINDS
 
 STATES = ("online", "crashed", "quarantined", "disconnected", "straggling", "byzantine")
@@ -36,6 +37,7 @@ class NodeRow:
     contribution: int  # samples in accepted updates, over the run
     accepted_rounds: int
     injected: str | None  # faults active now (ground truth)
+    spike_ms: float = 0.0  # extra one-way latency of latency spikes active on its link now
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -131,6 +133,18 @@ class RunView:
             self.contribution[node],
             self.accepted[node],
             coord.faults.describe(node, coord.round + 1, coord.clock.now),
+            self.spike_ms(node),
+        )
+
+    def spike_ms(self, node: int) -> float:
+        """Extra milliseconds of the latency spikes on ``node``'s link at the simulated now."""
+        now = self.coord.clock.now
+        return float(
+            sum(
+                e.extra_ms
+                for e in getattr(self.coord.pool.network, "events", ())
+                if isinstance(e, LatencySpike) and node in e.nodes and e.start <= now < e.start + e.duration
+            )
         )
 
     def rows(self, nodes: list[int] | None = None) -> list[NodeRow]:

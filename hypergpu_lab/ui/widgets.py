@@ -159,6 +159,9 @@ class LiveChart(anywidget.AnyWidget):
         sync=True
     )
     title = t.Unicode("", help="chart title; also the chart div's data-chart attribute").tag(sync=True)
+    empty_text = t.Unicode(
+        "", help="shown instead of empty axes while no trace holds a point (say what to do to get some)"
+    ).tag(sync=True)
     _plotly = anywidget.WidgetTrait().tag(sync=True)
 
     def __init__(
@@ -168,6 +171,7 @@ class LiveChart(anywidget.AnyWidget):
         plot_layout: Mapping[str, Any] | None = None,
         max_points: int = 0,
         title: str = "",
+        empty_text: str = "",
         **kwargs: Any,
     ) -> None:
         self._lock = threading.RLock()  # before super().__init__: opening the comm calls get_state
@@ -175,7 +179,12 @@ class LiveChart(anywidget.AnyWidget):
         self._hold_depth = 0
         self._pending: dict[str, tuple[list[Any], list[Any]]] = {}
         super().__init__(
-            traces=list(traces), plot_layout=dict(plot_layout or {}), max_points=max_points, title=title, **kwargs
+            traces=list(traces),
+            plot_layout=dict(plot_layout or {}),
+            max_points=max_points,
+            title=title,
+            empty_text=empty_text,
+            **kwargs,
         )
         self.on_msg(self._on_front_end_msg)
 
@@ -217,6 +226,17 @@ class LiveChart(anywidget.AnyWidget):
         """Replace every trace (one full state sync): for heatmaps, or to start over."""
         with self._lock:
             self.traces = list(traces)
+
+    def restart(self, traces: Sequence[Mapping[str, Any]]) -> None:
+        """Replace every trace and tell every view to drop what it drew (a new run: no old point survives).
+
+        Besides the state sync, a numbered "reset" message goes to the views: a view that drew the
+        old run's points redraws from this snapshot whatever deltas it has seen.
+        """
+        with self._lock:
+            self.traces = list(traces)
+            self._seq += 1
+            self.send({"type": "reset", "seq": self._seq, "traces": self._snapshot()})
 
     def append(self, points: Mapping[str, tuple[Sequence[Any], Sequence[Any]]]) -> None:
         """Add points, ``{trace_name: (xs, ys)}``; an unknown name starts a new line trace.

@@ -102,5 +102,5 @@ def test_the_rewards_chart_shows_what_the_chain_credited_to_the_base_unit() -> N
     assert credited["y"] == [to_tokens(on_chain[n], chain.token_decimals) for n in range(4)]
     assert still_queued["y"] == [0.0] * 4
     assert queued == dict(zip(credited["x"], credited["y"]))  # the queued preview was the same split
-    assert charts.rewards.plot_layout["yaxis"]["title"]["text"] == "tokens"
+    assert charts.rewards.plot_layout["yaxis"]["title"]["text"] == "reward (tokens)"
     assert sum(on_chain.values()) <= 3 * pool  # the dust stayed with the funder

@@ -184,7 +184,7 @@ def test_an_unobserved_node_on_a_profile_added_here_shows_its_derived_quality(mo
     entry = map_node(RunView(coord).row(0))
 
     # Assert
-    assert entry["quality"] == "Poor" and "satellite" in entry["label"] and "not yet observed" in entry["label"]
+    assert entry["quality"] == "Poor" and "satellite" in entry["detail"] and "not yet observed" in entry["detail"]
 
 
 def test_an_action_during_a_round_waits_for_the_round_boundary() -> None:
@@ -267,7 +267,7 @@ def test_dashboard_has_its_tabs_and_overview_follows_the_run(tmp_path) -> None:
     dash.runner.wait(WAIT_S)
 
     assert dash.tabs.titles == ("Overview", "Nodes", "Metrics", "Blockchain", "Settings")
-    assert "finished" in dash.numbers.value and ">2 of 2<" in dash.numbers.value
+    assert "finished" in dash.numbers.value and ">2 / 2<" in dash.numbers.value
     assert len(dash.charts.accuracy.traces[0]["x"]) == 2
 
     dash.control.buttons["start"].click()  # already at round 2 of 2: refused in place, and logged
