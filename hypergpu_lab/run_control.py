@@ -200,6 +200,7 @@ class RunControl:
         self._commands.append(command)
         if self.lock.acquire(blocking=False):
             try:
+                self._pause_hook()  # a pause requested before this boundary takes effect first
                 self._run_commands()
             finally:
                 self.lock.release()
@@ -241,21 +242,29 @@ class RunControl:
     def _loop(self) -> None:
         try:
             while self._position() < (self.target or 0):
-                if not self._go.is_set():
-                    self.at_boundary(self._pause_hook)
-                    if self.state is RunState.PAUSED:
-                        self._set(RunState.PAUSED, f"paused after round {self._position()}{self._why()}")
-                    self._go.wait()
+                # Decide whether to start a round while holding the round lock: a pause() that lands
+                # between two rounds is then seen before the next one starts, and whoever holds the
+                # lock next (this thread or a command) finds the pause hook already run or runs it.
+                with self.lock:
+                    go = self._go.is_set() or self._stop.is_set()
+                    if go and not self._stop.is_set():
+                        try:
+                            self._step()
+                        except Waiting as exc:  # wait with a clear detail; resume() tries again
+                            log.warning("%s", exc)
+                            self._go.clear()
+                            self._set(RunState.WAITING, str(exc))
+                            if self._blocking:
+                                return
+                    elif not go:
+                        self._pause_hook()
+                        if self.state is RunState.PAUSED:
+                            self._set(RunState.PAUSED, f"paused after round {self._position()}{self._why()}")
+                self.round_ended()  # commands queued while this thread held the lock
                 if self._stop.is_set():
                     break
-                try:
-                    self._step()
-                except Waiting as exc:  # wait with a clear detail; resume() tries again
-                    log.warning("%s", exc)
-                    self._go.clear()
-                    self._set(RunState.WAITING, str(exc))
-                    if self._blocking:
-                        return
+                if not go:
+                    self._go.wait()
             done = self._position() >= (self.target or 0)
             if self._on_end is not None:
                 self.at_boundary(self._on_end)
