@@ -69,6 +69,9 @@ class Round:
     dropped: int = 0  # duplicates and replays refused by exactly-once
     change: torch.Tensor | None = None  # new global weights minus old
     notes: tuple[str, ...] = ()  # what the strategy did beyond its rule (a robust fallback), for the report
+    masked: bool = False  # SecAgg: updates are masked ring vectors, no per-update statistic is meaningful
+    overhead_bytes: int = 0  # protocol messages beyond model and updates (SecAgg keys, recovery), every attempt
+    epsilon: float | None = None  # privacy spent so far (privacy/accountant.py), None without DP
 
     @property
     def deadline(self) -> float:
@@ -81,7 +84,7 @@ class Round:
     def records(self, num_samples: dict[int, int], injected: dict[int, tuple[str, ...]]) -> list[NodeRecord]:
         """One NodeRecord per selected node."""
         assert self.change is not None
-        agreement = robust_agreement(self.stacked) if self.applied else {}
+        agreement = robust_agreement(self.stacked) if self.applied and not self.masked else {}
         index = {(m.round, m.node): i for i, (m, _) in enumerate(self.applied)}
         out = []
         for n in self.plan.nodes:
@@ -106,13 +109,19 @@ class Round:
                     download_attempts=d.attempts,
                     upload_attempts=u.attempts if u is not None else 0,
                     loss=res.loss if res else None,
-                    update_norm=res.update_norm if res else None,
+                    update_norm=res.update_norm if res and not self.masked else None,
                     update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
                     agreement=agreement.get(i) if i is not None else None,
                     injected=injected[n],
                 )
             )
         return out
+
+    def _bytes(self, records: list[NodeRecord], model_bytes: int) -> int:
+        """Downloads and uploads, every attempt, plus protocol overhead; an upload is its own size (SecAgg's ring)."""
+        down = model_bytes * sum(x.download_attempts for x in records)
+        up = sum(self.up[x.node].nbytes * x.upload_attempts for x in records if x.node in self.up)
+        return down + up + self.overhead_bytes
 
     def report(
         self,
@@ -153,6 +162,7 @@ class Round:
             late_applied=len(late),
             detections=self.detections,
             status="ok" if self.applied else "no updates",
-            bytes_moved=model_bytes * sum(x.download_attempts + x.upload_attempts for x in records),
+            bytes_moved=self._bytes(records, model_bytes),
+            epsilon=self.epsilon,
             **count,
         )
