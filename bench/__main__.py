@@ -21,6 +21,7 @@ SUITES = {
     "chain": ("bench.chain", "Chain recording gas"),
     "contribution": ("bench.contribution", "Contribution measure under attack"),
     "contention": ("bench.contention", "On a busy machine: thread policy"),
+    "privacy": ("bench.privacy", "Privacy: DP-FedAvg utility and SecAgg cost"),
 }
 
 

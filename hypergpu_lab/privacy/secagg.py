@@ -22,6 +22,7 @@ sum, never a node's update: ``tests/test_secagg.py`` inspects it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,7 @@ class FixedPoint:
         return signed.astype(np.float64) / 2.0**self.frac
 
 
+@functools.cache
 def _crypto():  # imported when SecAgg runs: a run without it never loads cryptography
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
