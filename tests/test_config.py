@@ -95,6 +95,8 @@ TRAIN_BAD = [
     ("seed", -2),
     ("vectorise", "yes"),
     ("device", "tpu"),
+    ("privacy", "central"),
+    ("privacy", [1]),
 ]
 
 
