@@ -23,6 +23,7 @@ SUITES = {
     "contribution": ("bench.contribution", "Contribution measure under attack"),
     "contention": ("bench.contention", "On a busy machine: thread policy"),
     "chainlag": ("bench.chain_lag", "Chain lag at the dashboard's pace"),
+    "privacy": ("bench.privacy", "Privacy: DP-FedAvg utility and SecAgg cost"),
 }
 
 

@@ -449,9 +449,10 @@ def _print_result(history, wall: float, folder: Path | None) -> None:  # type: i
     final = history.final
     if final is not None:
         acc = final["test_accuracy"]
+        eps = f"; epsilon {final['epsilon']:.3f} spent" if final.get("epsilon") is not None else ""
         print(
             f"\nfinal test accuracy {acc:.3f} after {final['round']} rounds; "
-            f"{final['t_end']:.1f} simulated s, {wall:.1f} wall s"
+            f"{final['t_end']:.1f} simulated s, {wall:.1f} wall s{eps}"
             if acc is not None
             else ""
         )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import availability, checks
+from . import availability, checks, privacy
 from .compression import CompressionSpec
 from .errors import ConfigError
 from .pool_config import DATASETS as DATASETS  # re-exported: the pool's settings live in the core
@@ -56,6 +56,17 @@ def check_against_pool(train: TrainConfig, num_nodes: int) -> None:
         )
     if train.strategy in STRATEGIES:
         get_strategy(train.strategy, **train.strategy_options).check_pool(num_nodes)
+    _check_privacy_on_pool(train, num_nodes)
+
+
+def _check_privacy_on_pool(train: TrainConfig, num_nodes: int) -> None:
+    """Adaptive clipping's count noise depends on clients per round (Andrew et al.'s sigma_b = K / 20)."""
+    settings = privacy.parse(train.privacy)
+    if settings.mode == "central" and settings.adaptive:
+        from .privacy import dp
+
+        k = privacy.expected_clients(train.clients_per_round, train.fraction, num_nodes)
+        dp.update_noise_multiplier(settings.noise_multiplier, settings.clip_count_stddev or k / 20)
 
 
 @dataclass
@@ -93,6 +104,9 @@ class TrainConfig:
     availability: str = "always"  # when nodes are online: always, markov, diurnal, trace (see availability.py)
     availability_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"path": "synthetic"} for trace
     partial_work: float | None = None  # each node completes a fraction ~ U[partial_work, 1] of its local steps
+    # Differential privacy and secure aggregation (privacy/settings.py); {} = off. E.g.
+    # {"mode": "central", "noise_multiplier": 1.0, "clip": 0.5, "budget": 8.0, "secagg": True}
+    privacy: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         p = "train."
@@ -144,6 +158,24 @@ class TrainConfig:
         availability.build(self.availability, self.availability_options, seed=0, regions={})  # names the field
         self.partial_work = checks.optional(checks.number, p + "partial_work", self.partial_work, 0, 1, open_low=True)
         self._check_plug_in_options()
+        self._check_privacy()
+
+    def _check_privacy(self) -> None:
+        """Parse the privacy mapping and refuse what cannot hold with it (a median on a SecAgg sum)."""
+        settings = privacy.parse(self.privacy)
+        self.privacy = dict(self.privacy)
+        privacy.check_train(settings, late_updates=self.late_updates, max_update_norm=self.max_update_norm)
+        if settings.secagg and self.compression != "none":
+            raise ConfigError(
+                "train.compression",
+                self.compression,
+                "none with secure aggregation",
+                hint="masked values are uniform in the ring: a codec cannot shrink them, and decoding breaks the masks",
+            )
+        if self.strategy in STRATEGIES:
+            from .strategies import get_strategy
+
+            privacy.check_strategy(settings, get_strategy(self.strategy, **self.strategy_options))
 
     def _check_plug_in_options(self) -> None:
         """Build the named strategy and planner once, so a bad or unknown option fails here, by name.

@@ -43,6 +43,7 @@ from .metrics import History, NodeMonitor
 from .models import ParamLayout, build_model, measure_cost
 from .network import Transfer
 from .nodes import NodePool
+from .privacy import PrivacyPipeline, check_strategy, expected_clients, parse
 from .registry import make_policy
 from .round import Round
 from .run_control import RunControl, RunState, Waiting
@@ -67,6 +68,10 @@ _WORK_TAG = 0x574F_524B  # "WORK": the share of its local steps a node completes
 
 class QuorumError(Waiting):
     """Too few nodes are available to run a round; the run waits until nodes return."""
+
+
+class PrivacyBudgetExhausted(RuntimeError):
+    """The next round would spend more privacy than ``privacy.budget`` allows; no round runs."""
 
 
 class Coordinator:
@@ -105,6 +110,7 @@ class Coordinator:
         self.cost = measure_cost(self.model, pool.input_shape, pool.num_classes)
         self.strategy = get_strategy(strategy if strategy is not None else cfg.strategy, **cfg.strategy_options)
         self.strategy.check_pool(len(pool))
+        self.privacy = self._privacy(cfg, len(pool))
         self.policy: Policy = (
             policy if policy is not None and not isinstance(policy, str) else make_policy(cfg, self.seed)
         )
@@ -152,6 +158,13 @@ class Coordinator:
         # The chain is a subscriber like any other: the coordinator never imports web3.
         self.recorder = chain.attach(self, **(chain_options or {})) if chain is not None else None
 
+    def _privacy(self, cfg: TrainConfig, num_nodes: int) -> PrivacyPipeline:
+        """DP and SecAgg hooks for this run (identity when ``cfg.privacy`` is empty)."""
+        settings = parse(cfg.privacy)
+        check_strategy(settings, self.strategy)  # a Strategy instance is judged here, a name in TrainConfig
+        k = expected_clients(cfg.clients_per_round, cfg.fraction, num_nodes)
+        return PrivacyPipeline(settings, seed=self.seed, num_nodes=num_nodes, expected_clients=k, size=self.layout.size)
+
     def attach_run_folder(self, folder: RunFolder) -> None:
         """Record every round into ``folder`` and checkpoint there from now on.
 
@@ -183,47 +196,71 @@ class Coordinator:
                 f.write(f"{when} WARNING run control: {reason}; {control.detail}\n")
 
     # -- one round -----------------------------------------------------------------------------
-    def step(self) -> RoundReport:
-        """Run one round and return its report (also delivered to every subscriber)."""
+    def step(self) -> RoundReport | None:
+        """Run one round and return its report (also delivered to every subscriber).
+
+        None, and no round, when the privacy budget forbids the next round inside a run (the run
+        stops, with the reason in ``control.detail``); called directly, that raises PrivacyBudgetExhausted.
+        """
         with self.control.lock:
+            if reason := self.privacy.stop_reason():  # e.g. a resumed run, or a budget below one round
+                if not self.control.active:
+                    raise PrivacyBudgetExhausted(reason)
+                self.control.stuck(reason, action="stop")  # in the run loop: a clean stop, reason in the detail
+                return None
             self._set_online(self.clock.now)
             detections = self._await_quorum()
             t0 = self.clock.now
             rnd = Round(self.round + 1, t0, self.policy.plan(self.round + 1, self.pool, t0, self.cost), detections)
+            rnd.masked = self.privacy.masked
             down_bytes = self.layout.nbytes * self.objective.download_copies
             rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, down_bytes, t0) for n in rnd.plan.nodes}
+            self.privacy.before_training(rnd, self.pool.network)  # SecAgg keys: a node trains once it has them
             tasks = [self._task(n, rnd) for n in rnd.plan.nodes if rnd.down[n].ok]
             for res in self.backend.train(self.weights, tasks):
                 rnd.results[res.node] = self.faults.corrupt(res, rnd.number, t0)
             for n in {t.node for t in tasks} - rnd.results.keys():  # the backend lost it (a Ray actor died)
                 self.pool[n].record_failure()
             rnd.compute = {n: self._compute_seconds(n, rnd) for n in rnd.results}
+            self.privacy.on_nodes(rnd)  # on the node, before upload: local DP noise, SecAgg masking
+            # What crosses the network: the encoded update (compression), or SecAgg's ring vector.
             sizes = {n: self._encode(n, rnd) for n in rnd.results}
+            if self.privacy.masked:
+                sizes = dict.fromkeys(sizes, self.privacy.upload_bytes(self.layout.nbytes))
             rnd.up = {
                 n: self._send(n, rnd.number, _UP, rnd.down[n].end + rnd.compute[n], sizes[n], t0) for n in rnd.results
             }
             for n in (n for n, u in rnd.up.items() if not u.ok and n in rnd.codec):  # the node knows it failed
                 self.compressor.undelivered(n, rnd.results[n].delta)
             fresh = self.delivery.admit(rnd, self.delivery.collect(rnd, self.clock, self.faults))
-            reasons, rnd.stacked = check_updates(
-                [m.result.delta for m in fresh], self.layout.size, norm_bound=self.config.max_update_norm
-            )
+            norm_bound = None if rnd.masked else self.config.max_update_norm
+            size = self.privacy.sent_size(self.layout.size)
+            reasons, rnd.stacked = check_updates([m.result.delta for m in fresh], size, norm_bound=norm_bound)
             self.delivery.judge(rnd, fresh, reasons, self.backend.failures)
             before = self.weights
             if rnd.applied:
-                self.weights = self.strategy.aggregate_updates(
-                    self.weights, rnd.stacked, rnd.aggregation_weights(), self._context(rnd)
-                )
-                rnd.notes = self.strategy.take_notes()
+                self._aggregate(rnd)
             rnd.change = self.weights - before
+            rnd.epsilon = self.privacy.account(rnd)
             report = self._report(rnd)
             self.round = rnd.number
             self.policy.observe(report)
             self.bus.emit(report)
             self.checkpoints.after_round(self)
+            if reason := self.privacy.stop_reason():  # a clean stop before the budget would be exceeded
+                self.control.stuck(reason, action="stop")
             self.control.boundary()
         self.control.round_ended()
         return report
+
+    def _aggregate(self, rnd: Round) -> None:
+        """New global weights from the round's accepted updates, through the privacy hook (DP, SecAgg)."""
+        weights = rnd.aggregation_weights()
+        released = self.privacy.aggregate_input(rnd, rnd.stacked, weights, self.pool.network)
+        self.clock.advance_to(max(rnd.close, self.clock.now))  # SecAgg's recovery step takes time
+        if released is not None:
+            self.weights = self.strategy.aggregate_updates(self.weights, *released, self._context(rnd))
+            rnd.notes += self.strategy.take_notes()
 
     def _await_quorum(self) -> tuple[dict[str, Any], ...]:
         """Run the failure detector; below quorum, wait in virtual time for nodes to come back."""

@@ -71,7 +71,11 @@ class RoundReport:
     late_applied: int = 0  # buffered updates of earlier rounds applied in this one
     detections: tuple[dict[str, Any], ...] = ()  # failures/recoveries the heartbeat detector saw
     status: str = "ok"  # "ok" | "no updates"
-    bytes_moved: int = 0  # model downloads + update uploads, every attempt counted
+    bytes_moved: int = 0  # model downloads + update uploads (+ SecAgg protocol messages), every attempt counted
+    epsilon: float | None = None  # DP: privacy spent so far at the run's delta (dp-accounting); None without DP
+
+    # Rows keep these keys only when set, so runs without privacy record exactly what they did before.
+    _OPTIONAL = ("epsilon",)
 
     @property
     def duration(self) -> float:
@@ -81,6 +85,9 @@ class RoundReport:
         """The per-round row: scalars only, cheap to keep."""
         skip = ("nodes", "events", "detections")
         row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        for name in self._OPTIONAL:
+            if row[name] is None:
+                del row[name]
         row["duration"] = self.duration
         return row
 

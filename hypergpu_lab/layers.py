@@ -64,6 +64,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.faults",
             f"{_P}.detection",
             f"{_P}.validate",
+            f"{_P}.privacy",  # DP mechanisms, the accountant, SecAgg: hooks the coordinator calls
+            f"{_P}.privacy.*",
         ),
     ),
     ("registry", (f"{_P}.registry", f"{_P}.config")),

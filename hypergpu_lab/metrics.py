@@ -60,9 +60,11 @@ class History:
 
     def table(self, every: int = 1) -> str:
         """A plain-text table of the rounds, for terminals and logs."""
-        head = f"{'round':>5} {'acc':>6} {'loss':>7} {'sim s':>9} {'ok':>4} {'late':>4} {'fail':>4} {'wall s':>7}"
-        lines = [head, "-" * len(head)]
         rows = list(self.rounds)
+        private = any("epsilon" in r for r in rows)  # a DP run: epsilon spent so far, per round
+        head = f"{'round':>5} {'acc':>6} {'loss':>7} {'sim s':>9} {'ok':>4} {'late':>4} {'fail':>4} {'wall s':>7}"
+        head += f" {'epsilon':>8}" if private else ""
+        lines = [head, "-" * len(head)]
         for r in rows:
             if r["round"] % every and r is not rows[-1]:
                 continue
@@ -71,6 +73,7 @@ class History:
             lines.append(
                 f"{r['round']:>5} {acc:>6} {loss:>7} {r['t_end']:>9.2f} {r['accepted']:>4} "
                 f"{r['straggled']:>4} {r['failed']:>4} {r['wall_s']:>7.3f}"
+                + (f" {r.get('epsilon', float('nan')):>8.3f}" if private else "")
             )
         return "\n".join(lines)
 

@@ -84,6 +84,7 @@ def state_dict(coord: Coordinator) -> dict[str, Any]:
             **coord.delivery.state_dict(),
             "pool_config": dataclasses.asdict(pool.config) if pool.config else None,
             "monitor": coord.monitor.state_dict(),
+            "privacy": coord.privacy.state_dict(),  # rounds accounted, adaptive clip norm, local releases
         }
 
 
@@ -107,6 +108,7 @@ def load_state_dict(coord: Coordinator, state: dict[str, Any]) -> None:
         coord.delivery.run_id = coord.run_id
         coord.delivery.load_state_dict(state)
         coord.monitor.load_state_dict(state.get("monitor", {}))  # absent in checkpoints from before it
+        coord.privacy.load_state_dict(state.get("privacy", {}))
 
 
 def restore(

@@ -73,6 +73,9 @@ class Round:
     dropped: int = 0  # duplicates and replays refused by exactly-once
     change: torch.Tensor | None = None  # new global weights minus old
     notes: tuple[str, ...] = ()  # what the strategy did beyond its rule (a robust fallback), for the report
+    masked: bool = False  # SecAgg: updates are masked ring vectors, no per-update statistic is meaningful
+    overhead_bytes: int = 0  # protocol messages beyond model and updates (SecAgg keys, recovery), every attempt
+    epsilon: float | None = None  # privacy spent so far (privacy/accountant.py), None without DP
 
     @property
     def deadline(self) -> float:
@@ -86,7 +89,7 @@ class Round:
         """One NodeRecord per selected node."""
         assert self.change is not None
         steps = [m.result.steps for m, _ in self.applied]
-        agreement = robust_agreement(self.stacked, steps) if self.applied else {}
+        agreement = robust_agreement(self.stacked, steps) if self.applied and not self.masked else {}
         index = {(m.round, m.node): i for i, (m, _) in enumerate(self.applied)}
         out = []
         for n in self.plan.nodes:
@@ -111,7 +114,7 @@ class Round:
                     download_attempts=d.attempts,
                     upload_attempts=u.attempts if u is not None else 0,
                     loss=res.loss if res else None,
-                    update_norm=res.update_norm if res else None,
+                    update_norm=res.update_norm if res and not self.masked else None,
                     update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
                     agreement=agreement.get(i) if i is not None else None,
                     injected=injected[n],
@@ -163,6 +166,8 @@ class Round:
             late_applied=len(late),
             detections=self.detections,
             status="ok" if self.applied else "no updates",
-            bytes_moved=sum(t.nbytes * t.attempts for t in (*self.down.values(), *self.up.values())),
+            bytes_moved=sum(t.nbytes * t.attempts for t in (*self.down.values(), *self.up.values()))
+            + self.overhead_bytes,
+            epsilon=self.epsilon,
             **count,
         )

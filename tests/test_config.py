@@ -100,6 +100,8 @@ TRAIN_BAD = [
     ("availability", "sometimes"),
     ("availability_options", [1]),
     ("partial_work", 1.5),
+    ("privacy", "central"),
+    ("privacy", [1]),
 ]
 
 

@@ -48,10 +48,32 @@ def _rows(folder: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "wall_s"} for r in RunFolder.open(folder).read_metrics()]
 
 
-def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+# SecAgg with central DP and adaptive clipping: the masks, the noise and the clip norm must all come back.
+PRIVATE = {
+    **CONFIG,
+    "train": {
+        **CONFIG["train"],
+        "model": "mlp",
+        "privacy": {
+            "mode": "central",
+            "noise_multiplier": 0.8,
+            "clip": 1.0,
+            "adaptive_quantile": 0.5,
+            "clip_count_stddev": 1.0,
+            "secagg": True,
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("config", [CONFIG, PRIVATE], ids=["plain", "secagg-dp"])
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path, config: dict) -> None:
+    if "privacy" in config["train"]:
+        pytest.importorskip("dp_accounting")
+        pytest.importorskip("cryptography")
     # Prepare
     cfg = tmp_path / "run.json"
-    cfg.write_text(json.dumps(CONFIG))
+    cfg.write_text(json.dumps(config))
     subprocess.run(
         _cli("--config", str(cfg), "--out", str(tmp_path / "a")),
         check=True,
@@ -76,7 +98,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         time.sleep(0.02)
     assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
     killed_at = metrics.read_text().count("\n")
-    assert killed_at < CONFIG["rounds"]
+    assert killed_at < config["rounds"]
     resumed = subprocess.run(
         _cli("--config", str(cfg), "--out", str(tmp_path / "b"), "--resume"),
         env=_env(),
@@ -88,6 +110,6 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     # Assert: same final weights bit for bit, same metrics for every round.
     assert resumed.returncode == 0, resumed.stderr
     a, b = _final(tmp_path / "a" / "killme"), _final(tmp_path / "b" / "killme")
-    assert a["round"] == b["round"] == CONFIG["rounds"]
+    assert a["round"] == b["round"] == config["rounds"]
     assert torch.equal(a["weights"], b["weights"])
     assert _rows(tmp_path / "b" / "killme") == _rows(tmp_path / "a" / "killme")

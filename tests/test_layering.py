@@ -19,7 +19,18 @@ import pytest
 import hypergpu_lab
 from hypergpu_lab.layers import LAYERS, layer_of
 
-FORBIDDEN = ("web3", "eth_tester", "ipywidgets", "plotly", "anywidget", "voila", "ray", "flwr")
+FORBIDDEN = (
+    "web3",
+    "eth_tester",
+    "ipywidgets",
+    "plotly",
+    "anywidget",
+    "voila",
+    "ray",
+    "flwr",
+    "dp_accounting",
+    "cryptography",
+)
 PACKAGE = "hypergpu_lab"
 
 # Edges left out of the cycle check: none. (The chain client <-> recorder cycle is gone: the

@@ -62,6 +62,9 @@ class Strategy(ABC):
     """Turns the global weights and the accepted updates into the next global weights."""
 
     name: str = "strategy"
+    # True for robust rules that look at each update (median, Krum): they cannot run on a SecAgg sum
+    # or on DP-FedAvg's one noisy mean, so privacy refuses them (privacy/pipeline.py: check_strategy).
+    needs_individual_updates: bool = False
 
     @abstractmethod
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ class Clipped(Strategy):
         self.inner = inner
         self.max_norm = checks.number("strategy_options.max_norm", max_norm, 0.0, open_low=True)
         self.name = f"clipped-{inner.name}"
+        self.needs_individual_updates = inner.needs_individual_updates
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         return self.inner.aggregate(global_weights, clip_by_norm(deltas, self.max_norm), num_samples)

@@ -36,6 +36,7 @@ class FedNova(Strategy):
     """
 
     name = "fednova"
+    needs_individual_updates = True  # per-node step counts / control variates, not one sum
 
     def __init__(self, *, server_lr: float = 1.0, weighted: bool = True) -> None:
         self.server_lr = checks.number("strategy_options.server_lr", server_lr, 0.0, open_low=True)

@@ -29,6 +29,7 @@ class Krum(Strategy):
     """
 
     name = "krum"
+    needs_individual_updates = True  # distances between individual updates
 
     def __init__(self, *, f: int = 1) -> None:
         self.f = checks.integer("strategy_options.f", f, low=0)

@@ -15,6 +15,7 @@ class FedMedian(Strategy):
     """w + median_k delta_k per coordinate (sample counts are ignored, as in the paper)."""
 
     name = "median"
+    needs_individual_updates = True  # a coordinate-wise median of the updates
 
     def aggregate(self, global_weights: torch.Tensor, deltas: torch.Tensor, num_samples: torch.Tensor) -> torch.Tensor:
         return global_weights + coordinate_median(deltas)

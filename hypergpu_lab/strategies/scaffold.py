@@ -38,6 +38,7 @@ class Scaffold(Strategy):
     """
 
     name = "scaffold"
+    needs_individual_updates = True  # per-node step counts / control variates, not one sum
 
     def __init__(self, *, server_lr: float = 1.0, weighted: bool = False) -> None:
         self.server_lr = checks.number("strategy_options.server_lr", server_lr, 0.0, open_low=True)

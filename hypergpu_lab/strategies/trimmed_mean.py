@@ -22,6 +22,7 @@ class TrimmedMean(Strategy):
     """
 
     name = "trimmed-mean"
+    needs_individual_updates = True  # sorts each coordinate over the updates
 
     def __init__(self, *, beta: float = 0.1) -> None:
         self.beta = checks.number("strategy_options.beta", beta, 0.0, 0.5, open_high=True)

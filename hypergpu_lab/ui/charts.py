@@ -140,6 +140,37 @@ def accuracy_chart(x: str = "round", *, max_points: int = 500, height: int = 340
     )
 
 
+def privacy_chart(*, max_points: int = 500) -> LiveChart:
+    """Epsilon spent (left axis) beside test accuracy (right axis), by round: the privacy-utility trade-off."""
+    return LiveChart(
+        title="Privacy spent (epsilon at the run's delta) and accuracy by round",
+        traces=[
+            {"type": "scatter", "mode": "lines+markers", "name": "epsilon", "x": [], "y": []},
+            {"type": "scatter", "mode": "lines", "name": "accuracy", "yaxis": "y2", "x": [], "y": []},
+        ],
+        max_points=max_points,
+        plot_layout={
+            "xaxis": _axis("round"),
+            "yaxis": _axis("epsilon", rangemode="tozero"),
+            "yaxis2": {**_axis("test accuracy", overlaying="y", side="right", range=[0, 1]), "automargin": True},
+            "margin": {"r": 70},
+            "legend": {"orientation": "h"},
+        },
+    )
+
+
+def feed_privacy(chart: LiveChart, batch: list[RoundReport]) -> None:
+    """Append epsilon for the rounds of a DP run (a run without DP adds no point)."""
+    private = [r for r in batch if r.epsilon is not None]
+    evaluated = [r for r in private if r.test_accuracy is not None]
+    chart.append(
+        {
+            "epsilon": ([r.round for r in private], [_finite(r.epsilon) for r in private]),
+            "accuracy": ([r.round for r in evaluated], [_finite(r.test_accuracy) for r in evaluated]),
+        }
+    )
+
+
 def _finite(value: float | None) -> float | None:
     """None for NaN and infinities (a diverged model): a gap in the line, and valid JSON for the browser."""
     return value if value is not None and math.isfinite(value) else None
@@ -178,6 +209,7 @@ class RunCharts(widgets.VBox):
         self.max_nodes, self.decisions_shown = max_nodes, decisions_shown
         self.accuracy = accuracy_chart("round", max_points=max_rounds)
         self.accuracy_time = accuracy_chart("time", max_points=max_rounds)
+        self.privacy = privacy_chart(max_points=max_rounds)
         self.round_time = LiveChart(
             title="Round time by phase (mean per on-time node)",
             max_points=max_rounds,
@@ -235,6 +267,7 @@ class RunCharts(widgets.VBox):
             [
                 self.accuracy,
                 self.accuracy_time,
+                self.privacy,  # epsilon beside accuracy (empty without DP)
                 self.round_time,
                 self.link_classes,
                 self.latency,
@@ -271,6 +304,7 @@ class RunCharts(widgets.VBox):
             chart.restart([{**t, "x": [], "y": []} for t in chart.traces if t["name"] in _BASE_TRACES])
         self.compared = None
         self.round_time.restart([{**t, "x": [], "y": []} for t in self.round_time.traces])
+        clear(self.privacy)
         for chart in (self.latency, self.selection, self.batch_sizes, self.rewards, self.link_classes):
             chart.restart([])
         self._decisions(coord)
@@ -280,6 +314,7 @@ class RunCharts(widgets.VBox):
         coord = self.runner.coord
         feed_accuracy(self.accuracy, batch, "round")
         feed_accuracy(self.accuracy_time, batch, "time")
+        feed_privacy(self.privacy, batch)
         parts = [round_parts(r) for r in batch]
         self.round_time.append({p: ([r.round for r in batch], [x[p] for x in parts]) for p in PARTS})
         held = {n.id for n in coord.pool if n.state.value == "quarantined"}

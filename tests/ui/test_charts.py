@@ -104,3 +104,22 @@ def test_the_rewards_chart_shows_what_the_chain_credited_to_the_base_unit() -> N
     assert queued == dict(zip(credited["x"], credited["y"]))  # the queued preview was the same split
     assert charts.rewards.plot_layout["yaxis"]["title"]["text"] == "reward (tokens)"
     assert sum(on_chain.values()) <= 3 * pool  # the dust stayed with the funder
+
+
+def test_epsilon_chart_beside_accuracy_follows_a_dp_run() -> None:
+    pytest.importorskip("dp_accounting")
+    runner, charts = _charts(privacy={"mode": "central", "noise_multiplier": 1.0})
+    reports = [runner.step() for _ in range(3)]
+    runner.flush()
+
+    epsilon, accuracy = charts.privacy.traces
+    assert epsilon["x"] == [1, 2, 3] and epsilon["y"] == [r.epsilon for r in reports]
+    assert epsilon["y"][0] < epsilon["y"][1] < epsilon["y"][2]
+    assert accuracy["y"] == [r.test_accuracy for r in reports]
+
+
+def test_epsilon_chart_stays_empty_without_dp() -> None:
+    runner, charts = _charts()
+    runner.step()
+    runner.flush()
+    assert [t["x"] for t in charts.privacy.traces] == [[], []]
