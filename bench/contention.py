@@ -29,6 +29,12 @@ for _ in range(3):
 print(time.perf_counter() - t)
 """
 REPEATS = 5
+ADDENDUM = (
+    " The load average is a 1-minute mean, so the 'as found' rows carry over part of the load of the busy"
+    " runs just before them. Where the machine is not contended, torch's default thread count was faster "
+    "on this workload (compare the two 'as found' rows): the policy gives that up to avoid the collapse o"
+    "n a busy machine, and HYPERGPU_LAB_THREADS takes it back."
+)
 BURNERS = 2
 VARIANTS = {"policy (1 thread here)": {}, "torch default threads": {"HYPERGPU_LAB_THREADS": str(os.cpu_count() or 1)}}
 
@@ -77,5 +83,5 @@ def main() -> str:
         + f"\n\nIn-run figures (the 3 rounds after a warm-up round, not process start-up), {REPEATS} alternating "
         f"runs per variant. With the policy, the busy machine costs {ratio_busy:.1f}x the as-found time "
         f"(goal <= 2x); on the busy machine the policy is {speedup:.1f}x faster than torch's default thread count. "
-        "'As found' is whatever else was running: the load column says how quiet it was."
+        "'As found' is whatever else was running: the load column says how quiet it was." + ADDENDUM
     )

@@ -1,9 +1,10 @@
 """How many intra-op threads a training or evaluation call uses: one, unless the work pays for more.
 
 Why: the lab runs beside a browser, a Voila server and a Jupyter kernel. An intra-op thread that
-waits for a core it cannot get stalls every tensor operation at its barrier, so on a 2-core machine
-with other busy processes a 10-node step took 10-200x longer with torch's default 2 threads than
-with 1 (``python -m bench contention``). Small stacks gain nothing from a second thread even on a
+waits for a core it cannot get stalls every tensor operation at its barrier: with two CPU-bound
+processes beside it on a 2-core machine, 3 rounds of a 10-node CNN run took a median 5.0 s (worst
+19.7 s) with torch's default 2 threads against 1.0 s with 1 (``python -m bench contention``).
+Small stacks gain nothing from a second thread even on a
 quiet machine. So the policy is:
 
 - one thread when a step's work is below :data:`MIN_FLOPS_PER_THREAD`; one more thread per
