@@ -4,8 +4,8 @@ Why: the lab runs beside a browser, a Voila server and a Jupyter kernel. An intr
 waits for a core it cannot get stalls every tensor operation at its barrier: with two CPU-bound
 processes beside it on a 2-core machine, 3 rounds of a 10-node CNN run took a median 5.0 s (worst
 19.7 s) with torch's default 2 threads against 1.0 s with 1 (``python -m bench contention``).
-Small stacks gain nothing from a second thread even on a
-quiet machine. So the policy is:
+On an uncontended machine the second thread saved about a fifth of that run's time; the policy
+gives that up for small work rather than risk the collapse. So the policy is:
 
 - one thread when a step's work is below :data:`MIN_FLOPS_PER_THREAD`; one more thread per
   multiple of it, up to the cores this process may use;
