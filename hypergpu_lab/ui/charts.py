@@ -222,27 +222,15 @@ class RunCharts(widgets.VBox):
             },
         )
         heatmap = {"xaxis": _axis("round"), "yaxis": _axis("node id")}
-        self.latency = LiveChart(
-            title="Transfer time per node (s)",
-            traces=[],
-            max_points=heatmap_rounds,
-            empty_text=EMPTY_RUN,
-            plot_layout=heatmap,
-        )
-        self.selection = LiveChart(
-            title="Selection timeline",
-            traces=[],
-            max_points=heatmap_rounds,
-            empty_text=EMPTY_RUN,
-            plot_layout=heatmap,
-        )
-        self.batch_sizes = LiveChart(
-            title="Batch size per node (samples)",
-            traces=[],
-            max_points=heatmap_rounds,
-            empty_text=EMPTY_RUN,
-            plot_layout=heatmap,
-        )
+
+        def per_node(title: str) -> LiveChart:  # the round x node heatmaps share everything but the title
+            return LiveChart(
+                title=title, traces=[], max_points=heatmap_rounds, empty_text=EMPTY_RUN, plot_layout=heatmap
+            )
+
+        self.latency = per_node("Transfer time per node (s)")
+        self.selection = per_node("Selection timeline")
+        self.batch_sizes = per_node("Batch size per node (samples)")
         self.rewards = LiveChart(
             title="Rewards per node",
             traces=[],
