@@ -183,6 +183,7 @@ class ChainRecorder:
         self._down: tuple[int, float] = (0, 0.0)  # unreachable: (consecutive failures, when to try again)
         self._wake, self._closing = threading.Event(), threading.Event()
         self._step_lock = threading.Lock()
+        self._progress = threading.Condition()  # notified after each background step: flush waits on it
         bus = getattr(source, "bus", source)
         self._unsubscribe = bus.subscribe(self.on_report)
         self._thread: threading.Thread | None = None
@@ -295,6 +296,9 @@ class ChainRecorder:
                 self._attempts += 1
                 self._closing.wait(self.next_backoff())
                 continue
+            finally:
+                with self._progress:
+                    self._progress.notify_all()
             if outcome == "idle":
                 self._wake.wait(0.5)
             elif outcome in ("retry", "waiting"):
@@ -466,13 +470,16 @@ class ChainRecorder:
         ``timeout=None`` manual mode makes one pass and stops at the first failure.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._wake.set()  # once: the sender then steps on its own (a wake per wait would spin in a backoff)
         while self.outbox.next_pending() is not None:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
             if self._thread is not None:
-                self._wake.set()
-                time.sleep(0.01 if remaining is None else min(0.01, remaining))
+                with self._progress:  # checked and waited under the lock: no step's notify is missed
+                    if self.outbox.next_pending() is None or self._closing.is_set():
+                        break
+                    self._progress.wait(remaining)
                 continue
             outcome = self._step()
             if outcome in ("retry", "waiting"):
