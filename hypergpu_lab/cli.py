@@ -130,7 +130,6 @@ def _run(args: argparse.Namespace) -> int:
     """Validate everything, build the coordinator, and only then create (or reopen) the run folder."""
     from . import checkpoint
     from .coordinator import Coordinator
-    from .nodes import NodePool
     from .runs import RunFolder, safe_child
 
     out = checks.writable_folder("--out", args.out) if args.out is not None else None
@@ -153,16 +152,12 @@ def _run(args: argparse.Namespace) -> int:
                 "with a valid checkpoint (or start again under another --name)"
             )
         else:  # created but never reached a round: start it
-            coord = Coordinator(
-                pool=NodePool.from_config(cfg.pool), config=cfg.train, faults=cfg.faults, run_id=cfg.name
-            )
-            coord.attach_run_folder(folder)
+            coord = Coordinator.from_config(cfg, run_dir=folder)
             coord.attach_chain(ledger, chain_options)
     else:
         if out is not None and safe_child(out, cfg.name).exists():
             RunFolder.create(out, cfg.name, {})  # raises the "already exists, pass --resume" error
-        pool = NodePool.from_config(cfg.pool)  # missing data fails here, before a run folder exists
-        coord = Coordinator(pool=pool, config=cfg.train, faults=cfg.faults, run_id=cfg.name)
+        coord = Coordinator.from_config(cfg)  # missing data fails here, before a run folder exists
         ledger, chain_options = _chain(args, None)  # a bad chain option refuses before the folder exists
         if out is not None:
             folder = RunFolder.create(out, cfg.name, cfg.to_dict())
@@ -323,7 +318,6 @@ def _export(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from .coordinator import Coordinator
-    from .nodes import NodePool
 
     cfg = preset("quickstart", rounds=args.rounds)
     print(
@@ -332,7 +326,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"{cfg.train.model} + {cfg.train.strategy}, {cfg.rounds} rounds"
     )
     start = time.perf_counter()
-    coord = Coordinator(pool=NodePool.from_config(cfg.pool), config=cfg.train, run_id=cfg.name)
+    coord = Coordinator.from_config(cfg)
     print("nodes:")
     for node in coord.pool:
         link = coord.pool.network.links[node.id]

@@ -55,7 +55,7 @@ from .validate import check_updates
 
 if TYPE_CHECKING:  # names in signatures only
     from .backends import Backend
-    from .config import TrainConfig
+    from .config import RunConfig, TrainConfig
     from .faults import Fault
     from .plan import Policy
 
@@ -454,6 +454,35 @@ class Coordinator:
     def save_checkpoint(self, path: str | Path) -> Path:
         checkpoint.save(path, self.state_dict())
         return Path(path)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RunConfig,
+        *,
+        pool: NodePool | None = None,
+        run_dir: str | Path | RunFolder | None = None,
+        chain: Any = None,
+        chain_options: dict[str, Any] | None = None,
+    ) -> Coordinator:
+        """The coordinator a :class:`~hypergpu_lab.config.RunConfig` describes (the CLI, the dashboard and
+        the run process all build through here, so a config means the same run everywhere).
+
+        ``pool`` is the config's pool when the caller built it already (to fail on missing data before
+        it made a run folder). The run id is the run folder's name when there is one, else the
+        config's name.
+        """
+        pool = pool if pool is not None else NodePool.from_config(config.pool)
+        folder = run_dir if run_dir is None or isinstance(run_dir, RunFolder) else RunFolder.open(run_dir)
+        return cls(
+            pool=pool,
+            config=config.train,
+            faults=config.faults,
+            run_dir=folder,
+            run_id=folder.path.name if folder is not None else config.name,
+            chain=chain,
+            chain_options=chain_options,
+        )
 
     @classmethod
     def restore(cls, path: str | Path, **given: Any) -> Coordinator:

@@ -230,15 +230,7 @@ def start_run(
 
 def build(folder: RunFolder | None, config: RunConfig, *, chain: Any = None, chain_options: Any = None) -> Coordinator:
     """The coordinator of a run folder's config (without a folder: a replay or a page's mirror)."""
-    return Coordinator(
-        pool=NodePool.from_config(config.pool),
-        config=config.train,
-        faults=config.faults,
-        run_dir=folder,
-        run_id=folder.path.name if folder is not None else config.name,
-        chain=chain,
-        chain_options=chain_options,
-    )
+    return Coordinator.from_config(config, run_dir=folder, chain=chain, chain_options=chain_options)
 
 
 def apply_action(coord: Coordinator, name: str, node: int, args: Sequence[Any]) -> str:

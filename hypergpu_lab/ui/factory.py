@@ -97,15 +97,7 @@ def build_coordinator(
     if out is not None:
         name = unique_name(out, config.name)
         folder = RunFolder.create(out, name, {**config.to_dict(), "name": name})
-    coord = Coordinator(
-        pool=pool,
-        config=config.train,
-        faults=config.faults,
-        run_dir=folder,
-        run_id=folder.path.name if folder is not None else config.name,
-        chain=chain,
-        chain_options=chain_options,
-    )
+    coord = Coordinator.from_config(config, pool=pool, run_dir=folder, chain=chain, chain_options=chain_options)
     log.info(
         "built coordinator %s: %d nodes, %s/%s, %s, policy %s",
         coord.run_id,
