@@ -22,7 +22,7 @@ from ..chain.ledger import Ledger
 from ..chain.rewards import format_tokens
 from ..events import RoundReport
 from .common import error_html, guarded, note_html, table_html
-from .runner import Runner
+from .driver import RunDriver
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def short(value: Any) -> str:
 class ChainPanel(widgets.VBox):
     """Accounts, rewards, claims, the transaction log and the outbox of the coordinator's chain recorder."""
 
-    def __init__(self, runner: Runner, *, max_accounts: int = 50, log_rows: int = 30) -> None:
+    def __init__(self, runner: RunDriver, *, max_accounts: int = 50, log_rows: int = 30) -> None:
         self.runner, self.max_accounts, self.log_rows = runner, max_accounts, log_rows
         self.note = widgets.HTML()
         self.chain_info = widgets.HTML()
@@ -151,7 +151,7 @@ class ChainPanel(widgets.VBox):
         if self.recorder is not None:
             self._show_outbox()
 
-    def _on_status(self, runner: Runner) -> None:
+    def _on_status(self, runner: RunDriver) -> None:
         active = runner.active
         if self._was_active and not active and self.recorder is not None and not self.remote:
             self.refresh()  # the run ended: show the final balances

@@ -43,7 +43,7 @@ from ..adaptation import CLASSES
 from ..chain.rewards import to_tokens
 from ..chain.scoring import SCORE_SCALE, score
 from ..events import Decision, NodeRecord, RoundReport
-from .runner import Runner
+from .driver import RunDriver
 from .widgets import LiveChart
 
 log = logging.getLogger(__name__)
@@ -194,11 +194,11 @@ def clear(chart: LiveChart) -> None:
 
 
 class RunCharts(widgets.VBox):
-    """All live charts of one run; subscribe it to a :class:`Runner` (done on construction)."""
+    """All live charts of one run; subscribe it to a :class:`~hypergpu_lab.ui.driver.RunDriver` (done on construction)."""
 
     def __init__(
         self,
-        runner: Runner,
+        runner: RunDriver,
         *,
         max_rounds: int = 500,
         heatmap_rounds: int = 100,
@@ -370,7 +370,7 @@ class RunCharts(widgets.VBox):
                 )
             chart.set_traces(traces)
 
-    def _on_status(self, runner: Runner) -> None:
+    def _on_status(self, runner: RunDriver) -> None:
         """When a run ends, show the rewards the recorder has acknowledged since the last batch."""
         active = runner.active
         if self._was_active and not active:

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..network import MIXES, PROFILES
 from .charts import accuracy_chart, clear, feed_accuracy
 from .common import attach_log, error_html, guarded, note_html
+from .driver import RunDriver
 from .factory import POLICIES, build_coordinator, check_policy, config_of, policy_name, with_policy
 from .runner import Runner
 
@@ -93,7 +94,7 @@ class ControlPanel(widgets.VBox):
         rate: float = 4.0,
         rounds: int | None = None,
     ) -> None:
-        self.runner = target if hasattr(target, "on_reports") else Runner(target, rate=rate)  # Runner or RemoteRunner
+        self.runner: RunDriver = target if isinstance(target, RunDriver) else Runner(target, rate=rate)
         self.out = out
         self.factory: Factory = factory or self._default_factory
         coord = self.runner.coord
@@ -360,7 +361,7 @@ class ControlPanel(widgets.VBox):
         for field in self.fields.values():
             field.disabled = active and field is not self.fields["rounds"]
 
-    def _show_status(self, runner: Runner) -> None:
+    def _show_status(self, runner: RunDriver) -> None:
         done, target = runner.progress
         total = target or self.fields["rounds"].value or 1
         colour = {

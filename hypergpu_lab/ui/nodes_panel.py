@@ -17,7 +17,7 @@ from ..events import RoundReport
 from ..network import PROFILES
 from . import actions
 from .common import error_html, guarded, note_html, table_html
-from .runner import Runner
+from .driver import RunDriver
 from .view import NodeRow
 from .widgets import ClusterMap
 
@@ -72,7 +72,7 @@ def map_node(row: NodeRow) -> dict[str, Any]:
 class NodesPanel(widgets.VBox):
     """Node table, cluster map and per-node actions for the runner's coordinator."""
 
-    def __init__(self, runner: Runner, *, page_size: int = 25, cluster_map: ClusterMap | None = None) -> None:
+    def __init__(self, runner: RunDriver, *, page_size: int = 25, cluster_map: ClusterMap | None = None) -> None:
         self.runner, self.page_size = runner, page_size
         self._map_nodes: list[dict[str, Any]] = []
         self.cluster = cluster_map if cluster_map is not None else ClusterMap()
