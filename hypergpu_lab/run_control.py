@@ -63,6 +63,9 @@ class RunControl:
     on_pause, on_end
         Called in the run's thread at the boundary where a pause takes effect, and when the run
         finishes or stops (e.g. to write a checkpoint).
+    between
+        Called in the run's thread after each round, with the round lock released: pacing waits
+        here, so commands sent meanwhile run at once (between the two rounds, as always).
     """
 
     def __init__(
@@ -72,9 +75,11 @@ class RunControl:
         *,
         on_pause: Callable[[], Any] | None = None,
         on_end: Callable[[], Any] | None = None,
+        between: Callable[[], Any] | None = None,
     ) -> None:
         self._step, self._position = step, position
         self._on_pause, self._on_end = on_pause, on_end
+        self.between = between  # settable: the run process installs its pacing here
         self.lock = threading.RLock()  # held for a whole round; commands run when it is free
         self.state = RunState.IDLE
         self.detail = ""
@@ -88,6 +93,8 @@ class RunControl:
         self._listeners: list[Listener] = []
         self._blocking = False
         self._pause_hooked = False
+        self._steps = 0  # single rounds asked for while paused (step())
+        self._count_lock = threading.Lock()
         self.stuck_reason: str | None = None  # set by stuck(); shown in the detail until resumed
 
     # -- what a steering party sees ------------------------------------------------------------
@@ -100,8 +107,9 @@ class RunControl:
         self._listeners.append(fn)
         return lambda: self._listeners.remove(fn) if fn in self._listeners else None
 
-    def _set(self, state: RunState, detail: str) -> None:
-        if (state, detail) == (self.state, self.detail):
+    def _set(self, state: RunState, detail: str, *, force: bool = False) -> None:
+        """Change state and detail and tell the listeners (``force``: tell them even when unchanged)."""
+        if (state, detail) == (self.state, self.detail) and not force:
             return
         self.state, self.detail = state, detail
         for fn in list(self._listeners):
@@ -111,29 +119,45 @@ class RunControl:
                 log.exception("run-control listener %r failed", fn)
 
     # -- commands ------------------------------------------------------------------------------
-    def start(self, target: int, *, blocking: bool = False) -> None:
+    def start(self, target: int, *, blocking: bool = False, paused: str | None = None) -> None:
         """Run rounds in a background thread until round ``target``.
 
         ``blocking`` is for :meth:`run`: a round that must wait for nodes ends the run (state
-        WAITING) instead of waiting for a resume() nobody can send.
+        WAITING) instead of waiting for a resume() nobody can send. ``paused`` (a detail line)
+        starts the run paused before its first round: a served run waits so for Start or Step.
         """
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("a run is already active; stop() it first")
         self.target, self.error, self.stuck_reason = target, None, None
         self._blocking = blocking
         self._stop.clear()
-        self._go.set()
-        self._set(RunState.RUNNING, f"running: round {self._position() + 1} to {target}")
+        self._steps = 0
+        if paused is not None:
+            self._go.clear()
+            self._pause_hooked = True  # nothing ran yet: nothing to checkpoint at this pause
+            self._set(RunState.PAUSED, paused)
+        else:
+            self._go.set()
+            self._set(RunState.RUNNING, f"running: round {self._position() + 1} to {target}")
         self._thread = threading.Thread(target=self._loop, name="hypergpu-rounds", daemon=True)
         _LIVE.add(self)
         self._thread.start()
 
     def pause(self) -> None:
-        """Finish the round in progress, then wait (a waiting run stays waiting)."""
+        """Finish the round in progress, then wait (a waiting run stays waiting).
+
+        The state stays RUNNING ("pausing at the end of round N") until the round in progress ends:
+        PAUSED means no round runs, so whoever reads it may step, checkpoint or compare.
+        """
         self._pause_hooked = False
         self._go.clear()
         if self.state is RunState.RUNNING:
-            self._set(RunState.PAUSED, f"pausing at the end of round {self._position() + 1}")
+            self._set(RunState.RUNNING, f"pausing at the end of round {self._position() + 1}{self._why()}")
+
+    def _settle_pause(self) -> None:
+        """At a boundary (the round lock held): a requested pause takes effect, so the state says PAUSED."""
+        if self.state in (RunState.RUNNING, RunState.PAUSED) and not self._go.is_set() and not self._stop.is_set():
+            self._set(RunState.PAUSED, f"paused after round {self._position()}{self._why()}")
 
     def stuck(self, reason: str, *, action: str = "pause") -> None:
         """A watchdog saw no progress: record ``reason``, then pause or stop at the round's end.
@@ -151,7 +175,7 @@ class RunControl:
             return
         self.stuck_reason = reason
         log.warning("%s: %s the run at the end of round %d", reason, action, self._position() + 1)
-        if action == "pause":
+        if action == "pause":  # PAUSED at once (unlike pause()): a round that never returns must not read RUNNING
             self.pause()
             self._set(RunState.PAUSED, f"{reason}; pausing at the end of round {self._position() + 1}")
         else:
@@ -162,10 +186,33 @@ class RunControl:
     def _why(self) -> str:
         return f" ({self.stuck_reason})" if self.stuck_reason else ""
 
+    def retarget(self, target: int) -> None:
+        """Run up to round ``target`` instead (a started run asked to go further, or less far)."""
+        if target <= self._position():
+            raise ValueError(f"target round {target} is not after the {self._position()} rounds already run")
+        self.target = target
+
+    def step(self) -> None:
+        """While paused (or waiting): run exactly one more round at the next boundary, then stay paused."""
+        if self.state is RunState.RUNNING:
+            raise RuntimeError("a run is in progress; pause it to step by hand")
+        if not self.active:
+            raise RuntimeError("no run is active: start() one first")
+        with self._count_lock:
+            self._steps += 1
+            self._go.set()
+
+    @property
+    def steps_pending(self) -> int:
+        """Single rounds asked for by step() that have not run yet."""
+        return self._steps
+
     def resume(self) -> None:
         """Continue after pause(), or try again after a wait for nodes."""
         self.stuck_reason = None
-        if self.state in (RunState.PAUSED, RunState.WAITING):
+        if self.state in (RunState.PAUSED, RunState.WAITING) or (
+            self.state is RunState.RUNNING and not self._go.is_set()
+        ):
             self._set(RunState.RUNNING, f"resumed at round {self._position() + 1}")
         self._go.set()
 
@@ -219,6 +266,7 @@ class RunControl:
 
     def _pause_hook(self) -> None:
         """Run the pause hook once per pause, at the first boundary after pause()."""
+        self._settle_pause()
         if self._on_pause is not None and not self._go.is_set() and self.state is RunState.PAUSED:
             if not self._pause_hooked:
                 self._pause_hooked = True
@@ -245,22 +293,35 @@ class RunControl:
                 # Decide whether to start a round while holding the round lock: a pause() that lands
                 # between two rounds is then seen before the next one starts, and whoever holds the
                 # lock next (this thread or a command) finds the pause hook already run or runs it.
+                stepped = False
                 with self.lock:
                     go = self._go.is_set() or self._stop.is_set()
                     if go and not self._stop.is_set():
+                        single = self._steps > 0 and self.state is not RunState.RUNNING
                         try:
                             self._step()
+                            stepped = True
                         except Waiting as exc:  # wait with a clear detail; resume() tries again
                             log.warning("%s", exc)
                             self._go.clear()
-                            self._set(RunState.WAITING, str(exc))
+                            self._set(RunState.WAITING, str(exc), force=True)  # each failed try is news
                             if self._blocking:
                                 return
+                        finally:
+                            if single:  # one round asked for while paused: it ran (or waited); pause again
+                                with self._count_lock:
+                                    self._steps -= 1
+                                    if not self._steps and self.state is not RunState.RUNNING:
+                                        self._go.clear()
+                                        go = False
+                                if not go and self.state is RunState.PAUSED:
+                                    self._set(RunState.PAUSED, f"paused after round {self._position()}")
                     elif not go:
-                        self._pause_hook()
-                        if self.state is RunState.PAUSED:
-                            self._set(RunState.PAUSED, f"paused after round {self._position()}{self._why()}")
+                        self._pause_hook()  # settles the pause (PAUSED) and runs its hook once
                 self.round_ended()  # commands queued while this thread held the lock
+                if stepped and self.between is not None and not self._stop.is_set():
+                    self.between()
+                    self.round_ended()  # commands queued while the hook held the lock
                 if self._stop.is_set():
                     break
                 if not go:

@@ -243,7 +243,13 @@ def apply_action(coord: Coordinator, name: str, node: int, args: Sequence[Any]) 
 
 
 class RunService:
-    """Serves one run folder: one thread steps rounds and applies the inbox's commands between them."""
+    """Serves one run folder: the coordinator's own :class:`RunControl` runs the rounds; this class
+    turns the inbox's commands into its calls and writes what pages read.
+
+    There is one state machine, the coordinator's. The process's main thread reads the inbox and
+    keeps the heartbeat; node actions run through ``control.at_boundary`` (between two rounds);
+    pacing is the control's ``between`` hook, so commands sent while it waits take effect at once.
+    """
 
     def __init__(self, folder: str | Path, *, chain: Any = None) -> None:
         self.folder = RunFolder.open(folder)
@@ -255,44 +261,58 @@ class RunService:
             chain = ChainClient.embedded()
         chain_options = {"reward_per_round": options.get("reward_per_round")} if chain is not None else None
         self.coord = build(self.folder, self.config, chain=chain, chain_options=chain_options)
+        self.control = self.coord.control
         self.coord.bus.subscribe(self._on_report)
-        # A served run that has not started is paused at round 0: live, listed, and waiting for Start or Step.
-        self.state, self.detail, self.message = RunState.PAUSED, "ready at round 0: Start or Step", ""
+        self.control.on_change(self._on_change)
+        self.control.between = self._after_round
+        self.message = ""
         self.target: int = self.config.rounds
         self.speed: float | None = None
         self.seq = len(read_commands(self.folder.path))
-        self._stopping = False
-        self._pending_steps = 0
+        self._last_state: RunState | None = None
+        self._last_report: RoundReport | None = None
+        self._gone = False
         self._decisions_seen = 0
         self._faults_seen: dict[int, str | None] = {}
         self._last_status = 0.0
+        self._files_lock = threading.Lock()  # status.json and commands.jsonl are written from two threads
+        self._pace_cut = threading.Event()  # ends a pacing wait: pause, stop, a new speed
         self._chain_stop = threading.Event()
         self._chain_thread: threading.Thread | None = None
         self.inbox = self.folder.path / "inbox"
         self.inbox.mkdir(exist_ok=True)
 
+    @property
+    def state(self) -> RunState:
+        return self.control.state
+
+    @property
+    def detail(self) -> str:
+        return self.control.detail
+
     # -- files ---------------------------------------------------------------------------------
     def write_status(self) -> None:
         coord = self.coord
-        atomic_write_text(
-            status_path(self.folder.path),
-            json.dumps(
-                {
-                    "run": self.folder.path.name,
-                    "pid": os.getpid(),
-                    "heartbeat": time.time(),
-                    "state": self.state.value,
-                    "detail": self.detail,
-                    "message": self.message,
-                    "round": coord.round,
-                    "target": self.target,
-                    "speed": self.speed,
-                    "t": coord.clock.now,
-                    "commands": self.seq,
-                }
-            ),
-        )
-        self._last_status = time.monotonic()
+        with self._files_lock:
+            atomic_write_text(
+                status_path(self.folder.path),
+                json.dumps(
+                    {
+                        "run": self.folder.path.name,
+                        "pid": os.getpid(),
+                        "heartbeat": time.time(),
+                        "state": self.state.value,
+                        "detail": self.detail,
+                        "message": self.message,
+                        "round": coord.round,
+                        "target": self.target,
+                        "speed": self.speed,
+                        "t": coord.clock.now,
+                        "commands": self.seq,
+                    }
+                ),
+            )
+            self._last_status = time.monotonic()
 
     def write_live(self) -> None:
         """The whole coordinator state, for pages to mirror (they show nodes, links and faults from it)."""
@@ -313,14 +333,28 @@ class RunService:
             },
         )
 
-    def _set(self, state: RunState, detail: str) -> None:
-        if (state, detail) != (self.state, self.detail):
-            self.state, self.detail = state, detail
-            self.event("state", f"{state.value}: {detail}")
-            self.write_status()
+    def _log_command(self, row: dict[str, Any]) -> None:
+        """One line of commands.jsonl (the replay script), numbered in the order applied."""
+        with self._files_lock:
+            self.seq += 1
+            _append(self.folder.path / "commands.jsonl", {**row, "seq": self.seq})
 
-    # -- what each round leaves --------------------------------------------------------------------
+    # -- what the run control and each round leave ----------------------------------------------
+    def _on_change(self, control: Any) -> None:
+        """A state change is an event (a detail change alone is not); each failed try to start a round
+        (WAITING) is also a command line, so :func:`replay` goes through the same waits."""
+        if self._gone:
+            return
+        state = control.state
+        if state is RunState.WAITING:
+            self._log_command({"op": "wait", "round": self.coord.round, "t": self.coord.clock.now, "ok": True})
+        if state is not self._last_state:
+            self._last_state = state
+            self.event("state", f"{state.value}: {control.detail}")
+        self.write_status()
+
     def _on_report(self, report: RoundReport) -> None:
+        self._last_report = report
         for rec in report.nodes:
             seen = self._faults_seen.get(rec.node)
             if rec.injected != seen:
@@ -344,9 +378,29 @@ class RunService:
             )
         self._decisions_seen = len(decisions)
 
+    def _after_round(self) -> None:
+        """In the run's thread after each round: the mirror, the status, then pacing (the lock is free)."""
+        with self.control.lock:  # no node action lands while the state is written
+            self.write_live()
+        self.write_status()
+        self._pace()
+
+    def _pace(self) -> None:
+        """Wait ``duration / speed`` minus the round's wall time; pause, stop or a new speed cut it short."""
+        self._pace_cut.clear()
+        report, speed = self._last_report, self.speed
+        if not speed or report is None or self.state is not RunState.RUNNING:
+            return
+        end = time.monotonic() + report.duration / speed - report.wall_s
+        while (left := end - time.monotonic()) > 0:
+            if self._pace_cut.wait(min(left, HEARTBEAT_S)):
+                return
+            self.write_status()  # the heartbeat, while the run waits on purpose
+
     # -- commands ------------------------------------------------------------------------------
     def apply_inbox(self) -> bool:
-        """Apply every queued command (we are between rounds); True if any was applied."""
+        """Apply every queued command; True if any was applied. A step is a barrier: what was sent after
+        it waits for its round."""
         try:
             names = sorted(p.name for p in self.inbox.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
         except OSError:
@@ -357,42 +411,68 @@ class RunService:
             path.unlink(missing_ok=True)
             if isinstance(command, dict):
                 self.apply(command)
-                if command.get("op") == "step" and self._pending_steps:
-                    break  # a step is a barrier: what was sent after it applies after its round
+                if command.get("op") == "step" and self.control.steps_pending:
+                    break
         return bool(names)
 
     def apply(self, command: dict[str, Any]) -> None:
-        """Apply one command now and record it with the round after which it took effect."""
-        op, coord = command.get("op"), self.coord
+        """Apply one command and record it with the round after which it took effect.
+
+        A node action changes the simulation, so it runs between two rounds (at once when none is in
+        progress); the rest steer the run control and take effect at its next boundary.
+        """
+        if command.get("op") != "action":
+            self._apply(command)
+            return
+        done = threading.Event()
+
+        def at_boundary() -> None:
+            try:
+                self._apply(command)
+            finally:
+                done.set()
+
+        # Wait for it (a round at most): the commands sent after it must not overtake it.
+        self.control.at_boundary(at_boundary)
+        while not done.wait(HEARTBEAT_S) and self.control.active:
+            self.write_status()
+
+    def _apply(self, command: dict[str, Any]) -> None:
+        op, coord, control = command.get("op"), self.coord, self.control
         round_, t = coord.round, coord.clock.now
         ok, result = True, ""
         try:
             if op == "start":
-                self.target = int(command.get("until") or self.target)
-                if self.target <= coord.round:
-                    raise ConfigError("rounds", self.target, f"more than the {coord.round} rounds already run")
-                if self.state in (RunState.IDLE, RunState.PAUSED, RunState.WAITING):
-                    self._set(RunState.RUNNING, f"running: round {coord.round + 1} to {self.target}")
+                target = int(command.get("until") or self.target)
+                if target <= coord.round:
+                    raise ConfigError("rounds", target, f"more than the {coord.round} rounds already run")
+                control.retarget(target)
+                self.target = target
+                if self.state in (RunState.PAUSED, RunState.WAITING):
+                    control.resume()
                 result = f"run to round {self.target}"
             elif op == "pause":
                 if self.state is RunState.RUNNING:
-                    self._pause()
+                    control.pause()
+                    self._pace_cut.set()
                 result = "paused"
             elif op == "resume":
-                if self.state in (RunState.PAUSED, RunState.WAITING, RunState.IDLE):
-                    self._set(RunState.RUNNING, f"resumed at round {coord.round + 1}")
+                if self.state in (RunState.PAUSED, RunState.WAITING):
+                    control.resume()
                 result = "resumed"
             elif op == "stop":
-                self._stopping = True
+                control.stop(timeout=0)
+                self._pace_cut.set()
                 result = "stop"
             elif op == "step":
                 if self.state is RunState.RUNNING:
                     raise ConfigError("step", "running", "a paused run (pause it to step by hand)")
-                self._pending_steps += 1
+                control.step()
                 result = f"step to round {coord.round + 1}"
             elif op == "speed":
                 speed = command.get("speed")
                 self.speed = float(speed) if speed else None
+                self._pace_cut.set()  # a wait under the old speed ends; the next round paces anew
                 result = f"pacing {self.speed:g} sim s / wall s" if self.speed else "pacing off"
             elif op == "action":
                 result = apply_action(coord, command["name"], command["node"], command.get("args") or ())
@@ -402,88 +482,36 @@ class RunService:
         except Exception as exc:  # a bad command is recorded as refused, never stops the run
             ok, result = False, f"{type(exc).__name__}: {exc}"
             log.warning("command %s refused: %s", op, result)
-        self.seq += 1
         self.message = f"{op}: {result}"
-        _append(
-            self.folder.path / "commands.jsonl",
-            {**command, "seq": self.seq, "round": round_, "t": t, "wall": time.time(), "ok": ok, "result": result},
-        )
+        self._log_command({**command, "round": round_, "t": t, "wall": time.time(), "ok": ok, "result": result})
         if ok and op == "action":
             self.write_live()
         self.write_status()
 
-    def _pause(self) -> None:
-        self._set(RunState.PAUSED, f"paused after round {self.coord.round}")
-        self.coord.checkpoints.save(self.coord)
-
-    # -- the loop ------------------------------------------------------------------------------
+    # -- the process's main thread ----------------------------------------------------------------
     def serve(self) -> RunState:
-        """Run until finished, stopped or failed; returns the final state."""
-        self.write_status()
+        """Run until finished, stopped or failed; returns the final state.
+
+        The run starts paused at its current round ("Start or Step"); this thread applies the inbox
+        and keeps the heartbeat until the control's thread ends.
+        """
         self.write_live()
         if self.coord.recorder is not None:
             self._chain_thread = threading.Thread(target=self._chain_loop, name="hypergpu-chain-snapshot", daemon=True)
             self._chain_thread.start()
-        try:
-            while True:
+        self.control.start(self.target, paused=f"ready at round {self.coord.round}: Start or Step")
+        while not self.control.wait(POLL_S, raise_error=False):
+            if not self.control.steps_pending:
                 self.apply_inbox()
-                if self._stopping:
-                    break
-                if not self.folder.path.is_dir():
-                    log.warning("run folder %s is gone; ending the run", self.folder.path)
-                    return RunState.STOPPED
-                if self.state is RunState.RUNNING and self.coord.round >= self.target:
-                    break
-                if self.state is RunState.RUNNING or self._pending_steps:
-                    self._pending_steps = max(0, self._pending_steps - 1)
-                    report = self._step()
-                    if report is not None and self.state is RunState.RUNNING:
-                        self._pace(report)
-                    continue
-                if time.monotonic() - self._last_status >= HEARTBEAT_S:
-                    self.write_status()
-                time.sleep(POLL_S)
-        except Exception as exc:
-            log.exception("run failed at round %d", self.coord.round + 1)
-            self._set(RunState.FAILED, f"failed at round {self.coord.round + 1}: {type(exc).__name__}: {exc}")
-            self._finish()
-            return self.state
-        done = self.coord.round >= self.target
-        state = RunState.FINISHED if done else RunState.STOPPED
-        self.coord.checkpoints.at_end(self.coord)
-        self._set(state, f"{state.value} at round {self.coord.round}")
-        self._finish()
-        return state
-
-    def _step(self) -> RoundReport | None:
-        try:
-            report = self.coord.step()
-        except Waiting as exc:
-            self.seq += 1
-            _append(
-                self.folder.path / "commands.jsonl",
-                {"op": "wait", "seq": self.seq, "round": self.coord.round, "t": self.coord.clock.now, "ok": True},
-            )
-            self._set(RunState.WAITING, str(exc))
-            return None
-        self.write_live()
-        detail = f"running: round {self.coord.round} of {self.target}"
-        if self.state is RunState.RUNNING:
-            self.detail = detail
-        self.write_status()
-        return report
-
-    def _pace(self, report: RoundReport) -> None:
-        """Wait ``duration / speed`` minus the round's wall time, applying commands meanwhile (a boundary)."""
-        if not self.speed:
-            return
-        end = time.monotonic() + report.duration / self.speed - report.wall_s
-        while time.monotonic() < end and self.state is RunState.RUNNING and not self._stopping and self.speed:
-            if self.apply_inbox():
-                end = min(end, time.monotonic() + report.duration / self.speed) if self.speed else end
+            if not self.folder.path.is_dir():
+                log.warning("run folder %s is gone; ending the run", self.folder.path)
+                self._gone = True
+                self.control.stop()
+                return RunState.STOPPED
             if time.monotonic() - self._last_status >= HEARTBEAT_S:
                 self.write_status()
-            time.sleep(min(POLL_S, max(0.0, end - time.monotonic())))
+        self._finish()
+        return self.state
 
     def _finish(self) -> None:
         """Write final.json, then flush the chain (the process stays alive and listed while it sends)."""

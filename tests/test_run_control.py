@@ -123,3 +123,46 @@ def test_a_script_that_exits_during_a_background_run_stops_it_at_a_round_boundar
     assert out.returncode == 0, out.stderr[-2000:]
     assert "exiting at round" in out.stdout
     assert "terminate called" not in out.stderr
+
+
+def test_a_run_started_paused_takes_single_steps_then_runs_to_a_new_target() -> None:
+    rounds = _Rounds()
+    after: list[int] = []
+    rounds.control.between = lambda: after.append(rounds.done)
+    rounds.control.start(2, paused="ready at round 0")
+    assert rounds.control.state is RunState.PAUSED and rounds.events == [], "no pause hook before any round"
+
+    rounds.control.step()
+    rounds.gate.release()
+    for _ in range(600):
+        if rounds.control.steps_pending == 0 and rounds.control.detail == "paused after round 1":
+            break
+        threading.Event().wait(0.05)
+    assert rounds.done == 1 and rounds.control.state is RunState.PAUSED and rounds.control.steps_pending == 0
+    assert not rounds.control.wait(0.2), "one step runs one round, then the run stays paused"
+    assert rounds.done == 1 and after == [1]
+
+    rounds.control.retarget(4)
+    with pytest.raises(ValueError, match="not after the 1 rounds"):
+        rounds.control.retarget(1)
+    rounds.control.resume()
+    rounds.gate.release(3)
+    assert rounds.control.wait(30) and rounds.control.state is RunState.FINISHED and rounds.done == 4
+    assert after == [1, 2, 3, 4], "the between-rounds hook ran after every round"
+
+
+def test_pause_reads_running_until_the_round_in_progress_ends() -> None:
+    rounds = _Rounds()
+    rounds.control.start(3)
+    rounds.control.pause()  # round 1 is blocked on the gate: it is still in progress
+    assert rounds.control.state is RunState.RUNNING and "pausing at the end of round 1" in rounds.control.detail
+    with pytest.raises(RuntimeError, match="pause it to step"):
+        rounds.control.step()
+    rounds.gate.release()
+    for _ in range(600):
+        if rounds.control.state is RunState.PAUSED:
+            break
+        threading.Event().wait(0.05)
+    assert rounds.control.state is RunState.PAUSED and rounds.done == 1 and rounds.events == ["paused at 1"]
+    rounds.control.stop()
+    assert rounds.control.state is RunState.STOPPED
