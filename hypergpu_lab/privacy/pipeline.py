@@ -249,7 +249,9 @@ class PrivacyPipeline:
         if s.adaptive:
             count_noise = float(stream(self.seed, DP_TAG, rnd.number, 1).standard_normal()) * self.count_stddev
             before = self.clip
-            self.clip = dp.adapt_clip(self.clip, round(within), count_noise, k, s.adaptive_quantile, s.clip_lr)
+            self.clip = dp.adapt_clip(
+                self.clip, round(within), len(rnd.applied), count_noise, k, s.adaptive_quantile, s.clip_lr
+            )
             rnd.notes += (f"adaptive clipping: clip norm {before:.4g} -> {self.clip:.4g}",)
         return mean
 

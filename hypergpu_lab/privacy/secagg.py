@@ -146,7 +146,7 @@ class SecAggClient:
     """One node's side of a round: its two key pairs, ``b_u``, the shares it holds, its masked input.
 
     ``agreements`` is the round's cache of pairwise X25519 results, shared by the simulated nodes:
-    ``(kind, lo, hi) -> shared secret``, filled by whichever end computes it first.
+    ``(kind, lo, hi) -> derived secret``, filled by whichever end computes it first.
     """
 
     def __init__(self, seed: int, round_: int, node: int, agreements: dict | None = None) -> None:
@@ -165,19 +165,24 @@ class SecAggClient:
         """Round 0: ``(c_u^PK, s_u^PK)``."""
         return _raw(self._c), _raw(self._s)
 
-    def _agree(self, kind: str, other: int, public: bytes) -> bytes:
+    def _agree(self, kind: str, other: int, public: bytes) -> Any:
+        """The pair's derived secret: the mask seed (kind "s") or the AES-GCM channel (kind "c"), once per pair."""
         lo, hi = sorted((self.node, other))
         if (kind, lo, hi) not in self._agreements:
             key = self._c if kind == "c" else self._s
-            self._agreements[kind, lo, hi] = key.exchange(_crypto()["Public"].from_public_bytes(public))
+            shared = key.exchange(_crypto()["Public"].from_public_bytes(public))
+            if kind == "s":
+                self._agreements[kind, lo, hi] = derive(shared, "mask", self.round, lo, hi)
+            else:
+                self._agreements[kind, lo, hi] = _crypto()["AESGCM"](derive(shared, "channel", self.round, lo, hi))
         return self._agreements[kind, lo, hi]
 
     def mask_seed(self, other: int, s_public: bytes) -> bytes:
         """The PRG seed of the pairwise mask with ``other``: the same at both ends."""
-        return derive(self._agree("s", other, s_public), "mask", self.round, self.node, other)
+        return self._agree("s", other, s_public)
 
     def _channel(self, other: int, c_public: bytes) -> Any:
-        return _crypto()["AESGCM"](derive(self._agree("c", other, c_public), "channel", self.round, self.node, other))
+        return self._agree("c", other, c_public)
 
     def share_keys(self, publics: dict[int, tuple[bytes, bytes]], threshold: int) -> dict[int, bytes]:
         """Round 1: Shamir shares of ``s_u^SK`` and ``b_u`` for every node of U1, encrypted to each holder."""

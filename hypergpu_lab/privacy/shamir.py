@@ -11,6 +11,8 @@ operation over all elements and parties at once (Horner's rule for the sharing).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 PRIME = 2**31 - 1  # a Mersenne prime
@@ -45,8 +47,10 @@ def share(secret: np.ndarray, xs: list[int], threshold: int, rng: np.random.Gene
     return (acc * x + secret) % PRIME
 
 
-def lagrange_at_zero(xs: list[int]) -> np.ndarray:
-    """The weights ``l_i = prod_{j != i} x_j / (x_j - x_i)`` (mod PRIME) that interpolate at 0."""
+@functools.lru_cache(maxsize=64)
+def lagrange_at_zero(xs: tuple[int, ...]) -> np.ndarray:
+    """The weights ``l_i = prod_{j != i} x_j / (x_j - x_i)`` (mod PRIME) that interpolate at 0 (cached:
+    a round rebuilds every secret from the same ``t`` parties)."""
     weights = []
     for i, xi in enumerate(xs):
         num = den = 1
@@ -62,6 +66,6 @@ def reconstruct(xs: list[int], shares: np.ndarray) -> np.ndarray:
     if len(set(xs)) != len(xs) or shares.shape[0] != len(xs):
         raise ValueError("xs: one distinct party number per row of shares is accepted")
     out = np.zeros(shares.shape[1], dtype=np.int64)
-    for w, row in zip(lagrange_at_zero(xs), shares, strict=True):
+    for w, row in zip(lagrange_at_zero(tuple(xs)), shares, strict=True):
         out = (out + w * row % PRIME) % PRIME
     return out
