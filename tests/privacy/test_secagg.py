@@ -12,6 +12,9 @@ pytest.importorskip("cryptography")
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.privacy.secagg import (
+    CIPHERTEXT_BYTES,
+    HEADER_BYTES,
+    UNMASK_SHARE_BYTES,
     FixedPoint,
     SecAggAbort,
     SecAggClient,
@@ -203,6 +206,19 @@ def test_protocol_bytes_and_time_are_priced_by_the_network() -> None:
     p, m = plain.history.rounds[0], masked.history.rounds[0]
     assert m["bytes_moved"] > p["bytes_moved"]  # keys, broadcast
     assert m["duration"] > p["duration"]  # a round trip for the keys before training
+
+
+def test_every_protocol_message_is_priced_byte_for_byte() -> None:
+    # Prepare: a lossless lan, so every message goes through on its first attempt
+    plain, masked = _run({}, rounds=1), _run({"secagg": True}, rounds=1)
+    n, h, c = 6, HEADER_BYTES, CIPHERTEXT_BYTES
+
+    # Assert: keys up (2 x 32 B), the key list down, shares up and relayed, the unmasking request and answer
+    expected = n * (
+        (64 + h) + (n * 68 + h) + 2 * ((n - 1) * c + h) + (4 * n + h) + (n * UNMASK_SHARE_BYTES + h)
+    )
+    assert masked.history.rounds[0]["accepted"] == plain.history.rounds[0]["accepted"] == n
+    assert masked.history.rounds[0]["bytes_moved"] - plain.history.rounds[0]["bytes_moved"] == expected
 
 
 @pytest.mark.parametrize("strategy", ["median", "trimmed-mean", "krum", "multi-krum"])
