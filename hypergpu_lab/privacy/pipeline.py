@@ -115,12 +115,16 @@ class PrivacyPipeline:
         server.threshold = threshold_for(len(server.publics))
         t = max(step.values(), default=rnd.t0)
         u1 = len(server.publics)
-        step = self._step(network, rnd, dict.fromkeys(server.publics, t), u1 * (2 * PUBLIC_KEY_BYTES + 4), _BROADCAST, failed)
+        step = self._step(
+            network, rnd, dict.fromkeys(server.publics, t), u1 * (2 * PUBLIC_KEY_BYTES + 4), _BROADCAST, failed
+        )
         shares = self._step(network, rnd, step, (u1 - 1) * CIPHERTEXT_BYTES, _SHARES_UP, failed)
         for n in sorted(shares):
             server.relayed[n] = self._clients[n].share_keys(server.publics, server.threshold)
         t = max(shares.values(), default=rnd.t0)
-        inbox = self._step(network, rnd, dict.fromkeys(shares, t), (len(shares) - 1) * CIPHERTEXT_BYTES, _SHARES_DOWN, failed)
+        inbox = self._step(
+            network, rnd, dict.fromkeys(shares, t), (len(shares) - 1) * CIPHERTEXT_BYTES, _SHARES_DOWN, failed
+        )
         for n in inbox:
             self._clients[n].receive(server.inbox(n))
         short = len(server.cohort) < server.threshold  # the paper aborts: too few shares to ever unmask
@@ -281,7 +285,9 @@ class PrivacyPipeline:
                 f"mask keys rebuilt from {server.threshold} of {len(answers)} survivors' shares",
             )
         if len(answers) < len(nodes):
-            rnd.notes += (f"SecAgg: {len(nodes) - len(answers)} survivor(s) did not answer; their inputs stay in the sum",)
+            rnd.notes += (
+                f"SecAgg: {len(nodes) - len(answers)} survivor(s) did not answer; their inputs stay in the sum",
+            )
         return self.ring.decode(total)
 
     def _transfer(

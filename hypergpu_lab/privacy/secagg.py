@@ -286,7 +286,9 @@ class SecAggServer:
         """``b_u`` or ``s_u^SK`` of ``node`` from ``t`` responders' shares (refusing a mix of kinds)."""
         held = {r: shares[node] for r, shares in self.responses.items() if node in shares}
         if {k for k, _ in held.values()} != {kind}:
-            raise ValueError(f"SecAgg: node {node} needs only {kind!r} shares, got {sorted({k for k, _ in held.values()})}")
+            raise ValueError(
+                f"SecAgg: node {node} needs only {kind!r} shares, got {sorted({k for k, _ in held.values()})}"
+            )
         xs = sorted(held)[: self.threshold]
         return shamir.from_field(shamir.reconstruct([r + 1 for r in xs], np.stack([held[r][1] for r in xs])))
 

@@ -214,9 +214,7 @@ def test_every_protocol_message_is_priced_byte_for_byte() -> None:
     n, h, c = 6, HEADER_BYTES, CIPHERTEXT_BYTES
 
     # Assert: keys up (2 x 32 B), the key list down, shares up and relayed, the unmasking request and answer
-    expected = n * (
-        (64 + h) + (n * 68 + h) + 2 * ((n - 1) * c + h) + (4 * n + h) + (n * UNMASK_SHARE_BYTES + h)
-    )
+    expected = n * ((64 + h) + (n * 68 + h) + 2 * ((n - 1) * c + h) + (4 * n + h) + (n * UNMASK_SHARE_BYTES + h))
     assert masked.history.rounds[0]["accepted"] == plain.history.rounds[0]["accepted"] == n
     assert masked.history.rounds[0]["bytes_moved"] - plain.history.rounds[0]["bytes_moved"] == expected
 
