@@ -290,12 +290,8 @@ class PrivacyPipeline:
             )
         return self.ring.decode(total)
 
-    def _transfer(
-        self, network: Network, node: int, nbytes: int, start: float, round_: int, kind: int, attempt: int = 0
-    ) -> Transfer:
-        return network.transfer(
-            node, nbytes, start, stream(self.seed, SECAGG_NET_TAG, round_, node, kind * 1024 + attempt)
-        )
+    def _transfer(self, network: Network, node: int, nbytes: int, start: float, round_: int, kind: int) -> Transfer:
+        return network.transfer(node, nbytes, start, stream(self.seed, SECAGG_NET_TAG, round_, node, kind * 1024))
 
     # -- accounting ----------------------------------------------------------------------------
     def account(self, rnd: Any) -> float | None:
