@@ -3,7 +3,8 @@
 ``TrainConfig.privacy`` (a mapping, see :class:`~hypergpu_lab.privacy.settings.PrivacySettings`)
 turns it on; the coordinator calls the hooks of :class:`~hypergpu_lab.privacy.pipeline.PrivacyPipeline`.
 ``dp.py`` holds the Gaussian mechanisms, ``accountant.py`` the epsilon (Google's dp-accounting),
-``secagg.py`` the masking protocol (X25519 from ``cryptography``). Both libraries are imported only
+``secagg.py`` the masking protocol (X25519 from ``cryptography``), ``shamir.py`` the secret sharing
+its dropout recovery needs. Both libraries are imported only
 when a run asks for privacy.
 """
 

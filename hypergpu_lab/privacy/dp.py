@@ -6,8 +6,8 @@
   (the fixed-denominator estimator, so one node's influence on the mean is at most ``C / K``).
 * Adaptive clipping: Andrew, Thakkar, McMahan and Ramaswamy, "Differentially Private Learning with
   Adaptive Clipping", NeurIPS 2021. Each node also reports whether its update was within the
-  bound; the noisy fraction ``b~`` moves the bound geometrically toward the ``gamma`` quantile:
-  ``C <- C exp(-eta (b~ - gamma))``. The count's noise ``sigma_b`` takes a share of the privacy, so
+  bound (centred, ``b_i - 1/2``); the noisy fraction ``b~`` moves the bound geometrically toward the
+  ``gamma`` quantile: ``C <- C exp(-eta (b~ - gamma))``. The count's noise ``sigma_b`` takes a share of the privacy, so
   the updates get ``z_delta = (z^-2 - (2 sigma_b)^-2)^-1/2`` and the pair together is a Gaussian
   mechanism of multiplier ``z`` (their Theorem 1): the accountant uses ``z``.
 * Local DP: the node clips and adds ``N(0, (z C)^2 I)`` itself before upload.
@@ -53,9 +53,16 @@ def update_noise_multiplier(z: float, count_stddev: float | None) -> float:
     return rest**-0.5
 
 
-def adapt_clip(clip: float, within: int, count_noise: float, expected: int, quantile: float, lr: float) -> float:
-    """Andrew et al.'s geometric update from the noisy fraction of updates that were within the bound."""
-    fraction = (within + count_noise) / expected
+def adapt_clip(
+    clip: float, within: int, summed: int, count_noise: float, expected: int, quantile: float, lr: float
+) -> float:
+    """Andrew et al.'s geometric update ``C <- C exp(-eta (b~ - gamma))`` from the noisy fraction ``b~``.
+
+    Each of the ``summed`` nodes contributes ``b_i - 1/2`` (``b_i = 1`` when its update was within
+    the bound): sensitivity 1/2, which is where their ``(2 sigma_b)^-2`` comes from. So
+    ``b~ = (sum (b_i - 1/2) + N(0, sigma_b^2)) / K + 1/2`` with the expected count ``K``.
+    """
+    fraction = (within - summed / 2 + count_noise) / expected + 0.5
     return clip * math.exp(-lr * (fraction - quantile))
 
 

@@ -30,7 +30,18 @@ from ..errors import ConfigError
 from ..network import Transfer
 from ..streams import stream
 from . import accountant, dp
-from .secagg import HEADER_BYTES, PUBLIC_KEY_BYTES, SEED_BYTES, FixedPoint, SecAggClient, SecAggServer
+from .secagg import (
+    CIPHERTEXT_BYTES,
+    HEADER_BYTES,
+    PUBLIC_KEY_BYTES,
+    UNMASK_SHARE_BYTES,
+    FixedPoint,
+    SecAggAbort,
+    SecAggClient,
+    SecAggServer,
+    mask_inputs,
+    threshold_for,
+)
 from .settings import FIELD, PrivacySettings
 
 if TYPE_CHECKING:
@@ -41,7 +52,7 @@ log = logging.getLogger(__name__)
 DP_TAG = 0x4450_4E5A  # "DPNZ": the server's Gaussian noise of a round (word 0: updates, 1: clipped count)
 LOCAL_TAG = 0x4C44_504E  # "LDPN": a node's local noise
 SECAGG_NET_TAG = 0x5341_4E54  # "SANT": the protocol's extra transfers
-_ADVERTISE, _BROADCAST, _REQUEST, _RESPONSE = 1, 2, 3, 4
+_ADVERTISE, _BROADCAST, _SHARES_UP, _SHARES_DOWN, _REQUEST, _RESPONSE = 1, 2, 5, 6, 3, 4
 
 # Aggregations that need each update in the clear: they cannot run on a masked sum or one noisy mean.
 NEEDS_INDIVIDUAL = "needs_individual_updates"
@@ -81,42 +92,68 @@ class PrivacyPipeline:
         """Updates reach the server masked: no per-update check or statistic is possible there."""
         return self.settings.secagg
 
-    # -- before training: SecAgg keys ----------------------------------------------------------
+    # -- before training: SecAgg rounds 0 and 1 -----------------------------------------------
     def before_training(self, rnd: Any, network: Network) -> None:
-        """SecAgg: each node advertises its public key, the server broadcasts the cohort's keys.
+        """SecAgg's key advertisement and share exchange, priced by the network, before anyone trains.
 
-        A node trains once it holds the keys; one that fails either message leaves the round (its
-        download is marked failed with the reason). The server waits for every advertisement, so a
-        slow node delays everyone's start: the price of a synchronous protocol on a slow network.
+        Round 0: each node uploads two public keys, the server broadcasts the cohort's (U1). Round 1:
+        each node uploads its encrypted shares for the others, the server relays each node its
+        inbox (the senders are U2). A node trains once it holds its inbox; one that fails a message
+        leaves the round (its download is marked failed with the reason). The server waits for every
+        message of a step, so a slow node delays everyone: the price of a synchronous protocol.
         """
         if not self.masked:
             return
-        self.server = SecAggServer(self.ring, self.size + self._extra)
-        self._clients = {}
+        self.server = server = SecAggServer(self.ring, self.size + self._extra, round=rnd.number)
+        self._clients, agreements = {}, {}
         ready = [n for n in rnd.plan.nodes if rnd.down[n].ok]
-        adverts = {
-            n: self._transfer(network, n, PUBLIC_KEY_BYTES + HEADER_BYTES, rnd.down[n].end, rnd.number, _ADVERTISE)
-            for n in ready
-        }
-        for n in ready:
-            if adverts[n].ok:
-                self._clients[n] = SecAggClient(self.seed, rnd.number, n)
-                self.server.publics[n] = self._clients[n].public_key
-        t_keys = max((t.end for t in adverts.values() if t.ok), default=rnd.t0)
-        size = len(self.server.publics) * (PUBLIC_KEY_BYTES + 4) + HEADER_BYTES
-        broadcast = {n: self._transfer(network, n, size, t_keys, rnd.number, _BROADCAST) for n in self._clients}
-        rnd.overhead_bytes += sum(t.nbytes * t.attempts for t in (*adverts.values(), *broadcast.values()))
+        failed: dict[int, Transfer] = {}
+        step = self._step(network, rnd, {n: rnd.down[n].end for n in ready}, 2 * PUBLIC_KEY_BYTES, _ADVERTISE, failed)
+        for n in sorted(step):
+            self._clients[n] = SecAggClient(self.seed, rnd.number, n, agreements)
+            server.publics[n] = self._clients[n].public_keys
+        server.threshold = threshold_for(len(server.publics))
+        t = max(step.values(), default=rnd.t0)
+        u1 = len(server.publics)
+        step = self._step(
+            network, rnd, dict.fromkeys(server.publics, t), u1 * (2 * PUBLIC_KEY_BYTES + 4), _BROADCAST, failed
+        )
+        shares = self._step(network, rnd, step, (u1 - 1) * CIPHERTEXT_BYTES, _SHARES_UP, failed)
+        for n in sorted(shares):
+            server.relayed[n] = self._clients[n].share_keys(server.publics, server.threshold)
+        t = max(shares.values(), default=rnd.t0)
+        inbox = self._step(
+            network, rnd, dict.fromkeys(shares, t), (len(shares) - 1) * CIPHERTEXT_BYTES, _SHARES_DOWN, failed
+        )
+        for n in inbox:
+            self._clients[n].receive(server.inbox(n))
+        short = len(server.cohort) < server.threshold  # the paper aborts: too few shares to ever unmask
         for n in ready:
             d = rnd.down[n]
-            b = broadcast.get(n)
-            if b is not None and b.ok:
-                rnd.down[n] = dataclasses.replace(d, end=b.end)
+            if n in inbox and not short:
+                rnd.down[n] = dataclasses.replace(d, end=inbox[n])
+                continue
+            why = failed.get(n)
+            reason = (
+                f"{why.reason} in SecAgg key exchange"
+                if why is not None
+                else f"SecAgg: {len(server.cohort)} nodes shared keys, t = {server.threshold} needed"
+            )
+            rnd.down[n] = dataclasses.replace(d, end=why.end if why else t, ok=False, reason=reason)
+
+    def _step(
+        self, network: Network, rnd: Any, starts: dict[int, float], payload: int, kind: int, failed: dict
+    ) -> dict[int, float]:
+        """One protocol message per node (from its start time): the arrival times of those that got through."""
+        arrived = {}
+        for n, start in starts.items():
+            tr = self._transfer(network, n, payload + HEADER_BYTES, start, rnd.number, kind)
+            rnd.overhead_bytes += tr.nbytes * tr.attempts
+            if tr.ok:
+                arrived[n] = tr.end
             else:
-                why = adverts[n] if not adverts[n].ok else b
-                rnd.down[n] = dataclasses.replace(
-                    d, end=why.end, ok=False, reason=f"{why.reason} in SecAgg key exchange"
-                )
-                self._clients.pop(n, None)
+                failed[n] = tr
+        return arrived
 
     # -- node side -----------------------------------------------------------------------------
     def on_nodes(self, rnd: Any) -> None:
@@ -130,21 +167,21 @@ class PrivacyPipeline:
                 self.releases[n] = self.releases.get(n, 0) + 1
         if not self.masked:
             return
-        cohort = self.server.publics
         for n, res in list(rnd.results.items()):
             if not bool(torch.isfinite(res.delta).all()):  # an honest node checks what the server no longer can
                 del rnd.results[n]
                 rnd.notes += (f"node {n} withheld a non-finite update (SecAgg: the server cannot check it)",)
         weights = self._secagg_weights(rnd)
-        for n, res in list(rnd.results.items()):
+        inputs = {}
+        for n, res in rnd.results.items():
             x = self._node_vector(res.delta.detach().to(torch.float64).numpy(), weights[n])
-            encoded, clamped = self.ring.encode(x, len(cohort))
+            inputs[n], clamped = self.ring.encode(x, len(self.server.cohort))
             if clamped:
                 rnd.notes += (f"node {n}: update clamped to the SecAgg ring's range (raise secagg_bits)",)
-            masked = self._clients[n].mask(encoded, cohort, self.ring)
-            rnd.results[n] = dataclasses.replace(
-                res, delta=torch.from_numpy(masked.view(np.int64)), update_norm=float("nan")
-            )
+        s_publics = {n: self.server.publics[n][1] for n in self.server.cohort}
+        for n, y in mask_inputs(self._clients, inputs, s_publics, self.ring).items():
+            wire = torch.from_numpy(self.ring.to_wire(y))
+            rnd.results[n] = dataclasses.replace(rnd.results[n], delta=wire, update_norm=float("nan"))
 
     def sent_size(self, size: int) -> int:
         """Values in one update as it reaches the server (SecAgg appends the clipping bit)."""
@@ -216,57 +253,45 @@ class PrivacyPipeline:
         if s.adaptive:
             count_noise = float(stream(self.seed, DP_TAG, rnd.number, 1).standard_normal()) * self.count_stddev
             before = self.clip
-            self.clip = dp.adapt_clip(self.clip, round(within), count_noise, k, s.adaptive_quantile, s.clip_lr)
+            self.clip = dp.adapt_clip(
+                self.clip, round(within), len(rnd.applied), count_noise, k, s.adaptive_quantile, s.clip_lr
+            )
             rnd.notes += (f"adaptive clipping: clip norm {before:.4g} -> {self.clip:.4g}",)
         return mean
 
     def _unmask(self, rnd: Any, nodes: list[int], stacked: torch.Tensor, network: Network) -> np.ndarray | None:
-        """Recovery, then the sum: survivors reveal their seeds with dropped nodes until none is missing."""
+        """SecAgg round 4: the survivors send their unmasking shares; with ``t`` of them, the sum."""
         server = self.server
         for i, n in enumerate(nodes):
-            server.masked[n] = stacked[i].numpy().view(np.uint64)
-        included, t, attempt = list(nodes), rnd.close, 0
-        while included:
-            dropped = server.dropped(included)
-            need = [w for w in included if any((w, v) not in server.revealed for v in dropped)]
-            if not need:
-                break
-            attempt += 1
-            ends = []
-            for w in need:
-                missing = [v for v in dropped if (w, v) not in server.revealed]
-                req = self._transfer(network, w, 4 * len(dropped) + HEADER_BYTES, t, rnd.number, _REQUEST, attempt)
-                res = None
-                if req.ok:
-                    size = SEED_BYTES * len(missing) + HEADER_BYTES
-                    res = self._transfer(network, w, size, req.end, rnd.number, _RESPONSE, attempt)
-                rnd.overhead_bytes += req.nbytes * req.attempts + (res.nbytes * res.attempts if res else 0)
-                last = res if res is not None else req
-                ends.append(last.end)
-                if last.ok:
-                    server.revealed.update(self._clients[w].reveal(missing, server.publics))
-                else:
-                    included.remove(w)
-                    rnd.status[w] = ("failed", f"SecAgg unmasking: seed reveal {last.reason}")
-            t = max(ends)
-        rnd.close = max(rnd.close, t)
-        if len(included) < len(nodes):
-            rnd.applied[:] = [(m, w) for m, w in rnd.applied if m.node in included]
-        if not included:
-            rnd.notes += ("SecAgg: no masked input could be unmasked; nothing applied",)
+            server.masked[n] = self.ring.from_wire(stacked[i].numpy())
+        survivors, ends, failed = set(nodes), [], {}
+        requests = self._step(network, rnd, dict.fromkeys(nodes, rnd.close), 4 * len(nodes), _REQUEST, failed)
+        answers = self._step(network, rnd, requests, len(server.cohort) * UNMASK_SHARE_BYTES, _RESPONSE, failed)
+        for w in sorted(answers):
+            server.responses[w] = self._clients[w].unmasking_shares(survivors, server.cohort, server.publics)
+        ends = [*answers.values(), *(tr.end for tr in failed.values())]
+        rnd.close = max(rnd.close, *ends) if ends else rnd.close
+        try:
+            total = server.unmask()
+        except SecAggAbort as exc:
+            for m, _ in rnd.applied:
+                rnd.status[m.node] = ("failed", f"SecAgg unmasking aborted: {exc}")
+            rnd.applied[:] = []
+            rnd.notes += (f"SecAgg: unmasking aborted ({exc}); nothing applied",)
             return None
-        if attempt:
+        if dropped := server.dropped():
             rnd.notes += (
-                f"SecAgg recovery: {len(server.dropped(included))} dropped node(s) unmasked in {attempt} step(s)",
+                f"SecAgg recovery: pairwise masks of {len(dropped)} dropped node(s) removed with their "
+                f"mask keys rebuilt from {server.threshold} of {len(answers)} survivors' shares",
             )
-        return self.ring.decode(server.unmask(included))
+        if len(answers) < len(nodes):
+            rnd.notes += (
+                f"SecAgg: {len(nodes) - len(answers)} survivor(s) did not answer; their inputs stay in the sum",
+            )
+        return self.ring.decode(total)
 
-    def _transfer(
-        self, network: Network, node: int, nbytes: int, start: float, round_: int, kind: int, attempt: int = 0
-    ) -> Transfer:
-        return network.transfer(
-            node, nbytes, start, stream(self.seed, SECAGG_NET_TAG, round_, node, kind * 1024 + attempt)
-        )
+    def _transfer(self, network: Network, node: int, nbytes: int, start: float, round_: int, kind: int) -> Transfer:
+        return network.transfer(node, nbytes, start, stream(self.seed, SECAGG_NET_TAG, round_, node, kind * 1024))
 
     # -- accounting ----------------------------------------------------------------------------
     def account(self, rnd: Any) -> float | None:

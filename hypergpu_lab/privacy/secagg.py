@@ -1,50 +1,76 @@
-"""Secure aggregation in simulation: Bonawitz et al., "Practical Secure Aggregation for
-Privacy-Preserving Machine Learning", CCS 2017, with pairwise masks only.
+"""Secure aggregation: Bonawitz et al., "Practical Secure Aggregation for Privacy-Preserving Machine
+Learning", CCS 2017, the honest-but-curious protocol (their rounds 0, 1, 2 and 4).
 
-Each round every node of the cohort makes a fresh X25519 key pair (``cryptography``; the private
-bytes come from a keyed stream so a run is reproducible). Nodes ``u < v`` agree on a shared secret,
-derive a seed with HKDF-SHA256 and expand it with AES-256-CTR (the PRG) into a mask over the ring
-``Z_(2^bits)``. Node ``u`` uploads ``y_u = x_u + sum_{v>u} m_uv - sum_{v<u} m_uv`` where ``x_u`` is
-its update in fixed point; in the sum over the cohort the masks cancel exactly (integer
-arithmetic mod ``2^bits``, no rounding), so the server learns the sum and nothing else.
+0. **AdvertiseKeys**: each node makes two fresh X25519 key pairs (``cryptography``): ``c`` to encrypt
+   what it sends to another node, ``s`` to agree pairwise masks. The server broadcasts the cohort's
+   public keys (the set U1).
+1. **ShareKeys**: each node draws a self-mask seed ``b_u`` and splits ``s_u^SK`` and ``b_u`` into
+   Shamir ``t``-of-``|U1|`` shares (``shamir.py``), one per node, each encrypted with AES-GCM under
+   the key agreed with its holder; the server only relays the ciphertexts (the senders are U2).
+2. **MaskedInputCollection**: node ``u`` uploads
+   ``y_u = x_u + PRG(b_u) + sum_{v in U2, u < v} PRG(s_uv) - sum_{v in U2, v < u} PRG(s_uv)``
+   in the ring ``Z_(2^bits)`` (the senders are U3). The pairwise masks cancel in the sum over U2.
+4. **Unmasking**: each survivor sends, for every node of U2, a share of ``b_u`` if ``u`` is in U3
+   and a share of ``s_u^SK`` if it dropped, never both for one node. With ``t`` answers the server
+   rebuilds the dropped nodes' mask keys (and so their pairwise masks with the survivors) and the
+   survivors' self-masks, and subtracts them. A survivor that does not answer stays in the sum.
 
-Dropouts: a node of the cohort whose masked input is missing leaves its masks in the others'
-inputs. In the recovery step each surviving node reveals its pairwise seeds with the dropped
-nodes and the server removes those masks; a survivor that fails to answer is dropped too and the
-step repeats. Simplification against the paper, said plainly: there are no self-masks and no
-Shamir shares of the keys (a survivor reveals the pair's seed itself rather than ``t`` survivors
-reconstructing the dropped node's key), which is equivalent for an honest-but-curious server that
-does not lie about who dropped.
+The PRG is AES-256-CTR keyed by a 32-byte seed (HKDF-SHA256 of the agreement), its keystream read
+as ring words: one call per pair over the whole flat vector. Simulation shortcuts, both exact:
+each pair's X25519 agreement is computed once per round and read by both ends (it is the same value
+from either side: tested), and :func:`mask_inputs` expands each pair's mask once for its two ends.
+Private keys and ``b_u`` come from keyed streams, so a run is reproducible and resumable.
 
-The server side, :class:`SecAggServer`, holds public keys, masked inputs, revealed seeds and the
-sum, never a node's update: ``tests/test_secagg.py`` inspects it.
+:class:`SecAggServer` holds public keys, ciphertexts it cannot read, masked inputs, the unmasking
+shares and the sum, never a node's update (``tests/privacy/test_secagg.py`` inspects it).
 """
 
 from __future__ import annotations
 
 import functools
+import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..streams import stream
+from . import shamir
 
-KEY_TAG = 0x5345_434B  # "SECK": a node's per-round X25519 private key
+KEY_TAG = 0x5345_434B  # "SECK": a node's per-round secrets (word 0: c key, 1: s key, 2: b_u, 3: share coefficients)
 PUBLIC_KEY_BYTES = 32
 SEED_BYTES = 32
 HEADER_BYTES = 16  # node id, round, message kind: what every protocol message carries
+NODE_ID_BYTES = 4
+PIECES = 2 * SEED_BYTES // 2  # s_u^SK and b_u in the field, 16 bits a piece
+SHARE_BYTES = PIECES * 4  # one field element is 4 bytes on the wire
+CIPHERTEXT_BYTES = 2 * NODE_ID_BYTES + SHARE_BYTES + 12 + 16  # ids, shares, AES-GCM nonce and tag
+UNMASK_SHARE_BYTES = NODE_ID_BYTES + SHARE_BYTES // 2  # one node's share of b_u or of s_u^SK
+
+
+def threshold_for(cohort: int) -> int:
+    """Shamir threshold ``t``: a strict majority of U1 (fewer answers than that abort the round)."""
+    return cohort // 2 + 1
+
+
+class SecAggAbort(RuntimeError):
+    """Fewer than ``t`` nodes are left: the round's sum cannot be unmasked (nothing is released)."""
 
 
 @dataclass(frozen=True)
 class FixedPoint:
-    """Signed fixed point in ``Z_(2^bits)``: ``x -> round(x * 2^frac) mod 2^bits``."""
+    """Signed fixed point in ``Z_(2^bits)``: ``x -> round(x * 2^frac) mod 2^bits`` (uint32 or uint64 wraps)."""
 
     bits: int = 32
     frac: int = 16
 
     @property
+    def dtype(self) -> type:
+        return np.uint32 if self.bits == 32 else np.uint64
+
+    @property
     def modulus_mask(self) -> np.uint64:
-        return np.uint64(2**self.bits - 1) if self.bits < 64 else np.uint64(2**64 - 1)
+        return np.uint64(2**self.bits - 1)
 
     def limit(self, summands: int) -> float:
         """Largest |value| one of ``summands`` inputs may hold so that their sum cannot wrap."""
@@ -55,100 +81,234 @@ class FixedPoint:
         bound = self.limit(summands)
         clamped = bool(np.any(np.abs(x) > bound))
         q = np.rint(np.clip(x.astype(np.float64), -bound, bound) * 2.0**self.frac).astype(np.int64)
-        return q.view(np.uint64) & self.modulus_mask, clamped
+        return q.astype(np.int32 if self.bits == 32 else np.int64).view(self.dtype), clamped
 
     def decode(self, v: np.ndarray) -> np.ndarray:
         """Ring elements back to floats, reading the top half of the ring as negative."""
-        v = v & self.modulus_mask
-        signed = (
-            v.view(np.int64)
-            if self.bits == 64
-            else np.where(v >= 2 ** (self.bits - 1), v.astype(np.int64) - 2**self.bits, v.astype(np.int64))
-        )
+        signed = np.asarray(v, dtype=self.dtype).view(np.int32 if self.bits == 32 else np.int64)
         return signed.astype(np.float64) / 2.0**self.frac
+
+    def to_wire(self, v: np.ndarray) -> np.ndarray:
+        """Ring elements as int64 (the tensor that travels as the node's update)."""
+        return v.astype(np.uint64).view(np.int64)
+
+    def from_wire(self, w: np.ndarray) -> np.ndarray:
+        return w.view(np.uint64).astype(self.dtype)
 
 
 @functools.cache
-def _crypto():  # imported when SecAgg runs: a run without it never loads cryptography
-    from cryptography.hazmat.primitives import hashes
+def _crypto() -> Any:  # imported when SecAgg runs: a run without it never loads cryptography
+    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-    return hashes, X25519PrivateKey, X25519PublicKey, Cipher, algorithms, modes, HKDF
+    return {
+        "hashes": hashes,
+        "serialization": serialization,
+        "Private": X25519PrivateKey,
+        "Public": X25519PublicKey,
+        "Cipher": Cipher,
+        "algorithms": algorithms,
+        "modes": modes,
+        "AESGCM": AESGCM,
+        "HKDF": HKDF,
+    }
 
 
 def expand(seed: bytes, size: int, ring: FixedPoint) -> np.ndarray:
-    """The PRG: ``size`` ring elements from a 32-byte seed (the AES-256-CTR keystream)."""
-    _, _, _, Cipher, algorithms, modes, _ = _crypto()
-    width = ring.bits // 8
-    stream_bytes = Cipher(algorithms.AES(seed), modes.CTR(b"\0" * 16)).encryptor().update(b"\0" * (size * width))
-    words = np.frombuffer(stream_bytes, dtype=np.uint32 if width == 4 else np.uint64)
-    return words.astype(np.uint64)
+    """The PRG: ``size`` ring elements from a 32-byte seed (the AES-256-CTR keystream, one call)."""
+    c = _crypto()
+    nbytes = size * ring.bits // 8
+    keystream = c["Cipher"](c["algorithms"].AES(seed), c["modes"].CTR(b"\0" * 16)).encryptor().update(b"\0" * nbytes)
+    return np.frombuffer(keystream, dtype=ring.dtype).copy()
+
+
+def derive(shared: bytes, purpose: str, round_: int, u: int, v: int) -> bytes:
+    """A 32-byte key for ``purpose`` ("mask" or "channel") of the pair {u, v}: HKDF-SHA256 of their agreement."""
+    c = _crypto()
+    lo, hi = sorted((u, v))
+    info = f"hypergpu-lab secagg {purpose} round {round_} pair {lo}-{hi}".encode()
+    return c["HKDF"](algorithm=c["hashes"].SHA256(), length=SEED_BYTES, salt=None, info=info).derive(shared)
+
+
+def _raw(key: Any) -> bytes:
+    s = _crypto()["serialization"]
+    return key.public_key().public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+
+
+def _nonce(sender: int) -> bytes:
+    return struct.pack(">I8x", sender)  # one key per pair and round, so (key, sender) never repeats
 
 
 class SecAggClient:
-    """One node's side of a round: its key pair, its pairwise seeds and its masked input."""
+    """One node's side of a round: its two key pairs, ``b_u``, the shares it holds, its masked input.
 
-    def __init__(self, seed: int, round_: int, node: int) -> None:
-        _, X25519PrivateKey, _, _, _, _, _ = _crypto()
+    ``agreements`` is the round's cache of pairwise X25519 results, shared by the simulated nodes:
+    ``(kind, lo, hi) -> derived secret``, filled by whichever end computes it first.
+    """
+
+    def __init__(self, seed: int, round_: int, node: int, agreements: dict | None = None) -> None:
+        Private = _crypto()["Private"]
         self.round, self.node = round_, node
-        secret = stream(seed, KEY_TAG, round_, node).bytes(32)
-        self._key = X25519PrivateKey.from_private_bytes(secret)
+        self._c = Private.from_private_bytes(stream(seed, KEY_TAG, round_, node, 0).bytes(32))
+        self._s = Private.from_private_bytes(stream(seed, KEY_TAG, round_, node, 1).bytes(32))
+        self.self_seed = stream(seed, KEY_TAG, round_, node, 2).bytes(SEED_BYTES)  # b_u
+        self._coeffs = stream(seed, KEY_TAG, round_, node, 3)
+        self._agreements = agreements if agreements is not None else {}
+        self._inbox: dict[int, bytes] = {}
+        self._own: np.ndarray | None = None
 
     @property
-    def public_key(self) -> bytes:
-        from cryptography.hazmat.primitives import serialization
+    def public_keys(self) -> tuple[bytes, bytes]:
+        """Round 0: ``(c_u^PK, s_u^PK)``."""
+        return _raw(self._c), _raw(self._s)
 
-        raw = serialization.Encoding.Raw
-        return self._key.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
-
-    def pair_seed(self, other: int, other_public: bytes) -> bytes:
-        """The seed this node shares with ``other``: HKDF-SHA256 of their X25519 shared secret."""
-        hashes, _, X25519PublicKey, _, _, _, HKDF = _crypto()
-        shared = self._key.exchange(X25519PublicKey.from_public_bytes(other_public))
+    def _agree(self, kind: str, other: int, public: bytes) -> Any:
+        """The pair's derived secret: the mask seed (kind "s") or the AES-GCM channel (kind "c"), once per pair."""
         lo, hi = sorted((self.node, other))
-        info = f"hypergpu-lab secagg round {self.round} pair {lo}-{hi}".encode()
-        return HKDF(algorithm=hashes.SHA256(), length=SEED_BYTES, salt=None, info=info).derive(shared)
+        if (kind, lo, hi) not in self._agreements:
+            key = self._c if kind == "c" else self._s
+            shared = key.exchange(_crypto()["Public"].from_public_bytes(public))
+            if kind == "s":
+                self._agreements[kind, lo, hi] = derive(shared, "mask", self.round, lo, hi)
+            else:
+                self._agreements[kind, lo, hi] = _crypto()["AESGCM"](derive(shared, "channel", self.round, lo, hi))
+        return self._agreements[kind, lo, hi]
 
-    def mask(self, x: np.ndarray, publics: dict[int, bytes], ring: FixedPoint) -> np.ndarray:
-        """``x`` (already in the ring) plus the masks shared with every other node of ``publics``."""
-        y = x.copy()
-        for v, pk in publics.items():
+    def mask_seed(self, other: int, s_public: bytes) -> bytes:
+        """The PRG seed of the pairwise mask with ``other``: the same at both ends."""
+        return self._agree("s", other, s_public)
+
+    def _channel(self, other: int, c_public: bytes) -> Any:
+        return self._agree("c", other, c_public)
+
+    def share_keys(self, publics: dict[int, tuple[bytes, bytes]], threshold: int) -> dict[int, bytes]:
+        """Round 1: Shamir shares of ``s_u^SK`` and ``b_u`` for every node of U1, encrypted to each holder."""
+        s = _crypto()["serialization"]
+        sk = self._s.private_bytes(s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption())
+        nodes = sorted(publics)
+        shares = shamir.share(shamir.to_field(sk + self.self_seed), [v + 1 for v in nodes], threshold, self._coeffs)
+        out = {}
+        for v, sh in zip(nodes, shares, strict=True):
             if v == self.node:
+                self._own = sh
                 continue
-            m = expand(self.pair_seed(v, pk), x.size, ring)
-            y = y + m if self.node < v else y - m  # uint64 arithmetic wraps: exact mod 2^64
-        return y & ring.modulus_mask
+            payload = struct.pack(">II", self.node, v) + sh.astype(">u4").tobytes()
+            out[v] = self._channel(v, publics[v][0]).encrypt(_nonce(self.node), payload, None)
+        return out
 
-    def reveal(self, dropped: list[int], publics: dict[int, bytes]) -> dict[tuple[int, int], bytes]:
-        """The recovery step: this node's seeds with the nodes the server says dropped out."""
-        return {(self.node, v): self.pair_seed(v, publics[v]) for v in dropped}
+    def receive(self, ciphertexts: dict[int, bytes]) -> None:
+        """Round 1, second half: the ciphertexts the server relays to this node (sender -> ciphertext)."""
+        self._inbox = dict(ciphertexts)
+
+    def mask(self, x: np.ndarray, s_publics: dict[int, bytes], ring: FixedPoint) -> np.ndarray:
+        """Round 2 as one node computes it alone: ``x`` (in the ring) plus ``PRG(b_u)`` and the pairwise masks with U2."""
+        y = x + expand(self.self_seed, x.size, ring)
+        for v, pk in s_publics.items():
+            if v != self.node:
+                m = expand(self.mask_seed(v, pk), x.size, ring)
+                y = y + m if self.node < v else y - m
+        return y
+
+    def unmasking_shares(
+        self, survivors: set[int], cohort: list[int], publics: dict[int, tuple[bytes, bytes]]
+    ) -> dict[int, tuple[str, np.ndarray]]:
+        """Round 4: for each node of U2 a share of ``b_u`` ("b") if it sent its input, else of ``s_u^SK`` ("s")."""
+        out = {}
+        for u in cohort:
+            if u == self.node:
+                share = self._own
+            else:
+                plain = self._channel(u, publics[u][0]).decrypt(_nonce(u), self._inbox[u], None)
+                if struct.unpack(">II", plain[:8]) != (u, self.node):
+                    raise ValueError(f"SecAgg: a share from node {u} was addressed to another node")
+                share = np.frombuffer(plain[8:], dtype=">u4").astype(np.int64)
+            half = PIECES // 2
+            out[u] = ("b", share[half:]) if u in survivors else ("s", share[:half])
+        return out
+
+
+def mask_inputs(
+    clients: dict[int, SecAggClient], inputs: dict[int, np.ndarray], s_publics: dict[int, bytes], ring: FixedPoint
+) -> dict[int, np.ndarray]:
+    """Round 2 for all simulated nodes at once: each pair's mask is expanded once and added to both its ends.
+
+    Equal to :meth:`SecAggClient.mask` node by node (tested); pairs of two nodes without an input are skipped.
+    """
+    if not inputs:
+        return {}
+    size = next(iter(inputs.values())).size
+    y = {u: x + expand(clients[u].self_seed, size, ring) for u, x in inputs.items()}
+    cohort = sorted(s_publics)
+    for i, u in enumerate(cohort):
+        for v in cohort[i + 1 :]:
+            if u in y or v in y:
+                end = u if u in y else v
+                m = expand(clients[end].mask_seed(v if end == u else u, s_publics[v if end == u else u]), size, ring)
+                if u in y:
+                    y[u] += m
+                if v in y:
+                    y[v] -= m
+    return y
 
 
 @dataclass
 class SecAggServer:
-    """Everything the server holds in one round: public keys, masked inputs, revealed seeds, the sum."""
+    """Everything the server holds in one round: public keys, relayed ciphertexts, masked inputs,
+    unmasking shares, the rebuilt secrets of the masks and the sum. Never a node's update."""
 
     ring: FixedPoint
     size: int
-    publics: dict[int, bytes] = field(default_factory=dict)
-    masked: dict[int, np.ndarray] = field(default_factory=dict)
-    revealed: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    round: int = 0
+    threshold: int = 1
+    publics: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # U1: (c^PK, s^PK)
+    relayed: dict[int, dict[int, bytes]] = field(default_factory=dict)  # U2: sender -> receiver -> ciphertext
+    masked: dict[int, np.ndarray] = field(default_factory=dict)  # U3: masked inputs
+    responses: dict[int, dict[int, tuple[str, np.ndarray]]] = field(default_factory=dict)  # responder -> shares
     total: np.ndarray | None = None
 
-    def dropped(self, included: list[int]) -> list[int]:
-        """Nodes of the cohort (whose public keys went out) without an input in the sum."""
-        return sorted(set(self.publics) - set(included))
+    @property
+    def cohort(self) -> list[int]:
+        """U2: the nodes whose shares went out; every masked input holds masks with each of them."""
+        return sorted(self.relayed)
 
-    def unmask(self, included: list[int]) -> np.ndarray:
-        """The sum of the included inputs with the dropped nodes' masks removed (needs their seeds)."""
-        total = np.zeros(self.size, dtype=np.uint64)
-        for w in included:
-            total = total + self.masked[w]
-        for w in included:
-            for v in self.dropped(included):
-                m = expand(self.revealed[(w, v)], self.size, self.ring)
-                total = total - m if w < v else total + m  # w's input held +m_wv when w < v
-        self.total = total & self.ring.modulus_mask
-        return self.total
+    def inbox(self, receiver: int) -> dict[int, bytes]:
+        """What the server relays to ``receiver``: the ciphertexts addressed to it."""
+        return {u: cts[receiver] for u, cts in self.relayed.items() if receiver in cts}
+
+    def dropped(self) -> list[int]:
+        """Nodes of U2 without a masked input (their pairwise masks stay in the others' inputs)."""
+        return sorted(set(self.cohort) - set(self.masked))
+
+    def _secret(self, node: int, kind: str) -> bytes:
+        """``b_u`` or ``s_u^SK`` of ``node`` from ``t`` responders' shares (refusing a mix of kinds)."""
+        held = {r: shares[node] for r, shares in self.responses.items() if node in shares}
+        if {k for k, _ in held.values()} != {kind}:
+            raise ValueError(
+                f"SecAgg: node {node} needs only {kind!r} shares, got {sorted({k for k, _ in held.values()})}"
+            )
+        xs = sorted(held)[: self.threshold]
+        return shamir.from_field(shamir.reconstruct([r + 1 for r in xs], np.stack([held[r][1] for r in xs])))
+
+    def unmask(self) -> np.ndarray:
+        """The sum of the masked inputs without their self-masks and the dropped nodes' pairwise masks."""
+        if len(self.responses) < self.threshold:
+            raise SecAggAbort(f"{len(self.responses)} unmasking answers, t = {self.threshold} needed")
+        c = _crypto()
+        total = np.zeros(self.size, dtype=self.ring.dtype)
+        for v in sorted(self.masked):
+            total += self.masked[v]
+            total -= expand(self._secret(v, "b"), self.size, self.ring)
+        for u in self.dropped():
+            sk = c["Private"].from_private_bytes(self._secret(u, "s"))
+            for v in sorted(self.masked):
+                shared = sk.exchange(c["Public"].from_public_bytes(self.publics[v][1]))
+                m = expand(derive(shared, "mask", self.round, u, v), self.size, self.ring)
+                if v < u:  # v's input holds +m_vu
+                    total -= m
+                else:
+                    total += m
+        self.total = total
+        return total

@@ -11,7 +11,7 @@ import torch
 
 from hypergpu_lab.config import TrainConfig
 from hypergpu_lab.errors import ConfigError
-from hypergpu_lab.privacy import PrivacyPipeline, parse
+from hypergpu_lab.privacy import PrivacyPipeline, dp, parse
 from hypergpu_lab.privacy.pipeline import DP_TAG, LOCAL_TAG
 from hypergpu_lab.streams import stream
 from hypergpu_lab.training import LocalResult
@@ -99,13 +99,13 @@ def test_adaptive_clipping_follows_andrew_et_al() -> None:
     rows, _ = pipe.aggregate_input(_round(4, k, k), torch.from_numpy(deltas), torch.ones(k), network=None)
 
     # Assert: z_delta = (z^-2 - (2 sigma_b)^-2)^-1/2 on the updates; C <- C exp(-eta (b~ - gamma)),
-    # b~ = (sum b_k + N(0, sigma_b^2)) / K
+    # b~ = (sum (b_k - 1/2) + N(0, sigma_b^2)) / K + 1/2 (centred bits: sensitivity 1/2)
     z_delta = (z**-2 - (2 * sigma_b) ** -2) ** -0.5
     noise = stream(SEED, DP_TAG, 4, 0).standard_normal(p)
     expected = (_numpy_clip(deltas, 1.0).sum(0) + z_delta * 1.0 * noise) / k
     np.testing.assert_allclose(rows[0].numpy(), expected, rtol=1e-5, atol=1e-6)
     count_noise = stream(SEED, DP_TAG, 4, 1).standard_normal() * sigma_b
-    assert pipe.clip == pytest.approx(math.exp(-eta * ((2 + count_noise) / k - gamma)))
+    assert pipe.clip == pytest.approx(math.exp(-eta * ((2 - k / 2 + count_noise) / k + 0.5 - gamma)))
 
 
 def test_local_dp_noises_the_clipped_update_on_the_node() -> None:
@@ -154,3 +154,24 @@ def test_adaptive_count_noise_that_would_use_the_whole_budget_is_refused() -> No
     with pytest.raises(ConfigError) as err:  # sigma_b = 10 / 20 = 0.5 = z / 2: nothing left for the updates
         check_against_pool(cfg, 20)
     assert err.value.field == "train.privacy.clip_count_stddev"
+
+
+def test_the_adaptive_rule_over_many_rounds_matches_a_numpy_reference() -> None:
+    # Prepare: Andrew et al.'s Algorithm 1, written directly in numpy (centred bits, geometric step)
+    rng = np.random.default_rng(5)
+    k, gamma, eta, sigma_b, z = 20, 0.5, 0.2, 1.5, 1.0
+    norms = rng.lognormal(0.0, 0.5, size=(30, k))
+    noise = rng.normal(size=30) * sigma_b
+
+    c_ref, c_lab = 0.1, 0.1
+    for t in range(30):
+        b = (norms[t] <= c_ref).astype(np.float64)
+        c_ref = c_ref * np.exp(-eta * ((np.sum(b - 0.5) + noise[t]) / k + 0.5 - gamma))
+        c_lab = dp.adapt_clip(c_lab, int((norms[t] <= c_lab).sum()), k, float(noise[t]), k, gamma, eta)
+
+        assert c_lab == pytest.approx(c_ref, rel=1e-12)
+    # the bound reaches the median of the norms (1.0): within a few noisy steps of it
+    assert 0.7 < c_lab < 1.4
+    # the split of the multiplier: updates and count together are a Gaussian mechanism of multiplier z
+    z_delta = dp.update_noise_multiplier(z, sigma_b)
+    assert (z_delta**-2 + (2 * sigma_b) ** -2) ** -0.5 == pytest.approx(z)

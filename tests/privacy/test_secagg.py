@@ -11,78 +11,145 @@ pytest.importorskip("cryptography")
 
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.errors import ConfigError
-from hypergpu_lab.privacy.secagg import FixedPoint, SecAggClient, SecAggServer
+from hypergpu_lab.privacy.secagg import (
+    CIPHERTEXT_BYTES,
+    HEADER_BYTES,
+    UNMASK_SHARE_BYTES,
+    FixedPoint,
+    SecAggAbort,
+    SecAggClient,
+    SecAggServer,
+    mask_inputs,
+    threshold_for,
+)
 
 
-def _cohort(nodes: list[int], round_: int = 1) -> tuple[dict[int, SecAggClient], dict[int, bytes]]:
-    clients = {n: SecAggClient(7, round_, n) for n in nodes}
-    return clients, {n: c.public_key for n, c in clients.items()}
+def _protocol(
+    updates: dict[int, np.ndarray],
+    ring: FixedPoint,
+    *,
+    no_shares: tuple[int, ...] = (),
+    no_input: tuple[int, ...] = (),
+    no_answer: tuple[int, ...] = (),
+) -> tuple[SecAggServer, dict[int, np.ndarray]]:
+    """Bonawitz et al.'s rounds 0-4 for ``updates``, with nodes leaving before rounds 1, 2 or 4."""
+    size, agreements = next(iter(updates.values())).size, {}
+    clients = {n: SecAggClient(7, 1, n, agreements) for n in updates}
+    server = SecAggServer(ring, size, round=1, threshold=threshold_for(len(updates)))
+    server.publics = {n: c.public_keys for n, c in clients.items()}  # round 0
+    for n in set(updates) - set(no_shares):  # round 1
+        server.relayed[n] = clients[n].share_keys(server.publics, server.threshold)
+    for n in server.cohort:
+        clients[n].receive(server.inbox(n))
+    inputs = {n: ring.encode(updates[n], len(updates))[0] for n in server.cohort if n not in no_input}
+    s_publics = {n: server.publics[n][1] for n in server.cohort}
+    server.masked = mask_inputs(clients, inputs, s_publics, ring)  # round 2
+    for n in set(server.masked) - set(no_answer):  # round 4
+        server.responses[n] = clients[n].unmasking_shares(set(server.masked), server.cohort, server.publics)
+    return server, inputs
 
 
-def test_x25519_pair_seeds_agree_on_both_sides_and_differ_between_pairs() -> None:
-    clients, publics = _cohort([0, 1, 2])
+def _plain_sum(inputs: dict[int, np.ndarray], ring: FixedPoint) -> np.ndarray:
+    total = np.zeros(next(iter(inputs.values())).size, dtype=np.uint64)
+    for x in inputs.values():
+        total = total + x.astype(np.uint64)
+    return (total & ring.modulus_mask).astype(ring.dtype)
 
-    assert clients[0].pair_seed(1, publics[1]) == clients[1].pair_seed(0, publics[0])
-    assert clients[0].pair_seed(1, publics[1]) != clients[0].pair_seed(2, publics[2])
+
+def test_x25519_agreements_are_equal_at_both_ends_and_differ_between_pairs() -> None:
+    a, b, c = (SecAggClient(7, 1, n) for n in range(3))  # separate caches: each end computes its own
+    pub = {n: k.public_keys[1] for n, k in enumerate((a, b, c))}
+
+    assert a.mask_seed(1, pub[1]) == b.mask_seed(0, pub[0])
+    assert a.mask_seed(1, pub[1]) != a.mask_seed(2, pub[2])
+    assert SecAggClient(7, 2, 0).public_keys != a.public_keys  # fresh keys every round
+
+
+def test_the_batched_masking_equals_each_node_masking_alone() -> None:
+    ring = FixedPoint(32, 16)
+    updates = {n: np.random.default_rng(n).normal(size=300) for n in range(5)}
+    clients = {n: SecAggClient(7, 1, n) for n in updates}
+    s_publics = {n: c.public_keys[1] for n, c in clients.items()}
+    inputs = {n: ring.encode(x, 5)[0] for n, x in updates.items() if n != 2}  # node 2: in U2, no input
+
+    batched = mask_inputs(clients, inputs, s_publics, ring)
+
+    for n, x in inputs.items():
+        assert np.array_equal(batched[n], clients[n].mask(x, s_publics, ring))
 
 
 @pytest.mark.parametrize("bits", [32, 64])
-def test_masks_cancel_exactly_in_the_ring(bits: int) -> None:
-    # Prepare
+def test_the_unmasked_sum_equals_the_plain_sum_exactly(bits: int) -> None:
     ring = FixedPoint(bits, bits // 2)
-    rng = np.random.default_rng(bits)
-    updates = {n: rng.normal(size=1000) for n in range(6)}
-    clients, publics = _cohort(list(updates))
-    encoded = {n: ring.encode(x, 6)[0] for n, x in updates.items()}
+    updates = {n: np.random.default_rng(bits + n).normal(size=1000) for n in range(6)}
 
-    # Execute
-    server = SecAggServer(ring, 1000, publics=publics)
-    for n, x in encoded.items():
-        server.masked[n] = clients[n].mask(x, publics, ring)
-    total = server.unmask(list(updates))
+    server, inputs = _protocol(updates, ring)
+    total = server.unmask()
 
-    # Assert: the unmasked sum is the plain ring sum, bit for bit, and decodes to the float sum
-    plain = np.zeros(1000, dtype=np.uint64)
-    for x in encoded.values():
-        plain = plain + x
-    assert np.array_equal(total, plain & ring.modulus_mask)
+    assert total.dtype == ring.dtype
+    assert np.array_equal(total, _plain_sum(inputs, ring))
     np.testing.assert_allclose(ring.decode(total), sum(updates.values()), atol=6 * 2.0**-ring.frac)
 
 
 def test_a_masked_update_is_indistinguishable_from_uniform() -> None:
     # Prepare: a zero update, the worst case for leaking structure
     ring = FixedPoint(32, 16)
-    clients, publics = _cohort([0, 1, 2])
+    server, _ = _protocol({n: np.zeros(64_000) for n in range(3)}, ring)
 
-    # Execute
-    masked = clients[1].mask(ring.encode(np.zeros(64_000), 3)[0], publics, ring)
+    masked = server.masked[1]
 
-    # Assert: chi-square of the top 6 bits over 64 bins (df 63; 0.1% critical value 103.4)
-    counts = np.bincount((masked >> np.uint64(26)).astype(np.int64), minlength=64)
-    chi2 = ((counts - 1000) ** 2 / 1000).sum()
-    assert chi2 < 103.4
+    # Assert: chi-square of the top 6 bits over 64 bins (df 63; 0.1% critical value 103.4), mean mid-ring
+    counts = np.bincount((masked >> np.uint32(26)).astype(np.int64), minlength=64)
+    assert ((counts - 1000) ** 2 / 1000).sum() < 103.4
     assert abs(float(masked.mean()) / 2**31 - 1) < 0.01
 
 
-def test_a_dropped_node_is_recovered_from_the_survivors_seeds() -> None:
-    # Prepare: five nodes advertise keys and mask with each other; node 3 never sends its input
+def test_a_node_dropping_before_its_masked_input_is_recovered_from_shares_of_its_mask_key() -> None:
     ring = FixedPoint(32, 16)
-    rng = np.random.default_rng(3)
-    updates = {n: rng.normal(size=500) for n in range(5)}
-    clients, publics = _cohort(list(updates))
-    server = SecAggServer(ring, 500, publics=publics)
-    survivors = [0, 1, 2, 4]
-    for n in survivors:
-        server.masked[n] = clients[n].mask(ring.encode(updates[n], 5)[0], publics, ring)
+    updates = {n: np.random.default_rng(n).normal(size=500) for n in range(5)}
 
-    # Execute: the recovery step, then the sum
-    for n in survivors:
-        server.revealed.update(clients[n].reveal(server.dropped(survivors), publics))
-    total = ring.decode(server.unmask(survivors))
+    server, inputs = _protocol(updates, ring, no_input=(3,))  # 3 shared its keys, then dropped
+    total = server.unmask()
 
-    # Assert
-    np.testing.assert_allclose(total, sum(updates[n] for n in survivors), atol=5 * 2.0**-16)
-    assert server.dropped(survivors) == [3]
+    assert server.dropped() == [3] and sorted(inputs) == [0, 1, 2, 4]
+    assert np.array_equal(total, _plain_sum(inputs, ring))
+    # never both for one node: survivors reveal b_u, the dropped node only its mask key
+    kinds = {u: {r[u][0] for r in server.responses.values()} for u in server.cohort}
+    assert kinds == {0: {"b"}, 1: {"b"}, 2: {"b"}, 3: {"s"}, 4: {"b"}}
+
+
+def test_a_node_dropping_after_its_masked_input_stays_in_the_sum() -> None:
+    ring = FixedPoint(32, 16)
+    updates = {n: np.random.default_rng(n).normal(size=500) for n in range(5)}
+
+    server, inputs = _protocol(updates, ring, no_answer=(1, 4))  # sent y_u, then never answered round 4
+
+    assert sorted(server.responses) == [0, 2, 3] and server.threshold == 3
+    assert np.array_equal(server.unmask(), _plain_sum(inputs, ring))  # b_1, b_4 rebuilt from the others
+
+
+def test_a_node_dropping_before_sharing_its_keys_is_left_out_of_every_mask() -> None:
+    ring = FixedPoint(32, 16)
+    updates = {n: np.random.default_rng(n).normal(size=500) for n in range(5)}
+
+    server, inputs = _protocol(updates, ring, no_shares=(2,), no_input=(4,))
+
+    assert server.cohort == [0, 1, 3, 4] and sorted(inputs) == [0, 1, 3]
+    assert np.array_equal(server.unmask(), _plain_sum(inputs, ring))
+
+
+def test_fewer_than_t_answers_abort_and_mixed_shares_are_refused() -> None:
+    ring = FixedPoint(32, 16)
+    updates = {n: np.random.default_rng(n).normal(size=50) for n in range(5)}
+    server, _ = _protocol(updates, ring, no_answer=(0, 1, 2))
+    with pytest.raises(SecAggAbort, match="t = 3"):
+        server.unmask()
+
+    server, _ = _protocol(updates, ring, no_input=(3,))
+    kind, share = server.responses[0][3]
+    server.responses[0][3] = ("b", share)  # a survivor (wrongly) revealing b_3 of a dropped node
+    with pytest.raises(ValueError, match="node 3 needs only 's' shares"):
+        server.unmask()
 
 
 def _run(privacy: dict, network: str = "lan", rounds: int = 2, **kw) -> Coordinator:
@@ -141,6 +208,17 @@ def test_protocol_bytes_and_time_are_priced_by_the_network() -> None:
     assert m["duration"] > p["duration"]  # a round trip for the keys before training
 
 
+def test_every_protocol_message_is_priced_byte_for_byte() -> None:
+    # Prepare: a lossless lan, so every message goes through on its first attempt
+    plain, masked = _run({}, rounds=1), _run({"secagg": True}, rounds=1)
+    n, h, c = 6, HEADER_BYTES, CIPHERTEXT_BYTES
+
+    # Assert: keys up (2 x 32 B), the key list down, shares up and relayed, the unmasking request and answer
+    expected = n * ((64 + h) + (n * 68 + h) + 2 * ((n - 1) * c + h) + (4 * n + h) + (n * UNMASK_SHARE_BYTES + h))
+    assert masked.history.rounds[0]["accepted"] == plain.history.rounds[0]["accepted"] == n
+    assert masked.history.rounds[0]["bytes_moved"] - plain.history.rounds[0]["bytes_moved"] == expected
+
+
 @pytest.mark.parametrize("strategy", ["median", "trimmed-mean", "krum", "multi-krum"])
 def test_robust_aggregation_is_refused_with_secagg_and_says_why(strategy: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -150,12 +228,11 @@ def test_robust_aggregation_is_refused_with_secagg_and_says_why(strategy: str) -
 
 
 def test_dropouts_after_key_exchange_are_recovered_in_a_run() -> None:
-    # A deadline on an unstable network: nodes that advertised keys miss the close; survivors reveal seeds.
-    coord = _run({"secagg": True}, network="unstable-wan", rounds=4, deadline_s=2.5)
+    # A deadline on an unstable network: nodes that shared their keys miss the close; t survivors unmask.
+    coord = _run({"secagg": True}, network="unstable-wan", rounds=2, deadline_s=4.0)
 
-    events = [e for r in coord.reports for e in r.events]
-    assert any(e.startswith("SecAgg recovery") for e in events)
-    assert all(r.accepted >= 1 for r in coord.reports)
+    recovered = [r for r in coord.reports if any(e.startswith("SecAgg recovery") for e in r.events)]
+    assert recovered and all(1 <= r.accepted < r.selected for r in recovered)
 
 
 def test_a_secagg_dp_run_resumes_bit_identically(tmp_path) -> None:
