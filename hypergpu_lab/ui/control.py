@@ -200,7 +200,8 @@ class ControlPanel(widgets.VBox):
         data = copy.deepcopy(self._valid)
         for name, field in self.fields.items():
             if name == "policy":
-                with_policy(data["train"], field.value)
+                if field.value != policy_name(data["train"]):  # unchanged: keep the options as built
+                    with_policy(data["train"], field.value)
             elif not (name == "network" and field.value == "custom"):
                 _set(data, FIELDS[name], field.value)
         return data

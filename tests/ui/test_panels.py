@@ -70,6 +70,21 @@ def test_a_pair_valid_only_together_is_judged_together() -> None:
     assert panel.errors["partition"].value == panel.errors["dataset"].value == ""
 
 
+def test_a_coordinator_with_the_default_adaptive_mode_is_not_rebuilt_by_its_own_settings() -> None:
+    from hypergpu_lab import Coordinator, NodePool
+
+    coord = Coordinator(pool=NodePool.simulated(num_nodes=4, seed=1), model="mlp", policy="adaptive")
+    built = []
+    panel = ControlPanel(coord, factory=lambda config: built.append(config) or build_coordinator(config))
+    try:
+        assert panel.fields["policy"].value == "adaptive-reactive"
+        panel.buttons["step"].click()
+        assert built == [] and panel.runner.coord is coord, "Step rebuilt a coordinator nothing had changed"
+        assert coord.round == 1
+    finally:
+        panel.runner.close()
+
+
 def test_changed_settings_rebuild_the_coordinator_on_step_and_not_while_a_run_is_active() -> None:
     # Prepare
     built = []
