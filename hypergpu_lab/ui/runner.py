@@ -4,8 +4,8 @@
 
     round loop thread (coord.control)        flusher thread (one per runner, alive while there is work)
     step() -> bus.emit -> Runner._on_report:     every 1/rate s at most: Throttle.poll() -> listeners(batch)
-                 queue the report (that is all,  status changes, the stuck-run watchdog,
-                 and pacing)                     and always a final flush when the run ends
+                 queue the report (that is all)  status changes, the stuck-run watchdog,
+    control.between -> Runner._between: pacing   and always a final flush when the run ends
 
 The runner keeps no run state of its own: start, pause, resume, stop and the status are the
 coordinator's :class:`~hypergpu_lab.run_control.RunControl`; the runner adds what only a UI needs
@@ -13,9 +13,9 @@ coordinator's :class:`~hypergpu_lab.run_control.RunControl`; the runner adds wha
 
 The round loop never waits for a widget: a subscriber that only appends to a list costs microseconds.
 Pacing (simulated seconds per wall second, for demos) is the one place a round waits on purpose,
-and it is a wrapper here, not part of the core: after each round the runner sleeps
-``round duration / speed`` minus the round's own wall time. Pause, stop and a speed change cut the
-sleep short.
+and it is a wrapper here, not part of the core: after each round, in the run control's ``between``
+hook (the round lock free, so node actions land meanwhile), the runner sleeps ``round duration /
+speed`` minus the round's own wall time. Pause, stop and a speed change cut the sleep short.
 
 Node actions run *at a round boundary* (``RunControl.at_boundary``): at once when no round is in
 progress, else right after the round in progress, so a round never sees the network change half-way.
@@ -200,7 +200,6 @@ class Runner:
         self._pace_wait = pace_wait or (lambda s: self._interrupt.wait(s))
         self._pacing = False
         self._pause_requested = False
-        self._manual = threading.local()
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
@@ -220,11 +219,15 @@ class Runner:
             raise RuntimeError("the current run is still active; stop() it before switching coordinators")
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.coord is not None and self.coord.control.between == self._between:
+            self.coord.control.between = None
         self.throttle.clear()
         self.coord, self.last_report, self.target, self.message = coord, None, None, ""
         self._last_round = coord.round
         self.view.reset(coord)
         self._unsubscribe = coord.bus.subscribe(self._on_report)
+        self.last_pushed: RoundReport | None = None
+        coord.control.between = self._between
         self.watchdog.progress()
         for fn in list(self._coord_listeners):
             self._call(fn, coord)
@@ -248,6 +251,8 @@ class Runner:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self.coord.control.between == self._between:
+            self.coord.control.between = None
         self._wake.set()
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(5.0)
@@ -330,11 +335,7 @@ class Runner:
         """One round in the calling thread (when no background run is active); updates follow throttled."""
         if self.coord.control.state is RunState.RUNNING:
             raise RuntimeError("a run is in progress; pause it to step by hand")
-        self._manual.on = True
-        try:
-            report = self.coord.step()
-        finally:
-            self._manual.on = False
+        report = self.coord.step()
         self.message = f"stepped round {report.round}"
         self._ensure_flusher()
         return report
@@ -395,22 +396,29 @@ class Runner:
 
     # -- the round loop's side -----------------------------------------------------------------
     def _on_report(self, report: RoundReport) -> None:
-        """Bus subscriber, in the round loop's thread: queue, run boundary actions, pace."""
+        """Bus subscriber, in the round loop's thread: queue the report (that is all)."""
+        self.last_pushed = report
         self.throttle.push(report)
         self._last_round = report.round
         self.watchdog.progress()
         if self.throttle.pending == 1:  # the first report since the last update: deliver it promptly
             self._wake.set()
         self._ensure_flusher()
-        if self.speed and not getattr(self._manual, "on", False) and not self._pause_requested:
-            delay = report.duration / self.speed - report.wall_s
-            if delay > 0:
-                self._pacing = True
-                try:
-                    self._pace_wait(delay)
-                finally:
-                    self._pacing = False
-                    self.watchdog.progress()
+
+    def _between(self) -> None:
+        """The run control's between-rounds hook (the round lock is free): pacing waits here, so a node
+        action sent meanwhile lands at once. A manual step() is not a run round and is never paced."""
+        report = self.last_pushed
+        if not self.speed or report is None or self._pause_requested:
+            return
+        delay = report.duration / self.speed - report.wall_s
+        if delay > 0:
+            self._pacing = True
+            try:
+                self._pace_wait(delay)
+            finally:
+                self._pacing = False
+                self.watchdog.progress()
 
     # -- the flusher's side --------------------------------------------------------------------
     def _ensure_flusher(self) -> None:
