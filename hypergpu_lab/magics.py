@@ -250,7 +250,7 @@ class HyperGPUMagics(Magics):
         try:
             row = service.wait_applied(folder, sent, timeout=args.timeout)
             if op == "stop" and row.get("ok", True):
-                service.wait_status(folder, _over, "the end of the run", timeout=args.timeout)
+                service.wait_ended(folder, timeout=args.timeout)
         except TimeoutError:
             print(f"{op} still queued: run {folder.name} has not reached a round boundary in {args.timeout:g} s")
             return
@@ -282,7 +282,7 @@ class HyperGPUMagics(Magics):
         self.attach(folder, panel=not args.no_panel)
         if args.wait:
             try:
-                service.wait_status(folder, _over, "the end of the run", timeout=None)
+                service.wait_ended(folder, timeout=None)
             except RuntimeError as exc:
                 raise UsageError(f"%%hypergpu: {exc}") from None
             if self.session.runner is not None:
@@ -300,11 +300,6 @@ class HyperGPUMagics(Magics):
             for m in RunFolder.open(folder).read_metrics()
         ]
         print(format_table(rows))
-
-
-def _over(status: dict[str, Any]) -> bool:
-    """The run has ended: finished, stopped or failed (a paused or waiting run is still live)."""
-    return status.get("state") in ("finished", "stopped", "failed")
 
 
 def load(ipython: Any) -> None:

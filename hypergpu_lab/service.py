@@ -156,6 +156,15 @@ def wait_status(
     return _wait(folder, check, what, timeout)
 
 
+def wait_ended(folder: str | Path, timeout: float | None = 60.0) -> dict[str, Any]:
+    """Block until the run is over (finished, stopped or failed); its final.json (errors as :func:`wait_applied`).
+
+    final.json, not status.json: the status says "stopped" a moment before the final weights are
+    hashed and written, and a reader that waited for the status could still miss them.
+    """
+    return _wait(folder, lambda: read_json(Path(folder) / "final.json"), "the end of the run", timeout)
+
+
 def _applied(folder: str | Path, command_id: str) -> dict[str, Any] | None:
     return next((row for row in read_commands(folder) if row.get("id") == command_id), None)
 

@@ -29,6 +29,7 @@ DISTRIBUTION = "hypergpu-lab"
 SERVER_NAME = "hypergpu-lab"  # the proxied path, <base_url>hypergpu-lab/, and the entry point's name
 TITLE = "HyperGPU Lab"
 ICON = Path(__file__).with_name("hypergpu-lab.svg")
+PROXY_EXTENSION = "@jupyterhub/jupyter-server-proxy"
 START_TIMEOUT_S = 120.0  # Voila's first start on a busy 2-core machine takes well over the proxy's default 5 s
 
 
@@ -85,6 +86,9 @@ def voila_command(notebook: Path, port: int | str, cull_idle_s: int, *, base_url
         "--Voila.ip=127.0.0.1",
         *(proxied if base_url else []),
         "--strip_sources=True",
+        # jupyter-server-proxy's Lab extension (the tile) is built against a newer JupyterLab than
+        # Voila's page and has nothing to do there: loaded, it logs "Unsatisfied version" warnings.
+        f"--VoilaConfiguration.extension_denylist={PROXY_EXTENSION}",
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
         f"--MappingKernelManager.cull_interval={max(10, min(60, cull_idle_s // 2))}",
         "--MappingKernelManager.cull_connected=False",
