@@ -1,22 +1,11 @@
 """``%load_ext hypergpu_lab``: list, attach to and steer the runs the dashboard started, from a notebook.
 
-::
-
-    %hypergpu runs                 the runs under the runs folder, newest first, with state and round
-    %hypergpu root [DIR]           show or set the runs folder ($HYPERGPU_LAB_RUNS, else runs/)
-    %hypergpu attach [RUN]         attach to RUN (default: the newest live run) and show its panel
-    %hypergpu panel                show the attached run's panel again (--dashboard: the whole dashboard)
-    %hypergpu status               the attached run's state, round and last command
-    %hypergpu pause | resume | step | stop      a command to the attached run; returns once it is applied
-
-    %%hypergpu [--rounds N] [--seed S] [--name NAME] [--chain] [--wait]
-    <a run config in YAML, as `hypergpu-lab run --config` reads it>
-
-A run lives in its own process (:mod:`hypergpu_lab.service`) and the magics are one more page of
-it: they read its folder and write commands to its inbox, as the dashboard does, so a notebook and
-the dashboard steer the same run and always agree. A command takes effect at the run's next round
-boundary; the magic waits for the run's record of it (``commands.jsonl``), not for a guessed time.
-The cell magic reads its YAML with the CLI's loader and validation, so an error names the field.
+The commands are in :data:`USAGE` (``%hypergpu help`` prints it). A run lives in its own process
+(:mod:`hypergpu_lab.service`) and the magics are one more page of it: they read its folder and
+write commands to its inbox, as the dashboard does, so a notebook and the dashboard steer the same
+run and always agree. A command takes effect at the run's next round boundary; the magic waits for
+the run's record of it (``commands.jsonl``), not for a guessed time. The cell magic reads its YAML
+with the CLI's loader and validation, so an error names the field.
 
 Nothing heavy is imported until a magic runs: the extension loads in milliseconds, torch and the
 widgets come with the first magic that needs them. Output is for the person at the notebook, like
@@ -37,6 +26,17 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from .errors import ConfigError
 from .runs import runs_root
+
+USAGE = """\
+%hypergpu runs                 the runs under the runs folder, newest first, with state and round
+%hypergpu root [DIR]           show or set the runs folder ($HYPERGPU_LAB_RUNS, else runs/)
+%hypergpu attach [RUN]         attach to RUN (default: the newest live run) and show its panel
+%hypergpu panel [--dashboard]  show the attached run's panel again (or the whole dashboard)
+%hypergpu status               the attached run's state, round and last command
+%hypergpu pause | resume | step | stop      a command to the attached run; returns once it is applied
+
+%%hypergpu [--rounds N] [--seed S] [--name NAME] [--chain] [--wait] [--no-panel]
+<a run config in YAML, as `hypergpu-lab run --config` reads it>: starts it as a run and attaches"""
 
 COMMANDS = ("pause", "resume", "step", "stop")
 WAIT_S = 120.0  # how long a command may wait for the run's next round boundary before the magic returns
@@ -110,7 +110,7 @@ class HyperGPUMagics(Magics):
                 return self._cell(line, cell)
             words = shlex.split(line)
             if not words or words[0] in ("help", "-h", "--help"):
-                print(__doc__.split("::", 1)[1].split("A run lives")[0].strip("\n"))
+                print(USAGE)
                 return None
             sub, rest = ("runs" if words[0] == "list" else words[0]), words[1:]
             if sub in COMMANDS:
@@ -139,7 +139,7 @@ class HyperGPUMagics(Magics):
         attached = self.session.folder
         rows = [
             {
-                "run": r["name"] + (" *" if attached is not None and Path(r["path"]) == attached else ""),
+                "run": r["name"] + (" *" if Path(r["path"]).resolve() == attached else ""),
                 "state": r["state"],
                 "round": r["round"],
                 "target": r["target"],

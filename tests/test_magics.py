@@ -133,6 +133,14 @@ def test_attach_to_a_run_started_elsewhere_then_pause_resume_and_stop_it(
     assert ">paused</b>" in panel_when_paused and f"round {pause_row['round']} of 100000" in panel_when_paused
     assert magics.session.runner.last_report.round == pause_row["round"]  # the history reached the panel
 
+    # Execute: the whole dashboard on the same run, in the notebook
+    shell.run_line_magic("hypergpu", "panel --dashboard")
+    dashboard = magics.session.panel
+    dashboard.runner.flush()
+
+    # Assert
+    assert type(dashboard).__name__ == "Dashboard" and ">paused</b>" in dashboard.control.status.value
+
     # Execute: a paused run stays at its round until resumed (a step is a barrier: one round, recorded)
     shell.run_line_magic("hypergpu", f"step --timeout {WAIT_S}")
     service.wait_status(folder, lambda s: s["round"] == pause_row["round"] + 1, "the stepped round", timeout=WAIT_S)
