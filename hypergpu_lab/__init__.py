@@ -6,31 +6,66 @@ The three objects a person meets first::
     pool = NodePool.simulated(10, dataset="digits", partition="dirichlet", alpha=0.5, network="mixed", seed=0)
     coord = Coordinator(model="cnn", pool=pool, strategy="fedavg")
     history = coord.run(rounds=20)
+
+Every name loads on first use (PEP 562), so ``import hypergpu_lab`` costs milliseconds, not torch's
+seconds: Jupyter imports the package at server start (the launcher tile) and ``%load_ext
+hypergpu_lab`` imports it in every kernel that asks; neither should pay for a run it may never start.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-
-from . import threads as threads  # the thread policy: hypergpu_lab.threads.set_threads(n)
-from .config import PoolConfig, RunConfig, TrainConfig, preset
-from .coordinator import Coordinator
-from .errors import CheckpointError, ConfigError, DataNotFoundError
-from .events import NodeRecord, RoundReport
-from .metrics import History
-from .nodes import GPUS, Node, NodePool, NodeState
+from typing import Any
 
 __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+_EXPORTS = {
+    "threads": "",  # the thread policy: hypergpu_lab.threads.set_threads(n)
+    "PoolConfig": "config",
+    "RunConfig": "config",
+    "TrainConfig": "config",
+    "preset": "config",
+    "Coordinator": "coordinator",
+    "CheckpointError": "errors",
+    "ConfigError": "errors",
+    "DataNotFoundError": "errors",
+    "NodeRecord": "events",
+    "RoundReport": "events",
+    "History": "metrics",
+    "GPUS": "nodes",
+    "Node": "nodes",
+    "NodePool": "nodes",
+    "NodeState": "nodes",
+    "ChainClient": "chain",  # loads web3: the core never imports a chain library
+}
 
-def __getattr__(name: str) -> object:
-    """``ChainClient`` loads web3 only when asked for: the core never imports a chain library."""
-    if name == "ChainClient":
-        from .chain import ChainClient
 
-        return ChainClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{_EXPORTS[name] or name}", __name__)
+    value = module if not _EXPORTS[name] else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext hypergpu_lab``: the ``%hypergpu`` and ``%%hypergpu`` magics (see :mod:`hypergpu_lab.magics`)."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload
+
+    unload(ipython)
 
 
 __all__ = [

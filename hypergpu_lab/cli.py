@@ -22,6 +22,7 @@ from typing import Any
 from . import checks, logs
 from .config import PRESETS, RunConfig, preset
 from .errors import CheckpointError, ConfigError, DataNotFoundError
+from .ui.jupyter import notebooks_dir, voila_command  # no widgets: the dashboard's command line
 
 log = logging.getLogger("hypergpu_lab.cli")
 
@@ -116,13 +117,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> RunConfig:
     cfg = RunConfig.from_file(args.config) if args.config else preset(args.preset or "quickstart")
+    return with_overrides(cfg, rounds=args.rounds, seed=args.seed, name=args.name)
+
+
+def with_overrides(
+    cfg: RunConfig, *, rounds: int | None = None, seed: int | None = None, name: str | None = None
+) -> RunConfig:
+    """``cfg`` with the command line's --rounds, --seed and --name (None: keep), validated again."""
     data = cfg.to_dict()
-    if args.rounds is not None:
-        data["rounds"] = args.rounds
-    if args.seed is not None:
-        data["pool"]["seed"] = args.seed
-    if args.name is not None:
-        data["name"] = args.name
+    if rounds is not None:
+        data["rounds"] = rounds
+    if seed is not None:
+        data["pool"]["seed"] = seed
+    if name is not None:
+        data["name"] = name
     return RunConfig.from_dict(data)
 
 
@@ -183,7 +191,6 @@ def _chain(args: argparse.Namespace, folder: Any) -> tuple[Any, dict[str, Any] |
     A run folder with a chain outbox is a run whose rounds are owed to a chain: resuming it without a
     chain would leave the rest unrecorded and unpaid, so that takes an explicit ``--no-chain``.
     """
-    import os
 
     from .chain.outbox import FILENAME, read_session
     from .chain.rewards import check_reward
@@ -348,48 +355,6 @@ def _exit_code(coord: Any) -> int:
         return 0
     print(f"hypergpu-lab: run {state.value}: {coord.control.detail}", file=sys.stderr)
     return 130 if state is RunState.STOPPED else 75  # 75: EX_TEMPFAIL, try again when nodes return
-
-
-def notebooks_dir() -> Path:
-    """The notebooks: in the checkout (editable install) or under <prefix>/share (wheel install)."""
-    for folder in (
-        Path(__file__).resolve().parent.parent / "notebooks",
-        Path(sys.prefix) / "share" / "hypergpu-lab" / "notebooks",
-    ):
-        if (folder / "dashboard.ipynb").is_file():
-            return folder
-    raise ConfigError("notebook", None, "a path to the dashboard notebook (notebooks/dashboard.ipynb not found)")
-
-
-def voila_command(notebook: Path, port: int, cull_idle_s: int) -> list[str]:
-    """Voila on loopback only, sources stripped, and kernels of closed pages culled.
-
-    Voila starts a kernel per page and, here, a closed page's shutdown request is refused,
-    so without culling every visit leaves a kernel behind. Kernels with an open page are
-    never culled (cull_connected=False), however idle their cells are.
-    """
-    template = Path(notebook).resolve().parent / "jupyter"
-    if not (template / "voila" / "templates" / "hgl").is_dir():
-        template = notebooks_dir() / "jupyter"
-    # The lab's own template ("hgl": Voila's lab template without its Font Awesome CDN links) is
-    # found through JUPYTER_PATH, so nothing on the page loads from outside the machine.
-    paths = os.pathsep.join(filter(None, [str(template), os.environ.get("JUPYTER_PATH")]))
-    return [
-        "env",
-        f"JUPYTER_PATH={paths}",
-        sys.executable,
-        "-m",
-        "voila",
-        str(notebook),
-        "--template=hgl",
-        "--no-browser",
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        "--strip_sources=True",
-        f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
-        f"--MappingKernelManager.cull_interval={max(10, min(60, cull_idle_s // 2))}",
-        "--MappingKernelManager.cull_connected=False",
-    ]
 
 
 def _dashboard(args: argparse.Namespace) -> int:

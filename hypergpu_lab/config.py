@@ -263,9 +263,19 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError("config", str(path), "an existing .json, .yaml or .yml file")
+        if path.suffix not in (".json", ".yaml", ".yml"):
+            raise ConfigError("config", str(path), "a file ending in .json, .yaml or .yml")
         try:
             text = path.read_text(encoding="utf-8")  # UnicodeDecodeError is a ValueError: reported below
-            if path.suffix in (".yaml", ".yml"):
+        except ValueError as exc:
+            raise ConfigError("config", str(path), "valid JSON or YAML", hint=str(exc).splitlines()[0]) from exc
+        return cls.from_text(text, "json" if path.suffix == ".json" else "yaml", source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, kind: str = "yaml", *, source: str = "config") -> RunConfig:
+        """Parse JSON or YAML text (a file's, or a notebook cell's) and validate it field by field."""
+        try:
+            if kind == "yaml":
                 import yaml
 
                 try:
@@ -274,14 +284,14 @@ class RunConfig:
                     mark = getattr(exc, "problem_mark", None)
                     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
                     raise ValueError(f"{getattr(exc, 'problem', None) or exc}{where}") from exc
-            elif path.suffix == ".json":
+            elif kind == "json":
                 data = json.loads(text)
             else:
-                raise ConfigError("config", str(path), "a file ending in .json, .yaml or .yml")
+                raise ConfigError("kind", kind, "'json' or 'yaml'")
         except (ValueError, ImportError) as exc:
             if isinstance(exc, ConfigError):
                 raise
-            raise ConfigError("config", str(path), "valid JSON or YAML", hint=str(exc).splitlines()[0]) from exc
+            raise ConfigError("config", source, "valid JSON or YAML", hint=str(exc).splitlines()[0]) from exc
         return cls.from_dict(data)
 
     def to_file(self, path: str | os.PathLike) -> None:

@@ -92,6 +92,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.ui.*",
             f"{_P}.cli",
             f"{_P}.service",  # a run in its own process: a front end of the engine, like the CLI
+            f"{_P}.magics",  # %hypergpu in IPython: one more page of the runs the service serves
         ),
     ),
     ("package", (_P,)),

@@ -211,3 +211,16 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return _finite(value.item())
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+RUNS_ENV = "HYPERGPU_LAB_RUNS"
+
+
+def runs_root() -> Path:
+    """The folder that holds the run folders pages and notebooks share: ``$HYPERGPU_LAB_RUNS``, else ``runs``.
+
+    One default for the dashboard, the ``%hypergpu`` magics and the JupyterLab launcher tile, so a
+    notebook finds the runs the dashboard started. The launcher sets the variable for the dashboard
+    it serves, since Voila runs that page's kernel in the notebook's own folder.
+    """
+    return Path(os.environ.get(RUNS_ENV) or "runs")

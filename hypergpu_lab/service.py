@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +129,61 @@ def send(folder: str | Path, op: str, *, source: str = "", **args: Any) -> Path:
     inbox = Path(folder) / "inbox"
     inbox.mkdir(exist_ok=True)
     path = inbox / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
-    atomic_write_text(path, json.dumps({"op": op, "source": source, **args}))
+    # The id (the file's name) comes back in commands.jsonl, so a sender can wait for its own command.
+    atomic_write_text(path, json.dumps({"op": op, "source": source, "id": path.stem, **args}))
     return path
+
+
+def wait_applied(folder: str | Path, sent: Path, timeout: float | None = 60.0) -> dict[str, Any]:
+    """Block until the run has applied the command :func:`send` wrote to ``sent``; its commands.jsonl row.
+
+    The row says whether the run accepted it (``ok``) and what it did (``result``). Raises
+    RuntimeError when the run's process ends (or is gone) without applying it, TimeoutError after
+    ``timeout`` seconds. Waits on the run's record, never on a guess of how long a round takes.
+    """
+    return _wait(folder, lambda: _applied(folder, sent.stem), f"command {sent.stem}", timeout)
+
+
+def wait_status(
+    folder: str | Path, done: Callable[[dict[str, Any]], bool], what: str, timeout: float | None = 60.0
+) -> dict[str, Any]:
+    """Block until ``done(status)`` holds for the run's status.json; that status (errors as :func:`wait_applied`)."""
+
+    def check() -> dict[str, Any] | None:
+        status = read_status(folder)
+        return status if status and done(status) else None
+
+    return _wait(folder, check, what, timeout)
+
+
+def wait_ended(folder: str | Path, timeout: float | None = 60.0) -> dict[str, Any]:
+    """Block until the run is over (finished, stopped or failed); its final.json (errors as :func:`wait_applied`).
+
+    final.json, not status.json: the status says "stopped" a moment before the final weights are
+    hashed and written, and a reader that waited for the status could still miss them.
+    """
+    return _wait(folder, lambda: read_json(Path(folder) / "final.json"), "the end of the run", timeout)
+
+
+def _applied(folder: str | Path, command_id: str) -> dict[str, Any] | None:
+    return next((row for row in read_commands(folder) if row.get("id") == command_id), None)
+
+
+def _wait(folder: str | Path, check: Callable[[], Any], what: str, timeout: float | None) -> Any:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        status = read_status(folder)
+        if status is not None and not pid_alive(status.get("pid")):
+            found = check()  # it may have been recorded just before the process ended
+            if found is not None:
+                return found
+            raise RuntimeError(f"the run in {folder} ended ({status.get('state')}) before {what}")
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: the run in {folder} did not get there in {timeout:g} s")
+        time.sleep(POLL_S)
 
 
 def read_commands(folder: str | Path) -> list[dict[str, Any]]:

@@ -181,7 +181,7 @@ class Dashboard(widgets.VBox):
     @classmethod
     def serve(
         cls,
-        runs: str | Path = "runs",
+        runs: str | Path | None = None,
         config: RunConfig | str = "quickstart",
         *,
         chain: bool = True,
@@ -192,8 +192,12 @@ class Dashboard(widgets.VBox):
 
         Opening the page creates nothing: it attaches to the newest live run under ``runs`` (or waits
         for one), and Start launches a new run process there with the settings form's config.
+        ``runs`` defaults to :func:`~hypergpu_lab.runs.runs_root` (``$HYPERGPU_LAB_RUNS``, else ``runs``).
         """
+        from ..runs import runs_root
         from .remote import RemoteRunner
+
+        runs = runs_root() if runs is None else runs
 
         config = preset(config) if isinstance(config, str) else config
         runner = RemoteRunner(runs, config, chain=chain, reward_per_round=reward_per_round)

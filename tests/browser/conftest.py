@@ -148,3 +148,72 @@ def artifacts() -> Path:
     """test-artifacts/ at the repository root (gitignored), created if missing."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def _kill_runs(root: Path) -> None:
+    """Run processes a dashboard started under ``root/runs`` (detached, outside any server's group), by pid."""
+    from hypergpu_lab import service
+
+    for status in root.glob("runs/*/status.json"):
+        pid = (service.read_status(status.parent) or {}).get("pid")
+        if service.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """``start(ready_s=120) -> url``: ``jupyter lab`` serving tmp_path (free port, token set, no browser).
+
+    Nothing is enabled by hand: what the installed packages declare is what loads. The URL carries
+    the token. JupyterLab's own news feed and update check fetch nothing. The server, its kernels and any run
+    a dashboard in it started are stopped at teardown.
+    """
+    require_browser_stack()
+    pytest.importorskip("jupyter_server_proxy", reason="jupyter-server-proxy is not installed")
+    started: list[tuple[subprocess.Popen, Any]] = []
+    token = "hypergpu-test-token"
+
+    def start(ready_s: float = 120.0) -> str:
+        port = free_port()
+        env = kernel_env(tmp_path)
+        env.pop("HYPERGPU_LAB_RUNS", None)  # the launcher's default: runs/ beside the server
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        log_path = tmp_path / f"lab-{port}.log"
+        log = log_path.open("w")
+        server = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        started.append((server, log))
+        base = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + ready_s
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}api/status?token={token}", timeout=5):
+                    return f"{base}lab?token={token}"
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"jupyter lab did not answer in {ready_s:.0f} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+
+    try:
+        yield start
+    finally:
+        _kill_runs(tmp_path)
+        for server, log in started:
+            stop_server(server)
+            log.close()
+        _kill_runs(tmp_path)
