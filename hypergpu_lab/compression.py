@@ -85,19 +85,27 @@ class CompressionSpec:
         checks.optional(checks.boolean, p + "error_feedback", self.error_feedback)
 
     @classmethod
-    def build(cls, kind: str, options: dict[str, Any] | None = None) -> CompressionSpec:
-        """A spec from a config's kind and options; an option the codec does not read is refused by name."""
-        options = checks.mapping_of_str("train.compression_options", options or {})
-        checks.choice("train.compression", kind, KINDS)
+    def build(
+        cls, kind: str, options: dict[str, Any] | None = None, *, field: str = "train.compression"
+    ) -> CompressionSpec:
+        """A spec from a config's kind and options; an option the codec does not read is refused by name.
+
+        ``field`` names the config field in errors (``train.download_compression`` for the downlink).
+        """
+        options = checks.mapping_of_str(field + "_options", options or {})
+        checks.choice(field, kind, KINDS)
         used = {"none": (), "int8": ("bucket",), "qsgd": ("levels", "bucket"), "topk": ("ratio", "sign")}
         accepted = used.get(kind, ()) + (("error_feedback",) if kind != "none" else ())
         if unknown := sorted(set(options) - set(accepted)):
             raise ConfigError(
-                f"train.compression_options.{unknown[0]}",
+                f"{field}_options.{unknown[0]}",
                 options[unknown[0]],
                 f"options of {kind}: " + (", ".join(accepted) or "none"),
             )
-        return cls(kind=kind, **options)
+        try:
+            return cls(kind=kind, **options)
+        except ConfigError as e:  # the checks name the upload's field: name the one being built
+            raise ConfigError(e.field.replace("train.compression", field, 1), e.value, e.accepted, e.hint) from None
 
     @property
     def feedback(self) -> bool:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from . import availability, checkpoint, compression, persistence
+from .broadcast import Broadcast
 from .backends import InProcessBackend, Task
 from .clock import VirtualClock
 from .config import check_against_pool, resolve_train_config
@@ -134,6 +135,11 @@ class Coordinator:
         )
         self.codec = compression.CompressionSpec.build(cfg.compression, cfg.compression_options)
         self.compressor = compression.UpdateCompressor(self.codec, seed=self.seed)
+        down = compression.CompressionSpec.build(
+            cfg.download_compression, cfg.download_compression_options, field="train.download_compression"
+        )
+        # The compressed broadcast (downlink): nodes train from its replica; None sends the float32 weights.
+        self.broadcast = Broadcast(down, self.weights, seed=self.seed) if down.kind != "none" else None
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
         self.faults.install(pool.network)
         self.detector = HeartbeatDetector(interval_s=cfg.heartbeat_interval_s, timeout_s=cfg.heartbeat_timeout_s)
@@ -213,11 +219,13 @@ class Coordinator:
             t0 = self.clock.now
             rnd = Round(self.round + 1, t0, self.policy.plan(self.round + 1, self.pool, t0, self.cost), detections)
             rnd.masked = self.privacy.masked
-            down_bytes = self.layout.nbytes * self.objective.download_copies
-            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, down_bytes, t0) for n in rnd.plan.nodes}
+            if self.broadcast is not None:  # this round's compressed model message (downlink compression)
+                self.broadcast.publish(rnd.number, self.weights)
+            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, self._download_bytes(n), t0) for n in rnd.plan.nodes}
             self.privacy.before_training(rnd, self.pool.network)  # SecAgg keys: a node trains once it has them
             tasks = [self._task(n, rnd) for n in rnd.plan.nodes if rnd.down[n].ok]
-            for res in self.backend.train(self.weights, tasks):
+            start = self.weights if self.broadcast is None else self.broadcast.replica
+            for res in self.backend.train(start, tasks):
                 rnd.results[res.node] = self.faults.corrupt(res, rnd.number, t0)
             for n in {t.node for t in tasks} - rnd.results.keys():  # the backend lost it (a Ray actor died)
                 self.pool[n].record_failure()
@@ -303,9 +311,19 @@ class Coordinator:
             transfer = Transfer(node, transfer.nbytes, start, max(start, off), False, transfer.attempts, "offline")
         if transfer.ok:
             self.pool[node].heartbeat(transfer.end)
+            if direction == _DOWN and self.broadcast is not None:
+                self.broadcast.delivered(node)
         else:
             self.pool[node].record_failure()
         return transfer
+
+    def _download_bytes(self, node: int) -> int:
+        """What node's download carries: the float32 model, or the broadcast messages it missed (downlink
+        compression, see broadcast.py); a strategy's extra copies (SCAFFOLD's c) go at full size."""
+        extra = self.layout.nbytes * (self.objective.download_copies - 1)
+        if self.broadcast is None:
+            return self.layout.nbytes + extra
+        return self.broadcast.download_bytes(node) + extra
 
     def _encode(self, node: int, rnd: Round) -> int:
         """Compress node's update as the node would; the server's decoded copy replaces it. Returns bytes sent.

@@ -192,6 +192,8 @@ def test_sigkill_then_resume_with_error_feedback_equals_uninterrupted_run(tmp_pa
             "checkpoint_every": 2,
             "compression": "topk",
             "compression_options": {"ratio": 0.05},
+            "download_compression": "topk",  # the server's replica and sync rounds are checkpointed too
+            "download_compression_options": {"ratio": 0.1},
         },
     }
     cfg = tmp_path / "run.json"
@@ -234,6 +236,8 @@ def test_sigkill_then_resume_with_error_feedback_equals_uninterrupted_run(tmp_pa
     assert torch.equal(final[0]["weights"], final[1]["weights"])
     ra, rb = (f["compression"]["residual"] for f in final)
     assert ra.keys() == rb.keys() and all(torch.equal(ra[n], rb[n]) for n in ra)
+    ba, bb = (f["broadcast"] for f in final)
+    assert torch.equal(ba["replica"], bb["replica"]) and ba["sent"] == bb["sent"] and ba["synced"] == bb["synced"]
 
     def rows(x: str) -> list[dict]:
         return [
