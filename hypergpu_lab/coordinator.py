@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from . import availability, checkpoint, compression, persistence
-from .broadcast import Broadcast
 from .backends import InProcessBackend, Task
+from .broadcast import Broadcast
 from .clock import VirtualClock
 from .config import check_against_pool, resolve_train_config
 from .delivery import Delivery
@@ -232,7 +232,7 @@ class Coordinator:
             rnd.compute = {n: self._compute_seconds(n, rnd) for n in rnd.results}
             self.privacy.on_nodes(rnd)  # on the node, before upload: local DP noise, SecAgg masking
             # What crosses the network: the encoded update (compression), or SecAgg's ring vector.
-            sizes = {n: self._encode(n, rnd) for n in rnd.results}
+            sizes = self._encode(rnd)
             if self.privacy.masked:
                 sizes = dict.fromkeys(sizes, self.privacy.upload_bytes(self.layout.nbytes))
             rnd.up = {
@@ -325,22 +325,27 @@ class Coordinator:
             return self.layout.nbytes + extra
         return self.broadcast.download_bytes(node) + extra
 
-    def _encode(self, node: int, rnd: Round) -> int:
-        """Compress node's update as the node would; the server's decoded copy replaces it. Returns bytes sent.
+    def _encode(self, rnd: Round) -> dict[int, int]:
+        """Compress each update as its node would; the server's decoded copy replaces it. Returns bytes sent.
 
-        The codec is the plan's choice for this node (the adaptive policy's per-link level) or the
-        config's. A non-finite update cannot be encoded and goes raw, for the update checks to refuse.
+        The codec is the plan's choice for a node (the adaptive policy's per-link level) or the
+        config's; the nodes sharing a codec are encoded as one stack. A non-finite update cannot be
+        encoded and goes raw, for the update checks to refuse.
         """
-        spec = compression.LADDER[rnd.plan.compression[node]] if node in rnd.plan.compression else self.codec
-        res = rnd.results[node]
-        if (spec.kind == "none" and node not in self.compressor.residual) or not bool(res.delta.isfinite().all()):
-            return self.layout.nbytes
-        enc, decoded = self.compressor.compress(node, rnd.number, res.delta, spec)
-        rnd.results[node] = dataclasses.replace(
-            res, delta=decoded, update_norm=float(torch.linalg.vector_norm(decoded))
-        )
-        rnd.codec[node] = spec.label
-        return enc.nbytes
+        sizes = dict.fromkeys(rnd.results, self.layout.nbytes)
+        groups: dict[compression.CompressionSpec, list[int]] = {}
+        for n, res in rnd.results.items():
+            spec = compression.LADDER[rnd.plan.compression[n]] if n in rnd.plan.compression else self.codec
+            if (spec.kind != "none" or n in self.compressor.residual) and bool(res.delta.isfinite().all()):
+                groups.setdefault(spec, []).append(n)
+        for spec, nodes in groups.items():
+            deltas = torch.stack([rnd.results[n].delta for n in nodes])
+            encs, decoded = self.compressor.compress_many(nodes, rnd.number, deltas, spec)
+            norms = torch.linalg.vector_norm(decoded, dim=1).tolist()
+            for n, enc, d, norm in zip(nodes, encs, decoded.unbind(), norms):
+                rnd.results[n] = dataclasses.replace(rnd.results[n], delta=d, update_norm=norm)
+                rnd.codec[n], sizes[n] = spec.label, enc.nbytes
+        return sizes
 
     def _task(self, node: int, rnd: Round) -> Task:
         self.pool[node].rounds_selected += 1
