@@ -64,7 +64,7 @@ class Broadcast:
         if bool(d.any()):
             rng = stream(self.seed, _BROADCAST_TAG, round_) if self.spec.kind == "qsgd" else None
             enc = encode(d.numpy(), self.spec, rng)
-            self.replica += torch.from_numpy(decode(enc, self.spec))
+            self.replica = self.replica + torch.from_numpy(decode(enc, self.spec))  # a new tensor: never alias
             nbytes = enc.nbytes
         self.sent.append(self.sent[-1] + nbytes)
         self.wall_s += time.perf_counter() - t
