@@ -101,6 +101,8 @@ class TrainConfig:
     device: str = "auto"  # where local training runs: auto (CUDA when present), cpu, cuda[:N]
     compression: str = "none"  # update codec: none, int8, qsgd, topk, sign (see compression.py)
     compression_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"ratio": 0.01} for topk
+    download_compression: str = "none"  # model broadcast codec, same kinds (see broadcast.py)
+    download_compression_options: dict[str, Any] = field(default_factory=dict)
     availability: str = "always"  # when nodes are online: always, markov, diurnal, trace (see availability.py)
     availability_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"path": "synthetic"} for trace
     partial_work: float | None = None  # each node completes a fraction ~ U[partial_work, 1] of its local steps
@@ -154,6 +156,12 @@ class TrainConfig:
         checks.optional(checks.boolean, p + "vectorise", self.vectorise)
         self.compression_options = checks.mapping_of_str(p + "compression_options", self.compression_options)
         CompressionSpec.build(self.compression, self.compression_options)  # raises naming the field
+        self.download_compression_options = checks.mapping_of_str(
+            p + "download_compression_options", self.download_compression_options
+        )
+        CompressionSpec.build(
+            self.download_compression, self.download_compression_options, field=p + "download_compression"
+        )
         self.availability_options = checks.mapping_of_str(p + "availability_options", self.availability_options)
         availability.build(self.availability, self.availability_options, seed=0, regions={})  # names the field
         self.partial_work = checks.optional(checks.number, p + "partial_work", self.partial_work, 0, 1, open_low=True)

@@ -32,6 +32,7 @@ from torch import nn
 
 from . import availability, checkpoint, compression, persistence
 from .backends import InProcessBackend, Task
+from .broadcast import Broadcast
 from .clock import VirtualClock
 from .config import check_against_pool, resolve_train_config
 from .delivery import Delivery
@@ -134,6 +135,11 @@ class Coordinator:
         )
         self.codec = compression.CompressionSpec.build(cfg.compression, cfg.compression_options)
         self.compressor = compression.UpdateCompressor(self.codec, seed=self.seed)
+        down = compression.CompressionSpec.build(
+            cfg.download_compression, cfg.download_compression_options, field="train.download_compression"
+        )
+        # The compressed broadcast (downlink): nodes train from its replica; None sends the float32 weights.
+        self.broadcast = Broadcast(down, self.weights, seed=self.seed) if down.kind != "none" else None
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(faults or (), seed=self.seed)
         self.faults.install(pool.network)
         self.detector = HeartbeatDetector(interval_s=cfg.heartbeat_interval_s, timeout_s=cfg.heartbeat_timeout_s)
@@ -213,18 +219,20 @@ class Coordinator:
             t0 = self.clock.now
             rnd = Round(self.round + 1, t0, self.policy.plan(self.round + 1, self.pool, t0, self.cost), detections)
             rnd.masked = self.privacy.masked
-            down_bytes = self.layout.nbytes * self.objective.download_copies
-            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, down_bytes, t0) for n in rnd.plan.nodes}
+            if self.broadcast is not None:  # this round's compressed model message (downlink compression)
+                self.broadcast.publish(rnd.number, self.weights)
+            rnd.down = {n: self._send(n, rnd.number, _DOWN, t0, self._download_bytes(n), t0) for n in rnd.plan.nodes}
             self.privacy.before_training(rnd, self.pool.network)  # SecAgg keys: a node trains once it has them
             tasks = [self._task(n, rnd) for n in rnd.plan.nodes if rnd.down[n].ok]
-            for res in self.backend.train(self.weights, tasks):
+            start = self.weights if self.broadcast is None else self.broadcast.replica
+            for res in self.backend.train(start, tasks):
                 rnd.results[res.node] = self.faults.corrupt(res, rnd.number, t0)
             for n in {t.node for t in tasks} - rnd.results.keys():  # the backend lost it (a Ray actor died)
                 self.pool[n].record_failure()
             rnd.compute = {n: self._compute_seconds(n, rnd) for n in rnd.results}
             self.privacy.on_nodes(rnd)  # on the node, before upload: local DP noise, SecAgg masking
             # What crosses the network: the encoded update (compression), or SecAgg's ring vector.
-            sizes = {n: self._encode(n, rnd) for n in rnd.results}
+            sizes = self._encode(rnd)
             if self.privacy.masked:
                 sizes = dict.fromkeys(sizes, self.privacy.upload_bytes(self.layout.nbytes))
             rnd.up = {
@@ -303,26 +311,41 @@ class Coordinator:
             transfer = Transfer(node, transfer.nbytes, start, max(start, off), False, transfer.attempts, "offline")
         if transfer.ok:
             self.pool[node].heartbeat(transfer.end)
+            if direction == _DOWN and self.broadcast is not None:
+                self.broadcast.delivered(node)
         else:
             self.pool[node].record_failure()
         return transfer
 
-    def _encode(self, node: int, rnd: Round) -> int:
-        """Compress node's update as the node would; the server's decoded copy replaces it. Returns bytes sent.
+    def _download_bytes(self, node: int) -> int:
+        """What node's download carries: the float32 model, or the broadcast messages it missed (downlink
+        compression, see broadcast.py); a strategy's extra copies (SCAFFOLD's c) go at full size."""
+        extra = self.layout.nbytes * (self.objective.download_copies - 1)
+        if self.broadcast is None:
+            return self.layout.nbytes + extra
+        return self.broadcast.download_bytes(node) + extra
 
-        The codec is the plan's choice for this node (the adaptive policy's per-link level) or the
-        config's. A non-finite update cannot be encoded and goes raw, for the update checks to refuse.
+    def _encode(self, rnd: Round) -> dict[int, int]:
+        """Compress each update as its node would; the server's decoded copy replaces it. Returns bytes sent.
+
+        The codec is the plan's choice for a node (the adaptive policy's per-link level) or the
+        config's; the nodes sharing a codec are encoded as one stack. A non-finite update cannot be
+        encoded and goes raw, for the update checks to refuse.
         """
-        spec = compression.LADDER[rnd.plan.compression[node]] if node in rnd.plan.compression else self.codec
-        res = rnd.results[node]
-        if (spec.kind == "none" and node not in self.compressor.residual) or not bool(res.delta.isfinite().all()):
-            return self.layout.nbytes
-        enc, decoded = self.compressor.compress(node, rnd.number, res.delta, spec)
-        rnd.results[node] = dataclasses.replace(
-            res, delta=decoded, update_norm=float(torch.linalg.vector_norm(decoded))
-        )
-        rnd.codec[node] = spec.label
-        return enc.nbytes
+        sizes = dict.fromkeys(rnd.results, self.layout.nbytes)
+        groups: dict[compression.CompressionSpec, list[int]] = {}
+        for n, res in rnd.results.items():
+            spec = compression.LADDER[rnd.plan.compression[n]] if n in rnd.plan.compression else self.codec
+            if (spec.kind != "none" or n in self.compressor.residual) and bool(res.delta.isfinite().all()):
+                groups.setdefault(spec, []).append(n)
+        for spec, nodes in groups.items():
+            deltas = torch.stack([rnd.results[n].delta for n in nodes])
+            encs, decoded = self.compressor.compress_many(nodes, rnd.number, deltas, spec)
+            norms = torch.linalg.vector_norm(decoded, dim=1).tolist()
+            for n, enc, d, norm in zip(nodes, encs, decoded.unbind(), norms):
+                rnd.results[n] = dataclasses.replace(rnd.results[n], delta=d, update_norm=norm)
+                rnd.codec[n], sizes[n] = spec.label, enc.nbytes
+        return sizes
 
     def _task(self, node: int, rnd: Round) -> Task:
         self.pool[node].rounds_selected += 1

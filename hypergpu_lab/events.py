@@ -42,6 +42,7 @@ class NodeRecord:
     upload_bytes: int | None = None  # the encoded update's size per attempt (what the network carried)
     compression: str | None = None  # the update's codec (compression.CompressionSpec.label), None if none sent
     work_done: float | None = None  # share of its local steps the node completed (partial work), None if all
+    download_bytes: int | None = None  # the model download's size per attempt (smaller with downlink compression)
 
     @property
     def retries(self) -> int:

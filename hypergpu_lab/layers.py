@@ -36,8 +36,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.clock",
             f"{_P}.events",
             f"{_P}.network",
-            f"{_P}.compression",
-            f"{_P}.availability",  # when each node is online, in virtual time  # codecs and error-feedback residuals: what an upload carries
+            f"{_P}.compression",  # codecs and error-feedback residuals: what an upload carries
+            f"{_P}.broadcast",  # the compressed model broadcast: what a download carries
+            f"{_P}.availability",  # when each node is online, in virtual time
             f"{_P}.models",
             f"{_P}.layer_stack",
             f"{_P}.data",

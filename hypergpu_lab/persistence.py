@@ -80,6 +80,7 @@ def state_dict(coord: Coordinator) -> dict[str, Any]:
             "train_config": dataclasses.asdict(coord.config),
             "faults": coord.faults.state_dict(),
             "compression": coord.compressor.state_dict(),  # error-feedback residuals, per node
+            "broadcast": coord.broadcast.state_dict() if coord.broadcast is not None else None,  # downlink replica
             "fault_plan": [{**dataclasses.asdict(f), "nodes": list(f.nodes)} for f in coord.faults.faults],
             **coord.delivery.state_dict(),
             "pool_config": dataclasses.asdict(pool.config) if pool.config else None,
@@ -105,6 +106,8 @@ def load_state_dict(coord: Coordinator, state: dict[str, Any]) -> None:
         coord.pool.load_state_dict(state["pool"])
         coord.faults.load_state_dict(state["faults"])
         coord.compressor.load_state_dict(state.get("compression", {}))  # absent before compression existed
+        if coord.broadcast is not None and state.get("broadcast") is not None:
+            coord.broadcast.load_state_dict(state["broadcast"])
         coord.delivery.run_id = coord.run_id
         coord.delivery.load_state_dict(state)
         coord.monitor.load_state_dict(state.get("monitor", {}))  # absent in checkpoints from before it

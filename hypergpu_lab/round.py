@@ -121,6 +121,7 @@ class Round:
                     upload_bytes=u.nbytes if u is not None else None,
                     compression=self.codec.get(n),
                     work_done=self.work.get(n),
+                    download_bytes=d.nbytes,
                 )
             )
         return out

@@ -105,6 +105,39 @@ def test_sign_is_scaled_sign_with_l1_scale() -> None:
     assert enc.nbytes == math.ceil(999 / 8) + 4
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CompressionSpec("int8", bucket=100),
+        CompressionSpec("qsgd", levels=3, bucket=64),
+        CompressionSpec("topk", ratio=0.05),
+        CompressionSpec("topk", ratio=0.05, sign=True),
+        CompressionSpec("sign"),
+    ],
+    ids=lambda s: s.label,
+)
+def test_a_stack_compresses_exactly_as_one_node_at_a_time(spec: CompressionSpec) -> None:
+    """compress_many is the vectorised form of compress: same bytes, decodings and residuals, row by row."""
+    # Prepare: 30 nodes (several blocks of rows at P = 9000), residuals owed by some of them
+    nodes, p = list(range(30)), 9000
+    one, many = UpdateCompressor(spec, seed=5), UpdateCompressor(spec, seed=5)
+    for t in (1, 2):
+        deltas = torch.from_numpy(np.stack([_vector(p, seed=100 * t + n) for n in nodes]))
+        part = nodes[::2] if t == 1 else nodes
+
+        # Execute
+        singles = [one.compress(n, t, deltas[n], spec) for n in part]
+        encs, decoded = many.compress_many(part, t, deltas[part], spec)
+
+        # Assert
+        for i, (enc, dec) in enumerate(singles):
+            assert enc.nbytes == encs[i].nbytes
+            assert all(np.array_equal(enc.arrays[a], encs[i].arrays[a]) for a in enc.arrays)
+            assert torch.equal(dec, decoded[i])
+        assert one.residual.keys() == many.residual.keys()
+        assert all(torch.equal(one.residual[n], many.residual[n]) for n in one.residual)
+
+
 def test_error_feedback_residual_accounting_is_exact_across_rounds() -> None:
     """EF (Karimireddy et al. 2019, Alg. 2): v_t = delta_t + e_t; send C(v_t); e_{t+1} = v_t - C(v_t).
 
@@ -192,6 +225,8 @@ def test_sigkill_then_resume_with_error_feedback_equals_uninterrupted_run(tmp_pa
             "checkpoint_every": 2,
             "compression": "topk",
             "compression_options": {"ratio": 0.05},
+            "download_compression": "topk",  # the server's replica and sync rounds are checkpointed too
+            "download_compression_options": {"ratio": 0.1},
         },
     }
     cfg = tmp_path / "run.json"
@@ -234,6 +269,8 @@ def test_sigkill_then_resume_with_error_feedback_equals_uninterrupted_run(tmp_pa
     assert torch.equal(final[0]["weights"], final[1]["weights"])
     ra, rb = (f["compression"]["residual"] for f in final)
     assert ra.keys() == rb.keys() and all(torch.equal(ra[n], rb[n]) for n in ra)
+    ba, bb = (f["broadcast"] for f in final)
+    assert torch.equal(ba["replica"], bb["replica"]) and ba["sent"] == bb["sent"] and ba["synced"] == bb["synced"]
 
     def rows(x: str) -> list[dict]:
         return [
@@ -279,13 +316,13 @@ def test_a_failed_upload_is_owed_again_through_the_residual(tmp_path: Path) -> N
     )
     comp = coord.compressor
     sent: dict[int, torch.Tensor] = {}
-    real = comp.compress
+    real = comp.compress_many
 
-    def spy(node: int, round_: int, delta: torch.Tensor, spec: CompressionSpec | None = None):
-        sent[node] = delta.clone()
-        return real(node, round_, delta, spec)
+    def spy(nodes: list[int], round_: int, deltas: torch.Tensor, spec: CompressionSpec | None = None):
+        sent.update(zip(nodes, deltas.clone().unbind()))
+        return real(nodes, round_, deltas, spec)
 
-    comp.compress = spy  # type: ignore[method-assign]
+    comp.compress_many = spy  # type: ignore[method-assign]
 
     # Execute
     rep = coord.step()

@@ -97,6 +97,8 @@ TRAIN_BAD = [
     ("device", "tpu"),
     ("compression", "zip"),
     ("compression_options", [1]),
+    ("download_compression", "zip"),
+    ("download_compression_options", [1]),
     ("availability", "sometimes"),
     ("availability_options", [1]),
     ("partial_work", 1.5),

@@ -31,6 +31,7 @@ COLUMNS = (
     "quality",
     "score",
     "batch",
+    "work done",
     "state",
     "last round",
     "samples accepted",
@@ -38,7 +39,14 @@ COLUMNS = (
 )
 
 
-MAP_STATES = {"disconnected": "crashed"}  # the map's vocabulary has no separate "disconnected"
+MAP_STATES = {"disconnected": "crashed", "offline": "crashed"}  # the map draws both dimmed, like a crash
+
+
+def work_cell(row: NodeRow) -> str:
+    """Partial work in the table: the share of local steps done in the node's latest round."""
+    if row.last_status is None:
+        return "-"
+    return "all" if row.work_done is None else f"{row.work_done:.0%}"
 
 
 def map_node(row: NodeRow) -> dict[str, Any]:
@@ -209,6 +217,7 @@ class NodesPanel(widgets.VBox):
                 r.quality,
                 r.score,
                 r.batch_size,
+                work_cell(r),
                 r.state,
                 r.last_status,
                 r.contribution,
@@ -240,6 +249,8 @@ class NodesPanel(widgets.VBox):
         row, rec, q = view.row(node), view.latest.get(node), view.quality(node)
         head = f"{html.escape(row.gpu)}, {row.region}, link {row.profile}, state <b>{row.state}</b>"
         parts = [f"<b>node {node}</b>: {head}"]
+        if note := view.availability_note(node):
+            parts.append(note)
         if q is not None:
             lat = "-" if q.latency_s is None else f"{q.latency_s * 1e3:.0f} ms"
             parts.append(
@@ -252,6 +263,7 @@ class NodesPanel(widgets.VBox):
                 + (f" ({html.escape(rec.reason)})" if rec.reason else "")
                 + f", download {rec.download_s:.3f}s, compute {rec.compute_s:.3f}s, "
                 f"upload {rec.upload_s:.3f}s, batch {rec.batch_size}"
+                + (f", {rec.work_done:.0%} of its local steps (partial work)" if rec.work_done is not None else "")
             )
         self.detail.value = "<br>".join(parts)
 

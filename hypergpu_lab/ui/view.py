@@ -17,7 +17,8 @@ from ..events import NodeRecord, RoundReport
 from ..network import LatencySpike
 from .actions import BAD_KINDS
 
-STATES = ("online", "crashed", "quarantined", "disconnected", "straggling", "byzantine")
+STATES = ("online", "offline", "crashed", "quarantined", "disconnected", "straggling", "byzantine")
+"""``offline``: the availability model (train.availability) has the node away at the simulated now."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class NodeRow:
     accepted_rounds: int
     injected: str | None  # faults active now (ground truth)
     spike_ms: float = 0.0  # extra one-way latency of latency spikes active on its link now
+    work_done: float | None = None  # share of its local steps done in its latest round (partial work); None: all
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -98,6 +100,8 @@ class RunView:
         pool_state = coord.pool[node].state.value
         if pool_state != "online":
             return pool_state
+        if not self.available(node):
+            return "offline"
         if not coord.pool.network.conditions(node, coord.clock.now).connected:
             return "disconnected"
         now_faults = coord.faults.describe(node, coord.round + 1, coord.clock.now) or ""
@@ -134,7 +138,24 @@ class RunView:
             self.accepted[node],
             coord.faults.describe(node, coord.round + 1, coord.clock.now),
             self.spike_ms(node),
+            rec.work_done if rec is not None else None,
         )
+
+    def available(self, node: int) -> bool:
+        """Whether the availability model has ``node`` online at the simulated now."""
+        model = getattr(self.coord, "availability", None)
+        return model is None or model.online(node, self.coord.clock.now)
+
+    def availability_note(self, node: int) -> str | None:
+        """The node's availability in words: its model, state and next switch; None when always online."""
+        model = getattr(self.coord, "availability", None)
+        if model is None or model.kind == "always":
+            return None
+        now = self.coord.clock.now
+        nxt = model.next_change(now, [node])
+        state = "online" if model.online(node, now) else "offline"
+        until = f" until t = {nxt:.1f} s" if nxt != float("inf") else " for good" if state == "offline" else ""
+        return f"availability {model.kind}: {state}{until}"
 
     def spike_ms(self, node: int) -> float:
         """Extra milliseconds of the latency spikes on ``node``'s link at the simulated now."""

@@ -158,6 +158,32 @@ def test_crash_makes_the_node_fail_and_recover_brings_it_back() -> None:
     assert len(crash) == 1 and crash[0].end is not None  # the plan (and checkpoints) record the outage
 
 
+def test_availability_and_partial_work_show_in_the_table_map_and_detail() -> None:
+    # Prepare: the shipped 8-node trace (node 3 online 0-4.5 s and 10-30 s), each node doing 30-100% of its steps
+    runner, panel = _nodes_panel(
+        num_nodes=8, availability="trace", availability_options={"path": "synthetic"}, partial_work=0.3
+    )
+
+    # Execute: one round at t = 0, then the simulated clock at 5 s
+    report = runner.step()
+    runner.flush()
+    shares = {r.node: r.work_done for r in report.nodes}
+    runner.coord.clock.advance_to(5.0)
+    panel.select(3)
+    panel.refresh()
+
+    # Assert: the offline state per the trace, each node's share of work, the detail's availability line
+    rows = {r.id: r for r in runner.view.rows()}
+    assert {n for n, r in rows.items() if r.state == "offline"} == {3, 5, 7}  # the trace's set at t = 5
+    assert all(rows[n].work_done == shares[n] for n in shares)
+    cells = panel.table.value
+    assert "work done" in cells and "offline" in cells
+    assert all(f"{w:.0%}" in cells for w in shares.values() if w is not None)
+    assert next(m for m in panel.cluster.nodes if m["id"] == 3)["state"] == "crashed"  # drawn dimmed
+    assert "availability trace: offline until t = 10.0 s" in panel.detail.value
+    assert f"{shares[3]:.0%} of its local steps" in panel.detail.value
+
+
 def test_disconnect_and_reconnect_act_on_the_link() -> None:
     runner, panel = _nodes_panel()
     panel.select(0)
