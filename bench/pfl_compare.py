@@ -224,6 +224,7 @@ def _report(runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]], load:
     ]
     notes = []
     pfl_version = "?"
+    seen: dict[tuple[int, bool], tuple[float, float, bool, str]] = {}
     for (nodes, busy), sides in runs.items():
         lab, pfls = sides["lab"], {t: sides[t] for t in PFL_THREADS if t in sides}
         pfl_version = next(iter(pfls.values()))[0]["pfl"]
@@ -247,6 +248,7 @@ def _report(runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]], load:
             else ""
         )
         same = "identical" if acc_lab == acc_pfl and len(acc_lab) == 1 else "DIFFER"
+        seen[nodes, busy] = (loop_x, proc_x, same == "identical", loads([r for v in sides.values() for r in v]))
         rows.append(
             f"| {nodes} | {'one CPU-bound process beside each run' if busy else 'as found'} | {fmt(loop['lab'])} "
             f"| {fmt(loop['default'])} / {fmt(loop['1'])} | **{loop_x:.1f}x**{goal_loop} | {fmt(proc['lab'])} "
@@ -267,11 +269,11 @@ def _report(runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]], load:
         "`FederatedAveraging` + `SimulatedBackend` (single process) with `WeightByDatapoints`; each client's dataset "
         "yields the lab's per-node batch order; the lab on the 'perfect' network (virtual time). Loop = the "
         f"{ROUNDS} rounds with set-up excluded; whole process = `python` start to exit (imports, set-up, loop, "
-        f"teardown), timed by the parent. Medians of {REPEATS} runs per side, alternating lab, pfl, lab, pfl "
-        "(1 thread), ...; each ratio is against the better pfl setting. Load = 1-minute load average at the start "
+        f"teardown), timed by the parent. Medians over {REPEATS} runs per pfl setting and a lab run before each, "
+        "in the order lab, pfl, lab, pfl (1 thread), ...; each ratio is against the better pfl setting. Load = 1-minute load average at the start "
         f"of each run: median (min-max). Load average {load[0]:.2f} before the session, {load[1]:.2f} after."
     )
-    return head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+    return _headline(seen) + "\n\n" + head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 
 if __name__ == "__main__":
@@ -283,3 +285,22 @@ if __name__ == "__main__":
     a = p.parse_args()
     result = lab_side(a.clients) if a.side == "ours" else _pfl(a.clients, a.threads)
     Path(a.out).write_text(json.dumps(result))
+
+
+def _headline(seen: dict[tuple[int, bool], tuple[float, float, bool, str]]) -> str:
+    """The figures as a person reads them, in one paragraph above the table."""
+    quiet = sorted(n for n, busy in seen if not busy)
+    text = (
+        "**As a person reads it:** the lab's training loop is "
+        + " / ".join(f"**{seen[n, False][0]:.1f}x**" for n in quiet)
+        + f" faster than pfl's at {' / '.join(str(n) for n in quiet)} clients, the whole process "
+        + " / ".join(f"{seen[n, False][1]:.1f}x" for n in quiet)
+        + f" (load {seen[quiet[0], False][3]} at {quiet[0]} clients)"
+    )
+    busy = sorted(n for n, b in seen if b)
+    if busy:
+        text += "; with one CPU-bound process beside each run, the loop " + ", ".join(
+            f"{seen[n, True][0]:.1f}x at {n} clients" for n in busy
+        )
+    same = all(ok for _, _, ok, _ in seen.values())
+    return text + f". Final accuracy {'identical at every size' if same else 'NOT identical at every size'}."

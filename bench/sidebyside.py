@@ -19,8 +19,10 @@ child, which runs on the dev venv alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -79,18 +81,24 @@ def spawn(
             load = os.getloadavg()[0]
             t = time.perf_counter()
             with log.open("w") as fh:
+                # Its own session, so that whatever it leaves behind (Ray's gcs_server, raylet, workers after
+                # a failed start) is ended with it and never runs beside the next child.
+                child = subprocess.Popen(
+                    [sys.executable, "-m", module, *args, "--out", str(out)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
                 try:
-                    rc: int | str = subprocess.run(
-                        [sys.executable, "-m", module, *args, "--out", str(out)],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=fh,
-                        stderr=subprocess.STDOUT,
-                        timeout=CHILD_TIMEOUT_S,
-                        check=False,
-                    ).returncode
+                    rc: int | str = child.wait(timeout=CHILD_TIMEOUT_S)
                 except subprocess.TimeoutExpired:
                     rc = f"timeout after {CHILD_TIMEOUT_S} s"
+                finally:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(child.pid, signal.SIGKILL)
+                    child.wait()
             process = time.perf_counter() - t
             if rc != 0 or not out.exists():
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
