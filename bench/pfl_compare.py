@@ -30,7 +30,7 @@ Needs ``pfl`` (0.6.x) importable: install it outside the dev venv and name the f
 (see ``bench.sidebyside``); ``pip install --target DIR --no-deps pfl==0.6.0`` plus the few of its
 dependencies the venv lacks (dp-accounting, prv-accountant, multiprocess, dill, absl-py; pfl's pins).
 Knobs: ``BENCH_PFL_SIZES`` (default ``10,100,1000``), ``BENCH_PFL_REPEATS`` (default 3),
-``BENCH_PFL_BUSY_SIZES`` (default ``10``).
+``BENCH_PFL_BUSY_SIZES`` (default ``10``), ``BENCH_PFL_THREADS`` (default ``default,1``).
 """
 
 from __future__ import annotations
@@ -48,10 +48,11 @@ from .sidebyside import BATCH, EPOCHS, LR, ROUNDS, SEED, each, extra_path, fmt, 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_PFL_SIZES", "10,100,1000").split(","))
 BUSY_SIZES = tuple(int(n) for n in os.environ.get("BENCH_PFL_BUSY_SIZES", "10").split(",") if n)
 REPEATS = int(os.environ.get("BENCH_PFL_REPEATS", "3"))
-PFL_THREADS = ("default", "1")
+#: pfl's torch threads, one setting per run: "default" (torch's choice, as its users run it) and/or a number.
+PFL_THREADS = tuple(os.environ.get("BENCH_PFL_THREADS", "default,1").split(","))
 #: Beside a CPU-bound process pfl runs with one thread only: with torch's default two threads its
 #: 10-client loop did not finish in 2.5 minutes on this machine (see BENCHMARKS.md).
-PFL_THREADS_BUSY = ("1",)
+PFL_THREADS_BUSY = tuple(t for t in PFL_THREADS if t != "default") or ("1",)
 GOAL_LOOP, GOAL_PROCESS = 10.0, 4.0
 #: pfl's per-client evaluation batch: larger than any shard, so it is told apart from a training pass.
 EVAL_BATCH = 1 << 30
@@ -270,7 +271,8 @@ def _report(runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]], load:
         "yields the lab's per-node batch order; the lab on the 'perfect' network (virtual time). Loop = the "
         f"{ROUNDS} rounds with set-up excluded; whole process = `python` start to exit (imports, set-up, loop, "
         f"teardown), timed by the parent. Medians over {REPEATS} runs per pfl setting and a lab run before each, "
-        "in the order lab, pfl, lab, pfl (1 thread), ...; each ratio is against the better pfl setting. Load = 1-minute load average at the start "
+        f"in the order lab, pfl, ... (pfl's torch threads: {', '.join(PFL_THREADS)}); each ratio is against the "
+        "better pfl setting. Load = 1-minute load average at the start "
         f"of each run: median (min-max). Load average {load[0]:.2f} before the session, {load[1]:.2f} after."
     )
     return _headline(seen) + "\n\n" + head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
