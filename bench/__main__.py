@@ -17,6 +17,7 @@ SUITES = {
     "adaptation": ("bench.adaptation", "Network-aware adaptation"),
     "communication": ("bench.communication", "Communication levers"),
     "flower": ("bench.flower", "Side by side with Flower"),
+    "pfl": ("bench.pfl_compare", "Side by side with pfl-research"),
     "ui": ("bench.ui", "Dashboard overhead"),
     "ray": ("bench.ray_backend", "Ray backend overhead"),
     "chain": ("bench.chain", "Chain recording gas"),

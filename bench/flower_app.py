@@ -11,7 +11,7 @@ hypergpu_lab itself, so both sides see the same bytes:
   i, exactly the rows of the lab's node i (so Ray's actor processes need not import scikit-learn
   and load the whole dataset each, which would only slow Flower down);
 * model: ``build_model("mlp", ...)``, the 64-32-10 MLP with seed-0 initial weights;
-* local training: plain ``torch.optim.SGD`` (lr 0.1, no momentum), batch 32, 1 epoch,
+* local training: plain ``torch.optim.SGD`` (lr 0.1, no momentum), batch 32, 5 epochs,
   over the batch order the lab's nodes use (``epoch_orders(node_seed(seed, round, node))``),
   which is the lab's per-node reference engine line for line;
 * evaluation: the server evaluates the global model on the same held-out test set
@@ -42,7 +42,9 @@ from hypergpu_lab.models import ParamLayout, build_model
 from hypergpu_lab.partition import partition
 from hypergpu_lab.training import epoch_orders, node_seed
 
-NODES, ROUNDS, LR, BATCH, EPOCHS, SEED = 10, 3, 0.1, 32, 1, 0
+from .sidebyside import BATCH, EPOCHS, LR, ROUNDS, SEED
+
+NODES = 10
 INPUT_SHAPE, NUM_CLASSES = (1, 8, 8), 10  # digits; bench.flower checks them against the lab's pool
 #: Environment variable naming the folder of the exported shards.
 DATA_ENV = "HYPERGPU_BENCH_FLOWER_DATA"
