@@ -251,6 +251,13 @@ class HyperGPUMagics(Magics):
             row = service.wait_applied(folder, sent, timeout=args.timeout)
             if op == "stop" and row.get("ok", True):
                 service.wait_ended(folder, timeout=args.timeout)
+            elif op == "pause" and row.get("ok", True):  # it takes effect when the round in progress ends
+                service.wait_status(folder, lambda s: s.get("state") != "running", "the pause", args.timeout)
+            elif op == "step" and row.get("ok", True):  # the round it asked for has run
+                done = row["round"] + 1
+                service.wait_status(
+                    folder, lambda s: s.get("round", 0) >= done or s.get("state") != "paused", "the step", args.timeout
+                )
         except TimeoutError:
             print(f"{op} still queued: run {folder.name} has not reached a round boundary in {args.timeout:g} s")
             return

@@ -469,14 +469,12 @@ class RunService:
         return bool(names)
 
     def apply(self, command: dict[str, Any]) -> None:
-        """Apply one command and record it with the round after which it took effect.
+        """Apply one command between two rounds and record it with the round after which it took effect.
 
-        A node action changes the simulation, so it runs between two rounds (at once when none is in
-        progress); the rest steer the run control and take effect at its next boundary.
+        It runs through ``control.at_boundary``: at once when no round is in progress, else when the
+        round in progress ends. This thread waits for it (a round at most), so the commands sent after
+        it cannot overtake it, and a pause's row names the round the run really paused after.
         """
-        if command.get("op") != "action":
-            self._apply(command)
-            return
         done = threading.Event()
 
         def at_boundary() -> None:
@@ -485,7 +483,6 @@ class RunService:
             finally:
                 done.set()
 
-        # Wait for it (a round at most): the commands sent after it must not overtake it.
         self.control.at_boundary(at_boundary)
         while not done.wait(HEARTBEAT_S) and self.control.active:
             self.write_status()
