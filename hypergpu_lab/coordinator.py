@@ -33,8 +33,8 @@ from torch import nn
 from . import availability, checkpoint, compression, persistence
 from .backends import InProcessBackend, Task
 from .clock import VirtualClock
-from .contribution import make_scorer
 from .config import check_against_pool, resolve_train_config
+from .contribution import make_scorer
 from .delivery import Delivery
 from .detection import HeartbeatDetector
 from .errors import ConfigError
