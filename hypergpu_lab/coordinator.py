@@ -51,6 +51,7 @@ from .run_control import RunControl, RunState, Waiting
 from .runs import RunFolder
 from .strategies import UpdateContext, get_strategy
 from .streams import stream
+from .threads import intra_op_threads
 from .training import SGDConfig, Trainer, node_seed
 from .validate import check_updates
 
@@ -262,7 +263,8 @@ class Coordinator:
             before = self.weights
             if rnd.applied and self.scorer is not None and not rnd.masked:
                 samples = [m.result.num_samples for m, _ in rnd.applied]
-                rnd.contribution = self.scorer(rnd.number, before, rnd.stacked, samples)
+                with intra_op_threads(1):  # small ops; the batched forward picks its own threads
+                    rnd.contribution = self.scorer(rnd.number, before, rnd.stacked, samples)
             if rnd.applied:
                 self._aggregate(rnd)
             rnd.change = self.weights - before

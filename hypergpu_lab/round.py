@@ -50,7 +50,7 @@ class Round:
     masked: bool = False  # SecAgg: updates are masked ring vectors, no per-update statistic is meaningful
     overhead_bytes: int = 0  # protocol messages beyond model and updates (SecAgg keys, recovery), every attempt
     epsilon: float | None = None  # privacy spent so far (privacy/accountant.py), None without DP
-    contribution: list[float] | None = None  # per applied update: the contribution scorer's value, if one runs
+    contribution: list[float] | None = None  # per applied update: the contribution scorer's value (None: no signal)
 
     @property
     def deadline(self) -> float:

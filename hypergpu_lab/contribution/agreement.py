@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -20,14 +21,15 @@ def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> d
     alone pays a scaled update in full and cannot see a zero one; the ratio takes both to ~0 (a 10x
     update gets 1/100) and leaves an honest update of typical size near its cosine.
     """
-    rows = stacked.to(torch.float64)
+    rows = stacked.detach().cpu().numpy().astype(np.float64)  # numpy: no torch thread pool for [N, P] sums
     if steps is not None:  # per local step, as FedNova normalises: a bigger shard's longer update is not "atypical"
-        rows = rows / torch.tensor(steps, dtype=torch.float64).clamp(min=1).unsqueeze(1)
+        rows = rows / np.maximum(np.asarray(steps, dtype=np.float64), 1.0)[:, None]
     n = rows.shape[0]
-    ordered = rows.sort(dim=0).values
-    reference = ordered[(n - 1) // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    ref_norm = float(torch.linalg.vector_norm(reference))
-    norms = torch.linalg.vector_norm(rows, dim=1).tolist()
+    middle = sorted({(n - 1) // 2, n // 2})  # the middle order statistics per column, not a full sort
+    part = np.partition(rows, middle, axis=0)
+    reference = part[n // 2] if n % 2 else (part[n // 2 - 1] + part[n // 2]) / 2
+    ref_norm = float(np.linalg.norm(reference))
+    norms = np.linalg.norm(rows, axis=1).tolist()
     dots = (rows @ reference).tolist()
     out = {}
     for i, (norm, dot) in enumerate(zip(norms, dots)):

@@ -4,8 +4,9 @@ Each round, every accepted update's Shapley value of the validation metric over 
 round's updates (:class:`~hypergpu_lab.contribution.coalitions.CoalitionValue`). Small rounds are exact
 (all 2^N coalitions); larger ones average marginal contributions over seeded random permutations, in
 antithetic pairs (a permutation and its reverse: each node is as often early as late), as GTG-Shapley
-samples them. GTG's between-round truncation is kept: a round whose full coalition improves the
-metric by less than ``round_tolerance`` scores zero for everyone and costs two evaluations. Its
+samples them. GTG's between-round truncation is kept: a round whose full coalition moves the metric
+by no more than ``round_tolerance`` costs two evaluations and gets no values (None), nor does a round
+where no update's value is positive; the chain then scores that round by the robust agreement. Its
 within-round truncation is not: all prefixes are evaluated in one batch, so stopping early saves
 nothing and would only bias the tail.
 
@@ -47,6 +48,13 @@ def exact_shapley(values: torch.Tensor, n: int) -> list[float]:
     return out
 
 
+def informative(values: list[float]) -> list[float] | None:
+    """``values``, or None when none is positive: the round moved the validation metric by too little (or
+    the wrong way) to tell who helped, and the caller falls back to the robust agreement rather than pay
+    nobody for the round."""
+    return values if any(v > 0 for v in values) else None
+
+
 class ShapleyScorer:
     """Per-round Shapley values of the accepted updates on the coordinator's validation set."""
 
@@ -57,59 +65,58 @@ class ShapleyScorer:
         value: CoalitionValue,
         *,
         seed: int = 0,
-        permutations: int = 4,
+        permutations: int = 2,
         exact_up_to: int = 6,
         round_tolerance: float = 0.0,
     ) -> None:
         self.value, self.seed = value, seed
         self.permutations, self.exact_up_to, self.round_tolerance = permutations, exact_up_to, round_tolerance
 
-    def __call__(self, round_: int, origin: torch.Tensor, deltas: torch.Tensor, samples: list[int]) -> list[float]:
+    def __call__(
+        self, round_: int, origin: torch.Tensor, deltas: torch.Tensor, samples: list[int]
+    ) -> list[float] | None:
+        """Each update's value, or None when the round singles out no helper (see :func:`informative`).
+
+        All coalitions the round needs, the empty and the full one included, go through one batched
+        evaluation: checking the between-round truncation first would cost a second call for nothing.
+        """
         n = len(samples)
         weights = torch.tensor(samples, dtype=torch.float64)
-        ends = torch.tensor([[False] * n, [True] * n])
-        v_empty, v_full = self.value(origin, deltas, weights, ends).tolist()
-        if abs(v_full - v_empty) <= self.round_tolerance:  # GTG's between-round truncation
-            return [0.0] * n
         if n <= self.exact_up_to:
-            masks = _masks(n)
-            return exact_shapley(self.value(origin, deltas, weights, masks), n)
-        return self._sampled(round_, origin, deltas, weights, v_empty, v_full)
+            values = self.value(origin, deltas, weights, _masks(n))
+            if abs(float(values[-1] - values[0])) <= self.round_tolerance:  # GTG's between-round truncation
+                return None
+            return informative(exact_shapley(values, n))
+        perms = self._permutations(round_, n)
+        rows: dict[int, int] = {0: 0, (1 << n) - 1: 1}  # coalition bitmask -> row: empty, full, then prefixes
+        for p in perms:
+            m = 0
+            for node in p[:-1]:
+                m |= 1 << int(node)
+                rows.setdefault(m, len(rows))
+        keys = np.array(list(rows), dtype=np.int64)
+        masks = torch.from_numpy((keys[:, None] >> np.arange(n)) & 1).bool()
+        v = self.value(origin, deltas, weights, masks).tolist()
+        if abs(v[1] - v[0]) <= self.round_tolerance:
+            return None
+        phi = [0.0] * n
+        for p in perms:
+            m, before = 0, v[0]
+            for node in p:
+                m |= 1 << int(node)
+                after = v[rows[m]]
+                phi[int(node)] += after - before
+                before = after
+        return informative([x / len(perms) for x in phi])
 
-    def _sampled(
-        self,
-        round_: int,
-        origin: torch.Tensor,
-        deltas: torch.Tensor,
-        weights: torch.Tensor,
-        v_empty: float,
-        v_full: float,
-    ) -> list[float]:
-        """Mean marginal contribution over seeded permutations in antithetic pairs; prefixes evaluated once."""
-        n = len(weights)
+    def _permutations(self, round_: int, n: int) -> list[np.ndarray]:
+        """Seeded by (seed, round), in antithetic pairs: a permutation and its reverse."""
         rng = stream(self.seed, _TAG, round_)
         perms = []
         for _ in range(max(1, self.permutations // 2)):
             p = rng.permutation(n)
             perms += [p, p[::-1]]
-        prefixes: dict[int, int] = {}  # coalition bitmask -> row
-        for p in perms:
-            m = 0
-            for node in p[:-1]:
-                m |= 1 << int(node)
-                prefixes.setdefault(m, len(prefixes))
-        keys = np.array(list(prefixes), dtype=np.int64)
-        masks = torch.from_numpy((keys[:, None] >> np.arange(n)) & 1).bool()
-        inner = self.value(origin, deltas, weights, masks).tolist()
-        phi = [0.0] * n
-        for p in perms:
-            m, before = 0, v_empty
-            for k, node in enumerate(p):
-                m |= 1 << int(node)
-                after = v_full if k == n - 1 else inner[prefixes[m]]
-                phi[int(node)] += after - before
-                before = after
-        return [v / len(perms) for v in phi]
+        return perms
 
 
 class LeaveOneOutScorer:
@@ -120,9 +127,11 @@ class LeaveOneOutScorer:
     def __init__(self, value: CoalitionValue, **_: object) -> None:
         self.value = value
 
-    def __call__(self, round_: int, origin: torch.Tensor, deltas: torch.Tensor, samples: list[int]) -> list[float]:
+    def __call__(
+        self, round_: int, origin: torch.Tensor, deltas: torch.Tensor, samples: list[int]
+    ) -> list[float] | None:
         n = len(samples)
         masks = torch.ones(n + 1, n, dtype=torch.bool)
         masks[1:].fill_diagonal_(False)
         v = self.value(origin, deltas, torch.tensor(samples, dtype=torch.float64), masks).tolist()
-        return [v[0] - v[1 + i] for i in range(n)]
+        return informative([v[0] - v[1 + i] for i in range(n)])
