@@ -14,10 +14,10 @@ value (an update opposing the round's majority scores 0) and is the whole measur
 computed (SecAgg-masked rounds, a custom bus).
 
 Why pay samples and not the value itself: under diminishing returns Shapley values reward splitting.
-Three thirds of one shard each get a larger share of the value than a third of the whole's, and
-together earned 1.2-1.4x the whole node in ``python -m bench contribution``; paying the work of
-every update whose value is positive keeps the split at or below 1.0x, and ranks honest nodes as
-their exact Shapley values do as well (the benchmark's Spearman column).
+Three thirds of one shard each get a larger share of the value than a third of the whole's (1.23x
+the whole node over 15 rounds in one run of ``python -m bench contribution``); paying the work of
+every update whose value is positive kept the split below 1.0x and ranked honest nodes no worse
+against their exact Shapley values (the benchmark's table in BENCHMARKS.md).
 
 Zero, always, for:
     * status != "accepted": rejected (failed validation, duplicate), straggled, failed transfers;
