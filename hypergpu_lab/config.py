@@ -24,6 +24,7 @@ from typing import Any
 
 from . import availability, checks, privacy
 from .compression import CompressionSpec
+from .contribution import SCORERS
 from .errors import ConfigError
 from .pool_config import DATASETS as DATASETS  # re-exported: the pool's settings live in the core
 from .pool_config import PARTITIONS as PARTITIONS
@@ -109,6 +110,10 @@ class TrainConfig:
     # Differential privacy and secure aggregation (privacy/settings.py); {} = off. E.g.
     # {"mode": "central", "noise_multiplier": 1.0, "clip": 0.5, "budget": 8.0, "secagg": True}
     privacy: dict[str, Any] = field(default_factory=dict)
+    # What each accepted update was worth (contribution/): "shapley" (per-round GTG-Shapley on validation
+    # data), "loo", or None = "shapley" when a chain records the run, else nothing.
+    contribution: str | None = None
+    contribution_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"permutations": 8}
 
     def __post_init__(self) -> None:
         p = "train."
@@ -134,6 +139,9 @@ class TrainConfig:
             checks.number, p + "min_completion", self.min_completion, 0, 1, open_low=True
         )
         checks.choice(p + "late_updates", self.late_updates, ("drop", "buffer"))
+        if self.contribution is not None:
+            checks.choice(p + "contribution", self.contribution, tuple(SCORERS))
+        self.contribution_options = checks.mapping_of_str(p + "contribution_options", self.contribution_options)
         self.max_update_norm = checks.optional(
             checks.number, p + "max_update_norm", self.max_update_norm, 0, open_low=True
         )

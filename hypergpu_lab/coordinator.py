@@ -35,6 +35,7 @@ from .backends import InProcessBackend, Task
 from .broadcast import Broadcast
 from .clock import VirtualClock
 from .config import check_against_pool, resolve_train_config
+from .contribution import make_scorer
 from .delivery import Delivery
 from .detection import HeartbeatDetector
 from .errors import ConfigError
@@ -51,6 +52,7 @@ from .run_control import RunControl, RunState, Waiting
 from .runs import RunFolder
 from .strategies import UpdateContext, get_strategy
 from .streams import stream
+from .threads import intra_op_threads
 from .training import SGDConfig, Trainer, node_seed
 from .validate import check_updates
 
@@ -161,8 +163,27 @@ class Coordinator:
             on_end=lambda: self.checkpoints.at_end(self),
         )
         self.control.on_change(self._record_stuck)
+        self.scorer: Any = None  # contribution measure (contribution/): on request, or when a chain records
+        self.score_contributions(cfg.contribution if cfg.contribution is not None or chain is None else "shapley")
         # The chain is a subscriber like any other: the coordinator never imports web3.
         self.recorder = chain.attach(self, **(chain_options or {})) if chain is not None else None
+
+    def score_contributions(self, name: str | None = "shapley", **options: Any) -> None:
+        """Value every accepted update from now on (``NodeRecord.contribution``); None stops scoring.
+
+        The validation set is a seeded part of the held-out set, kept by the coordinator: nodes never see it.
+        """
+        if name is None:
+            self.scorer = None
+            return
+        self.scorer = make_scorer(
+            name,
+            {**self.config.contribution_options, **options},
+            logits=self.trainer.coalition_logits,
+            x=self.pool.x_test,
+            y=self.pool.y_test,
+            seed=self.seed,
+        )
 
     def _privacy(self, cfg: TrainConfig, num_nodes: int) -> PrivacyPipeline:
         """DP and SecAgg hooks for this run (identity when ``cfg.privacy`` is empty)."""
@@ -190,6 +211,8 @@ class Coordinator:
             return
         if self.recorder is not None:
             raise ConfigError("chain", repr(chain), "none: a chain is already attached")
+        if self.scorer is None:  # rewards need what each update was worth
+            self.score_contributions("shapley")
         self.recorder = chain.attach(self, **(chain_options or {}))
 
     def _record_stuck(self, control: RunControl) -> None:
@@ -246,6 +269,10 @@ class Coordinator:
             reasons, rnd.stacked = check_updates([m.result.delta for m in fresh], size, norm_bound=norm_bound)
             self.delivery.judge(rnd, fresh, reasons, self.backend.failures)
             before = self.weights
+            if rnd.applied and self.scorer is not None and not rnd.masked:
+                samples = [m.result.num_samples for m, _ in rnd.applied]
+                with intra_op_threads(1):  # small ops; the batched forward picks its own threads
+                    rnd.contribution = self.scorer(rnd.number, before, rnd.stacked, samples)
             if rnd.applied:
                 self._aggregate(rnd)
             rnd.change = self.weights - before

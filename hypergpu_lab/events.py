@@ -37,12 +37,15 @@ class NodeRecord:
     loss: float | None
     update_norm: float | None
     update_hash: str | None = None  # SHA-256 of the update's float32 bytes: what the chain records
-    agreement: float | None = None  # accepted: cosine x norm ratio² with the median update (round.robust_agreement)
+    agreement: float | None = (
+        None  # accepted: cosine x norm ratio² with the median update (contribution.robust_agreement)
+    )
     injected: str | None = None  # the fault injected into this node this round, if any (ground truth)
     upload_bytes: int | None = None  # the encoded update's size per attempt (what the network carried)
     compression: str | None = None  # the update's codec (compression.CompressionSpec.label), None if none sent
     work_done: float | None = None  # share of its local steps the node completed (partial work), None if all
     download_bytes: int | None = None  # the model download's size per attempt (smaller with downlink compression)
+    contribution: float | None = None  # accepted: its per-round Shapley (or LOO) value on validation data, if scored
 
     @property
     def retries(self) -> int:

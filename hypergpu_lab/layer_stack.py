@@ -266,6 +266,44 @@ class LayerStack:
             h, _ = layer.forward(layer.bind(params, 1), h, 1)
         return h.view(len(x), -1)
 
+    def batched_logits(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """K models' logits [K, n, C] at flat weights ``params`` [K, P] for the same samples ``x`` [n, ...]."""
+        k, n = params.shape[0], len(x)
+        if self.sample_dims == 3:  # slot-major: row j * K + k is model k's j-th sample
+            h = x.unsqueeze(1).expand(n, k, *x.shape[1:]).reshape(n * k, *x.shape[1:])
+        else:
+            h = x.unsqueeze(0).expand(k, *x.shape)
+        for layer in self.layers:
+            h, _ = layer.forward(layer.bind(params, k), h, k)
+        return h.view(k, n, -1)
+
+    def coalition_logits(
+        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits [K, n, C] of the K models ``origin + coeff @ deltas`` ([P], [N, P], [K, N]) for samples ``x``.
+
+        The first weighted layer is linear in its weights, so its output for every model is the
+        origin's plus the coeff-weighted outputs of the N deltas: N + 1 layer evaluations instead of K
+        (K coalitions of N updates: the first layer, most of an MLP's parameters, costs N/in_features).
+        Image stacks (slot-major) take the plain batched forward.
+        """
+        models = torch.addmm(origin.unsqueeze(0), coeff, deltas)
+        first = self.first_weighted
+        if self.sample_dims == 3 or not isinstance(self.layers[first], _Linear):
+            return self.batched_logits(models, x)
+        h = x.unsqueeze(0)
+        for layer in self.layers[:first]:
+            h, _ = layer.forward(None, h, 1)
+        layer = self.layers[first]
+        base, _ = layer.forward(layer.bind(origin, 1), h, 1)  # [1, n, out]
+        n = len(deltas)
+        parts, _ = layer.forward(layer.bind(deltas, n), h.expand(n, *h.shape[1:]), n)  # [N, n, out]
+        h = torch.mm(coeff, parts.reshape(n, -1)).view(len(coeff), *parts.shape[1:]).add_(base)
+        k = len(coeff)
+        for layer in self.layers[first + 1 :]:
+            h, _ = layer.forward(layer.bind(models, k), h, k)
+        return h.view(k, len(x), -1)
+
     def loss_and_grad(
         self, params: torch.Tensor | list[Bound], x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -67,6 +67,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.validate",
             f"{_P}.privacy",  # DP mechanisms, the accountant, SecAgg: hooks the coordinator calls
             f"{_P}.privacy.*",
+            f"{_P}.contribution",  # what each update was worth: per-round Shapley on validation data, the robust gate
+            f"{_P}.contribution.*",
         ),
     ),
     ("registry", (f"{_P}.registry", f"{_P}.config")),

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .contribution import robust_agreement
 from .events import NodeRecord, RoundReport
 from .faults import Message
 from .network import Transfer
@@ -22,33 +23,6 @@ from .plan import RoundPlan
 from .training import LocalResult
 
 Status = tuple[str, str | None]  # (accepted | rejected | failed | straggled, reason)
-
-
-def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> dict[int, float]:
-    """Each row's agreement with the coordinate-wise median of all rows: cosine x norm ratio², in [-1, 1].
-
-    Why a median and not the applied aggregate: an update that dominates the aggregate (scaled 10x
-    under FedAvg) agrees with itself; the median of the round's updates moves by at most one rank per
-    attacker whatever the strategy. Why the squared norm ratio ``min(|u|/|m|, |m|/|u|)**2``: cosine
-    alone pays a scaled update in full and cannot see a zero one; the ratio takes both to ~0 (a 10x
-    update gets 1/100) and leaves an honest update of typical size near its cosine.
-    """
-    rows = stacked.to(torch.float64)
-    if steps is not None:  # per local step, as FedNova normalises: a bigger shard's longer update is not "atypical"
-        rows = rows / torch.tensor(steps, dtype=torch.float64).clamp(min=1).unsqueeze(1)
-    n = rows.shape[0]
-    ordered = rows.sort(dim=0).values
-    reference = ordered[(n - 1) // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    ref_norm = float(torch.linalg.vector_norm(reference))
-    norms = torch.linalg.vector_norm(rows, dim=1).tolist()
-    dots = (rows @ reference).tolist()
-    out = {}
-    for i, (norm, dot) in enumerate(zip(norms, dots)):
-        if norm <= 0 or ref_norm <= 0 or not math.isfinite(dot):
-            out[i] = 0.0
-            continue
-        out[i] = dot / (norm * ref_norm) * min(norm / ref_norm, ref_norm / norm) ** 2
-    return out
 
 
 @dataclass
@@ -76,6 +50,7 @@ class Round:
     masked: bool = False  # SecAgg: updates are masked ring vectors, no per-update statistic is meaningful
     overhead_bytes: int = 0  # protocol messages beyond model and updates (SecAgg keys, recovery), every attempt
     epsilon: float | None = None  # privacy spent so far (privacy/accountant.py), None without DP
+    contribution: list[float] | None = None  # per applied update: the contribution scorer's value (None: no signal)
 
     @property
     def deadline(self) -> float:
@@ -117,6 +92,7 @@ class Round:
                     update_norm=res.update_norm if res and not self.masked else None,
                     update_hash=hashlib.sha256(res.delta.numpy().tobytes()).hexdigest() if res else None,
                     agreement=agreement.get(i) if i is not None else None,
+                    contribution=self.contribution[i] if i is not None and self.contribution is not None else None,
                     injected=injected[n],
                     upload_bytes=u.nbytes if u is not None else None,
                     compression=self.codec.get(n),

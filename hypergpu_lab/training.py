@@ -295,6 +295,25 @@ class Trainer:
             self.model.eval()
             return self.model(x).cpu()
 
+    def batched_logits(self, flats: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """K models' logits [K, n, C] at weights ``flats`` [K, P] for the same samples ``x``, on the CPU:
+        one batched forward where the closed form covers the model (scoring coalition models), else a loop."""
+        if self._stack is not None and self._stack.accepts(x.shape[1:]):
+            flats, x = flats.to(self.device), x.to(self.device)
+            with torch.no_grad(), intra_op_threads(threads_for(len(flats) * len(x) * self._flops / 3)):
+                return self._stack.batched_logits(flats, x).cpu()
+        return torch.stack([self.logits(f, x) for f in flats])
+
+    def coalition_logits(
+        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits [K, n, C] of the models ``origin + coeff @ deltas`` for samples ``x`` (scoring coalitions)."""
+        if self._stack is not None and self._stack.accepts(x.shape[1:]):
+            args = [t.to(self.device) for t in (origin, deltas, coeff, x)]
+            with torch.no_grad(), intra_op_threads(threads_for(len(coeff) * len(x) * self._flops / 3)):
+                return self._stack.coalition_logits(*args).cpu()
+        return self.batched_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
+
     @property
     def engine(self) -> str:
         """Which engine trains: "layer-stack" (closed-form batched gradients), "vmap" or "loop"."""

@@ -104,6 +104,8 @@ TRAIN_BAD = [
     ("partial_work", 1.5),
     ("privacy", "central"),
     ("privacy", [1]),
+    ("contribution", "banzhaf"),
+    ("contribution_options", [1]),
 ]
 
 

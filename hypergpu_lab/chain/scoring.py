@@ -1,28 +1,31 @@
 """Contribution scoring: how much useful work one accepted update did, as an integer for the chain.
 
-    score = floor(num_samples * clamp(agreement, 0, 1) * SCORE_SCALE)
+    score = num_samples * SCORE_SCALE                          if contribution > 0   (a valued round)
+    score = floor(num_samples * clamp(agreement, 0, 1) * SCORE_SCALE)                 (no value computed)
 
-``num_samples`` is the size of the node's shard (the work it was asked to do) and ``agreement`` is
-``NodeRecord.agreement`` (:func:`hypergpu_lab.round.robust_agreement`): the cosine between the node's
-update and the coordinate-wise median of the round's applied updates, times the squared norm ratio
-``min(|u|/|m|, |m|/|u|) ** 2``. The reference is computed by the scorer's side (the round), not taken from
-the strategy, so it holds under every strategy, plain FedAvg included: an update that dominates the
-aggregate no longer agrees with itself, because the median moves by at most one rank per attacker.
-A sign flip scores 0 (negative cosine, clamped); an update scaled by k gets 1/k² of an honest one;
-noise (a random direction of huge norm) and a free rider (a zero update) get ~0.
+``contribution`` is ``NodeRecord.contribution``: the update's per-round Shapley value on the
+coordinator's validation rows (:mod:`hypergpu_lab.contribution`, GTG-Shapley; Liu et al. 2022), which
+a coordinator with a chain always computes. It reconstructs each coalition's FedAvg model from the
+round's updates, so it means the same under every strategy: a sign flip, a scaled or noisy update, a
+free rider's zero update diluting the mean, flipped labels all make the round's model worse and
+get a value <= 0. ``agreement`` (:func:`hypergpu_lab.contribution.robust_agreement`) is the cosine
+with the coordinate-wise median of the round's updates times the squared norm ratio; it gates the
+value (an update opposing the round's majority scores 0) and is the whole measure when no value was
+computed (SecAgg-masked rounds, a custom bus).
+
+Why pay samples and not the value itself: under diminishing returns Shapley values reward splitting.
+Three thirds of one shard each get a larger share of the value than a third of the whole's (1.23x
+the whole node over 15 rounds in one run of ``python -m bench contribution``); paying the work of
+every update whose value is positive kept the split below 1.0x and ranked honest nodes no worse
+against their exact Shapley values (the benchmark's table in BENCHMARKS.md).
 
 Zero, always, for:
     * status != "accepted": rejected (failed validation, duplicate), straggled, failed transfers;
     * agreement missing, not finite or <= 0;
-    * update_norm missing, not finite or <= MIN_UPDATE_NORM: a free rider returning the model unchanged.
+    * update_norm missing, not finite or <= MIN_UPDATE_NORM: a free rider returning the model unchanged;
+    * contribution present and not > 0.
 
-Why not leave-one-out or Shapley values (Wang et al. 2019; GTG-Shapley, Liu et al. 2022): they need
-model evaluations per coalition per round, on a validation set the coordinator may not hold; the
-median reference is one sort per round and robust to a minority of attackers. Known limits: with
-half or more of a round's updates colluding the median is theirs; label flipping yields a plausible
-direction and is paid less, not nothing. The formula is one function: swap it with ``scorer=``.
-
-Scores are fixed point: SCORE_SCALE units per sample, so six decimal digits of agreement survive.
+Scores are fixed point: SCORE_SCALE units per sample. The formula is one function: swap it with ``scorer=``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def check_score(value: Any, field: str = "score") -> int:
     return score_
 
 
-def score(record: NodeRecord, *, scale: int = SCORE_SCALE, min_update_norm: float = MIN_UPDATE_NORM) -> int:
+def score(
+    record: NodeRecord,
+    *,
+    scale: int = SCORE_SCALE,
+    min_update_norm: float = MIN_UPDATE_NORM,
+) -> int:
     """The integer score of one node's part in a round (0 for anything but a useful accepted update)."""
     if record.status != "accepted":
         return 0
@@ -62,6 +70,9 @@ def score(record: NodeRecord, *, scale: int = SCORE_SCALE, min_update_norm: floa
         return 0
     if agreement is None or not math.isfinite(agreement) or agreement <= 0:
         return 0
+    value = record.contribution
+    if value is not None:  # a Shapley value: pay the update's work when it made the round's model better
+        return record.num_samples * scale if math.isfinite(value) and value > 0 else 0
     return math.floor(record.num_samples * min(agreement, 1.0) * scale)
 
 

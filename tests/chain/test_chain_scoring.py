@@ -38,6 +38,15 @@ def test_score_is_samples_times_agreement_in_fixed_point() -> None:
     assert score(record(agreement=1.0000001)) == 144 * SCORE_SCALE  # clamped at perfect agreement
 
 
+def test_a_valued_update_is_paid_its_samples_when_its_value_is_positive() -> None:
+    assert score(record(contribution=0.004)) == 144 * SCORE_SCALE  # the work, whatever the agreement's size
+    assert score(record(contribution=1e-9, agreement=0.01)) == 144 * SCORE_SCALE
+    for value in (0.0, -0.02, math.nan, math.inf * -1):
+        assert score(record(contribution=value)) == 0
+    assert score(record(contribution=0.05, agreement=-0.2)) == 0  # opposes the round's median: gated
+    assert score(record(contribution=0.05, update_norm=0.0)) == 0  # a free rider's zero update
+
+
 @pytest.mark.parametrize("status", ["rejected", "straggled", "failed"])
 def test_anything_not_accepted_scores_zero(status: str) -> None:
     assert score(record(status=status)) == 0

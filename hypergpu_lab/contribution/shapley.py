@@ -1,0 +1,137 @@
+"""Per-round Shapley values of the updates (GTG-Shapley, Liu et al. 2022), and leave-one-out as its cheap cousin.
+
+Each round, every accepted update's Shapley value of the validation metric over the coalitions of the
+round's updates (:class:`~hypergpu_lab.contribution.coalitions.CoalitionValue`). Small rounds are exact
+(all 2^N coalitions); larger ones average marginal contributions over seeded random permutations, in
+antithetic pairs (a permutation and its reverse: each node is as often early as late), as GTG-Shapley
+samples them. GTG's between-round truncation is kept: a round whose full coalition moves the metric
+by no more than ``round_tolerance`` costs two evaluations and gets no values (None), nor does a round
+where no update's value is positive; the chain then scores that round by the robust agreement. Its
+within-round truncation is not: all prefixes are evaluated in one batch, so stopping early saves
+nothing and would only bias the tail.
+
+Why Shapley: it splits a round's improvement so that the values sum to it, pays substitutes alike
+and gives a harmful update a negative value (sign flips, scaled and noisy updates, flipped labels).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..streams import stream
+from .coalitions import CoalitionValue
+
+_TAG = 0x5348_4150  # "SHAP": the stream of a round's permutations
+
+
+def _masks(n: int) -> torch.Tensor:
+    """All 2^n coalitions as bool masks [2^n, n]; row m holds node i iff bit i of m is set."""
+    bits = torch.arange(2**n).unsqueeze(1) >> torch.arange(n)
+    return (bits & 1).bool()
+
+
+def exact_shapley(values: torch.Tensor, n: int) -> list[float]:
+    """phi_i = sum over S without i of |S|! (n - |S| - 1)! / n! (v(S + i) - v(S)), from v over all masks."""
+    index = torch.arange(2**n)
+    sizes = _masks(n).sum(1)
+    weight = torch.tensor(
+        [math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n) for k in range(n)], dtype=torch.float64
+    )
+    out = []
+    for i in range(n):
+        without = index[(index >> i) & 1 == 0]
+        gain = values[without | (1 << i)] - values[without]
+        out.append(float((weight[sizes[without]] * gain.to(torch.float64)).sum()))
+    return out
+
+
+def informative(values: list[float]) -> list[float] | None:
+    """``values``, or None when none is positive: the round moved the validation metric by too little (or
+    the wrong way) to tell who helped, and the caller falls back to the robust agreement rather than pay
+    nobody for the round."""
+    return values if any(v > 0 for v in values) else None
+
+
+class ShapleyScorer:
+    """Per-round Shapley values of the accepted updates on the coordinator's validation set."""
+
+    name = "shapley"
+
+    def __init__(
+        self,
+        value: CoalitionValue,
+        *,
+        seed: int = 0,
+        permutations: int = 2,
+        exact_up_to: int = 6,
+        round_tolerance: float = 0.0,
+    ) -> None:
+        self.value, self.seed = value, seed
+        self.permutations, self.exact_up_to, self.round_tolerance = permutations, exact_up_to, round_tolerance
+
+    def __call__(
+        self, round_: int, origin: torch.Tensor, deltas: torch.Tensor, samples: list[int]
+    ) -> list[float] | None:
+        """Each update's value, or None when the round singles out no helper (see :func:`informative`).
+
+        All coalitions the round needs, the empty and the full one included, go through one batched
+        evaluation: checking the between-round truncation first would cost a second call for nothing.
+        """
+        n = len(samples)
+        weights = torch.tensor(samples, dtype=torch.float64)
+        if n <= self.exact_up_to:
+            values = self.value(origin, deltas, weights, _masks(n))
+            if abs(float(values[-1] - values[0])) <= self.round_tolerance:  # GTG's between-round truncation
+                return None
+            return informative(exact_shapley(values, n))
+        perms = self._permutations(round_, n)
+        rows: dict[int, int] = {0: 0, (1 << n) - 1: 1}  # coalition bitmask -> row: empty, full, then prefixes
+        for p in perms:
+            m = 0
+            for node in p[:-1]:
+                m |= 1 << int(node)
+                rows.setdefault(m, len(rows))
+        keys = np.array(list(rows), dtype=np.int64)
+        masks = torch.from_numpy((keys[:, None] >> np.arange(n)) & 1).bool()
+        v = self.value(origin, deltas, weights, masks).tolist()
+        if abs(v[1] - v[0]) <= self.round_tolerance:
+            return None
+        phi = [0.0] * n
+        for p in perms:
+            m, before = 0, v[0]
+            for node in p:
+                m |= 1 << int(node)
+                after = v[rows[m]]
+                phi[int(node)] += after - before
+                before = after
+        return informative([x / len(perms) for x in phi])
+
+    def _permutations(self, round_: int, n: int) -> list[np.ndarray]:
+        """Seeded by (seed, round), in antithetic pairs: a permutation and its reverse."""
+        rng = stream(self.seed, _TAG, round_)
+        perms = []
+        for _ in range(max(1, self.permutations // 2)):
+            p = rng.permutation(n)
+            perms += [p, p[::-1]]
+        return perms
+
+
+class LeaveOneOutScorer:
+    """v(all) - v(all but i) on the validation set (Wang et al. 2019's deletion method, per round)."""
+
+    name = "loo"
+
+    def __init__(self, value: CoalitionValue, **_: object) -> None:
+        self.value = value
+
+    def __call__(
+        self, round_: int, origin: torch.Tensor, deltas: torch.Tensor, samples: list[int]
+    ) -> list[float] | None:
+        n = len(samples)
+        masks = torch.ones(n + 1, n, dtype=torch.bool)
+        masks[1:].fill_diagonal_(False)
+        v = self.value(origin, deltas, torch.tensor(samples, dtype=torch.float64), masks).tolist()
+        return informative([v[0] - v[1 + i] for i in range(n)])

@@ -1,0 +1,128 @@
+"""The contribution measures (contribution/): Shapley and leave-one-out against brute-force oracles."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hypergpu_lab import Coordinator, NodePool
+from hypergpu_lab.contribution import CoalitionValue, exact_shapley, make_scorer
+from hypergpu_lab.contribution.shapley import LeaveOneOutScorer, ShapleyScorer, informative
+from hypergpu_lab.errors import ConfigError
+
+
+def _permutation_shapley(v: dict[frozenset[int], float], n: int) -> list[float]:
+    """The definition: mean marginal contribution over all n! orders (the oracle)."""
+    phi = [0.0] * n
+    orders = list(itertools.permutations(range(n)))
+    for order in orders:
+        seen: frozenset[int] = frozenset()
+        for i in order:
+            phi[i] += v[seen | {i}] - v[seen]
+            seen = seen | {i}
+    return [p / len(orders) for p in phi]
+
+
+def test_exact_shapley_over_masks_equals_the_permutation_definition() -> None:
+    rng = np.random.default_rng(0)
+    n = 5
+    values = torch.tensor(rng.normal(size=2**n))
+    v = {frozenset(i for i in range(n) if m >> i & 1): float(values[m]) for m in range(2**n)}
+    assert exact_shapley(values, n) == pytest.approx(_permutation_shapley(v, n), abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def round_inputs() -> tuple[Coordinator, torch.Tensor, list[int]]:
+    pool = NodePool.simulated(8, dataset="digits", partition="dirichlet", alpha=0.5, network="lan", seed=0)
+    coord = Coordinator(pool=pool, model="mlp")
+    g = torch.Generator().manual_seed(1)
+    deltas = 0.05 * torch.randn(8, coord.layout.size, generator=g)
+    deltas[3] = -deltas[3] * 10  # one harmful update
+    return coord, deltas, [n.num_samples for n in pool]
+
+
+def _value(coord: Coordinator, metric: str = "loss") -> CoalitionValue:
+    return CoalitionValue(coord.trainer.coalition_logits, coord.pool.x_test, coord.pool.y_test, metric=metric)
+
+
+def test_coalition_values_are_the_fedavg_models_evaluated_one_by_one(round_inputs) -> None:
+    coord, deltas, samples = round_inputs
+    masks = torch.tensor([[True] * 8, [False] * 8, [i % 3 == 0 for i in range(8)]])
+    got = _value(coord, "accuracy")(coord.weights, deltas, torch.tensor(samples, dtype=torch.float64), masks)
+    for row, mask in zip(got.tolist(), masks):
+        w = torch.tensor(samples, dtype=torch.float32) * mask
+        model = coord.weights + (w / w.sum() if w.sum() else w) @ deltas
+        expected = float(
+            (coord.trainer.logits(model, coord.pool.x_test).argmax(1) == coord.pool.y_test).double().mean()
+        )
+        assert row == pytest.approx(expected, abs=1e-12)
+
+
+def test_sampled_shapley_is_efficient_deterministic_and_close_to_exact(round_inputs) -> None:
+    coord, deltas, samples = round_inputs
+    value = _value(coord)
+    ends = value(
+        coord.weights, deltas, torch.tensor(samples, dtype=torch.float64), torch.tensor([[False] * 8, [True] * 8])
+    )
+    exact = ShapleyScorer(value, exact_up_to=8)(1, coord.weights, deltas, samples)
+    sampled = ShapleyScorer(value, permutations=64, exact_up_to=0, seed=5)
+    phi = sampled(1, coord.weights, deltas, samples)
+    assert sum(phi) == pytest.approx(float(ends[1] - ends[0]), abs=1e-6)  # efficiency holds per permutation
+    assert sum(exact) == pytest.approx(float(ends[1] - ends[0]), abs=1e-6)  # other batch shapes: float32 rounding
+    assert phi == sampled(1, coord.weights, deltas, samples)  # seeded permutations
+    assert phi != sampled(2, coord.weights, deltas, samples)  # a new round draws new ones
+    assert int(np.argmin(phi)) == int(np.argmin(exact)) == 3  # the harmful update is worth least
+    assert np.corrcoef(phi, exact)[0, 1] > 0.9
+
+
+def test_leave_one_out_is_the_value_lost_without_each_update(round_inputs) -> None:
+    coord, deltas, samples = round_inputs
+    value = _value(coord)
+    w = torch.tensor(samples, dtype=torch.float64)
+    full = float(value(coord.weights, deltas, w, torch.ones(1, 8, dtype=torch.bool))[0])
+    loo = LeaveOneOutScorer(value)(1, coord.weights, deltas, samples)
+    for i in (0, 3):
+        mask = torch.ones(1, 8, dtype=torch.bool)
+        mask[0, i] = False
+        assert loo[i] == pytest.approx(
+            full - float(value(coord.weights, deltas, w, mask)[0]), abs=1e-6
+        )  # batch-shape rounding
+
+
+def test_a_round_that_tells_nobody_apart_gets_no_values(round_inputs) -> None:
+    coord, deltas, samples = round_inputs
+    scorer = ShapleyScorer(_value(coord), round_tolerance=math.inf)
+    assert scorer(1, coord.weights, deltas, samples) is None  # no values: the chain scores by agreement
+    assert informative([-0.2, 0.0, -1e-9]) is None  # nobody helped: None rather than a round that pays nobody
+    assert informative([-0.2, 1e-9]) == [-0.2, 1e-9]
+
+
+def test_records_carry_the_contribution_under_every_strategy() -> None:
+    # The value reconstructs FedAvg coalitions from the round's updates: the strategy does not move it.
+    pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)
+    seen = []
+    for strategy in ("fedavg", "median", "fedadam"):
+        coord = Coordinator(pool=pool, model="mlp", strategy=strategy, contribution="shapley")
+        values = [r.contribution for r in coord.step().nodes]
+        assert all(v is not None and math.isfinite(v) for v in values)
+        seen.append(values)
+    assert seen[0] == seen[1] == seen[2]
+    plain = Coordinator(pool=pool, model="mlp").step()
+    assert all(r.contribution is None for r in plain.nodes)  # off unless asked for or a chain records
+
+
+def test_bad_contribution_settings_name_the_field() -> None:
+    pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)
+    with pytest.raises(ConfigError, match="contribution"):
+        Coordinator(pool=pool, model="mlp", contribution="banzhaf")
+    coord = Coordinator(pool=pool, model="mlp")
+    with pytest.raises(ConfigError, match="contribution_options"):
+        coord.score_contributions("shapley", samples=3)
+    with pytest.raises(ConfigError, match="metric"):
+        make_scorer(
+            "loo", {"metric": "f1"}, logits=coord.trainer.coalition_logits, x=pool.x_test, y=pool.y_test, seed=0
+        )
