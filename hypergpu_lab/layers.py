@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.data",
             f"{_P}.partition",
             f"{_P}.pool_config",
+            f"{_P}.node_table",  # the pool's per-node columns, viewed by nodes.Node
             f"{_P}.nodes",
             f"{_P}.training",
             f"{_P}.plan",
