@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.availability",  # when each node is online, in virtual time  # codecs and error-feedback residuals: what an upload carries
             f"{_P}.models",
             f"{_P}.layer_stack",
+            f"{_P}.buffers",  # scratch tensors the training engine reuses across calls
             f"{_P}.data",
             f"{_P}.partition",
             f"{_P}.pool_config",

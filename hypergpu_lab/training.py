@@ -31,6 +31,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from . import checks
+from .buffers import Buffers
 from .errors import ConfigError
 from .layer_stack import LayerStack
 from .models import ParamLayout
@@ -144,6 +145,7 @@ class Trainer:
             raise ConfigError("vectorise", True, "False for models with buffers (e.g. BatchNorm)")
         # Plain Conv/Pool/ReLU/Linear chains get closed-form batched gradients; everything else goes through vmap.
         self._stack = LayerStack.of(model, self.layout) if self.vectorise else None
+        self._buffers = Buffers(self.device)  # scratch [K, P] tensors kept from call to call
         self._budget = memory_budget_bytes
         self._act_bytes = max(activation_bytes_per_sample, 1.0)
         # Forward + backward cost per sample, for the thread policy; ~6 FLOPs per parameter if unknown.
@@ -275,18 +277,21 @@ class Trainer:
                 if stack is not None:
                     if p_rows is not None and (bound[0] is not params or bound[2] != r or not stack.binds_views):
                         bound = (params, stack.bind(p_rows, r), r)
-                    per_node, grad = stack.loss_and_grad(bound[1], x_all[ib], y_all[ib], wb)
+                    # The gradient goes into a buffer reused across steps and calls: no fresh [K, P] each step.
+                    grad_out = self._buffers.get("grad", (r, global_flat.numel()))
+                    per_node, grad = stack.loss_and_grad(bound[1], x_all[ib], y_all[ib], wb, out=grad_out)
                 else:
                     per_node, grad = self._vmap_loss_and_grad(p_rows, global_flat, x_all[ib], y_all[ib], wb)
                 with torch.no_grad():
                     if self.sgd.prox_mu and p_rows is not None:  # the proximal term is zero at the global model
-                        grad = grad.add(p_rows - global_flat, alpha=self.sgd.prox_mu)
+                        grad = grad.add_(p_rows - global_flat, alpha=self.sgd.prox_mu)
                     if corrections is not None:
-                        grad = grad.add(corrections[:r])
+                        grad = grad.add_(corrections[:r])
                     last = epoch == self.sgd.epochs - 1 and s == n_steps - 1
                     act = None if everyone[epoch][s] or r < k else keep[epoch][s]
+                    scratch = self._buffers.get("momentum", tuple(grad.shape)) if mu and buf is None else None
                     new, new_buf = self._sgd_step(
-                        p_rows, global_flat, grad, None if buf is None else buf[:r], act, lr, mu, wd, last
+                        p_rows, global_flat, grad, None if buf is None else buf[:r], act, lr, mu, wd, last, scratch
                     )
                     if r == k:  # otherwise the first r rows of params and buf changed in place
                         params, buf = new, new_buf
@@ -342,27 +347,32 @@ class Trainer:
         mu: float,
         wd: float,
         last: bool = False,
+        scratch: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """torch.optim.SGD's update, applied only to nodes that had a batch this step; returns (params, buf).
 
-        ``active`` [K] bool, or None when every node had one. ``params`` None means every node still
-        holds ``origin`` (the first step): the new [K, P] parameters are then written once, as
-        origin - lr * step, with no copy of the origin first; on a run's only step (``last``), into
-        the gradient's own memory, as nothing reads the gradient or the momentum after it.
+        ``grad`` is the engine's own (it is changed in place). ``active`` [K] bool, or None when every
+        node had one. ``params`` None means every node still holds ``origin`` (the first step): the new
+        [K, P] parameters are then written once, as origin - lr * step, into fresh memory (they are
+        what the call returns), with no copy of the origin first. The momentum buffer starts in
+        ``scratch`` (a reused buffer shaped like ``grad``), or is skipped on a run's only step (``last``).
         """
         if wd:
-            grad = grad.add(origin if params is None else params, alpha=wd)
+            grad = grad.add_(origin if params is None else params, alpha=wd)
         keep = None if active is None else active.unsqueeze(1)  # finished nodes keep weights and momentum
         if mu:
-            if buf is None:  # torch.optim.SGD's first step: the buffer is the gradient itself (grad is ours)
-                buf = grad if keep is None else torch.where(keep, grad, 0.0)
+            if buf is None:  # torch.optim.SGD's first step: the buffer is the gradient itself
+                if keep is not None:
+                    grad = grad.masked_fill_(~keep, 0.0)
+                buf = None if last else grad if scratch is None else scratch.copy_(grad)
             elif keep is None:
                 buf.mul_(mu).add_(grad)
+                grad = buf
             else:
                 buf.copy_(torch.where(keep, buf.mul(mu).add_(grad), buf))
-            grad = buf
+                grad = buf
         if keep is not None:
             grad = torch.where(keep, grad, 0.0)
         if params is None:
-            return torch.add(origin, grad, alpha=-lr, out=grad if last else None), buf
+            return torch.add(origin, grad, alpha=-lr), buf
         return params.sub_(grad, alpha=lr), buf
