@@ -289,7 +289,7 @@ def test_reused_buffers_give_identical_results_and_leak_nothing_between_calls(mo
 
     # Assert: the same bits as a fresh engine; the first call's deltas untouched by the later calls;
     # the gradient buffer stays the same memory once grown and no result points into it
-    for x, y, k in zip(again, fresh, kept):
+    for x, y in zip(again, fresh):
         assert torch.equal(x.delta, y.delta) and x.loss == y.loss and x.steps == y.steps
     assert all(torch.equal(r.delta, k) for r, k in zip(a, kept))
     assert trainer._buffers.get("grad", (1, start.numel())).data_ptr() == buffer.data_ptr()
