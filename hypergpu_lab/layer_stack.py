@@ -53,7 +53,7 @@ class _Flatten:
         return h.flatten(2), (h.shape,)
 
     def backward(
-        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True, out: torch.Tensor | None = None
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
     ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         if self.from_slots:
             return d.transpose(0, 1).reshape(saved[0]), []
@@ -70,7 +70,7 @@ class _ReLU:
         return out, (out,)
 
     def backward(
-        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True, out: torch.Tensor | None = None
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
     ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         return torch.ops.aten.threshold_backward(d, saved[0], 0), []  # what autograd runs for relu
 
@@ -90,7 +90,7 @@ class _MaxPool:
         return out.contiguous(), (idx, h.shape[-2:])
 
     def backward(
-        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True, out: torch.Tensor | None = None
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
     ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         idx, size = saved  # indices are positions within each channel's plane, whatever the memory format
         return F.max_unpool2d(d, idx.contiguous(), self.size, output_size=size), []
@@ -118,15 +118,10 @@ class _Linear:
         return torch.baddbmm(bias, h, wt), (h,)  # [K, b, out]
 
     def backward(
-        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True, out: torch.Tensor | None = None
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
     ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
-        if out is None:
-            grads = [torch.bmm(d.transpose(1, 2), h).view(k, -1), d.sum(1)]  # d is [K, b, out], contiguous
-        else:  # straight into the caller's [K, P] gradient: its columns of this layer, a strided view
-            torch.bmm(d.transpose(1, 2), h, out=out[:, self.weight].view(k, self.out, self.inp))
-            torch.sum(d, 1, out=out[:, self.bias])
-            grads = []
+        grads = [torch.bmm(d.transpose(1, 2), h).view(k, -1), d.sum(1)]  # d is [K, b, out], contiguous
         if not need_dx:
             return None, grads
         weight = w[0]
@@ -160,18 +155,13 @@ class _Conv:
         return y.view(-1, self.out, *y.shape[-2:]), (h,)
 
     def backward(
-        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True, out: torch.Tensor | None = None
+        self, w: Bound, d: torch.Tensor, saved: Saved, k: int, need_dx: bool = True
     ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         (h,) = saved
         # Per-model kernel gradients are a grouped convolution's weight gradient, whatever the forward shared.
         wshape = (k * self.out, self.inp, *self.kernel)
         dw = torch.nn.grad.conv2d_weight(_grouped(h, k), wshape, _grouped(d, k), padding=self.padding, groups=k)
-        if out is None:
-            grads = [dw.view(k, -1), _sum_by_model(d, k, d.shape[-2] * d.shape[-1])]
-        else:
-            out[:, self.weight].copy_(dw.view(k, -1))
-            _sum_by_model(d, k, d.shape[-2] * d.shape[-1], out=out[:, self.bias])
-            grads = []
+        grads = [dw.view(k, -1), _sum_by_model(d, k, d.shape[-2] * d.shape[-1])]
         if not need_dx:
             return None, grads
         kernels, bias = w
@@ -181,13 +171,13 @@ class _Conv:
         return dx.view(h.shape), grads
 
 
-def _sum_by_model(d: torch.Tensor, k: int, positions: int, out: torch.Tensor | None = None) -> torch.Tensor:
+def _sum_by_model(d: torch.Tensor, k: int, positions: int) -> torch.Tensor:
     """Bias gradients [K, C]: sums over each model's samples and positions, as [K, n, C].sum(1).
 
     Summing the middle axis of a contiguous [K, n, C] vectorises across C within each model, so the
     order of additions, and every rounding, is the same for any K."""
     c = d.shape[1]
-    return torch.sum(d.reshape(-1, k, c, positions).permute(1, 0, 3, 2).reshape(k, -1, c).contiguous(), 1, out=out)
+    return d.reshape(-1, k, c, positions).permute(1, 0, 3, 2).reshape(k, -1, c).contiguous().sum(1)
 
 
 def _grouped(h: torch.Tensor, k: int) -> torch.Tensor:
@@ -288,8 +278,9 @@ class LayerStack:
 
         ``params`` is [K, P], or [P] when all K models hold the same weights, or what bind() made of
         either; ``x`` is [K, b, ...], ``y`` [K, b] and ``weight`` [K, b] (zero on padding, so each loss
-        is the model's own batch mean). ``out``: a [K, P] tensor each layer writes its gradients into
-        (its own columns), instead of fresh per-layer tensors concatenated at the end.
+        is the model's own batch mean). ``out``: a [K, P] tensor to write the gradient into (the
+        engine reuses one across steps; writing each layer's gradient straight into its columns was
+        measured slower: batched matmuls into strided outputs loop over the batch).
         """
         k, b = y.shape
         bound = self.bind(params, k) if isinstance(params, torch.Tensor) else params
@@ -311,9 +302,9 @@ class LayerStack:
         first = self.first_weighted
         for i in range(len(layers) - 1, first - 1, -1):
             # Below the first weighted layer nothing needs a gradient: skip its input gradient.
-            d, g = layers[i].backward(bound[i], d, saved[i], k, need_dx=i > first, out=out)
+            d, g = layers[i].backward(bound[i], d, saved[i], k, need_dx=i > first)
             grads = g + grads
-        return loss, out if out is not None else torch.cat(grads, dim=1)
+        return loss, torch.cat(grads, dim=1, out=out)
 
 
 def _flat_sequential(seq: nn.Sequential, prefix: str) -> Iterator[tuple[str, nn.Module]]:
