@@ -122,6 +122,12 @@ class NodeTable:
         return np.flatnonzero(self.present[: self.size])
 
     # -- shards ---------------------------------------------------------------------------------
+    def forget_released(self) -> None:
+        """Drop the shared shards once no row reads them (a backend took every shard elsewhere)."""
+        held = np.flatnonzero(self.held[: self.size] & self.present[: self.size])
+        if all(int(r) in self.own for r in held):
+            self.shards = None
+
     def shard(self, row: int) -> Shard | None:
         if not self.held[row]:
             return None

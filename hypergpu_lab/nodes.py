@@ -358,6 +358,7 @@ class NodePool:
             return self
         _check_backend(backend)
         backend.attach(self)
+        self.table.forget_released()  # the driver keeps no copy of shards that now live in the backend
         self.backend = backend
         return self
 
