@@ -11,7 +11,7 @@ from .common import Unavailable, write_section
 
 SUITES = {
     "engine": ("bench.engine", "Training engine and round loop"),
-    "scale": ("bench.scale", "Ten thousand nodes"),
+    "scale": ("bench.scale", "A million registered nodes"),
     "aggregation": ("bench.aggregation", "Aggregation"),
     "robustness": ("bench.robustness", "Strategies under attack"),
     "adaptation": ("bench.adaptation", "Network-aware adaptation"),

@@ -146,10 +146,13 @@ def virtual_time_table() -> str:
 
 def main() -> str:
     logging.getLogger("hypergpu_lab").setLevel(logging.WARNING)
+    load0 = os.getloadavg()[0]
+    engine = engine_table()
     return (
-        f"Device: {resolve_device(DEVICE)}.\n\n"
+        f"Device: {resolve_device(DEVICE)}. 1-min load average (`uptime`) before / after the engine "
+        f"table: {load0:.2f} / {os.getloadavg()[0]:.2f}.\n\n"
         "### Local training engine (digits CNN, 1 epoch, B=10, momentum 0.9)\n\n"
-        + engine_table()
+        + engine
         + "\n\n### Whole round (coordinator.step, all nodes selected, 'lan' network)\n\n"
         + round_table()
         + "\n\n### Virtual time (10 nodes, digits CNN)\n\n"

@@ -131,9 +131,8 @@ class Coordinator:
         self.backend: Backend = backend or pool.backend or InProcessBackend()
         self.backend.bind(self.trainer, pool)
         self.weights = self.layout.flatten(self.model)
-        regions = {n: link.region for n, link in pool.network.links.items()}
         self.availability = availability.build(
-            cfg.availability, cfg.availability_options, seed=self.seed, regions=regions
+            cfg.availability, cfg.availability_options, seed=self.seed, regions=pool.network.regions
         )
         self.codec = compression.CompressionSpec.build(cfg.compression, cfg.compression_options)
         self.compressor = compression.UpdateCompressor(self.codec, seed=self.seed)
@@ -301,14 +300,14 @@ class Coordinator:
         """Run the failure detector; below quorum, wait in virtual time for nodes to come back."""
         found = self.detector.check(self.pool, self.clock.now)
         deadline = self.clock.now + self.config.max_wait_s
-        while len(self.pool.available()) < self.config.quorum:
+        while len(self.pool.available_ids()) < self.config.quorum:
             t = min(
                 self.detector.next_beat_after(self.clock.now),
                 self.availability.next_change(self.clock.now, list(self.pool.nodes)),
             )
             if t > deadline:
                 raise QuorumError(
-                    f"waiting for quorum: {len(self.pool.available())} of {len(self.pool)} nodes "
+                    f"waiting for quorum: {len(self.pool.available_ids())} of {len(self.pool)} nodes "
                     f"available, {self.config.quorum} needed (waited {self.config.max_wait_s:g}s "
                     "of virtual time); recover nodes, then resume"
                 )

@@ -45,6 +45,9 @@ DATA_ROOT_ENV = "HYPERGPU_LAB_DATA"
 #: bounded when a pool has many nodes.
 SYNTHETIC_MAX_PER_NODE = 1000
 SYNTHETIC_DIM = 60
+#: Most nodes whose test parts form the synthetic test set (evenly spaced over the ids).
+SYNTHETIC_TEST_NODES = 1000
+_SYNTHETIC_TAG = 0x53594E54  # "SYNT": node k's stream is (seed, k, tag)
 SYNTHETIC_CLASSES = 10
 
 # Standard per-dataset statistics, so that a subsample is normalised exactly
@@ -221,7 +224,10 @@ def synthetic(
     (the original has no cap; its heavy tail would make memory unbounded for
     large pools). Each node's samples are split into train and test by
     ``test_fraction`` (at least one of each); the test set is the union of the
-    nodes' test parts and ``natural_partition[k]`` lists node ``k``'s train rows.
+    test parts of at most :data:`SYNTHETIC_TEST_NODES` evenly spaced nodes and
+    ``natural_partition[k]`` lists node ``k``'s train rows. Each node draws from
+    its own stream (see :class:`SyntheticShards`, which a pool uses to generate
+    a node's shard only when it trains).
     """
     _validate_args(
         name="synthetic",
@@ -234,48 +240,88 @@ def synthetic(
         max_test=None,
     )
     checks.integer("max_per_node", max_per_node, low=50, hint="every node holds at least 50 samples")
-    rng = np.random.default_rng(seed)
-    # Draw order follows the authors' generator: sizes, priors, feature means, then per-node models.
-    raw_sizes = rng.lognormal(4.0, 2.0, num_nodes)
-    sizes = np.minimum(raw_sizes, max_per_node - 50).astype(np.int64) + 50
-    mean_w = rng.normal(0.0, alpha, num_nodes)
-    mean_b = mean_w
-    feature_shift = rng.normal(0.0, beta, num_nodes)
-    mean_x = rng.normal(feature_shift[:, None], 1.0, (num_nodes, SYNTHETIC_DIM))
-    # Diagonal covariance: sampling N(v, Sigma) is v + sqrt(diag) * N(0, 1).
-    x_scale = np.power(np.arange(1, SYNTHETIC_DIM + 1, dtype=np.float64), -1.2) ** 0.5
-
-    # Preallocated float32 outputs filled node by node: peak memory stays near the final size
-    # (10,000 nodes are ~2 million samples), instead of float64 per-node arrays plus their concatenation.
-    n_test = np.clip(np.rint(sizes * test_fraction).astype(np.int64), 1, sizes - 1)
-    n_train = sizes - n_test
-    x_train = np.empty((int(n_train.sum()), SYNTHETIC_DIM), dtype=np.float32)
-    y_train = np.empty(int(n_train.sum()), dtype=np.int64)
-    x_test = np.empty((int(n_test.sum()), SYNTHETIC_DIM), dtype=np.float32)
-    y_test = np.empty(int(n_test.sum()), dtype=np.int64)
-    train_at = np.concatenate([[0], np.cumsum(n_train)])
-    test_at = np.concatenate([[0], np.cumsum(n_test)])
-    for k in range(num_nodes):
-        w = rng.normal(mean_w[k], 1.0, (SYNTHETIC_DIM, SYNTHETIC_CLASSES))
-        b = rng.normal(mean_b[k], 1.0, SYNTHETIC_CLASSES)
-        x = mean_x[k] + x_scale * rng.standard_normal((int(sizes[k]), SYNTHETIC_DIM))
-        y = np.argmax(x @ w + b, axis=1)  # softmax is monotone, argmax of logits is the same
-        a, t = train_at[k], test_at[k]
-        x_train[a : a + n_train[k]] = x[: n_train[k]]
-        y_train[a : a + n_train[k]] = y[: n_train[k]]
-        x_test[t : t + n_test[k]] = x[n_train[k] :]
-        y_test[t : t + n_test[k]] = y[n_train[k] :]
-    parts = [np.arange(train_at[k], train_at[k + 1], dtype=np.int64) for k in range(num_nodes)]
-
+    gen = SyntheticShards(
+        num_nodes, alpha=alpha, beta=beta, test_fraction=test_fraction, seed=seed, max_per_node=max_per_node
+    )
+    parts = [gen.load(k) for k in range(num_nodes)]
+    train_at = np.concatenate([[0], np.cumsum(gen.n_train)])
+    x_test, y_test = gen.test_set()
     return Dataset(
         name="synthetic",
-        x_train=torch.from_numpy(x_train),
-        y_train=torch.from_numpy(y_train),
-        x_test=torch.from_numpy(x_test),
-        y_test=torch.from_numpy(y_test),
+        x_train=torch.cat([x for x, _ in parts]),
+        y_train=torch.cat([y for _, y in parts]),
+        x_test=x_test,
+        y_test=y_test,
         num_classes=SYNTHETIC_CLASSES,
-        natural_partition=parts,
+        natural_partition=[np.arange(train_at[k], train_at[k + 1], dtype=np.int64) for k in range(num_nodes)],
     )
+
+
+class SyntheticShards:
+    """Synthetic(alpha, beta) node by node: node ``k``'s samples come from its own seeded stream.
+
+    Why: a pool of a million nodes cannot hold ~150 million samples. The per-node draws (sizes,
+    priors u_k and B_k) are three arrays made once; everything else of node ``k`` (v_k, W_k, b_k and
+    its samples) is drawn from the stream (seed, k) when the node trains, so node ``k`` is the same
+    whether it is generated alone, lazily, or with all the others (:func:`synthetic`).
+    The test set is the union of the test parts of at most :data:`SYNTHETIC_TEST_NODES` nodes,
+    evenly spaced over the ids (all nodes when there are no more than that).
+    """
+
+    sample_shape = (SYNTHETIC_DIM,)
+
+    def __init__(
+        self,
+        num_nodes: int,
+        *,
+        alpha: float,
+        beta: float,
+        test_fraction: float,
+        seed: int,
+        max_per_node: int = SYNTHETIC_MAX_PER_NODE,
+    ) -> None:
+        self.seed, self.alpha, self.beta = seed, alpha, beta
+        rng = np.random.default_rng(seed)
+        # Draw order follows the authors' generator: sizes, priors, then per-node feature means and models.
+        sizes = np.minimum(rng.lognormal(4.0, 2.0, num_nodes), max_per_node - 50).astype(np.int64) + 50
+        self.mean_w = rng.normal(0.0, alpha, num_nodes)  # u_k (b_k shares it, as in the authors' code)
+        self.feature_shift = rng.normal(0.0, beta, num_nodes)  # B_k
+        self.n_test = np.clip(np.rint(sizes * test_fraction).astype(np.int64), 1, sizes - 1)
+        self.n_train = sizes - self.n_test
+        # Diagonal covariance: sampling N(v, Sigma) is v + sqrt(diag) * N(0, 1).
+        self._x_scale = np.power(np.arange(1, SYNTHETIC_DIM + 1, dtype=np.float64), -1.2) ** 0.5
+
+    def __len__(self) -> int:
+        return len(self.n_train)
+
+    def _samples(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """All of node ``k``'s samples (train rows first), from its own stream."""
+        rng = np.random.default_rng([self.seed, k, _SYNTHETIC_TAG])
+        mean_x = rng.normal(self.feature_shift[k], 1.0, SYNTHETIC_DIM)
+        w = rng.normal(self.mean_w[k], 1.0, (SYNTHETIC_DIM, SYNTHETIC_CLASSES))
+        b = rng.normal(self.mean_w[k], 1.0, SYNTHETIC_CLASSES)
+        x = mean_x + self._x_scale * rng.standard_normal((int(self.n_train[k] + self.n_test[k]), SYNTHETIC_DIM))
+        y = np.argmax(x @ w + b, axis=1)  # softmax is monotone, argmax of logits is the same
+        return x.astype(np.float32), y.astype(np.int64)
+
+    def load(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node ``k``'s training shard ``(x [n, 60] float32, y [n] int64)``."""
+        x, y = self._samples(k)
+        n = int(self.n_train[k])
+        return torch.from_numpy(x[:n]), torch.from_numpy(y[:n])
+
+    def test_nodes(self) -> np.ndarray:
+        """The nodes whose test parts make the held-out test set."""
+        n = len(self)
+        return np.arange(n) if n <= SYNTHETIC_TEST_NODES else np.linspace(0, n - 1, SYNTHETIC_TEST_NODES).astype(int)
+
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for k in self.test_nodes():
+            x, y = self._samples(int(k))
+            xs.append(x[self.n_train[k] :])
+            ys.append(y[self.n_train[k] :])
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
 
 def _load_digits(*, seed: int, test_fraction: float) -> Dataset:
@@ -430,6 +476,15 @@ def _load_cifar10(
         splits.append((x.contiguous(), y))
     (x_train, y_train), (x_test, y_test) = splits
     return Dataset(name="cifar10", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, num_classes=10)
+
+
+def subsample_test(
+    x: torch.Tensor, y: torch.Tensor, *, max_test: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test subsample :func:`load_dataset` takes for ``max_test`` and ``seed`` (the same stream)."""
+    test_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    keep = torch.from_numpy(_subsample_indices(len(y), max_test, test_rng))
+    return (x, y) if max_test is None or max_test >= len(y) else (x[keep], y[keep])
 
 
 def _subsample_indices(n: int, cap: int | None, rng: np.random.Generator) -> np.ndarray:

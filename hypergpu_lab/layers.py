@@ -41,9 +41,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.availability",  # when each node is online, in virtual time
             f"{_P}.models",
             f"{_P}.layer_stack",
+            f"{_P}.buffers",  # scratch tensors the training engine reuses across calls
             f"{_P}.data",
             f"{_P}.partition",
             f"{_P}.pool_config",
+            f"{_P}.node_table",  # the pool's per-node columns, viewed by nodes.Node
             f"{_P}.nodes",
             f"{_P}.training",
             f"{_P}.plan",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -423,6 +423,97 @@ def _draw_base_latency_ms(profile: LinkProfile, region: str, *, seed: int, node:
     return low + u * (high - low) + REGIONS[region]
 
 
+class Links(MutableMapping[int, Link]):
+    """Node id -> :class:`Link`, where the links :meth:`Network.build` made are two small arrays.
+
+    Why: a million registered nodes must not hold a million Link objects (nor draw a million
+    latencies up front). A built link is made from its profile and region index when first
+    read, with the same (seed, node) draw an eager build makes, then kept (so a caller may
+    change it in place); links added one by one are stored as objects.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[int, Link] = {}
+        self._profiles: list[LinkProfile] = []
+        self._regions: list[str] = []
+        self._profile = np.zeros(0, dtype=np.int8)
+        self._region = np.zeros(0, dtype=np.int8)
+        self._built = np.zeros(0, dtype=bool)  # node id < len: a built link not yet made or removed
+        self._seed = 0
+
+    def build(self, profiles: list[LinkProfile], profile: np.ndarray, regions: list[str], seed: int) -> None:
+        """Links for nodes ``0..len(profile)-1``: ``profiles[profile[i]]``, regions round-robin."""
+        n = len(profile)
+        self._profiles, self._profile, self._seed = profiles, profile.astype(np.int8), seed
+        self._regions = regions
+        self._region = (np.arange(n) % len(regions)).astype(np.int8)
+        self._built = np.ones(n, dtype=bool)
+
+    def _lazy(self, node: object) -> bool:
+        return isinstance(node, (int, np.integer)) and 0 <= node < len(self._built) and bool(self._built[node])
+
+    def __getitem__(self, node: int) -> Link:
+        link = self._made.get(node)
+        if link is not None:
+            return link
+        if not self._lazy(node):
+            raise KeyError(node)
+        profile, region = self._profiles[self._profile[node]], self._regions[self._region[node]]
+        link = Link(int(node), profile, region, _draw_base_latency_ms(profile, region, seed=self._seed, node=node))
+        self._made[int(node)] = link
+        self._built[node] = False
+        return link
+
+    def region(self, node: int) -> str:
+        """A node's region without making its link."""
+        return self._regions[self._region[node]] if self._lazy(node) else self[node].region
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._made or self._lazy(node)
+
+    def __setitem__(self, node: int, link: Link) -> None:
+        if self._lazy(node):
+            self._built[node] = False
+        self._made[node] = link
+
+    def __delitem__(self, node: int) -> None:
+        if self._lazy(node):
+            self._built[node] = False
+        elif node in self._made:
+            del self._made[node]
+        else:
+            raise KeyError(node)
+
+    def __iter__(self) -> Iterator[int]:
+        """Ids in order: built ones (made or not) first, by id, then links added one by one."""
+        n = len(self._built)
+        mask = self._built.copy()
+        mask[[i for i in self._made if i < n]] = True
+        yield from np.flatnonzero(mask).tolist()
+        yield from (i for i in self._made if i >= n)
+
+    def __len__(self) -> int:
+        return int(self._built.sum()) + len(self._made)
+
+
+class RegionMap(Mapping[int, str]):
+    """Node id -> region name, read from the links without making them."""
+
+    def __init__(self, links: Links) -> None:
+        self._links = links
+
+    def __getitem__(self, node: int) -> str:
+        if node not in self._links:
+            raise KeyError(node)
+        return self._links.region(node)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._links)
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+
 class Network:
     """Links between nodes and the coordinator, plus scheduled events, in virtual time.
 
@@ -440,10 +531,16 @@ class Network:
         for node, link in links.items():
             if not isinstance(link, Link) or link.node != node:
                 raise ConfigError("links", {node: link}, "node id -> Link with that node id")
-        self.links: dict[int, Link] = dict(links)
+        self.links: Links = Links()
+        self.links.update(links)
         self.retry = retry
         self._events: list[NetworkEvent] = []
         self._by_node: dict[int, list[NetworkEvent]] = {}
+
+    @property
+    def regions(self) -> RegionMap:
+        """Node id -> region, without making links."""
+        return RegionMap(self.links)
 
     def __repr__(self) -> str:
         return f"Network(links={len(self.links)}, events={len(self._events)}, retry={self.retry!r})"
@@ -464,11 +561,13 @@ class Network:
         fraction``), then shuffled with ``seed`` so that node 0 is not always
         the best-connected one. Regions go round-robin over ``regions`` in node
         order (all ``"local"`` when None). Each base latency is drawn from
-        ``(seed, node)``; same inputs, same links.
+        ``(seed, node)``; same inputs, same links. For ``range(n)`` the links are
+        made when first read (see :class:`Links`), with the same values.
         """
         seed = checks.integer("seed", seed, low=0)
-        ids = list(checks.node_ids("node_ids", node_ids))
-        if len(set(ids)) != len(ids):
+        dense = isinstance(node_ids, range) and node_ids.start == 0 and node_ids.step == 1
+        ids = node_ids if dense else list(checks.node_ids("node_ids", node_ids))  # a range needs no check
+        if not dense and len(set(ids)) != len(ids):
             raise ConfigError("node_ids", list(node_ids), "distinct node ids")
         region_names = ["local"] if regions is None else list(regions)
         if isinstance(regions, str) or not region_names:
@@ -477,9 +576,13 @@ class Network:
             checks.choice("region", region, REGIONS)
         pairs = _resolve_mix(mix)
         counts = _largest_remainder([f for _, f in pairs], len(ids))
-        profiles = [p for (p, _), c in zip(pairs, counts) for _ in range(c)]
         order = np.random.default_rng([seed, _SHUFFLE_TAG]).permutation(len(ids))
         network = cls({}, retry=retry)
+        if dense:  # nodes 0..n-1: links as arrays, each made when first read (the same draws)
+            kinds = np.repeat(np.arange(len(pairs)), counts)[order]
+            network.links.build([p for p, _ in pairs], kinds, region_names, seed)
+            return network
+        profiles = [p for (p, _), c in zip(pairs, counts) for _ in range(c)]
         for i, node in enumerate(ids):
             network.add_link(node, profiles[order[i]], region=region_names[i % len(region_names)], seed=seed)
         logger.debug("built network of %d links: %s", len(ids), {p.name: c for (p, _), c in zip(pairs, counts)})
@@ -663,5 +766,5 @@ class Network:
         restored = Network(links, retry=RetryPolicy(**state["retry"]))
         for e in events:  # not schedule(): events of since-removed nodes belong to the record
             restored._record(e)
-        self.links, self.retry = restored.links, restored.retry
+        self.links, self.retry = restored.links, restored.retry  # every link made: restored values win
         self._events, self._by_node = restored._events, restored._by_node

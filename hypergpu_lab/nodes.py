@@ -8,8 +8,8 @@ and failure counts are what selection and fault handling read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 from .errors import ConfigError
 from .models import ModelCost
 from .network import Network
+from .node_table import NodeTable, Shards, SliceShards
 from .pool_config import PoolConfig
 
 log = logging.getLogger(__name__)
@@ -56,45 +57,150 @@ class NodeState(str, Enum):
     QUARANTINED = "quarantined"
 
 
-@dataclass(eq=False)
-class Node:
-    """One participant. ``x``/``y`` are its own shard and are never sent anywhere.
+_STATES: tuple[NodeState, ...] = tuple(NodeState)
+_STATE_CODE = {state: i for i, state in enumerate(_STATES)}
 
-    With a remote backend (Ray) the shard lives where the node trains: ``x``/``y`` are None
-    here and the node keeps only its metadata (sample count, GPU, state).
+
+class Node:
+    """One participant, a view of its row in the pool's :class:`NodeTable`. ``x``/``y`` are its own shard
+    and are never sent anywhere; a pool's node reads them from a shared tensor or generates them from its
+    seed each time they are asked for (``shard()`` gives both at once).
+
+    ``Node(id, gpu, x, y)`` makes a node of its own (a one-row table) to register into a pool, which then
+    holds its values. With a remote backend (Ray) the shard lives where the node trains: ``x``/``y`` are
+    None here and the node keeps only its metadata (sample count, GPU, state).
     """
 
-    id: int
-    gpu: GPUSpec
-    x: torch.Tensor | None = field(repr=False)
-    y: torch.Tensor | None = field(repr=False)
-    state: NodeState = NodeState.ONLINE
-    last_heartbeat: float = 0.0
-    consecutive_failures: int = 0
-    total_failures: int = 0
-    rounds_selected: int = 0
-    _samples: int = field(default=0, init=False, repr=False, compare=False)  # size of a released shard
+    __slots__ = ("_t", "_r")
+
+    def __init__(
+        self,
+        id: int,
+        gpu: GPUSpec,
+        x: torch.Tensor | None,
+        y: torch.Tensor | None,
+        state: NodeState = NodeState.ONLINE,
+        last_heartbeat: float = 0.0,
+        consecutive_failures: int = 0,
+        total_failures: int = 0,
+        rounds_selected: int = 0,
+    ) -> None:
+        table = NodeTable(1)
+        n = int(y.shape[0]) if y is not None else 0
+        table.append(np.array([id]), np.array([table.gpu_index(gpu)]), np.array([n]))
+        if x is not None and y is not None:
+            table.own[0] = (x, y)
+        else:
+            table.held[0] = False
+        self._t, self._r = table, 0
+        self.state, self.last_heartbeat = state, last_heartbeat
+        self.consecutive_failures, self.total_failures = consecutive_failures, total_failures
+        self.rounds_selected = rounds_selected
+
+    @classmethod
+    def view(cls, table: NodeTable, row: int) -> Node:
+        node = cls.__new__(cls)
+        node._t, node._r = table, row
+        return node
+
+    def __repr__(self) -> str:
+        return f"Node(id={self.id}, gpu={self.gpu!r}, state={self.state.value})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Node) and other._t is self._t and other._r == self._r
+
+    def __hash__(self) -> int:
+        return hash((id(self._t), self._r))
+
+    # -- the row's columns ---------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        return int(self._t.ids[self._r])
+
+    @property
+    def gpu(self) -> GPUSpec:
+        return self._t.gpus[self._t.gpu[self._r]]
+
+    @gpu.setter
+    def gpu(self, value: GPUSpec) -> None:
+        self._t.gpu[self._r] = self._t.gpu_index(value)
+
+    @property
+    def state(self) -> NodeState:
+        return _STATES[self._t.state[self._r]]
+
+    @state.setter
+    def state(self, value: NodeState) -> None:
+        self._t.state[self._r] = _STATE_CODE[NodeState(value)]
+
+    @property
+    def last_heartbeat(self) -> float:
+        return float(self._t.heartbeat[self._r])
+
+    @last_heartbeat.setter
+    def last_heartbeat(self, value: float) -> None:
+        self._t.heartbeat[self._r] = value
+
+    @property
+    def consecutive_failures(self) -> int:
+        return int(self._t.consecutive_failures[self._r])
+
+    @consecutive_failures.setter
+    def consecutive_failures(self, value: int) -> None:
+        self._t.consecutive_failures[self._r] = value
+
+    @property
+    def total_failures(self) -> int:
+        return int(self._t.total_failures[self._r])
+
+    @total_failures.setter
+    def total_failures(self, value: int) -> None:
+        self._t.total_failures[self._r] = value
+
+    @property
+    def rounds_selected(self) -> int:
+        return int(self._t.rounds_selected[self._r])
+
+    @rounds_selected.setter
+    def rounds_selected(self, value: int) -> None:
+        self._t.rounds_selected[self._r] = value
 
     @property
     def num_samples(self) -> int:
-        return int(self.y.shape[0]) if self.y is not None else self._samples
+        return int(self._t.samples[self._r])
+
+    # -- the shard -----------------------------------------------------------------------------
+    def shard(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(x, y)``, read or generated now; None once a backend took the shard elsewhere."""
+        return self._t.shard(self._r)
+
+    @property
+    def x(self) -> torch.Tensor | None:
+        data = self.shard()
+        return None if data is None else data[0]
+
+    @property
+    def y(self) -> torch.Tensor | None:
+        data = self.shard()
+        return None if data is None else data[1]
 
     def release_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Hand the shard to a backend that keeps it elsewhere; this node keeps only its size."""
-        if self.x is None or self.y is None:
+        data = self.shard()
+        if data is None:
             raise ConfigError("node", self.id, "a node that still holds its shard (this one gave it away)")
-        x, y = self.x, self.y
-        self._samples, self.x, self.y = int(y.shape[0]), None, None
-        return x, y
+        self._t.held[self._r] = False
+        self._t.own.pop(self._r, None)
+        return data
 
+    # -- what selection and simulated time read -------------------------------------------------
     @property
     def available(self) -> bool:
         return self.state is NodeState.ONLINE
 
     def max_batch(self, cost: ModelCost, *, usable: float = 0.9) -> int:
         """Largest batch whose activations fit beside weights, grads and optimiser state (4x params)."""
-        free = self.gpu.memory_gb * 2**30 * usable - 4 * cost.param_bytes
-        return max(0, int(free // max(cost.activation_bytes_per_sample, 1.0)))
+        return max_batch(self.gpu, cost, usable=usable)
 
     def compute_seconds(self, samples: int, cost: ModelCost) -> float:
         """Simulated wall time of ``samples`` forward+backward passes on this GPU."""
@@ -109,13 +215,28 @@ class Node:
         self.total_failures += 1
 
 
+def max_batch(gpu: GPUSpec, cost: ModelCost, *, usable: float = 0.9) -> int:
+    """Largest batch whose activations fit on ``gpu`` beside weights, grads and optimiser state (4x params)."""
+    free = gpu.memory_gb * 2**30 * usable - 4 * cost.param_bytes
+    return max(0, int(free // max(cost.activation_bytes_per_sample, 1.0)))
+
+
 def assign(names: Sequence[str], fractions: Sequence[float], n: int, rng: np.random.Generator) -> list[str]:
     """Exact counts by largest remainder, then a seeded shuffle: a mix of 10% gives 10% of nodes."""
+    return [names[i] for i in assign_indices(_counts(fractions, n), rng)]
+
+
+def _counts(fractions: Sequence[float], n: int) -> np.ndarray:
     raw = np.asarray(fractions, dtype=float) / float(np.sum(fractions)) * n
     counts = np.floor(raw).astype(int)
     for i in np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]:
         counts[i] += 1
-    out = [name for name, c in zip(names, counts) for _ in range(c)]
+    return counts
+
+
+def assign_indices(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``counts[i]`` copies of ``i``, shuffled as :func:`assign` shuffles names (the same draws)."""
+    out = np.repeat(np.arange(len(counts), dtype=np.int16), counts)
     rng.shuffle(out)
     return out
 
@@ -148,29 +269,71 @@ def _check_backend(backend: Any) -> None:
         )
 
 
+class NodeIds(Mapping[int, Node]):
+    """``pool.nodes``: id -> node over the pool's table; membership and iteration read arrays only."""
+
+    def __init__(self, pool: NodePool) -> None:
+        self._pool = pool
+
+    def __getitem__(self, node_id: int) -> Node:
+        if node_id not in self._pool:
+            raise KeyError(node_id)
+        return self._pool[node_id]
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._pool
+
+    def __iter__(self) -> Iterator[int]:
+        t = self._pool.table
+        return iter(t.ids[t.live()].tolist())
+
+    def __len__(self) -> int:
+        return len(self._pool)
+
+
 class NodePool:
     """The nodes, their links and the coordinator's held-out test set."""
 
     def __init__(
         self,
-        nodes: Sequence[Node],
+        nodes: Sequence[Node] | NodeTable,
         network: Network,
         *,
         x_test: torch.Tensor,
         y_test: torch.Tensor,
         num_classes: int,
         config: PoolConfig | None = None,
+        input_shape: tuple[int, ...] | None = None,
     ) -> None:
-        self.nodes: dict[int, Node] = {n.id: n for n in nodes}
         self.network = network
         self.x_test, self.y_test = x_test, y_test
         self.num_classes = num_classes
-        shard = nodes[0].x if nodes else None
-        self.input_shape = tuple((shard if shard is not None else x_test).shape[1:])
+        shard = nodes[0].x if isinstance(nodes, Sequence) and nodes else None
+        self.input_shape = input_shape or tuple((shard if shard is not None else x_test).shape[1:])
+        self.table = nodes if isinstance(nodes, NodeTable) else NodeTable()
+        self._registered: dict[int, Node] = {}  # nodes registered as objects: pool[id] gives the same object
+        if isinstance(nodes, Sequence):
+            for node in nodes:
+                self._adopt(node)
         self.config = config
         self.backend: Any = None  # where the nodes train when not in this process (see with_backend)
         # Nodes the availability model has offline now: set by the coordinator at each round's start.
         self.offline: frozenset[int] = frozenset()
+
+    def _adopt(self, node: Node) -> None:
+        """Copy a node's row into this pool's table; the node object then views that row."""
+        old, r = node._t, node._r
+        (row,) = self.table.append(
+            np.array([node.id]), np.array([self.table.gpu_index(node.gpu)]), np.array([node.num_samples])
+        )
+        for name in ("held", "state", "heartbeat", "consecutive_failures", "total_failures", "rounds_selected"):
+            getattr(self.table, name)[row] = getattr(old, name)[r]
+        if r in old.own:
+            self.table.own[int(row)] = old.own[r]
+        elif old.held[r]:
+            self.table.own[int(row)] = old.shard(r)
+        node._t, node._r = self.table, int(row)
+        self._registered[node.id] = node
 
     @classmethod
     def simulated(cls, num_nodes: int = 10, *, backend: Any = None, **options: Any) -> NodePool:
@@ -195,16 +358,25 @@ class NodePool:
             return self
         _check_backend(backend)
         backend.attach(self)
+        self.table.forget_released()  # the driver keeps no copy of shards that now live in the backend
         self.backend = backend
         return self
 
     @classmethod
-    def from_config(cls, cfg: PoolConfig, *, backend: Any = None) -> NodePool:
-        """Load, partition and place the data ``cfg`` describes; ``backend`` as in :meth:`with_backend`."""
+    def from_config(cls, cfg: PoolConfig, *, backend: Any = None, lazy: bool = True) -> NodePool:
+        """Load, partition and place the data ``cfg`` describes; ``backend`` as in :meth:`with_backend`.
+
+        Synthetic data (without ``max_train``) is generated node by node when a node trains, so a
+        pool costs memory per node selected; ``lazy=False`` generates every shard now instead
+        (the same values: each node draws from its own stream).
+        """
         if backend is not None:
             _check_backend(backend)  # before the data loads: a wrong backend fails fast
         from .data import load_dataset
         from .partition import partition
+
+        if lazy and cfg.dataset == "synthetic" and cfg.max_train is None:
+            return cls._synthetic(cfg).with_backend(backend)
 
         data = load_dataset(
             cfg.dataset,
@@ -243,15 +415,38 @@ class NodePool:
             cfg.seed,
             cfg,
         )
+        pool._log_built()
+        return pool.with_backend(backend)
+
+    @classmethod
+    def _synthetic(cls, cfg: PoolConfig) -> NodePool:
+        """Synthetic nodes that generate their shard from their own seed each time they train."""
+        from .data import SYNTHETIC_CLASSES, SyntheticShards, subsample_test
+
+        gen = SyntheticShards(
+            cfg.num_nodes,
+            alpha=cfg.synthetic_alpha,
+            beta=cfg.synthetic_beta,
+            test_fraction=cfg.test_fraction,
+            seed=cfg.seed,
+        )
+        x_test, y_test = subsample_test(*gen.test_set(), max_test=cfg.max_test, seed=cfg.seed)
+        shape = gen.sample_shape
+        pool = cls._build(gen, gen.n_train, x_test, y_test, SYNTHETIC_CLASSES, shape, cfg.gpus, cfg.network, cfg)
+        pool._log_built()
+        return pool
+
+    def _log_built(self) -> None:
+        cfg = self.config
+        assert cfg is not None
         log.info(
             "pool: %d nodes, %s/%s, %d train / %d test samples",
             cfg.num_nodes,
             cfg.dataset,
             cfg.partition,
-            sum(n.num_samples for n in pool),
-            len(y_test),
+            self.total_samples,
+            len(self.y_test),
         )
-        return pool.with_backend(backend)
 
     @classmethod
     def _assemble(
@@ -269,23 +464,52 @@ class NodePool:
         cfg: PoolConfig | None,
     ) -> NodePool:
         """Nodes holding contiguous slices of the training rows, GPUs and links drawn by seed."""
-        num_nodes = len(parts)
-        mix = _gpu_mix(gpus_mix)
-        gpus = assign(list(mix), list(mix.values()), num_nodes, np.random.default_rng([seed, 1]))
         # Rows are reordered once so that each node's shard is one contiguous slice; a node holds a view
-        # of its own slice only. One copy of the data in all, however many nodes (10,000 fit in memory).
+        # of its own slice only. One copy of the data in all, however many nodes.
         order = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
         if np.array_equal(order, np.arange(len(order))):  # already node by node (synthetic): no copy
             xs, ys = x_train[: len(order)], y_train[: len(order)]
         else:
             xs, ys = x_train[torch.from_numpy(order)], y_train[torch.from_numpy(order)]
-        sizes = [len(p) for p in parts]
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        nodes = [
-            Node(i, GPUS[g], xs[bounds[i] : bounds[i + 1]], ys[bounds[i] : bounds[i + 1]]) for i, g in enumerate(gpus)
-        ]
-        network = Network.build(list(range(num_nodes)), mix=network_mix, regions=regions, seed=seed)
-        return cls(nodes, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg)
+        sizes = np.array([len(p) for p in parts], dtype=np.int64)
+        shards = SliceShards(xs, ys, np.concatenate([[0], np.cumsum(sizes)]))
+        shape = tuple(xs.shape[1:])
+        return cls._build(
+            shards, sizes, x_test, y_test, num_classes, shape, gpus_mix, network_mix, cfg, regions=regions, seed=seed
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        shards: Shards,
+        sizes: np.ndarray,
+        x_test: torch.Tensor,
+        y_test: torch.Tensor,
+        num_classes: int,
+        input_shape: tuple[int, ...],
+        gpus_mix: str | dict[str, float],
+        network_mix: str | dict[str, float],
+        cfg: PoolConfig | None,
+        *,
+        regions: list[str] | None = None,
+        seed: int | None = None,
+    ) -> NodePool:
+        """Nodes ``0..n-1`` as table rows served by ``shards``; GPUs and links drawn by seed."""
+        if cfg is not None:
+            regions, seed = cfg.regions, cfg.seed
+        seed = seed or 0
+        num_nodes = len(sizes)
+        mix = _gpu_mix(gpus_mix)
+        names = list(mix)
+        picks = assign_indices(_counts(list(mix.values()), num_nodes), np.random.default_rng([seed, 1]))
+        table = NodeTable(num_nodes)
+        table.gpus = [GPUS[g] for g in names]
+        table.append(np.arange(num_nodes), picks, sizes)
+        table.shards = shards
+        network = Network.build(range(num_nodes), mix=network_mix, regions=regions, seed=seed)
+        return cls(
+            table, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg, input_shape=input_shape
+        )
 
     @classmethod
     def from_arrays(
@@ -371,38 +595,67 @@ class NodePool:
         return cls.from_arrays(x, y, num_nodes=num_nodes, **options)
 
     # -- membership and state ------------------------------------------------------------------
+    @property
+    def nodes(self) -> NodeIds:
+        """The registered nodes by id (a read-only mapping over the table: nothing is copied)."""
+        return NodeIds(self)
+
     def __len__(self) -> int:
-        return len(self.nodes)
+        return int(self.table.present[: self.table.size].sum())
 
     def __iter__(self) -> Iterator[Node]:
-        return iter(self.nodes.values())
+        return (self._node(int(r)) for r in self.table.live())
+
+    def _node(self, row: int) -> Node:
+        node = self._registered.get(int(self.table.ids[row]))
+        return node if node is not None else Node.view(self.table, row)
 
     def __getitem__(self, node_id: int) -> Node:
-        try:
-            return self.nodes[node_id]
-        except KeyError:
-            raise ConfigError(
-                "node", node_id, f"an id of a registered node (0..{max(self.nodes, default=-1)})"
-            ) from None
+        row = self.table.row(node_id)
+        if row is None:
+            live = self.table.ids[self.table.live()]
+            raise ConfigError("node", node_id, f"an id of a registered node (0..{int(live.max(initial=-1))})")
+        return self._node(row)
+
+    def __contains__(self, node_id: object) -> bool:
+        return isinstance(node_id, (int, np.integer)) and self.table.row(int(node_id)) is not None
 
     def register(self, node: Node, *, profile: str = "good", region: str = "local") -> None:
         """Add a node and give it a link; ids are unique."""
-        if node.id in self.nodes:
+        if node.id in self:
             raise ConfigError("node.id", node.id, "an id not yet registered")
-        if node.x is not None and node.x.shape[1:] != torch.Size(self.input_shape):
-            raise ConfigError("node.x", tuple(node.x.shape), f"samples of shape {self.input_shape}")
-        self.nodes[node.id] = node
+        x = node.x
+        if x is not None and x.shape[1:] != torch.Size(self.input_shape):
+            raise ConfigError("node.x", tuple(x.shape), f"samples of shape {self.input_shape}")
+        self._adopt(node)
         self.network.add_link(node.id, profile, region=region, seed=node.id)
 
     def remove(self, node_id: int) -> Node:
+        """Unregister a node; the node returned keeps its values in a row of its own."""
         node = self[node_id]
-        del self.nodes[node_id]
+        data = node.shard()
+        detached = Node(node.id, node.gpu, *(data if data is not None else (None, None)))
+        for name in ("state", "last_heartbeat", "consecutive_failures", "total_failures", "rounds_selected"):
+            setattr(detached, name, getattr(node, name))
+        detached._t.samples[0] = node.num_samples
+        self.table.remove(node._r)
+        self._registered.pop(node.id, None)
+        node._t, node._r = detached._t, detached._r  # whoever holds the node object keeps a valid node
         self.network.remove_link(node_id)
         return node
 
+    def available_ids(self) -> np.ndarray:
+        """Ids of nodes that can be selected (healthy and online), in registration order, as an array."""
+        t = self.table
+        ok = t.present[: t.size] & (t.state[: t.size] == _STATE_CODE[NodeState.ONLINE])
+        ids = t.ids[: t.size][ok]
+        if self.offline:
+            ids = ids[~np.isin(ids, np.fromiter(self.offline, dtype=np.int64, count=len(self.offline)))]
+        return ids
+
     def available(self) -> list[int]:
-        """Ids of nodes that can be selected (healthy and online), in id order."""
-        return [i for i, n in self.nodes.items() if n.available and i not in self.offline]
+        """Ids of nodes that can be selected (healthy and online), in registration order."""
+        return self.available_ids().tolist()
 
     def set_state(self, node_id: int, state: NodeState | str) -> None:
         try:
@@ -413,7 +666,8 @@ class NodePool:
 
     @property
     def total_samples(self) -> int:
-        return sum(n.num_samples for n in self.nodes.values())
+        t = self.table
+        return int(t.samples[: t.size][t.present[: t.size]].sum())
 
     def state_dict(self) -> dict[str, Any]:
         """Mutable node and network state for checkpoints; shards are rebuilt from the config."""
@@ -426,7 +680,7 @@ class NodePool:
                     "total_failures": n.total_failures,
                     "rounds_selected": n.rounds_selected,
                 }
-                for i, n in self.nodes.items()
+                for i, n in ((n.id, n) for n in self)
             },
             "network": self.network.state_dict(),
         }

@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
+
 if TYPE_CHECKING:
     from .events import RoundReport
     from .models import ModelCost
@@ -35,15 +37,25 @@ class RoundPlan:
 
 def memory_limits(pool: NodePool, cost: ModelCost) -> tuple[dict[int, int], list[str]]:
     """The largest batch each available node's GPU memory allows, and a note for each node it cannot host."""
-    limits: dict[int, int] = {}
-    notes: list[str] = []
-    for i in pool.available():
-        limit = pool[i].max_batch(cost)
-        if limit < 1:
-            notes.append(f"node {i}: model does not fit in {pool[i].gpu.memory_gb} GB")
-        else:
-            limits[i] = limit
-    return limits, notes
+    ids, limits, notes = memory_fits(pool, cost)
+    return dict(zip(ids.tolist(), limits.tolist())), notes
+
+
+def memory_fits(pool: NodePool, cost: ModelCost) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`memory_limits` as arrays (ids, largest batch) in id order: per GPU kind, not per node,
+    so that a planner over a million nodes does no per-node Python work."""
+    from .nodes import max_batch
+
+    t = pool.table
+    ids = pool.available_ids()
+    rows = np.array([t.row(i) for i in ids.tolist()], dtype=np.int64) if t.indexed else ids
+    per_gpu = np.array([max_batch(g, cost) for g in t.gpus], dtype=np.int64)
+    limits = per_gpu[t.gpu[rows]] if len(rows) else np.zeros(0, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    ids, limits = ids[order], limits[order]
+    notes = [f"node {i}: model does not fit in {pool[i].gpu.memory_gb} GB" for i in ids[limits < 1].tolist()]
+    fit = limits >= 1
+    return ids[fit], limits[fit], notes
 
 
 class Planner(Protocol):

@@ -31,6 +31,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from . import checks
+from .buffers import Buffers
 from .errors import ConfigError
 from .layer_stack import LayerStack
 from .models import ParamLayout
@@ -112,6 +113,12 @@ def can_vectorise(model: nn.Module) -> bool:
     return not any(True for _ in model.buffers())
 
 
+def _leading(active: np.ndarray) -> int | None:
+    """r when exactly the first r entries of ``active`` are True (and r >= 1), else None."""
+    r = int(active.sum())
+    return r if r and active[:r].all() else None
+
+
 class Trainer:
     """Runs local SGD for a list of jobs, vectorised where it can, looping where it must."""
 
@@ -138,6 +145,7 @@ class Trainer:
             raise ConfigError("vectorise", True, "False for models with buffers (e.g. BatchNorm)")
         # Plain Conv/Pool/ReLU/Linear chains get closed-form batched gradients; everything else goes through vmap.
         self._stack = LayerStack.of(model, self.layout) if self.vectorise else None
+        self._buffers = Buffers(self.device)  # scratch [K, P] tensors kept from call to call
         self._budget = memory_budget_bytes
         self._act_bytes = max(activation_bytes_per_sample, 1.0)
         # Forward + backward cost per sample, for the thread policy; ~6 FLOPs per parameter if unknown.
@@ -203,6 +211,7 @@ class Trainer:
 
     def _train_group(self, global_flat: torch.Tensor, jobs: Sequence[Job]) -> list[LocalResult]:
         """K nodes with one batch size, as one stacked model with parameters [K, P]."""
+        jobs = sorted(jobs, key=lambda j: -len(j.y))  # longest first (stable): finished nodes trail
         k, lr = len(jobs), self.sgd.lr
         mu, wd = self.sgd.momentum, self.sgd.weight_decay
         stack = self._stack if self._stack is not None and self._stack.accepts(jobs[0].x.shape[1:]) else None
@@ -232,6 +241,7 @@ class Trainer:
             taken = active.sum(1, keepdims=True) * np.arange(self.sgd.epochs)[:, None, None] + np.arange(n_steps)
             per_epoch = list(active & (taken < limit[:, None]))
         everyone = [a.all(0).tolist() for a in per_epoch]  # per epoch and step: no node is done yet
+        firsts = [[_leading(a[:, s]) for s in range(n_steps)] for a in per_epoch]
         keep = [torch.from_numpy(a.T.copy()).to(dev) for a in per_epoch]  # per epoch: [steps, K]
         corrections = None
         if any(j.correction is not None for j in jobs):
@@ -246,7 +256,11 @@ class Trainer:
             self.model.train()
         # The closed form's weights, cut once: the shared origin's for the first step, then each model's,
         # re-cut only when the stack's cuts are copies (grouped kernels) or the parameters are a new tensor.
-        bound: tuple[torch.Tensor | None, list] = (None, stack.bind(global_flat, k) if stack is not None else [])
+        bound: tuple[torch.Tensor | None, list, int] = (
+            None,
+            stack.bind(global_flat, k) if stack is not None else [],
+            k,
+        )
         for epoch in range(self.sgd.epochs):
             idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
             idx_np[rows, cols] = np.concatenate([o[epoch] for o in orders]) + np.repeat(offsets, sizes)
@@ -254,23 +268,34 @@ class Trainer:
             for s in range(n_steps):
                 # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
                 width = min(b, longest - s * b)
-                ib = idx[:, s * b : s * b + width]
-                wb = weights[:, s * b : s * b + width]
+                # Nodes run longest first: once only the first r still have batches, step those r alone
+                # (views of the parameters, no copies) instead of all K with the rest masked.
+                r = k if params is None or firsts[epoch][s] is None else firsts[epoch][s]
+                ib = idx[:r, s * b : s * b + width]
+                wb = weights[:r, s * b : s * b + width]
+                p_rows = None if params is None else params[:r]
                 if stack is not None:
-                    if params is not None and (bound[0] is not params or not stack.binds_views):
-                        bound = (params, stack.bind(params, k))
-                    per_node, grad = stack.loss_and_grad(bound[1], x_all[ib], y_all[ib], wb)
+                    if p_rows is not None and (bound[0] is not params or bound[2] != r or not stack.binds_views):
+                        bound = (params, stack.bind(p_rows, r), r)
+                    # The gradient goes into a buffer reused across steps and calls: no fresh [K, P] each step.
+                    grad_out = self._buffers.get("grad", (r, global_flat.numel()))
+                    per_node, grad = stack.loss_and_grad(bound[1], x_all[ib], y_all[ib], wb, out=grad_out)
                 else:
-                    per_node, grad = self._vmap_loss_and_grad(params, global_flat, x_all[ib], y_all[ib], wb)
+                    per_node, grad = self._vmap_loss_and_grad(p_rows, global_flat, x_all[ib], y_all[ib], wb)
                 with torch.no_grad():
-                    if self.sgd.prox_mu and params is not None:  # the proximal term is zero at the global model
-                        grad = grad.add(params - global_flat, alpha=self.sgd.prox_mu)
+                    if self.sgd.prox_mu and p_rows is not None:  # the proximal term is zero at the global model
+                        grad = grad.add_(p_rows - global_flat, alpha=self.sgd.prox_mu)
                     if corrections is not None:
-                        grad = grad.add(corrections)
+                        grad = grad.add_(corrections[:r])
                     last = epoch == self.sgd.epochs - 1 and s == n_steps - 1
-                    act = None if everyone[epoch][s] else keep[epoch][s]
-                    params, buf = self._sgd_step(params, global_flat, grad, buf, act, lr, mu, wd, last)
-                losses.append(per_node)
+                    act = None if everyone[epoch][s] or r < k else keep[epoch][s]
+                    scratch = self._buffers.get("momentum", tuple(grad.shape)) if mu and buf is None else None
+                    new, new_buf = self._sgd_step(
+                        p_rows, global_flat, grad, None if buf is None else buf[:r], act, lr, mu, wd, last, scratch
+                    )
+                    if r == k:  # otherwise the first r rows of params and buf changed in place
+                        params, buf = new, new_buf
+                losses.append(per_node if r == k else torch.cat([per_node, per_node.new_zeros(k - r)]))
         assert params is not None  # every node has at least one sample, so at least one step ran
         deltas = params.sub_(global_flat).cpu()
         norms = torch.linalg.vector_norm(deltas, dim=1).tolist()
@@ -341,27 +366,32 @@ class Trainer:
         mu: float,
         wd: float,
         last: bool = False,
+        scratch: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """torch.optim.SGD's update, applied only to nodes that had a batch this step; returns (params, buf).
 
-        ``active`` [K] bool, or None when every node had one. ``params`` None means every node still
-        holds ``origin`` (the first step): the new [K, P] parameters are then written once, as
-        origin - lr * step, with no copy of the origin first; on a run's only step (``last``), into
-        the gradient's own memory, as nothing reads the gradient or the momentum after it.
+        ``grad`` is the engine's own (it is changed in place). ``active`` [K] bool, or None when every
+        node had one. ``params`` None means every node still holds ``origin`` (the first step): the new
+        [K, P] parameters are then written once, as origin - lr * step, into fresh memory (they are
+        what the call returns), with no copy of the origin first. The momentum buffer starts in
+        ``scratch`` (a reused buffer shaped like ``grad``), or is skipped on a run's only step (``last``).
         """
         if wd:
-            grad = grad.add(origin if params is None else params, alpha=wd)
+            grad = grad.add_(origin if params is None else params, alpha=wd)
         keep = None if active is None else active.unsqueeze(1)  # finished nodes keep weights and momentum
         if mu:
-            if buf is None:  # torch.optim.SGD's first step: the buffer is the gradient itself (grad is ours)
-                buf = grad if keep is None else torch.where(keep, grad, 0.0)
+            if buf is None:  # torch.optim.SGD's first step: the buffer is the gradient itself
+                if keep is not None:
+                    grad = grad.masked_fill_(~keep, 0.0)
+                buf = None if last else grad if scratch is None else scratch.copy_(grad)
             elif keep is None:
                 buf.mul_(mu).add_(grad)
+                grad = buf
             else:
                 buf.copy_(torch.where(keep, buf.mul(mu).add_(grad), buf))
-            grad = buf
+                grad = buf
         if keep is not None:
             grad = torch.where(keep, grad, 0.0)
         if params is None:
-            return torch.add(origin, grad, alpha=-lr, out=grad if last else None), buf
+            return torch.add(origin, grad, alpha=-lr), buf
         return params.sub_(grad, alpha=lr), buf

@@ -264,3 +264,34 @@ def test_layer_stack_matches_the_loop_on_real_digits_with_tied_pixels() -> None:
     # Assert
     for v, ref in zip(vec, loop):
         torch.testing.assert_close(v.delta, ref.delta, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+@pytest.mark.parametrize(
+    "sgd", [SGDConfig(lr=0.1), SGDConfig(lr=0.05, momentum=0.9, weight_decay=1e-3, prox_mu=0.1, epochs=2)]
+)
+def test_reused_buffers_give_identical_results_and_leak_nothing_between_calls(model_name: str, sgd: SGDConfig) -> None:
+    # Prepare: two different rounds' jobs (unequal shards, one stopping early) on one trainer
+    model = build_model(model_name, (1, 8, 8), 10, seed=1)
+    start = ParamLayout.of(model).flatten(model)
+    first = _jobs([3, 17, 40, 9], [8, 8, 8, 8], (1, 8, 8), seed=1)
+    first[1] = Job(first[1].node, first[1].x, first[1].y, 8, first[1].seed, max_steps=2)
+    second = _jobs([50, 2, 31, 64, 12, 5], [8, 8, 8, 8, 8, 8], (1, 8, 8), seed=2)
+    trainer = Trainer(model, sgd, vectorise=True)
+
+    # Execute
+    a = trainer.train(start, first)
+    kept = [r.delta.clone() for r in a]
+    b = trainer.train(start + 0.01, second)
+    buffer = trainer._buffers.get("grad", (1, start.numel()))  # grown to the larger round's K
+    again = trainer.train(start, first)
+    fresh = Trainer(model, sgd, vectorise=True).train(start, first)
+
+    # Assert: the same bits as a fresh engine; the first call's deltas untouched by the later calls;
+    # the gradient buffer stays the same memory once grown and no result points into it
+    for x, y in zip(again, fresh):
+        assert torch.equal(x.delta, y.delta) and x.loss == y.loss and x.steps == y.steps
+    assert all(torch.equal(r.delta, k) for r, k in zip(a, kept))
+    assert trainer._buffers.get("grad", (1, start.numel())).data_ptr() == buffer.data_ptr()
+    scratch = {t.untyped_storage().data_ptr() for t in trainer._buffers._flat.values()}
+    assert all(r.delta.untyped_storage().data_ptr() not in scratch for r in a + b + again)

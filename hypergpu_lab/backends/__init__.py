@@ -70,9 +70,12 @@ class InProcessBackend:
         assert self.pool is not None, "bind() the backend to a pool first"
         out = []
         for t in tasks:
-            node = self.pool[t.node]
-            y = self.pool.num_classes - 1 - node.y if t.flip_labels else node.y
-            out.append(Job(t.node, node.x, y, t.batch_size, t.seed, t.correction, t.max_steps))
+            data = self.pool[t.node].shard()  # read (or generated, for synthetic nodes) once, now
+            if data is None:
+                raise RuntimeError(f"node {t.node}'s shard lives elsewhere: train it on the backend that holds it")
+            x, y = data
+            y = self.pool.num_classes - 1 - y if t.flip_labels else y
+            out.append(Job(t.node, x, y, t.batch_size, t.seed, t.correction, t.max_steps))
         return out
 
     def train(self, weights: torch.Tensor, tasks: Sequence[Task]) -> list[LocalResult]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..plan import RoundPlan, memory_limits
+from ..plan import RoundPlan, memory_fits
 
 if TYPE_CHECKING:
     from ..events import RoundReport
@@ -41,16 +41,17 @@ class UniformPolicy:
         self.min_completion = min_completion
 
     def plan(self, round_: int, pool: NodePool, now: float, cost: ModelCost) -> RoundPlan:
-        limits, notes = memory_limits(pool, cost)
-        fits = {i: min(self.batch_size, limit) for i, limit in limits.items()}
-        candidates = sorted(fits)
+        # Arrays over the candidates, in id order: no per-node Python work however many nodes are registered.
+        candidates, limits, notes = memory_fits(pool, cost)
         k = self.clients_per_round or max(1, round(self.fraction * len(candidates)))
         k = min(k, len(candidates))
         if k == len(candidates):  # everyone: no draw needed (the round's stream is its own, so none shifts)
-            chosen = candidates
+            picked = np.arange(k)
         else:
             rng = np.random.default_rng([self.seed, round_, 0x5E1EC7])
-            chosen = sorted(int(c) for c in rng.choice(candidates, size=k, replace=False))
+            picked = np.sort(rng.choice(len(candidates), size=k, replace=False))
+        chosen = candidates[picked].tolist()
+        fits = dict(zip(chosen, np.minimum(limits[picked], self.batch_size).tolist()))
         capped = [i for i in chosen if fits[i] < self.batch_size]
         if capped:
             notes.append(f"batch capped by GPU memory on nodes {capped}")
