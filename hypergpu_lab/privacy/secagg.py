@@ -231,27 +231,38 @@ class SecAggClient:
 
 
 def mask_inputs(
-    clients: dict[int, SecAggClient], inputs: dict[int, np.ndarray], s_publics: dict[int, bytes], ring: FixedPoint
+    clients: dict[int, SecAggClient],
+    inputs: dict[int, np.ndarray],
+    s_publics: dict[int, bytes],
+    ring: FixedPoint,
+    graph: dict[int, frozenset[int]] | None = None,
 ) -> dict[int, np.ndarray]:
     """Round 2 for all simulated nodes at once: each pair's mask is expanded once and added to both its ends.
 
-    Equal to :meth:`SecAggClient.mask` node by node (tested); pairs of two nodes without an input are skipped.
+    ``graph`` (SecAgg+) limits the pairs to neighbours; None is the complete graph. Equal to
+    :meth:`SecAggClient.mask` node by node (tested); pairs of two nodes without an input are skipped.
     """
     if not inputs:
         return {}
     size = next(iter(inputs.values())).size
     y = {u: x + expand(clients[u].self_seed, size, ring) for u, x in inputs.items()}
-    cohort = sorted(s_publics)
-    for i, u in enumerate(cohort):
-        for v in cohort[i + 1 :]:
-            if u in y or v in y:
-                end = u if u in y else v
-                m = expand(clients[end].mask_seed(v if end == u else u, s_publics[v if end == u else u]), size, ring)
-                if u in y:
-                    y[u] += m
-                if v in y:
-                    y[v] -= m
+    for u, v in pairs(sorted(s_publics), graph):
+        if u in y or v in y:
+            end, other = (u, v) if u in y else (v, u)
+            m = expand(clients[end].mask_seed(other, s_publics[other]), size, ring)
+            if u in y:
+                y[u] += m
+            if v in y:
+                y[v] -= m
     return y
+
+
+def pairs(cohort: list[int], graph: dict[int, frozenset[int]] | None) -> list[tuple[int, int]]:
+    """The masked pairs ``(u, v)``, ``u < v``, of ``cohort``: all of them, or the graph's edges within it."""
+    if graph is None:
+        return [(u, v) for i, u in enumerate(cohort) for v in cohort[i + 1 :]]
+    inside = set(cohort)
+    return [(u, v) for u in cohort for v in sorted(graph[u] & inside) if u < v]
 
 
 @dataclass
@@ -267,7 +278,18 @@ class SecAggServer:
     relayed: dict[int, dict[int, bytes]] = field(default_factory=dict)  # U2: sender -> receiver -> ciphertext
     masked: dict[int, np.ndarray] = field(default_factory=dict)  # U3: masked inputs
     responses: dict[int, dict[int, tuple[str, np.ndarray]]] = field(default_factory=dict)  # responder -> shares
+    graph: dict[int, frozenset[int]] | None = None  # SecAgg+: each node's neighbours; None = complete (classic)
     total: np.ndarray | None = None
+
+    def neighbours(self, node: int) -> frozenset[int]:
+        """The nodes ``node`` shares masks and keys with (every other node of U1 in classic SecAgg)."""
+        if self.graph is None:
+            return frozenset(self.publics) - {node}
+        return self.graph[node] & self.publics.keys()
+
+    def holders(self, node: int) -> list[int]:
+        """Who holds a Shamir share of ``node``'s secrets: the node and its neighbours in U1."""
+        return sorted(self.neighbours(node) | {node})
 
     @property
     def cohort(self) -> list[int]:
@@ -285,6 +307,10 @@ class SecAggServer:
     def _secret(self, node: int, kind: str) -> bytes:
         """``b_u`` or ``s_u^SK`` of ``node`` from ``t`` responders' shares (refusing a mix of kinds)."""
         held = {r: shares[node] for r, shares in self.responses.items() if node in shares}
+        if len(held) < self.threshold:
+            raise SecAggAbort(
+                f"node {node}: {len(held)} unmasking answers hold its shares, t = {self.threshold} needed"
+            )
         if {k for k, _ in held.values()} != {kind}:
             raise ValueError(
                 f"SecAgg: node {node} needs only {kind!r} shares, got {sorted({k for k, _ in held.values()})}"
@@ -297,18 +323,21 @@ class SecAggServer:
         if len(self.responses) < self.threshold:
             raise SecAggAbort(f"{len(self.responses)} unmasking answers, t = {self.threshold} needed")
         c = _crypto()
-        total = np.zeros(self.size, dtype=self.ring.dtype)
-        for v in sorted(self.masked):
-            total += self.masked[v]
-            total -= expand(self._secret(v, "b"), self.size, self.ring)
+        plus, minus = [self.masked[v] for v in sorted(self.masked)], []  # summed once each (wrapping in the ring)
+        minus += [expand(self._secret(v, "b"), self.size, self.ring) for v in sorted(self.masked)]
         for u in self.dropped():
             sk = c["Private"].from_private_bytes(self._secret(u, "s"))
-            for v in sorted(self.masked):
+            for v in sorted(self.neighbours(u) & self.masked.keys()):
                 shared = sk.exchange(c["Public"].from_public_bytes(self.publics[v][1]))
                 m = expand(derive(shared, "mask", self.round, u, v), self.size, self.ring)
-                if v < u:  # v's input holds +m_vu
-                    total -= m
-                else:
-                    total += m
+                (minus if v < u else plus).append(m)  # v's input holds +m_vu if v < u, else -m_uv
+        total = _ring_sum(plus, self.size, self.ring) - _ring_sum(minus, self.size, self.ring)
         self.total = total
         return total
+
+
+def _ring_sum(rows: list[np.ndarray], size: int, ring: FixedPoint) -> np.ndarray:
+    """The sum of ``rows`` in the ring, one numpy reduction (unsigned sums wrap mod 2^bits)."""
+    if not rows:
+        return np.zeros(size, dtype=ring.dtype)
+    return np.sum(np.stack(rows), axis=0, dtype=ring.dtype)
