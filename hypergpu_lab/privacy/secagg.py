@@ -21,6 +21,12 @@ each pair's X25519 agreement is computed once per round and read by both ends (i
 from either side: tested), and :func:`mask_inputs` expands each pair's mask once for its two ends.
 Private keys and ``b_u`` come from keyed streams, so a run is reproducible and resumable.
 
+**SecAgg+** (Bell et al., CCS 2020) is the same four rounds on a sparse graph: a node gets only its
+``k`` neighbours' keys, shares its secrets ``t``-of-``(k + 1)`` among them and masks with them alone
+(``SecAggServer.graph``, built by ``secagg_graph.py``; None is the complete graph, classic SecAgg).
+A round then costs ``K k`` agreements and ``K k / 2`` mask expansions instead of ``K (K - 1)`` and
+``K (K - 1) / 2``; the sum stays exact because every mask still has its two ends in the graph.
+
 :class:`SecAggServer` holds public keys, ciphertexts it cannot read, masked inputs, the unmasking
 shares and the sum, never a node's update (``tests/privacy/test_secagg.py`` inspects it).
 """
@@ -120,9 +126,14 @@ def _crypto() -> Any:  # imported when SecAgg runs: a run without it never loads
 def expand(seed: bytes, size: int, ring: FixedPoint) -> np.ndarray:
     """The PRG: ``size`` ring elements from a 32-byte seed (the AES-256-CTR keystream, one call)."""
     c = _crypto()
-    nbytes = size * ring.bits // 8
-    keystream = c["Cipher"](c["algorithms"].AES(seed), c["modes"].CTR(b"\0" * 16)).encryptor().update(b"\0" * nbytes)
-    return np.frombuffer(keystream, dtype=ring.dtype).copy()
+    cipher = c["Cipher"](c["algorithms"].AES(seed), c["modes"].CTR(b"\0" * 16))
+    return np.frombuffer(cipher.encryptor().update(_zeros(size * ring.bits // 8)), dtype=ring.dtype).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros(nbytes: int) -> bytes:
+    """The plaintext the keystream is read from, made once per vector size (a round expands it K k times)."""
+    return bytes(nbytes)
 
 
 def derive(shared: bytes, purpose: str, round_: int, u: int, v: int) -> bytes:
