@@ -213,3 +213,18 @@ def test_bad_secaggplus_options_name_their_field(privacy: dict, field: str) -> N
 def test_classic_is_an_alias_of_true() -> None:
     assert parse({"secagg": "classic"}) == parse({"secagg": True})
     assert parse({"secagg": "plus"}).secagg_plus and not parse({"secagg": True}).secagg_plus
+
+
+def test_the_key_derivation_is_rfc5869_hkdf_sha256() -> None:
+    # oracle: cryptography's own HKDF (no salt, 32 bytes) on the same agreement and info
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from hypergpu_lab.privacy.secagg import derive
+
+    shared = bytes(range(32))
+    info = b"hypergpu-lab secagg mask round 3 pair 2-9"
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared)
+
+    assert derive(shared, "mask", 3, 9, 2) == expected
+    assert derive(shared, "channel", 3, 9, 2) != expected
