@@ -228,3 +228,16 @@ def test_the_key_derivation_is_rfc5869_hkdf_sha256() -> None:
 
     assert derive(shared, "mask", 3, 9, 2) == expected
     assert derive(shared, "channel", 3, 9, 2) != expected
+
+
+def test_a_secaggplus_run_resumes_bit_identically(tmp_path) -> None:
+    privacy = {"secagg": "plus", "secagg_neighbours": 4}
+    straight = _run(privacy, network="unstable-wan", rounds=4)
+    first = _run(privacy, network="unstable-wan", rounds=2)
+    first.save_checkpoint(tmp_path / "r2.ckpt")
+
+    resumed = Coordinator.restore(tmp_path / "r2.ckpt")
+    resumed.run(rounds=2, progress=False)
+
+    assert torch.equal(resumed.weights, straight.weights)
+    assert resumed.privacy.server.graph == straight.privacy.server.graph  # the last round's graph, from the seed
