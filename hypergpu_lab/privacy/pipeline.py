@@ -42,6 +42,7 @@ from .secagg import (
     mask_inputs,
     threshold_for,
 )
+from .secagg_graph import harary, neighbours_for
 from .settings import FIELD, PrivacySettings
 
 if TYPE_CHECKING:
@@ -112,19 +113,20 @@ class PrivacyPipeline:
         for n in sorted(step):
             self._clients[n] = SecAggClient(self.seed, rnd.number, n, agreements)
             server.publics[n] = self._clients[n].public_keys
-        server.threshold = threshold_for(len(server.publics))
+        self._graph(server, rnd.number)
         t = max(step.values(), default=rnd.t0)
-        u1 = len(server.publics)
-        step = self._step(
-            network, rnd, dict.fromkeys(server.publics, t), u1 * (2 * PUBLIC_KEY_BYTES + 4), _BROADCAST, failed
+        holders = {n: server.holders(n) for n in server.publics}  # each node gets its neighbours' keys (and its own)
+        keys = {n: len(h) * (2 * PUBLIC_KEY_BYTES + 4) for n, h in holders.items()}
+        step = self._step(network, rnd, dict.fromkeys(server.publics, t), keys, _BROADCAST, failed)
+        shares = self._step(
+            network, rnd, step, {n: (len(h) - 1) * CIPHERTEXT_BYTES for n, h in holders.items()}, _SHARES_UP, failed
         )
-        shares = self._step(network, rnd, step, (u1 - 1) * CIPHERTEXT_BYTES, _SHARES_UP, failed)
         for n in sorted(shares):
-            server.relayed[n] = self._clients[n].share_keys(server.publics, server.threshold)
+            mine = {v: server.publics[v] for v in holders[n]}
+            server.relayed[n] = self._clients[n].share_keys(mine, server.threshold)
         t = max(shares.values(), default=rnd.t0)
-        inbox = self._step(
-            network, rnd, dict.fromkeys(shares, t), (len(shares) - 1) * CIPHERTEXT_BYTES, _SHARES_DOWN, failed
-        )
+        relay = {n: len(server.inbox(n)) * CIPHERTEXT_BYTES for n in shares}
+        inbox = self._step(network, rnd, dict.fromkeys(shares, t), relay, _SHARES_DOWN, failed)
         for n in inbox:
             self._clients[n].receive(server.inbox(n))
         short = len(server.cohort) < server.threshold  # the paper aborts: too few shares to ever unmask
@@ -141,13 +143,32 @@ class PrivacyPipeline:
             )
             rnd.down[n] = dataclasses.replace(d, end=why.end if why else t, ok=False, reason=reason)
 
+    def _graph(self, server: SecAggServer, round_: int) -> None:
+        """SecAgg+: the round's Harary graph over U1 and ``t`` of each node's ``k + 1`` holders; classic: all of U1."""
+        u1 = len(server.publics)
+        if not self.settings.secagg_plus:
+            server.threshold = threshold_for(u1)
+            return
+        k = min(self.settings.secagg_neighbours or neighbours_for(u1), max(u1 - 1, 0))
+        k = k if k == u1 - 1 else k - k % 2
+        server.graph = harary(sorted(server.publics), k, self.seed, round_) if u1 > 1 else None
+        server.threshold = threshold_for(k + 1)
+
     def _step(
-        self, network: Network, rnd: Any, starts: dict[int, float], payload: int, kind: int, failed: dict
+        self,
+        network: Network,
+        rnd: Any,
+        starts: dict[int, float],
+        payload: int | dict[int, int],
+        kind: int,
+        failed: dict,
     ) -> dict[int, float]:
-        """One protocol message per node (from its start time): the arrival times of those that got through."""
+        """One protocol message per node (from its start time; ``payload`` bytes, or per node): the arrival
+        times of those that got through."""
         arrived = {}
         for n, start in starts.items():
-            tr = self._transfer(network, n, payload + HEADER_BYTES, start, rnd.number, kind)
+            size = payload if isinstance(payload, int) else payload[n]
+            tr = self._transfer(network, n, size + HEADER_BYTES, start, rnd.number, kind)
             rnd.overhead_bytes += tr.nbytes * tr.attempts
             if tr.ok:
                 arrived[n] = tr.end
@@ -179,7 +200,7 @@ class PrivacyPipeline:
             if clamped:
                 rnd.notes += (f"node {n}: update clamped to the SecAgg ring's range (raise secagg_bits)",)
         s_publics = {n: self.server.publics[n][1] for n in self.server.cohort}
-        for n, y in mask_inputs(self._clients, inputs, s_publics, self.ring).items():
+        for n, y in mask_inputs(self._clients, inputs, s_publics, self.ring, self.server.graph).items():
             wire = torch.from_numpy(self.ring.to_wire(y))
             rnd.results[n] = dataclasses.replace(rnd.results[n], delta=wire, update_norm=float("nan"))
 
@@ -265,10 +286,13 @@ class PrivacyPipeline:
         for i, n in enumerate(nodes):
             server.masked[n] = self.ring.from_wire(stacked[i].numpy())
         survivors, ends, failed = set(nodes), [], {}
-        requests = self._step(network, rnd, dict.fromkeys(nodes, rnd.close), 4 * len(nodes), _REQUEST, failed)
-        answers = self._step(network, rnd, requests, len(server.cohort) * UNMASK_SHARE_BYTES, _RESPONSE, failed)
+        held = {n: [u for u in server.holders(n) if u in server.relayed] for n in nodes}  # shares n holds, of U2
+        ask = {n: 4 * len(survivors.intersection(server.holders(n))) for n in nodes}  # which of them survived
+        requests = self._step(network, rnd, dict.fromkeys(nodes, rnd.close), ask, _REQUEST, failed)
+        answer = {n: len(h) * UNMASK_SHARE_BYTES for n, h in held.items()}
+        answers = self._step(network, rnd, requests, answer, _RESPONSE, failed)
         for w in sorted(answers):
-            server.responses[w] = self._clients[w].unmasking_shares(survivors, server.cohort, server.publics)
+            server.responses[w] = self._clients[w].unmasking_shares(survivors, held[w], server.publics)
         ends = [*answers.values(), *(tr.end for tr in failed.values())]
         rnd.close = max(rnd.close, *ends) if ends else rnd.close
         try:
@@ -282,7 +306,8 @@ class PrivacyPipeline:
         if dropped := server.dropped():
             rnd.notes += (
                 f"SecAgg recovery: pairwise masks of {len(dropped)} dropped node(s) removed with their "
-                f"mask keys rebuilt from {server.threshold} of {len(answers)} survivors' shares",
+                f"mask keys rebuilt from {server.threshold} of {len(answers)} survivors' shares"
+                + (f" (SecAgg+: k = {len(server.holders(dropped[0])) - 1} neighbours)" if server.graph else ""),
             )
         if len(answers) < len(nodes):
             rnd.notes += (

@@ -31,7 +31,10 @@ class PrivacySettings:
     delta: float = 1e-5  # epsilon is reported at this delta
     budget: float | None = None  # stop the run before epsilon would exceed this
     accountant: str = "rdp"  # rdp | pld (both from Google's dp-accounting)
-    secagg: bool = False  # secure aggregation (Bonawitz et al. 2017): the server sees only masked updates
+    secagg: bool | str = (
+        False  # True or "classic": Bonawitz et al. 2017 (all pairs); "plus": SecAgg+ (Bell et al. 2020)
+    )
+    secagg_neighbours: int | None = None  # SecAgg+: k, an even number of neighbours; None = from Bell et al.'s bound
     secagg_bits: int = 32  # ring Z_(2^bits) of the masked fixed-point values: 32 or 64
     secagg_frac_bits: int | None = None  # fixed-point fraction bits; None = bits / 2
 
@@ -42,6 +45,11 @@ class PrivacySettings:
     @property
     def enabled(self) -> bool:
         return self.dp or self.secagg
+
+    @property
+    def secagg_plus(self) -> bool:
+        """SecAgg+: masks and key shares only among ``k`` neighbours in a random Harary graph."""
+        return self.secagg == "plus"
 
     @property
     def adaptive(self) -> bool:
@@ -75,7 +83,11 @@ def parse(options: Any) -> PrivacySettings:
         raise ConfigError(p + "delta", delta, "a probability in (0, 1), typically below 1 / number of nodes")
     budget = checks.optional(checks.number, p + "budget", o["budget"], 0, 1e6, open_low=True)
     checks.choice(p + "accountant", o["accountant"], ACCOUNTANTS)
-    secagg = checks.boolean(p + "secagg", o["secagg"])
+    secagg = _secagg(p + "secagg", o["secagg"])
+    k = checks.optional(checks.integer, p + "secagg_neighbours", o["secagg_neighbours"], low=2, high=10**6)
+    if k is not None and (k % 2 or secagg != "plus"):
+        accepted = "an even number of neighbours (Harary graph)" if k % 2 else 'None unless secagg is "plus"'
+        raise ConfigError(p + "secagg_neighbours", k, accepted)
     bits = checks.integer(p + "secagg_bits", o["secagg_bits"], accepted="32 or 64")
     if bits not in (32, 64):
         raise ConfigError(p + "secagg_bits", bits, "32 or 64")
@@ -97,6 +109,18 @@ def parse(options: Any) -> PrivacySettings:
         budget=budget,
         accountant=o["accountant"],
         secagg=secagg,
+        secagg_neighbours=k,
         secagg_bits=bits,
         secagg_frac_bits=frac,
+    )
+
+
+def _secagg(name: str, value: Any) -> bool | str:
+    """False, True (classic SecAgg; "classic" says the same) or "plus" (SecAgg+)."""
+    if isinstance(value, bool) or value == "plus":
+        return value
+    if value == "classic":
+        return True
+    raise ConfigError(
+        name, value, 'false, true or "classic" (Bonawitz et al. 2017), or "plus" (SecAgg+, Bell et al. 2020)'
     )

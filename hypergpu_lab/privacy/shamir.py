@@ -5,8 +5,9 @@ A secret is a vector of field elements (SecAgg splits its 32-byte keys into 16-b
 term is the element, and the share of party ``x`` is the polynomials' values at ``x``. Any ``t``
 shares give the secret back by Lagrange interpolation at 0; fewer than ``t`` say nothing about it.
 
-The modulus is below 2^31, so a product of two elements fits in int64 and every step is one numpy
-operation over all elements and parties at once (Horner's rule for the sharing).
+The modulus is below 2^31, so a product of two elements fits in int64. Sharing and reconstruction
+are each one matrix product mod PRIME (:func:`_matmul_mod`: the right operand split into 16-bit
+halves, so a row of up to 2^16 products sums below 2^63), not a Python loop over the coefficients.
 """
 
 from __future__ import annotations
@@ -41,31 +42,34 @@ def share(secret: np.ndarray, xs: list[int], threshold: int, rng: np.random.Gene
         raise ValueError("xs: distinct party numbers in 1 .. 2^31 - 2 are accepted")
     coeffs = rng.integers(0, PRIME, size=(threshold - 1, secret.size), dtype=np.int64)
     x = np.asarray(xs, dtype=np.int64)[:, None]
-    acc = np.zeros((len(xs), secret.size), dtype=np.int64)
-    for c in coeffs[::-1]:  # Horner, highest degree first; the constant term is the secret
-        acc = (acc * x + c) % PRIME
-    return (acc * x + secret) % PRIME
+    powers = np.ones((len(xs), threshold), dtype=np.int64)  # x^0 .. x^(t-1) mod PRIME: the Vandermonde matrix
+    for j in range(1, threshold):
+        powers[:, j] = powers[:, j - 1] * x[:, 0] % PRIME
+    return _matmul_mod(powers, np.vstack([secret[None], coeffs]))  # coeffs[i] goes with x^(i+1)
+
+
+def _matmul_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b mod PRIME`` for field elements, exact in int64 (``b`` split into 16-bit halves, ``a`` has < 2^16 columns)."""
+    hi, lo = b >> 16, b & 0xFFFF
+    return ((a @ hi % PRIME) * 2**16 + a @ lo) % PRIME
 
 
 @functools.lru_cache(maxsize=64)
 def lagrange_at_zero(xs: tuple[int, ...]) -> np.ndarray:
     """The weights ``l_i = prod_{j != i} x_j / (x_j - x_i)`` (mod PRIME) that interpolate at 0 (cached:
     a round rebuilds every secret from the same ``t`` parties)."""
-    weights = []
-    for i, xi in enumerate(xs):
-        num = den = 1
-        for j, xj in enumerate(xs):
-            if j != i:
-                num, den = num * xj % PRIME, den * (xj - xi) % PRIME
-        weights.append(num * pow(den, -1, PRIME) % PRIME)
-    return np.asarray(weights, dtype=np.int64)
+    x = np.asarray(xs, dtype=np.int64)
+    diff = (x[None, :] - x[:, None]) % PRIME  # row i: x_j - x_i
+    np.fill_diagonal(diff, 1)
+    top = np.where(np.eye(len(xs), dtype=bool), 1, x[None, :])  # row i: x_j, j != i
+    num, den = np.ones(len(xs), dtype=np.int64), np.ones(len(xs), dtype=np.int64)
+    for j in range(len(xs)):  # products along the rows, reduced at every step
+        num, den = num * top[:, j] % PRIME, den * diff[:, j] % PRIME
+    return np.asarray([int(n) * pow(int(d), -1, PRIME) % PRIME for n, d in zip(num, den, strict=True)], dtype=np.int64)
 
 
 def reconstruct(xs: list[int], shares: np.ndarray) -> np.ndarray:
     """The secret from the shares (rows) of the parties ``xs``; right only with ``threshold`` or more."""
     if len(set(xs)) != len(xs) or shares.shape[0] != len(xs):
         raise ValueError("xs: one distinct party number per row of shares is accepted")
-    out = np.zeros(shares.shape[1], dtype=np.int64)
-    for w, row in zip(lagrange_at_zero(tuple(xs)), shares, strict=True):
-        out = (out + w * row % PRIME) % PRIME
-    return out
+    return _matmul_mod(lagrange_at_zero(tuple(xs))[None], shares.astype(np.int64))[0]
