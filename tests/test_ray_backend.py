@@ -192,3 +192,27 @@ def test_an_actor_killed_mid_round_with_the_crash_policy_marks_its_nodes_crashed
         assert rep.selected == 3 and rep.accepted == 3 and {r.node for r in rep.nodes} == {0, 1, 2}
     finally:
         backend.close()
+
+
+def test_a_local_ray_that_times_out_during_startup_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's own 30 s raylet wait fails on a busy machine; one more start is made, other errors are raised."""
+    ray_backend = pytest.importorskip("hypergpu_lab.backends.ray")
+    calls: list[str] = []
+
+    def init(**_: object) -> None:
+        calls.append("init")
+        if calls.count("init") == 1:
+            raise Exception("The current node timed out during startup. This could happen because ...")
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=init, shutdown=lambda: calls.append("shutdown"))
+    monkeypatch.setattr(ray_backend, "ray", fake)
+    backend = ray_backend.RayBackend()
+    backend._init_ray()
+    assert calls == ["init", "shutdown", "init"] and backend._owns_ray
+
+    def broken(**_: object) -> None:
+        raise ValueError("bad runtime_env")
+
+    fake.init = broken
+    with pytest.raises(ValueError, match="bad runtime_env"):
+        ray_backend.RayBackend()._init_ray()

@@ -111,6 +111,10 @@ class NodeHost:
         return deltas.numpy(), [(r.node, r.num_samples, r.loss, r.steps, r.update_norm) for r in results]
 
 
+INIT_ATTEMPTS = 3
+"""Starts of a local Ray tried before giving up (only its own start-up timeout is retried)."""
+
+
 class RayBackend:
     """Trains nodes in Ray actors that hold their shards; see the module docstring.
 
@@ -175,7 +179,18 @@ class RayBackend:
         if ray.is_initialized():
             return
         t = time.perf_counter()
-        ray.init(address=self.address, **{"include_dashboard": False, "log_to_driver": False, **self.init_options})
+        options = {"include_dashboard": False, "log_to_driver": False, **self.init_options}
+        for attempt in range(1, INIT_ATTEMPTS + 1):
+            try:
+                ray.init(address=self.address, **options)
+                break
+            except Exception as exc:
+                # A local Ray waits a fixed 30 s for its raylet; on a busy machine the raylet's helpers
+                # can take longer, and the start fails once where a second start succeeds.
+                if self.address is not None or "timed out during startup" not in str(exc) or attempt == INIT_ATTEMPTS:
+                    raise
+                log.warning("ray.init attempt %d of %d failed (%s); starting Ray again", attempt, INIT_ATTEMPTS, exc)
+                ray.shutdown()
         self.init_seconds = time.perf_counter() - t
         self._owns_ray = True
         log.info("ray.init(address=%r) took %.1fs", self.address, self.init_seconds)
