@@ -52,7 +52,7 @@ from .run_control import RunControl, RunState, Waiting
 from .runs import RunFolder
 from .strategies import UpdateContext, get_strategy
 from .streams import stream
-from .threads import intra_op_threads
+from .threads import intra_op_threads, threads_for
 from .training import SGDConfig, Trainer, node_seed
 from .validate import check_updates
 
@@ -230,7 +230,10 @@ class Coordinator:
         None, and no round, when the privacy budget forbids the next round inside a run (the run
         stops, with the reason in ``control.detail``); called directly, that raises PrivacyBudgetExhausted.
         """
-        with self.control.lock:
+        # One intra-op thread (unless the user fixed a count) for the round's small ops: aggregation,
+        # checks, codecs, evaluation's loss. A second thread that waits for a busy core stalls each of
+        # them. Training and the batched forwards pick their own count from their work (threads.py).
+        with self.control.lock, intra_op_threads(threads_for(0)):
             if reason := self.privacy.stop_reason():  # e.g. a resumed run, or a budget below one round
                 if not self.control.active:
                     raise PrivacyBudgetExhausted(reason)
@@ -270,8 +273,7 @@ class Coordinator:
             before = self.weights
             if rnd.applied and self.scorer is not None and not rnd.masked:
                 samples = [m.result.num_samples for m, _ in rnd.applied]
-                with intra_op_threads(1):  # small ops; the batched forward picks its own threads
-                    rnd.contribution = self.scorer(rnd.number, before, rnd.stacked, samples)
+                rnd.contribution = self.scorer(rnd.number, before, rnd.stacked, samples)
             if rnd.applied:
                 self._aggregate(rnd)
             rnd.change = self.weights - before

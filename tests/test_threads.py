@@ -52,3 +52,25 @@ def test_a_ten_node_round_trains_on_one_thread(monkeypatch) -> None:
     coord.step()
 
     assert seen == [1]
+
+
+def test_the_rounds_small_ops_run_on_one_thread_and_the_callers_count_is_restored(monkeypatch) -> None:
+    """Aggregation, checks and evaluation inside step() use one thread, not torch's default; a fixed count wins."""
+    pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)
+    coord = Coordinator(pool=pool, model="mlp")
+    seen: list[int] = []
+    aggregate = coord.strategy.aggregate
+    monkeypatch.setattr(
+        coord.strategy, "aggregate", lambda *a, **k: seen.append(torch.get_num_threads()) or aggregate(*a, **k)
+    )
+    coord.bus.subscribe(lambda report: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+
+    coord.step()
+    set_threads(2)
+    try:
+        coord.step()
+    finally:
+        set_threads(None)
+
+    assert seen == [1, 1, 2, 2] and torch.get_num_threads() == before
