@@ -334,7 +334,8 @@ class Coordinator:
     ) -> Transfer:
         """One transfer; a node that goes offline after ``since`` (the round's start) before it arrives fails it."""
         rng = stream(self.seed, _TRANSFER_TAG, round_, node, direction)
-        transfer = self.pool.network.transfer(node, self.layout.nbytes if nbytes is None else nbytes, start, rng)
+        size = self.layout.nbytes if nbytes is None else nbytes
+        transfer = self.pool.network.transfer(node, size, start, rng, upload=direction == _UP)
         if since is not None and transfer.ok and transfer.end > (off := self.availability.offline_from(node, since)):
             transfer = Transfer(node, transfer.nbytes, start, max(start, off), False, transfer.attempts, "offline")
         if transfer.ok:

@@ -68,10 +68,14 @@ class LinkProfile:
     loss
         Probability that one message attempt is lost, in ``[0, 1)`` (1 would never deliver).
     bandwidth_mbps
-        Throughput in megabits per second; sets the size-dependent part of a transfer.
+        Throughput in megabits per second; sets the size-dependent part of a transfer (downloads,
+        and uploads too unless ``upload_mbps`` is given).
     jitter_ms
         Standard deviation of the per-attempt jitter, added as ``|N(0, jitter)|``
         because a network can delay a message but never speed it up.
+    upload_mbps
+        Uplink throughput, for an asymmetric link (home broadband and mobile links upload several
+        times slower than they download); None: the same as ``bandwidth_mbps``.
     """
 
     name: str
@@ -79,6 +83,7 @@ class LinkProfile:
     loss: float
     bandwidth_mbps: float
     jitter_ms: float = 0.0
+    upload_mbps: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -109,6 +114,22 @@ class LinkProfile:
             "jitter_ms",
             checks.number("jitter_ms", self.jitter_ms, 0.0, MAX_DELAY_MS, accepted="0 to 86400000 milliseconds"),
         )
+        if self.upload_mbps is not None:
+            object.__setattr__(
+                self,
+                "upload_mbps",
+                checks.number(
+                    "upload_mbps",
+                    self.upload_mbps,
+                    low=0.0,
+                    open_low=True,
+                    accepted="> 0 megabits per second, or None for a symmetric link",
+                ),
+            )
+
+    def mbps(self, upload: bool = False) -> float:
+        """The throughput one way: ``upload_mbps`` for an upload on an asymmetric link, else ``bandwidth_mbps``."""
+        return self.upload_mbps if upload and self.upload_mbps is not None else self.bandwidth_mbps
 
 
 PROFILES: dict[str, LinkProfile] = {
@@ -695,13 +716,16 @@ class Network:
 
     # ------------------------------------------------------------------ transfers
 
-    def transfer(self, node: int, nbytes: int, start: float, rng: np.random.Generator) -> Transfer:
+    def transfer(
+        self, node: int, nbytes: int, start: float, rng: np.random.Generator, *, upload: bool = False
+    ) -> Transfer:
         """Send ``nbytes`` between ``node`` and the coordinator, starting at ``start``.
 
         Algorithm, with ``t = start`` and attempts ``k = 1 .. 1 + max_retries``:
 
         1. ``cond = conditions(node, t)`` (events are sampled when the attempt starts);
-        2. ``d = cond.latency_s + |N(0, jitter)| + nbytes * 8 / bandwidth``;
+        2. ``d = cond.latency_s + |N(0, jitter)| + nbytes * 8 / bandwidth``, where bandwidth is the
+           link's uplink rate for an ``upload`` (``LinkProfile.mbps``);
         3. if connected and ``rng.random() >= loss``: arrive at ``t + d``;
         4. otherwise the attempt failed ("lost", "disconnected" or "partitioned");
            the sender notices after ``timeout = timeout_factor * d``, waits
@@ -722,7 +746,7 @@ class Network:
             cond = self.conditions(node, t)
             jitter_s = abs(rng.standard_normal()) * cond.profile.jitter_ms / 1e3
             delivered = rng.random() >= cond.profile.loss
-            d = cond.latency_s + jitter_s + nbytes * 8 / (cond.profile.bandwidth_mbps * 1e6)
+            d = cond.latency_s + jitter_s + nbytes * 8 / (cond.profile.mbps(upload) * 1e6)
             if cond.connected and delivered:
                 return Transfer(node, nbytes, t0, t + d, True, attempt)
             reason = cond.reason if not cond.connected else "lost"

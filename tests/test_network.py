@@ -153,6 +153,25 @@ def test_clean_transfer_time_is_latency_plus_size_over_bandwidth_exactly(nbytes:
     assert transfer.retries == 0 and transfer.reason is None
 
 
+def test_an_asymmetric_link_uploads_at_its_uplink_rate_and_downloads_at_its_bandwidth() -> None:
+    home = LinkProfile("home", (0.0, 0.0), 0.0, 100.0, 0.0, upload_mbps=10.0)
+    network = one_link(home, latency_ms=20.0)
+
+    down = network.transfer(0, NBYTES, 0.0, np.random.default_rng(0))
+    up = network.transfer(0, NBYTES, 0.0, np.random.default_rng(0), upload=True)
+    same = one_link(CLEAN, latency_ms=20.0).transfer(0, NBYTES, 0.0, np.random.default_rng(0), upload=True)
+
+    assert down.duration == pytest.approx(0.020 + NBYTES * 8 / 100e6, abs=1e-12)  # 0.12 s
+    assert up.duration == pytest.approx(0.020 + NBYTES * 8 / 10e6, abs=1e-12)  # 1.02 s
+    assert same.duration == down.duration, "a symmetric link uploads at its bandwidth"
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="upload_mbps"):
+            LinkProfile("bad", (0.0, 0.0), 0.0, 100.0, 0.0, upload_mbps=bad)
+    restored = Network({})
+    restored.load_state_dict(json.loads(json.dumps(network.state_dict())))
+    assert restored.links[0].profile == home
+
+
 def test_500_ms_link_takes_exactly_half_a_second_longer_than_a_0_ms_link() -> None:
     fast, slow = one_link(latency_ms=0.0), one_link(latency_ms=500.0)
 

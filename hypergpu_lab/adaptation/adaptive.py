@@ -329,7 +329,7 @@ class AdaptivePolicy:
         out = {}
         for n in chosen:
             cond = pool.network.conditions(n, now)
-            rate = cond.profile.bandwidth_mbps * 1e6 / 8  # bytes per second
+            rate = cond.profile.mbps(upload=True) * 1e6 / 8  # bytes per second, uplink
             est = {name: encoded_nbytes(spec, size) / rate for name, spec in LADDER.items()}
             level = next((name for name, t in est.items() if t <= self.compression_target_s), list(LADDER)[-1])
             out[n] = level
@@ -337,7 +337,7 @@ class AdaptivePolicy:
             if level != before:
                 fits = "fits" if est[level] <= self.compression_target_s else "is the heaviest; none fits"
                 why = (
-                    f"{cond.profile.name} link, {cond.profile.bandwidth_mbps:g} Mbps: full update {est['none']:.3f}s; "
+                    f"{cond.profile.name} link, {cond.profile.mbps(upload=True):g} Mbps up: full update {est['none']:.3f}s; "
                     f"{level} {est[level]:.3f}s {fits} the {self.compression_target_s:g}s target"
                 )
                 decisions.append(self._decision(round_, n, "compression", before, level, why))

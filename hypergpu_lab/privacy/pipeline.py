@@ -54,6 +54,7 @@ DP_TAG = 0x4450_4E5A  # "DPNZ": the server's Gaussian noise of a round (word 0: 
 LOCAL_TAG = 0x4C44_504E  # "LDPN": a node's local noise
 SECAGG_NET_TAG = 0x5341_4E54  # "SANT": the protocol's extra transfers
 _ADVERTISE, _BROADCAST, _SHARES_UP, _SHARES_DOWN, _REQUEST, _RESPONSE = 1, 2, 5, 6, 3, 4
+_UPLOADS = (_ADVERTISE, _SHARES_UP, _RESPONSE)  # node -> server: priced at the link's uplink rate
 
 # Aggregations that need each update in the clear: they cannot run on a masked sum or one noisy mean.
 NEEDS_INDIVIDUAL = "needs_individual_updates"
@@ -316,7 +317,8 @@ class PrivacyPipeline:
         return self.ring.decode(total)
 
     def _transfer(self, network: Network, node: int, nbytes: int, start: float, round_: int, kind: int) -> Transfer:
-        return network.transfer(node, nbytes, start, stream(self.seed, SECAGG_NET_TAG, round_, node, kind * 1024))
+        rng = stream(self.seed, SECAGG_NET_TAG, round_, node, kind * 1024)
+        return network.transfer(node, nbytes, start, rng, upload=kind in _UPLOADS)
 
     # -- accounting ----------------------------------------------------------------------------
     def account(self, rnd: Any) -> float | None:
