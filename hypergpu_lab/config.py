@@ -108,7 +108,8 @@ class TrainConfig:
     availability_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"path": "synthetic"} for trace
     partial_work: float | None = None  # each node completes a fraction ~ U[partial_work, 1] of its local steps
     # Differential privacy and secure aggregation (privacy/settings.py); {} = off. E.g.
-    # {"mode": "central", "noise_multiplier": 1.0, "clip": 0.5, "budget": 8.0, "secagg": True}
+    # {"mode": "central", "noise_multiplier": 1.0, "clip": 0.5, "budget": 8.0, "secagg": True}; "secagg":
+    # "plus" runs SecAgg+ (k neighbours per node, "secagg_neighbours" to set k) instead of every pair
     privacy: dict[str, Any] = field(default_factory=dict)
     # What each accepted update was worth (contribution/): "shapley" (per-round GTG-Shapley on validation
     # data), "loo", or None = "shapley" when a chain records the run, else nothing.
