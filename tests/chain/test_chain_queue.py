@@ -58,6 +58,7 @@ def test_a_poisoned_outbox_parks_its_bad_rounds_and_sends_the_rest(chain: ChainC
     assert [h.round for h in chain.history(recorder.session_id)] == [3]
     assert all("reward" in recorder.failures()[r] for r in (1, 2))
     assert recorder.retry_failed() == 0 and recorder.status().pending == 0
+    recorder.close(flush=False)
 
 
 def test_a_poisoned_round_does_not_block_later_rounds(chain: ChainClient, trained_run, monkeypatch) -> None:
