@@ -14,9 +14,10 @@ hypergpu_lab`` imports it in every kernel that asks; neither should pay for a ru
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
+
+from . import lazy
 
 __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -42,17 +43,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f".{_EXPORTS[name] or name}", __name__)
-    value = module if not _EXPORTS[name] else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS, globals())
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -29,7 +29,10 @@ from fnmatch import fnmatchcase
 _P = "hypergpu_lab"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", (f"{_P}.errors", f"{_P}.checks", f"{_P}.streams", f"{_P}.threads", f"{_P}.layers", f"{_P}.logs")),
+    (
+        "base",
+        (f"{_P}.errors", f"{_P}.checks", f"{_P}.streams", f"{_P}.threads", f"{_P}.layers", f"{_P}.logs", f"{_P}.lazy"),
+    ),
     (
         "core",
         (

@@ -11,8 +11,9 @@ Names load on first use, so ``hypergpu_lab.ui.runner`` (no widget library) works
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from .. import lazy
 
 _EXPORTS = {
     "Dashboard": "dashboard",
@@ -61,14 +62,4 @@ def panel(coord: Any, **options: Any) -> Any:
     return ControlPanel(coord, **options)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f".{_EXPORTS[name] or name}", __name__)
-    value = module if not _EXPORTS[name] else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS, globals())
