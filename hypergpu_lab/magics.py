@@ -23,6 +23,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import Pretty, display
 
 from .errors import ConfigError
 from .runs import runs_root
@@ -37,6 +38,12 @@ USAGE = """\
 
 %%hypergpu [--rounds N] [--seed S] [--name NAME] [--chain] [--wait] [--no-panel]
 <a run config in YAML, as `hypergpu-lab run --config` reads it>: starts it as a run and attaches"""
+
+
+def _say(text: str) -> None:
+    """A magic's answer, shown as the cell's output through IPython's display (not ``print``)."""
+    display(Pretty(text))
+
 
 COMMANDS = ("pause", "resume", "step", "stop")
 WAIT_S = 120.0  # how long a command may wait for the run's next round boundary before the magic returns
@@ -110,7 +117,7 @@ class HyperGPUMagics(Magics):
                 return self._cell(line, cell)
             words = shlex.split(line)
             if not words or words[0] in ("help", "-h", "--help"):
-                print(USAGE)
+                _say(USAGE)
                 return None
             sub, rest = ("runs" if words[0] == "list" else words[0]), words[1:]
             if sub in COMMANDS:
@@ -125,7 +132,7 @@ class HyperGPUMagics(Magics):
     def _root(self, args: argparse.Namespace) -> None:
         if args.folder is not None:
             self.session.root = args.folder
-        print(f"runs folder: {self.session.root.resolve()}")
+        _say(f"runs folder: {self.session.root.resolve()}")
 
     def _runs(self, args: argparse.Namespace) -> None:
         from .analytics import format_table
@@ -134,7 +141,7 @@ class HyperGPUMagics(Magics):
         root = args.root or self.session.root
         runs = list_runs(root)
         if not runs:
-            print(f"no runs in {Path(root).resolve()}")
+            _say(f"no runs in {Path(root).resolve()}")
             return
         attached = self.session.folder
         rows = [
@@ -146,7 +153,7 @@ class HyperGPUMagics(Magics):
             }
             for r in runs
         ]
-        print(format_table(rows))
+        _say(format_table(rows))
 
     # -- attaching -------------------------------------------------------------------------------
     def _attach(self, args: argparse.Namespace) -> None:
@@ -177,7 +184,7 @@ class HyperGPUMagics(Magics):
         self.session.folder = Path(folder).resolve()
         if panel:
             self._show(dashboard)
-        print(f"attached to run {self.session.folder.name}: {self._status_line()}")
+        _say(f"attached to run {self.session.folder.name}: {self._status_line()}")
 
     def _panel(self, args: argparse.Namespace) -> None:
         self._attached()
@@ -223,7 +230,7 @@ class HyperGPUMagics(Magics):
     # -- status and commands ---------------------------------------------------------------------
     def _status(self, args: argparse.Namespace) -> None:
         self._attached()
-        print(self._status_line())
+        _say(self._status_line())
 
     def _status_line(self) -> str:
         from .service import pid_alive, read_status
@@ -245,7 +252,7 @@ class HyperGPUMagics(Magics):
             raise UsageError(f"%hypergpu {op}: run {folder.name} is not live ({self._status_line()})")
         sent = service.send(folder, op, source="notebook")
         if args.no_wait:
-            print(f"{op} queued for run {folder.name}'s next round boundary")
+            _say(f"{op} queued for run {folder.name}'s next round boundary")
             return
         try:
             row = service.wait_applied(folder, sent, timeout=args.timeout)
@@ -259,7 +266,7 @@ class HyperGPUMagics(Magics):
                     folder, lambda s: s.get("round", 0) >= done or s.get("state") != "paused", "the step", args.timeout
                 )
         except TimeoutError:
-            print(f"{op} still queued: run {folder.name} has not reached a round boundary in {args.timeout:g} s")
+            _say(f"{op} still queued: run {folder.name} has not reached a round boundary in {args.timeout:g} s")
             return
         except RuntimeError as exc:
             raise UsageError(f"%hypergpu {op}: {exc}") from None
@@ -267,7 +274,7 @@ class HyperGPUMagics(Magics):
             raise UsageError(f"%hypergpu {op}: the run refused it: {row.get('result')}")
         if self.session.runner is not None:
             self.session.runner.flush()  # the panel shows the new state now, not a tick later
-        print(f"{op}: {self._status_line()}")
+        _say(f"{op}: {self._status_line()}")
 
     # -- a run from a cell -----------------------------------------------------------------------
     def _cell(self, line: str, cell: str) -> None:
@@ -285,7 +292,7 @@ class HyperGPUMagics(Magics):
         )
         root = args.root or self.session.root
         folder = service.start_run(root, config, chain=args.chain, source="notebook").path
-        print(f"started run {folder.name} in {folder.parent.resolve()}: {config.rounds} rounds")
+        _say(f"started run {folder.name} in {folder.parent.resolve()}: {config.rounds} rounds")
         self.attach(folder, panel=not args.no_panel)
         if args.wait:
             try:
@@ -295,7 +302,7 @@ class HyperGPUMagics(Magics):
             if self.session.runner is not None:
                 self.session.runner.flush()
             self._print_rounds(folder)
-            print(f"run {folder.name}: {self._status_line()}")
+            _say(f"run {folder.name}: {self._status_line()}")
 
     @staticmethod
     def _print_rounds(folder: Path) -> None:
@@ -306,7 +313,7 @@ class HyperGPUMagics(Magics):
             {"round": m["round"], "accuracy": m.get("test_accuracy"), "loss": m.get("test_loss"), "t": m.get("t_end")}
             for m in RunFolder.open(folder).read_metrics()
         ]
-        print(format_table(rows))
+        _say(format_table(rows))
 
 
 def load(ipython: Any) -> None:
