@@ -36,6 +36,7 @@ from ..config import RunConfig
 from ..events import NodeRecord, RoundReport
 from ..faults import FaultInjector
 from ..run_control import RunState
+from .driver import Listeners
 from .runner import Throttle
 from .view import RunView
 
@@ -108,7 +109,7 @@ class _Tail:
         return rows
 
 
-class RemoteRunner:
+class RemoteRunner(Listeners):
     """The panels' runner for runs served in their own process under ``root``.
 
     Parameters
@@ -140,6 +141,7 @@ class RemoteRunner:
         self.root, self.config = Path(root), config
         self.chain, self.reward_per_round = chain, reward_per_round
         self.tick_s, self.follow, self.source = tick_s, follow, source
+        super().__init__()
         self.throttle = Throttle(self._deliver, rate=rate)
         self.view = RunView()
         self.folder: Path | None = None
@@ -153,13 +155,9 @@ class RemoteRunner:
         self.actions_log: deque[str] = deque(maxlen=200)
         self.events: list[dict[str, Any]] = []
         self.chain_snapshot: dict[str, Any] | None = None
-        self._report_listeners: list[Listener] = []
-        self._status_listeners: list[Listener] = []
-        self._coord_listeners: list[Listener] = []
         self._event_listeners: list[Listener] = []
         self._chain_listeners: list[Listener] = []
         self._lock = threading.RLock()  # one poll at a time (the poller, or a button's flush)
-        self._seen: tuple[Any, ...] | None = None
         self._tails: dict[str, _Tail] = {}
         self._mtimes: dict[str, float] = {}
         self._closed = threading.Event()
@@ -182,15 +180,6 @@ class RemoteRunner:
         return self
 
     # -- listeners (as Runner) -----------------------------------------------------------------
-    def on_reports(self, fn: Listener) -> None:
-        self._report_listeners.append(fn)
-
-    def on_status(self, fn: Listener) -> None:
-        self._status_listeners.append(fn)
-
-    def on_coordinator(self, fn: Listener) -> None:
-        self._coord_listeners.append(fn)
-
     def on_events(self, fn: Listener) -> None:
         """``fn(new_events)``: lines of the run's events.jsonl (all of them right after an attach)."""
         self._event_listeners.append(fn)
@@ -213,11 +202,10 @@ class RemoteRunner:
             self.actions_log.clear()
             self._tails = {n: _Tail(folder / n) for n in ("metrics.jsonl", "events.jsonl", "commands.jsonl")}
             self._mtimes = {}
-            self._seen = None
+            self._seen_status = None
             self.view.reset(coord)
             log.info("attached to run %s", folder.name)
-            for fn in list(self._coord_listeners):
-                self._call(fn, coord)
+            self._notify_coordinator(coord)
             self._poll(force=True)
 
     @property
@@ -423,23 +411,5 @@ class RemoteRunner:
         faults.load_state_dict(state["faults"])
         coord.faults = faults
 
-    def _deliver(self, batch: list[RoundReport]) -> None:
-        self.last_report = batch[-1]
-        self.view.update(batch)
-        for fn in list(self._report_listeners):
-            self._call(fn, batch)
-
-    def _notify_status(self, force: bool = False) -> None:
-        seen = (self.status, self.detail, self.progress, self.run_name)
-        if seen == self._seen and not force:
-            return
-        self._seen = seen
-        for fn in list(self._status_listeners):
-            self._call(fn, self)
-
-    @staticmethod
-    def _call(fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:  # a broken panel must not stop the others
-            log.exception("UI listener %r failed", fn)
+    def _status_key(self) -> tuple[Any, ...]:
+        return (self.status, self.detail, self.progress, self.run_name)

@@ -36,14 +36,12 @@ from typing import Any
 from .. import checkpoint, checks
 from ..events import RoundReport
 from ..run_control import RunState
+from .driver import Listeners
 from .view import RunView
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-ReportListener = Callable[[list[RoundReport]], None]
-StatusListener = Callable[["Runner"], None]
-CoordinatorListener = Callable[[Any], None]
 
 
 class Throttle:
@@ -146,7 +144,7 @@ class Watchdog:
         return self.stuck
 
 
-class Runner:
+class Runner(Listeners):
     """Drives one coordinator for the panels: start / pause / resume / stop / step, updates, pacing, watchdog.
 
     Parameters
@@ -182,6 +180,7 @@ class Runner:
         pace_wait: Callable[[float], None] | None = None,
         tick_s: float = 0.25,
     ) -> None:
+        super().__init__()
         self.throttle = Throttle(self._deliver, rate=rate, clock=clock)
         self.watchdog = Watchdog(stuck_after_s, clock=clock)
         # What a stuck run gets: "pause" (checkpoint, resumable), "stop", or "flag" (status only).
@@ -193,9 +192,6 @@ class Runner:
         self.last_report: RoundReport | None = None
         self.actions_log: deque[str] = deque(maxlen=200)
         self.view = RunView()
-        self._report_listeners: list[ReportListener] = []
-        self._status_listeners: list[StatusListener] = []
-        self._coord_listeners: list[CoordinatorListener] = []
         self._interrupt = threading.Event()
         self._pace_wait = pace_wait or (lambda s: self._interrupt.wait(s))
         self._pacing = False
@@ -204,7 +200,6 @@ class Runner:
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
         self._closed = False
-        self._seen_status: tuple[str, str] | None = None
         self._was_active = False
         self._stuck_logged = False
         self._last_round = 0
@@ -229,21 +224,8 @@ class Runner:
         self.last_pushed: RoundReport | None = None
         coord.control.between = self._between
         self.watchdog.progress()
-        for fn in list(self._coord_listeners):
-            self._call(fn, coord)
+        self._notify_coordinator(coord)
         self._notify_status(force=True)
-
-    def on_reports(self, fn: ReportListener) -> None:
-        """``fn(batch)`` gets the reports of the rounds since the last update, at most ``rate`` times a second."""
-        self._report_listeners.append(fn)
-
-    def on_status(self, fn: StatusListener) -> None:
-        """``fn(runner)`` runs when the status or message changes."""
-        self._status_listeners.append(fn)
-
-    def on_coordinator(self, fn: CoordinatorListener) -> None:
-        """``fn(coord)`` runs when the runner switches to another coordinator."""
-        self._coord_listeners.append(fn)
 
     def close(self) -> None:
         """Detach from the coordinator's bus and end the flusher (the run itself is left alone)."""
@@ -473,24 +455,5 @@ class Runner:
             if not self.active and not self.throttle.pending:
                 return  # the run is over and its final batch is out
 
-    def _deliver(self, batch: list[RoundReport]) -> None:
-        self.last_report = batch[-1]
-        self.view.update(batch)
-        for fn in list(self._report_listeners):
-            self._call(fn, batch)
-
-    def _notify_status(self, force: bool = False) -> None:
-        """Status listeners run when the status or its detail changes (progress comes with the reports)."""
-        seen = (self.status, self.detail)
-        if seen == self._seen_status and not force:
-            return
-        self._seen_status = seen
-        for fn in list(self._status_listeners):
-            self._call(fn, self)
-
-    @staticmethod
-    def _call(fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:  # a broken panel must not stop the others (or training)
-            log.exception("UI listener %r failed", fn)
+    def _status_key(self) -> tuple[str, str]:
+        return (self.status, self.detail)
