@@ -23,6 +23,7 @@ from hypergpu_lab.compression import (
     encode,
     pack_bits,
     qsgd_bits,
+    top_indices,
     unpack_bits,
 )
 from hypergpu_lab.config import TrainConfig
@@ -96,6 +97,27 @@ def test_topk_keeps_the_k_largest_magnitudes_and_bytes_are_index_plus_value(sign
     else:
         assert np.array_equal(out[top], v[top])
         assert enc.nbytes == k * (2 + 4)  # uint16 index + float32 value
+
+
+@pytest.mark.parametrize("m", [1, 7, 30, 400, 2999])
+def test_top_indices_are_the_m_largest_with_ties_to_the_lowest_columns(m: int) -> None:
+    """The sampled threshold is a shortcut only: the selection equals a full sort by (-|v|, column)."""
+    # Prepare: plain rows, rows full of ties, a row whose strided sample misjudges it, a NaN
+    rng = np.random.default_rng(7)
+    a = np.abs(rng.normal(size=(8, 3000))).astype(np.float32)
+    a[1] = np.round(a[1], 1)
+    a[2] = 1.0
+    a[3] *= 0.001
+    a[3, ::16] += 10  # the sample sees only the large values: fewer than m candidates above its threshold
+    a[4, 5] = np.nan  # the largest magnitude, as torch.topk orders it
+    cols = np.broadcast_to(np.arange(3000), a.shape)
+
+    # Execute
+    got = top_indices(a, m)
+
+    # Assert
+    expected = np.sort(np.lexsort((cols, -np.nan_to_num(a, nan=np.inf)), axis=1)[:, :m], axis=1)
+    assert np.array_equal(got, expected)
 
 
 def test_sign_is_scaled_sign_with_l1_scale() -> None:
