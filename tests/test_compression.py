@@ -142,22 +142,27 @@ def test_a_stack_compresses_exactly_as_one_node_at_a_time(spec: CompressionSpec)
     """compress_many is the vectorised form of compress: same bytes, decodings and residuals, row by row."""
     # Prepare: 30 nodes (several blocks of rows at P = 9000), residuals owed by some of them
     nodes, p = list(range(30)), 9000
-    one, many = UpdateCompressor(spec, seed=5), UpdateCompressor(spec, seed=5)
+    one, many, aliased = (UpdateCompressor(spec, seed=5) for _ in range(3))
     for t in (1, 2):
         deltas = torch.from_numpy(np.stack([_vector(p, seed=100 * t + n) for n in nodes]))
         part = nodes[::2] if t == 1 else nodes
+        scratch = deltas[part].clone()
 
-        # Execute
+        # Execute (the aliased one decodes into its input, as the coordinator does)
         singles = [one.compress(n, t, deltas[n], spec) for n in part]
         encs, decoded = many.compress_many(part, t, deltas[part], spec)
+        encs_in_place, decoded_in_place = aliased.compress_many(part, t, scratch, spec, out=scratch)
 
         # Assert
         for i, (enc, dec) in enumerate(singles):
-            assert enc.nbytes == encs[i].nbytes
-            assert all(np.array_equal(enc.arrays[a], encs[i].arrays[a]) for a in enc.arrays)
+            for got in (encs[i], encs_in_place[i]):
+                assert enc.nbytes == got.nbytes
+                assert all(np.array_equal(enc.arrays[a], got.arrays[a]) for a in enc.arrays)
             assert torch.equal(dec, decoded[i])
-        assert one.residual.keys() == many.residual.keys()
-        assert all(torch.equal(one.residual[n], many.residual[n]) for n in one.residual)
+        assert decoded_in_place is scratch and torch.equal(decoded_in_place, decoded)
+        for other in (many, aliased):
+            assert one.residual.keys() == other.residual.keys()
+            assert all(torch.equal(one.residual[n], other.residual[n]) for n in one.residual)
 
 
 def test_error_feedback_residual_accounting_is_exact_across_rounds() -> None:
@@ -340,9 +345,9 @@ def test_a_failed_upload_is_owed_again_through_the_residual(tmp_path: Path) -> N
     sent: dict[int, torch.Tensor] = {}
     real = comp.compress_many
 
-    def spy(nodes: list[int], round_: int, deltas: torch.Tensor, spec: CompressionSpec | None = None):
+    def spy(nodes: list[int], round_: int, deltas: torch.Tensor, spec: CompressionSpec | None = None, **kw):
         sent.update(zip(nodes, deltas.clone().unbind()))
-        return real(nodes, round_, deltas, spec)
+        return real(nodes, round_, deltas, spec, **kw)
 
     comp.compress_many = spy  # type: ignore[method-assign]
 
