@@ -13,9 +13,10 @@ kind        what is sent                                                        
 ``qsgd``    per bucket: its L2 norm (float32) and each value's sign and level in          Alistarh
             ``0..levels``, rounded up with probability ``r - floor(r)`` for               et al. 2017
             ``r = levels |v| / norm`` (unbiased), in ``ceil(log2(2s+1))`` bit planes
-``topk``    the ``ceil(ratio P)`` largest-magnitude coordinates: their indices (uint16     Stich et al.
-            when P <= 65536, else uint32) and float32 values; with ``sign`` only their     2018; Aji &
-            signs (1 bit each) and one float32 scale (mean |value|)                      Heafield 2017
+``topk``    the ``ceil(ratio P)`` largest-magnitude coordinates (ties to the lowest        Stich et al.
+            index): their indices (uint16 when P <= 65536, else uint32) and float32        2018; Aji &
+            values; with ``sign`` only their signs (1 bit each) and one float32 scale      Heafield 2017
+            (mean |value|)
 ``sign``    every coordinate's sign (1 bit) and one scale ``||v||_1 / P``                  Karimireddy
                                                                                          et al. 2019
 ==========  ===========================================================================  ==========
