@@ -443,7 +443,7 @@ class UpdateCompressor:
         operations over blocks of rows instead of a loop over nodes. Blocks of about 512 KiB of
         float32, not the whole stack: a codec makes ~10 passes over its input, and a block that stays
         in cache makes them at cache speed (on a 2-core VM, 100 CNN updates: whole stack as slow as
-        the loop for QSGD, blocks 1.5x faster; see BENCHMARKS.md). Each block is summed with its
+        the loop for QSGD, blocks 1.5x faster, when the stacked codecs came in). Each block is summed with its
         residuals, encoded, decoded from its wire arrays and (with error feedback) turned into the
         new residuals in place, while it is in cache.
 
