@@ -19,16 +19,21 @@ Workloads (digits, 3 seeds, virtual time throughout):
   round's wall time with 100 nodes per round.
 
 ``QUICK=1`` in the environment runs one seed and fewer rounds (a smoke test, not for the table).
+``python -m bench.communication share [OLDER_CHECKOUT]`` prints only the compression share table
+(with an older checkout's runs beside this one's, alternating), leaving BENCHMARKS.md alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import statistics
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -145,12 +150,9 @@ def heterogeneity(strategy: str, seed: int, rounds: int, momentum: float, epochs
     return coord.evaluate()[0], steps
 
 
-def compression_share(
-    kind: str, options: dict[str, Any], down: str = "none", rounds: int = 5, loop: bool = False
-) -> dict[str, float]:
+def compression_share(kind: str, options: dict[str, Any], down: str = "none", rounds: int = 5) -> dict[str, float]:
     """Encode + decode wall time (uploads, and the broadcast when ``down`` compresses it) over round wall
-    time, 100 nodes per round (after one warm-up round). ``loop``: one node at a time, as before the
-    stacked codecs (the same encodings, see tests/test_compression.py)."""
+    time, 100 nodes per round (after one warm-up round); ``kind`` "none" times the uncompressed round."""
     pool = NodePool.simulated(100, dataset="digits", partition="iid", network="mixed", seed=0)
     coord = Coordinator(
         pool=pool,
@@ -160,18 +162,10 @@ def compression_share(
         compression_options=options,
         download_compression=down,
     )
-    comp = coord.compressor
-    if loop:
-
-        def one_by_one(nodes: list[int], round_: int, deltas: torch.Tensor, spec: Any = None) -> Any:
-            out = [comp.compress(n, round_, d, spec) for n, d in zip(nodes, deltas.unbind())]
-            return [e for e, _ in out], torch.stack([d for _, d in out])
-
-        comp.compress_many = one_by_one  # type: ignore[method-assign]
     coord.step()
 
     def spent() -> float:
-        return comp.wall_s + (coord.broadcast.wall_s if coord.broadcast is not None else 0.0)
+        return coord.compressor.wall_s + (coord.broadcast.wall_s if coord.broadcast is not None else 0.0)
 
     c0, w0 = spent(), time.perf_counter()
     coord.run(rounds=rounds, progress=False)
@@ -180,6 +174,7 @@ def compression_share(
 
 
 SHARE_CASES = (
+    ("uncompressed", "none", {}, "none"),
     ("int8", "int8", {}, "none"),
     ("qsgd s=16", "qsgd", {}, "none"),
     ("top-1% with EF", "topk", {"ratio": 0.01}, "none"),
@@ -188,33 +183,57 @@ SHARE_CASES = (
 )
 
 
-def share_table(repeats: int = 3) -> list[str]:
-    """The share of compression in the round, stacked codecs against the per-node loop, alternating."""
-    runs: dict[tuple[str, bool], list[dict[str, float]]] = {}
-    loads = []
+def _share_run(root: str, kind: str, opts: dict[str, Any], down: str) -> dict[str, float]:
+    """One :func:`compression_share` in a fresh process on the code under ``root`` (this checkout, or an
+    older one to compare against), with the 1-minute load just after it."""
+    code = (
+        "import json, logging, sys, torch; torch.set_num_threads(1); "
+        "logging.getLogger('hypergpu_lab').setLevel(logging.ERROR); "
+        "from bench.communication import compression_share; "
+        "print(json.dumps(compression_share(*json.loads(sys.argv[1]))))"
+    )
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([kind, opts, down])],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "load": float(_load().split(",")[0])}
+
+
+def share_table(repeats: int = 3, against: str | None = None) -> list[str]:
+    """The share of compression in the round, each codec's run alternating with the uncompressed one.
+
+    ``against``: the root of an older checkout (``git archive COMMIT | tar -x -C DIR``), run right after
+    this checkout's run of each case, so before and after see the same machine load.
+    """
+    here = str(Path(__file__).resolve().parent.parent)
+    trees = {"": here} if against is None else {"": here, " (before)": against}
+    runs: dict[str, list[dict[str, float]]] = {}
     for _ in range(1 if QUICK else repeats):
         for label, kind, opts, down in SHARE_CASES:
-            for loop in (True, False):
-                runs.setdefault((label, loop), []).append(compression_share(kind, opts, down, loop=loop))
-        loads.append(_load().split(",")[0])
+            for tag, root in trees.items() if kind != "none" else [("", here)]:
+                runs.setdefault(label + tag, []).append(_share_run(root, kind, opts, down))
     lines = [
         f"### Compression wall time per round, 100 nodes per round, digits {MODEL.upper()} "
-        f"(5 rounds per run; median of {len(loads)} runs, alternating; 1-minute load after each pass: "
-        f"{', '.join(loads)})",
+        f"(5 rounds per run after a warm-up round; median of {1 if QUICK else repeats} runs, the cases alternating "
+        f"in each pass, each run a fresh process)",
         "",
-        "| codec | encoding | encode + decode per round | round wall time | share (min-max) |",
-        "|---|---|---:|---:|---:|",
+        "| codec | encode + decode per round | round wall time | share (min-max) | 1-minute load (min-max) |",
+        "|---|---:|---:|---:|---:|",
     ]
-    for label, *_ in SHARE_CASES:
-        for loop in (True, False):
-            rs = runs[(label, loop)]
-            shares = sorted(r["compress_ms"] / r["round_ms"] for r in rs)
-            lines.append(
-                f"| {label} | {'per-node loop (before)' if loop else 'stacked'} | "
-                f"{statistics.median(r['compress_ms'] for r in rs):.1f} ms | "
-                f"{statistics.median(r['round_ms'] for r in rs):.0f} ms | "
-                f"{statistics.median(shares):.1%} ({shares[0]:.1%}-{shares[-1]:.1%}) |"
-            )
+    for label, rs in runs.items():
+        shares = sorted(r["compress_ms"] / r["round_ms"] for r in rs)
+        loads = sorted(r["load"] for r in rs)
+        lines.append(
+            f"| {label} | {statistics.median(r['compress_ms'] for r in rs):.1f} ms | "
+            f"{statistics.median(r['round_ms'] for r in rs):.0f} ms | "
+            f"{statistics.median(shares):.1%} ({shares[0]:.1%}-{shares[-1]:.1%}) | "
+            f"{statistics.median(loads):.1f} ({loads[0]:.1f}-{loads[-1]:.1f}) |"
+        )
     return lines
 
 
@@ -323,4 +342,8 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    print(main())
+    # ``python -m bench.communication share [OLDER_CHECKOUT]``: only the compression share table, printed
+    if sys.argv[1:2] == ["share"]:
+        print("\n".join(share_table(against=sys.argv[2] if len(sys.argv) > 2 else None)))
+    else:
+        print(main())

@@ -13,9 +13,10 @@ kind        what is sent                                                        
 ``qsgd``    per bucket: its L2 norm (float32) and each value's sign and level in          Alistarh
             ``0..levels``, rounded up with probability ``r - floor(r)`` for               et al. 2017
             ``r = levels |v| / norm`` (unbiased), in ``ceil(log2(2s+1))`` bit planes
-``topk``    the ``ceil(ratio P)`` largest-magnitude coordinates: their indices (uint16     Stich et al.
-            when P <= 65536, else uint32) and float32 values; with ``sign`` only their     2018; Aji &
-            signs (1 bit each) and one float32 scale (mean |value|)                      Heafield 2017
+``topk``    the ``ceil(ratio P)`` largest-magnitude coordinates (ties to the lowest        Stich et al.
+            index): their indices (uint16 when P <= 65536, else uint32) and float32        2018; Aji &
+            values; with ``sign`` only their signs (1 bit each) and one float32 scale      Heafield 2017
+            (mean |value|)
 ``sign``    every coordinate's sign (1 bit) and one scale ``||v||_1 / P``                  Karimireddy
                                                                                          et al. 2019
 ==========  ===========================================================================  ==========
@@ -152,27 +153,40 @@ class Encoded:
 
 
 # -- bit packing -----------------------------------------------------------------------------------
+def _code_type(bits: int) -> type[np.unsignedinteger]:
+    """The smallest unsigned type that holds ``bits``-bit codes: one byte per code up to 8 bits."""
+    return np.uint8 if bits <= 8 else np.uint16
+
+
 def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
     """Unsigned codes < 2**bits as ``bits`` bit planes of ceil(n / 8) bytes each (plane j holds bit j of every code).
 
-    Planes rather than one interleaved stream: each is one vectorised shift and one ``packbits`` over
+    Planes rather than one interleaved stream: each is one vectorised mask and one ``packbits`` over
     contiguous memory, at a cost of at most ``bits - 1`` bytes over the dense stream. ``codes`` [..., n]
     gives planes [..., bits, ceil(n / 8)] (a stack of updates packs in one call).
     """
-    c = codes.astype(np.uint16)
-    planes = np.empty(c.shape[:-1] + (bits, c.shape[-1]), dtype=np.uint8)
+    c = codes.astype(_code_type(bits), copy=False)
+    planes = np.empty(c.shape[:-1] + (bits, c.shape[-1]), dtype=c.dtype)
     for j in range(bits):
-        np.bitwise_and(c >> j, 1, out=planes[..., j, :], casting="unsafe")
+        np.bitwise_and(c, c.dtype.type(1 << j), out=planes[..., j, :])  # packbits packs nonzero as 1
     return np.packbits(planes, axis=-1, bitorder="little")
 
 
 def unpack_bits(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
-    """The inverse of :func:`pack_bits`: ``n`` codes (per leading index) as uint32."""
-    planes = np.unpackbits(packed, axis=-1, count=n, bitorder="little")
-    codes = np.zeros(packed.shape[:-2] + (n,), dtype=np.uint32)
-    for j in range(bits):
-        codes |= planes[..., j, :].astype(np.uint32) << j
-    return codes
+    """The inverse of :func:`pack_bits`: ``n`` codes (per leading index), uint8 up to 8 bits, else uint16.
+
+    The planes' bits are OR-ed together in 64-bit words, 8 (or 4) codes per shift: a shift per code
+    would cost 5x more for QSGD's 6 planes.
+    """
+    lane = _code_type(bits)
+    planes = np.unpackbits(packed, axis=-1, bitorder="little")  # [..., bits, 8 ceil(n / 8)], a whole word per 8
+    planes = planes.astype(lane, copy=False).view(np.uint64)
+    codes = planes[..., 0, :].copy()
+    shifted = np.empty_like(codes)
+    for j in range(1, bits):
+        np.left_shift(planes[..., j, :], np.uint64(j), out=shifted)
+        codes |= shifted
+    return codes.view(lane)[..., :n]
 
 
 def _buckets(v: np.ndarray, bucket: int) -> np.ndarray:
@@ -180,14 +194,50 @@ def _buckets(v: np.ndarray, bucket: int) -> np.ndarray:
     k, n = v.shape
     if n % bucket == 0:
         return v.reshape(k, -1, bucket)
-    out = np.zeros((k, -(-n // bucket) * bucket), dtype=v.dtype)
-    out[:, :n] = v
+    out = np.empty((k, -(-n // bucket) * bucket), dtype=v.dtype)
+    out[:, :n], out[:, n:] = v, 0
     return out.reshape(k, -1, bucket)
 
 
 def qsgd_bits(levels: int) -> int:
     """Bits per value for QSGD with ``levels`` levels per sign: codes -s..s, 2s + 1 of them."""
     return max(1, math.ceil(math.log2(2 * levels + 1)))
+
+
+# -- top-k selection ---------------------------------------------------------------------------------
+_SAMPLE_STRIDE = 16  # top-k's threshold comes from every 16th coordinate of a row
+
+
+def top_indices(a: np.ndarray, m: int) -> np.ndarray:
+    """Per row of ``a`` ([K, P], magnitudes), the columns of its ``m`` largest values in ascending order.
+
+    Ties at the m-th largest value go to the lowest columns; NaN counts as the largest magnitude (as
+    ``torch.topk`` orders it). Why not a top-k over each whole row: a threshold read from a strided
+    sample keeps about 3 m candidates per row in one compare pass, and the exact selection then
+    runs over those only (3-4x faster than ``torch.topk`` for 100 CNN updates, m = 1% of P). A row
+    whose sample misjudges it (fewer than m candidates) takes every coordinate as a candidate.
+    """
+    k, n = a.shape
+    a = np.where(np.isnan(a), np.float32(np.inf), a) if np.isnan(a.max(initial=0.0)) else a
+    sample = a[:, ::_SAMPLE_STRIDE]
+    w = sample.shape[1]
+    j = min(w, 3 * m // _SAMPLE_STRIDE + 1)  # the sample's j-th largest has about 3 m of the row above it
+    threshold = np.partition(sample, w - j, axis=1)[:, w - j]
+    mask = a >= threshold[:, None]
+    counts = np.count_nonzero(mask, axis=1)
+    if (short := counts < m).any():
+        mask[short], counts[short] = True, n
+    flat = np.flatnonzero(mask)  # row by row, columns ascending
+    rows = flat // n
+    pos = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)  # place within its row
+    cand = np.full((k, int(counts.max())), -1.0, dtype=np.float32)  # padding below every magnitude
+    col = np.zeros(cand.shape, dtype=np.int64)
+    cand[rows, pos], col[rows, pos] = a.reshape(-1)[flat], flat - rows * n
+    mth = np.partition(cand, cand.shape[1] - m, axis=1)[:, cand.shape[1] - m, None]  # the m-th largest value
+    above, tied = cand > mth, cand == mth
+    need = m - np.count_nonzero(above, axis=1)  # ties to take, lowest columns first
+    keep = above | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
+    return col[keep].reshape(k, m)
 
 
 # -- codecs: a stack of K updates [K, P] at once (one update is a stack of one) ---------------------
@@ -211,88 +261,116 @@ def encode_many(
     each Encoded holds row views of the stack's arrays, so ``nbytes`` is row i's share.
     """
     v = np.ascontiguousarray(v, dtype=np.float32)
+    return _rows(spec.kind, v.shape[1], _encode_stack(v, spec, rng_for))
+
+
+def decode_many(encs: list[Encoded], spec: CompressionSpec) -> np.ndarray:
+    """The float32 [K, P] updates the server reconstructs from ``encs`` (one codec, one size)."""
+    arrays = {name: np.stack([e.arrays[name] for e in encs]) for name in encs[0].arrays}
+    out = np.empty((len(encs), encs[0].size), dtype=np.float32)
+    _decode_stack(encs[0].kind, arrays, spec, out)
+    return out
+
+
+def _rows(kind: str, n: int, arrays: dict[str, np.ndarray]) -> list[Encoded]:
+    """One Encoded per row of the stacked wire arrays (row views, no copies)."""
+    k = len(next(iter(arrays.values())))
+    return [Encoded(kind, n, {name: a[i] for name, a in arrays.items()}) for i in range(k)]
+
+
+def _encode_stack(
+    v: np.ndarray, spec: CompressionSpec, rng_for: Callable[[int], np.random.Generator] | None
+) -> dict[str, np.ndarray]:
+    """The wire arrays of a contiguous float32 stack [K, P], each [K, ...]: row i is update i's."""
     k, n = v.shape
     kind = spec.kind
     if kind == "none":
-        out = v.copy()
-        return [Encoded(kind, n, {"values": out[i]}) for i in range(k)]
+        return {"values": v.copy()}
     if kind == "int8":
         b = _buckets(v, spec.bucket)
         scale = (np.abs(b).max(2) / 127).astype(np.float32)
         safe = np.where(scale > 0, scale, 1).astype(np.float32)
         q = np.clip(np.rint(b / safe[..., None]), -127, 127).astype(np.int8).reshape(k, -1)[:, :n]
-        return [Encoded(kind, n, {"scale": scale[i], "codes": q[i]}) for i in range(k)]
+        return {"scale": scale, "codes": q}
     if kind == "qsgd":
         if rng_for is None:
             raise ValueError("qsgd needs a random generator per update for its stochastic rounding")
-        s, b = spec.levels, _buckets(v, spec.bucket)
-        norm = np.sqrt(np.einsum("kij,kij->ki", b, b, dtype=np.float64)).astype(np.float32)
-        safe = np.where(norm > 0, norm, 1).astype(np.float32)
-        r = np.abs(b)
-        r *= (np.float32(s) / safe)[..., None]
-        draws = np.stack([rng_for(i).random(b.shape[1:], dtype=np.float32) for i in range(k)])
-        level = np.floor(r)
-        r -= level  # r - floor(r): the chance of rounding up
-        level += draws < r
-        np.minimum(level, s, out=level)
-        signed = np.copysign(level, b).astype(np.int32).reshape(k, -1)[:, :n]
-        signed += s
-        codes = pack_bits(signed, qsgd_bits(s))
-        return [Encoded(kind, n, {"norm": norm[i], "codes": codes[i]}) for i in range(k)]
+        return _encode_qsgd(v, spec.levels, spec.bucket, rng_for)
     if kind == "topk":
-        m = max(1, math.ceil(spec.ratio * n))
-        if m < n:
-            # torch.topk along the rows: one call for the stack; indices sorted so the encoding is canonical
-            top = torch.topk(torch.from_numpy(v).abs(), m, dim=1, sorted=False).indices
-            idx = torch.sort(top, dim=1).values.numpy()
-        else:
-            idx = np.broadcast_to(np.arange(n), (k, n))
-        kept = np.take_along_axis(v, idx, axis=1)
-        idx = idx.astype(np.uint16 if n <= 65536 else np.uint32)
-        if spec.sign:
-            scale = np.abs(kept).mean(1, keepdims=True).astype(np.float32)
-            signs = np.packbits(kept >= 0, axis=1, bitorder="little")
-            return [Encoded(kind, n, {"index": idx[i], "scale": scale[i], "signs": signs[i]}) for i in range(k)]
-        return [Encoded(kind, n, {"index": idx[i], "values": kept[i]}) for i in range(k)]
+        return _encode_topk(v, spec)
     if kind == "sign":
         scale = (np.abs(v).astype(np.float64).sum(1, keepdims=True) / max(n, 1)).astype(np.float32)
-        signs = np.packbits(v >= 0, axis=1, bitorder="little")
-        return [Encoded(kind, n, {"scale": scale[i], "signs": signs[i]}) for i in range(k)]
+        return {"scale": scale, "signs": np.packbits(v >= 0, axis=1, bitorder="little")}
     raise AssertionError(f"unknown codec {kind}")
 
 
-def decode_many(encs: list[Encoded], spec: CompressionSpec) -> np.ndarray:
-    """The float32 [K, P] updates the server reconstructs from ``encs`` (one codec, one size)."""
-    n, kind = encs[0].size, encs[0].kind
+def _encode_qsgd(
+    v: np.ndarray, s: int, bucket: int, rng_for: Callable[[int], np.random.Generator]
+) -> dict[str, np.ndarray]:
+    """QSGD's norms and bit planes; in-place passes over a few bucket-shaped buffers (the stack stays in cache)."""
+    k, n = v.shape
+    b = _buckets(v, bucket)
+    b64 = b.astype(np.float64)  # cast once: einsum's own cast per buffer costs 40% more, for the same sums
+    norm = np.sqrt(np.einsum("kij,kij->ki", b64, b64)).astype(np.float32)
+    safe = np.where(norm > 0, norm, 1).astype(np.float32)
+    r = np.abs(b)
+    r *= (np.float32(s) / safe)[..., None]
+    draws = np.empty_like(r)
+    for i in range(k):  # each update's own stream, drawn straight into its row
+        rng_for(i).random(out=draws[i], dtype=np.float32)
+    level = np.floor(r)
+    r -= level  # r - floor(r): the chance of rounding up
+    level += draws < r
+    np.minimum(level, s, out=level)
+    np.copysign(level, b, out=level)
+    level += s  # the code: s + sign x level, in 0..2s
+    bits = qsgd_bits(s)
+    codes = level.reshape(k, -1)[:, :n].astype(_code_type(bits))
+    return {"norm": norm, "codes": pack_bits(codes, bits)}
 
-    def stacked(name: str) -> np.ndarray:
-        return np.stack([e.arrays[name] for e in encs])
 
+def _encode_topk(v: np.ndarray, spec: CompressionSpec) -> dict[str, np.ndarray]:
+    """Top-k's sorted indices and values (or signs and a scale)."""
+    k, n = v.shape
+    m = max(1, math.ceil(spec.ratio * n))
+    idx = top_indices(np.abs(v), m) if m < n else np.broadcast_to(np.arange(n), (k, n))
+    kept = np.take_along_axis(v, idx, axis=1)
+    idx = idx.astype(np.uint16 if n <= 65536 else np.uint32)
+    if spec.sign:
+        scale = np.abs(kept).mean(1, keepdims=True).astype(np.float32)
+        return {"index": idx, "scale": scale, "signs": np.packbits(kept >= 0, axis=1, bitorder="little")}
+    return {"index": idx, "values": kept}
+
+
+def _decode_stack(kind: str, arrays: dict[str, np.ndarray], spec: CompressionSpec, out: np.ndarray) -> None:
+    """Decode stacked wire arrays (as :func:`_encode_stack` gives them) into ``out`` (float32 [K, P])."""
+    k, n = out.shape
     if kind == "none":
-        return stacked("values")
-    if kind == "int8":
-        scale = np.repeat(stacked("scale"), spec.bucket, axis=1)[:, :n]
-        return stacked("codes").astype(np.float32) * scale
-    if kind == "qsgd":
-        s = spec.levels
-        levels = unpack_bits(stacked("codes"), qsgd_bits(s), n).astype(np.float32)
-        levels -= np.float32(s)
-        levels *= np.repeat(stacked("norm") / np.float32(s), spec.bucket, axis=1)[:, :n]
-        return levels
-    if kind == "topk":
-        out = np.zeros((len(encs), n), dtype=np.float32)
-        idx = stacked("index").astype(np.int64)
-        if "signs" in encs[0].arrays:
-            signs = np.unpackbits(stacked("signs"), axis=1, count=idx.shape[1], bitorder="little")
-            values = (signs.astype(np.float32) * 2 - 1) * stacked("scale")
+        out[...] = arrays["values"]
+    elif kind == "int8":
+        np.multiply(arrays["codes"], np.repeat(arrays["scale"], spec.bucket, axis=1)[:, :n], out=out)
+    elif kind == "qsgd":
+        s, bucket = spec.levels, spec.bucket
+        scale = arrays["norm"] / np.float32(s)
+        np.subtract(unpack_bits(arrays["codes"], qsgd_bits(s), n), np.float32(s), out=out)  # the signed levels
+        full = n - n % bucket
+        head = out[:, :full].reshape(k, -1, bucket)  # a view: whole buckets, each times its scale
+        head *= scale[:, : full // bucket, None]
+        out[:, full:] *= scale[:, full // bucket :]  # the last, partial bucket (if any)
+    elif kind == "topk":
+        idx = arrays["index"].astype(np.int64)
+        if "signs" in arrays:
+            signs = np.unpackbits(arrays["signs"], axis=1, count=idx.shape[1], bitorder="little")
+            values = (signs.astype(np.float32) * 2 - 1) * arrays["scale"]
         else:
-            values = stacked("values")
+            values = arrays["values"]
+        out[...] = 0
         np.put_along_axis(out, idx, values, axis=1)
-        return out
-    if kind == "sign":
-        signs = np.unpackbits(stacked("signs"), axis=1, count=n, bitorder="little").astype(np.float32) * 2 - 1
-        return signs * stacked("scale")
-    raise AssertionError(f"unknown codec {kind}")
+    elif kind == "sign":
+        signs = np.unpackbits(arrays["signs"], axis=1, count=n, bitorder="little").astype(np.float32) * 2 - 1
+        np.multiply(signs, arrays["scale"], out=out)
+    else:
+        raise AssertionError(f"unknown codec {kind}")
 
 
 def encoded_nbytes(spec: CompressionSpec, size: int) -> int:
@@ -351,7 +429,13 @@ class UpdateCompressor:
         return enc, decoded
 
     def compress_many(
-        self, nodes: list[int], round_: int, deltas: torch.Tensor, spec: CompressionSpec | None = None
+        self,
+        nodes: list[int],
+        round_: int,
+        deltas: torch.Tensor,
+        spec: CompressionSpec | None = None,
+        *,
+        out: torch.Tensor | None = None,
     ) -> tuple[list[Encoded], torch.Tensor]:
         """:meth:`compress` for a stack of updates ``deltas`` [K, P] (row i is node ``nodes[i]``'s).
 
@@ -359,27 +443,46 @@ class UpdateCompressor:
         operations over blocks of rows instead of a loop over nodes. Blocks of about 512 KiB of
         float32, not the whole stack: a codec makes ~10 passes over its input, and a block that stays
         in cache makes them at cache speed (on a 2-core VM, 100 CNN updates: whole stack as slow as
-        the loop for QSGD, blocks 1.5x faster; see BENCHMARKS.md).
+        the loop for QSGD, blocks 1.5x faster, when the stacked codecs came in). Each block is summed with its
+        residuals, encoded, decoded from its wire arrays and (with error feedback) turned into the
+        new residuals in place, while it is in cache.
+
+        ``out`` (float32, contiguous, [K, P]) receives the decoded updates and is returned; it may be
+        ``deltas`` itself when the caller no longer needs them (each block is read before it is
+        overwritten). A fresh [K, P] buffer costs a page fault per 4 KiB on first touch, about 2 ms
+        for 100 CNN updates, as much as a codec's arithmetic.
         """
         spec = spec or self.spec
         t = time.perf_counter()
-        v = deltas.detach().to(torch.float32)
-        owed = [i for i, n in enumerate(nodes) if n in self.residual]
-        if owed:
-            v = v.clone()
-            v[owed] += torch.stack([self.residual.pop(nodes[i]) for i in owed])
-        rows = max(1, _BLOCK_VALUES // max(v.shape[1], 1))
+        deltas = deltas.detach().to(torch.float32)
+        k, n = deltas.shape
+        if out is None:
+            out = torch.empty((k, n))
+        elif out.dtype != torch.float32 or out.shape != (k, n) or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous float32 tensor of shape {(k, n)}, got {out.dtype} {out.shape}")
+        owed = [self.residual.pop(node, None) for node in nodes]
+        # with error feedback v becomes the residuals, so it must be a buffer of our own
+        fresh = spec.feedback or any(r is not None for r in owed)
+        v = torch.empty((k, n)) if fresh else deltas.contiguous()
+        given, vn, dn = deltas.numpy(), v.numpy(), out.numpy()
+        rows = max(1, _BLOCK_VALUES // max(n, 1))
         encs: list[Encoded] = []
-        decoded = torch.empty_like(v)
-        for lo in range(0, len(nodes), rows):
-            hi = min(lo + rows, len(nodes))
-            block = nodes[lo:hi]
-            encs += encode_many(v[lo:hi].numpy(), spec, lambda i, b=block: stream(self.seed, _QSGD_TAG, round_, b[i]))
-            decoded[lo:hi] = torch.from_numpy(decode_many(encs[lo:hi], spec))
+        for lo in range(0, k, rows):
+            block = slice(lo, min(lo + rows, k))
+            if fresh:
+                for i in range(block.start, block.stop):
+                    np.add(given[i], owed[i].numpy(), out=vn[i]) if owed[i] is not None else np.copyto(vn[i], given[i])
+            arrays = _encode_stack(
+                vn[block], spec, lambda i, lo=lo: stream(self.seed, _QSGD_TAG, round_, nodes[lo + i])
+            )
+            encs += _rows(spec.kind, n, arrays)
+            _decode_stack(spec.kind, arrays, spec, dn[block])
+            if spec.feedback:
+                np.subtract(vn[block], dn[block], out=vn[block])  # e = v - C(v), in v's place
         if spec.feedback:
-            self.residual.update(zip(nodes, (v - decoded).unbind()))
+            self.residual.update(zip(nodes, v.unbind()))
         self.wall_s += time.perf_counter() - t
-        return encs, decoded
+        return encs, out
 
     def undelivered(self, node: int, decoded: torch.Tensor) -> None:
         """The node's upload failed (it gave up, or went offline): what it tried to send is owed again.

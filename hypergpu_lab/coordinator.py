@@ -368,8 +368,8 @@ class Coordinator:
             if (spec.kind != "none" or n in self.compressor.residual) and bool(res.delta.isfinite().all()):
                 groups.setdefault(spec, []).append(n)
         for spec, nodes in groups.items():
-            deltas = torch.stack([rnd.results[n].delta for n in nodes])
-            encs, decoded = self.compressor.compress_many(nodes, rnd.number, deltas, spec)
+            deltas = torch.stack([rnd.results[n].delta for n in nodes])  # a scratch copy: decoded in its place
+            encs, decoded = self.compressor.compress_many(nodes, rnd.number, deltas, spec, out=deltas)
             norms = torch.linalg.vector_norm(decoded, dim=1).tolist()
             for n, enc, d, norm in zip(nodes, encs, decoded.unbind(), norms):
                 rnd.results[n] = dataclasses.replace(rnd.results[n], delta=d, update_norm=norm)

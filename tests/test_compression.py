@@ -23,6 +23,7 @@ from hypergpu_lab.compression import (
     encode,
     pack_bits,
     qsgd_bits,
+    top_indices,
     unpack_bits,
 )
 from hypergpu_lab.config import TrainConfig
@@ -98,6 +99,27 @@ def test_topk_keeps_the_k_largest_magnitudes_and_bytes_are_index_plus_value(sign
         assert enc.nbytes == k * (2 + 4)  # uint16 index + float32 value
 
 
+@pytest.mark.parametrize("m", [1, 7, 30, 400, 2999])
+def test_top_indices_are_the_m_largest_with_ties_to_the_lowest_columns(m: int) -> None:
+    """The sampled threshold is a shortcut only: the selection equals a full sort by (-|v|, column)."""
+    # Prepare: plain rows, rows full of ties, a row whose strided sample misjudges it, a NaN
+    rng = np.random.default_rng(7)
+    a = np.abs(rng.normal(size=(8, 3000))).astype(np.float32)
+    a[1] = np.round(a[1], 1)
+    a[2] = 1.0
+    a[3] *= 0.001
+    a[3, ::16] += 10  # the sample sees only the large values: fewer than m candidates above its threshold
+    a[4, 5] = np.nan  # the largest magnitude, as torch.topk orders it
+    cols = np.broadcast_to(np.arange(3000), a.shape)
+
+    # Execute
+    got = top_indices(a, m)
+
+    # Assert
+    expected = np.sort(np.lexsort((cols, -np.nan_to_num(a, nan=np.inf)), axis=1)[:, :m], axis=1)
+    assert np.array_equal(got, expected)
+
+
 def test_sign_is_scaled_sign_with_l1_scale() -> None:
     v, spec = _vector(999, seed=3), CompressionSpec("sign")
     enc = encode(v, spec)
@@ -120,22 +142,27 @@ def test_a_stack_compresses_exactly_as_one_node_at_a_time(spec: CompressionSpec)
     """compress_many is the vectorised form of compress: same bytes, decodings and residuals, row by row."""
     # Prepare: 30 nodes (several blocks of rows at P = 9000), residuals owed by some of them
     nodes, p = list(range(30)), 9000
-    one, many = UpdateCompressor(spec, seed=5), UpdateCompressor(spec, seed=5)
+    one, many, aliased = (UpdateCompressor(spec, seed=5) for _ in range(3))
     for t in (1, 2):
         deltas = torch.from_numpy(np.stack([_vector(p, seed=100 * t + n) for n in nodes]))
         part = nodes[::2] if t == 1 else nodes
+        scratch = deltas[part].clone()
 
-        # Execute
+        # Execute (the aliased one decodes into its input, as the coordinator does)
         singles = [one.compress(n, t, deltas[n], spec) for n in part]
         encs, decoded = many.compress_many(part, t, deltas[part], spec)
+        encs_in_place, decoded_in_place = aliased.compress_many(part, t, scratch, spec, out=scratch)
 
         # Assert
         for i, (enc, dec) in enumerate(singles):
-            assert enc.nbytes == encs[i].nbytes
-            assert all(np.array_equal(enc.arrays[a], encs[i].arrays[a]) for a in enc.arrays)
+            for got in (encs[i], encs_in_place[i]):
+                assert enc.nbytes == got.nbytes
+                assert all(np.array_equal(enc.arrays[a], got.arrays[a]) for a in enc.arrays)
             assert torch.equal(dec, decoded[i])
-        assert one.residual.keys() == many.residual.keys()
-        assert all(torch.equal(one.residual[n], many.residual[n]) for n in one.residual)
+        assert decoded_in_place is scratch and torch.equal(decoded_in_place, decoded)
+        for other in (many, aliased):
+            assert one.residual.keys() == other.residual.keys()
+            assert all(torch.equal(one.residual[n], other.residual[n]) for n in one.residual)
 
 
 def test_error_feedback_residual_accounting_is_exact_across_rounds() -> None:
@@ -318,9 +345,9 @@ def test_a_failed_upload_is_owed_again_through_the_residual(tmp_path: Path) -> N
     sent: dict[int, torch.Tensor] = {}
     real = comp.compress_many
 
-    def spy(nodes: list[int], round_: int, deltas: torch.Tensor, spec: CompressionSpec | None = None):
+    def spy(nodes: list[int], round_: int, deltas: torch.Tensor, spec: CompressionSpec | None = None, **kw):
         sent.update(zip(nodes, deltas.clone().unbind()))
-        return real(nodes, round_, deltas, spec)
+        return real(nodes, round_, deltas, spec, **kw)
 
     comp.compress_many = spy  # type: ignore[method-assign]
 
