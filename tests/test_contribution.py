@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from hypergpu_lab import Coordinator, NodePool
-from hypergpu_lab.contribution import CoalitionValue, exact_shapley, make_scorer
+from hypergpu_lab.contribution import CoalitionValue, exact_shapley, make_scorer, robust_agreement
+from hypergpu_lab.contribution.agreement import NETWORK_UP_TO, coordinate_median
 from hypergpu_lab.contribution.shapley import LeaveOneOutScorer, ShapleyScorer, informative
 from hypergpu_lab.errors import ConfigError
 
@@ -126,3 +127,32 @@ def test_bad_contribution_settings_name_the_field() -> None:
         make_scorer(
             "loo", {"metric": "f1"}, logits=coord.trainer.coalition_logits, x=pool.x_test, y=pool.y_test, seed=0
         )
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 10, NETWORK_UP_TO, NETWORK_UP_TO + 1, 25])
+def test_the_gates_median_selects_the_same_values_as_before_and_as_numpy(n: int) -> None:
+    # Both ways (a selection network up to NETWORK_UP_TO rows, np.partition above) select the middle values.
+    rng = np.random.default_rng(n)
+    rows = rng.normal(size=(n, 301))
+    rows[:, :100] = np.round(rows[:, :100] * 2) / 2  # ties
+    part = np.partition(rows, sorted({(n - 1) // 2, n // 2}), axis=0)  # the gate's median before the network
+    before = part[n // 2] if n % 2 else (part[n // 2 - 1] + part[n // 2]) / 2
+    got = coordinate_median(rows)
+    # Selected, not computed: the same values; only an exact zero's sign may differ (min/max of 0.0 and -0.0).
+    assert np.array_equal(got, before) and got[got != 0].tobytes() == before[before != 0].tobytes()
+    assert np.array_equal(got, np.median(rows, axis=0))
+
+
+def test_agreement_is_the_cosine_with_the_median_times_the_squared_norm_ratio() -> None:
+    rng = np.random.default_rng(0)
+    honest = rng.normal(size=(7, 50)) + 3.0
+    stacked = torch.tensor(np.vstack([honest, -honest[0], 10 * honest[1], np.zeros(50)]), dtype=torch.float32)
+    steps = [1, 2, 1, 1, 3, 1, 1, 1, 1, 1]
+    rows = stacked.double().numpy() / np.array(steps, dtype=np.float64)[:, None]
+    m = np.median(rows, axis=0)
+    got = robust_agreement(stacked, steps)
+    for i, u in enumerate(rows):
+        nu, nm = np.linalg.norm(u), np.linalg.norm(m)
+        expected = 0.0 if nu == 0 else u @ m / (nu * nm) * min(nu / nm, nm / nu) ** 2
+        assert got[i] == pytest.approx(expected, abs=1e-12)
+    assert got[7] < 0 < got[8] < 0.02 and got[9] == 0.0  # sign flip, 10x scale, free rider

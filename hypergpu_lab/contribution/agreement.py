@@ -6,10 +6,13 @@ a cheap, model-free test of whether an update points where the round's majority 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
+
+NETWORK_UP_TO = 16  # rows: up to here a selection network beats np.partition (0.3 ms against 0.8 ms at 10 x 6,570)
 
 
 def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> dict[int, float]:
@@ -23,12 +26,10 @@ def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> d
     """
     rows = stacked.detach().cpu().numpy().astype(np.float64)  # numpy: no torch thread pool for [N, P] sums
     if steps is not None:  # per local step, as FedNova normalises: a bigger shard's longer update is not "atypical"
-        rows = rows / np.maximum(np.asarray(steps, dtype=np.float64), 1.0)[:, None]
-    n = rows.shape[0]
-    middle = sorted({(n - 1) // 2, n // 2})  # the middle order statistics per column, not a full sort
-    part = np.partition(rows, middle, axis=0)
-    reference = part[n // 2] if n % 2 else (part[n // 2 - 1] + part[n // 2]) / 2
-    ref_norm = float(np.linalg.norm(reference))
+        rows /= np.maximum(np.asarray(steps, dtype=np.float64), 1.0)[:, None]
+    reference = coordinate_median(rows)
+    # Not np.linalg.norm: its BLAS dot threads above 10,000 values and stalled ~10 ms on a busy core (the CNN).
+    ref_norm = math.sqrt(float(np.add.reduce(reference * reference)))
     norms = np.linalg.norm(rows, axis=1).tolist()
     dots = (rows @ reference).tolist()
     out = {}
@@ -38,3 +39,51 @@ def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> d
             continue
         out[i] = dot / (norm * ref_norm) * min(norm / ref_norm, ref_norm / norm) ** 2
     return out
+
+
+def coordinate_median(rows: np.ndarray) -> np.ndarray:
+    """The median of each column of ``rows`` [N, P] (the mean of the two middle values when N is even).
+
+    The middle values are selected, never computed: both ways below give np.partition's values (the
+    sign of an exact zero aside: min and max of 0.0 and -0.0 may return either). A round's few rows go
+    through a selection network (element-wise min and max of whole rows, a few dozen vectorised ops);
+    np.partition along the short axis pays a per-column overhead that made it the costliest part of
+    the gate. Rows with a NaN or an infinity take np.partition's order (NaN last).
+    """
+    n = len(rows)
+    lo_at, hi_at = (n - 1) // 2, n // 2
+    if n <= NETWORK_UP_TO and math.isfinite(float(rows.sum())):
+        lines = list(rows)
+        for a, b in _median_network(n):
+            lines[a], lines[b] = np.minimum(lines[a], lines[b]), np.maximum(lines[a], lines[b])
+        lo, hi = lines[lo_at], lines[hi_at]
+    else:
+        part = np.partition(rows, hi_at, axis=0)
+        lo, hi = part[:hi_at].max(axis=0) if lo_at < hi_at else part[hi_at], part[hi_at]
+    return hi.copy() if lo_at == hi_at else (lo + hi) / 2
+
+
+@functools.lru_cache(maxsize=64)
+def _median_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Batcher's odd-even merge sort for ``n`` lines (compare-exchange pairs, low line first), less every
+    pair that the two middle lines do not depend on. Lines beyond ``n`` of the power-of-two network
+    would hold +inf, so pairs reaching them exchange nothing and are left out."""
+    size = 1 << max(0, (n - 1).bit_length())
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    a, b = i + j, i + j + k
+                    if a // (2 * p) == b // (2 * p) and b < n:
+                        pairs.append((a, b))
+            k //= 2
+        p *= 2
+    needed, kept = {(n - 1) // 2, n // 2}, []
+    for a, b in reversed(pairs):
+        if a in needed or b in needed:
+            needed |= {a, b}
+            kept.append((a, b))
+    return tuple(reversed(kept))

@@ -35,6 +35,7 @@ COLUMNS = (
     "state",
     "last round",
     "samples accepted",
+    "last contribution",
     "faults",
 )
 
@@ -47,6 +48,15 @@ def work_cell(row: NodeRow) -> str:
     if row.last_status is None:
         return "-"
     return "all" if row.work_done is None else f"{row.work_done:.0%}"
+
+
+def contribution_cell(row: NodeRow) -> str:
+    """The node's latest round as the chain's rule sees it: its update's Shapley value (when the run scores
+    contributions), and whether that round is paid (chain/scoring.py: the preview when no chain records)."""
+    if row.paid is None:
+        return "-"
+    verdict = "paid" if row.paid else "unpaid"
+    return verdict if row.value is None else f"{row.value:+.3g} {verdict}"
 
 
 def map_node(row: NodeRow) -> dict[str, Any]:
@@ -221,6 +231,7 @@ class NodesPanel(widgets.VBox):
                 r.state,
                 r.last_status,
                 r.contribution,
+                contribution_cell(r),
                 r.injected or "",
             )
             for r in rows
@@ -265,6 +276,11 @@ class NodesPanel(widgets.VBox):
                 f"upload {rec.upload_s:.3f}s, batch {rec.batch_size}"
                 + (f", {rec.work_done:.0%} of its local steps (partial work)" if rec.work_done is not None else "")
             )
+            if rec.contribution is not None:
+                parts.append(
+                    f"contribution: Shapley value {rec.contribution:+.4g} of validation accuracy, "
+                    + ("paid" if row.paid else "unpaid")
+                )
         self.detail.value = "<br>".join(parts)
 
     # -- actions -------------------------------------------------------------------------------

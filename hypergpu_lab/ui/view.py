@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..adaptation import NetworkMonitor, NodeQuality
+from ..chain.scoring import score
 from ..events import NodeRecord, RoundReport
 from ..network import LatencySpike
 from .actions import BAD_KINDS
@@ -40,6 +41,8 @@ class NodeRow:
     injected: str | None  # faults active now (ground truth)
     spike_ms: float = 0.0  # extra one-way latency of latency spikes active on its link now
     work_done: float | None = None  # share of its local steps done in its latest round (partial work); None: all
+    value: float | None = None  # its latest update's contribution (NodeRecord.contribution: Shapley value); None: none
+    paid: bool | None = None  # whether the chain's rule pays its latest round (chain.scoring.score > 0); None: no round
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -139,6 +142,8 @@ class RunView:
             coord.faults.describe(node, coord.round + 1, coord.clock.now),
             self.spike_ms(node),
             rec.work_done if rec is not None else None,
+            rec.contribution if rec is not None else None,
+            score(rec) > 0 if rec is not None else None,
         )
 
     def available(self, node: int) -> bool:

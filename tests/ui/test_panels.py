@@ -7,6 +7,8 @@ import threading
 import pytest
 from ui_support import WAIT_S, at_boundary, coordinator, until
 
+from hypergpu_lab.chain.scoring import score
+from hypergpu_lab.faults import Fault
 from hypergpu_lab.network import PROFILES, LinkProfile, ProfileChange
 from hypergpu_lab.ui import ChainPanel, ControlPanel, Dashboard, NodesPanel, Runner, build_coordinator
 from hypergpu_lab.ui.nodes_panel import map_node
@@ -182,6 +184,32 @@ def test_availability_and_partial_work_show_in_the_table_map_and_detail() -> Non
     assert next(m for m in panel.cluster.nodes if m["id"] == 3)["state"] == "crashed"  # drawn dimmed
     assert "availability trace: offline until t = 10.0 s" in panel.detail.value
     assert f"{shares[3]:.0%} of its local steps" in panel.detail.value
+
+
+def test_each_nodes_latest_contribution_and_whether_it_is_paid_show_in_the_table_and_detail() -> None:
+    # Prepare: 6 nodes valued by exact Shapley each round, node 2 flipping the sign of its update
+    runner, panel = _nodes_panel(num_nodes=6, contribution="shapley", faults=[Fault("sign_flip", (2,))])
+    empty = panel.table.value
+
+    # Execute: two rounds, the table redrawn from the latest
+    runner.step()
+    report = runner.step()
+    runner.flush()
+    panel.select(2)
+    panel.refresh()
+
+    # Assert: per node, the latest record's value and the chain's rule (score > 0) in its cell
+    assert "last contribution" in empty and "paid" not in empty  # no round yet: "-"
+    rows = {r.id: r for r in runner.view.rows()}
+    for rec in report.nodes:
+        paid = score(rec) > 0
+        assert rows[rec.node].value == rec.contribution and rows[rec.node].paid == paid
+        cell = f"{rec.contribution:+.3g} {'paid' if paid else 'unpaid'}"
+        assert f"<td style='padding:0 8px'>{cell}</td>" in panel.table.value
+    attacker = _record(report, 2)
+    assert attacker.contribution < 0 and not rows[2].paid  # the sign flip is valued below zero, not paid
+    assert any(rows[n].paid for n in rows if n != 2)
+    assert f"Shapley value {attacker.contribution:+.4g} of validation accuracy, unpaid" in panel.detail.value
 
 
 def test_disconnect_and_reconnect_act_on_the_link() -> None:
