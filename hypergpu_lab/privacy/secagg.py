@@ -18,7 +18,9 @@ Learning", CCS 2017, the honest-but-curious protocol (their rounds 0, 1, 2 and 4
 The PRG is AES-256-CTR keyed by a 32-byte seed (HKDF-SHA256 of the agreement), its keystream read
 as ring words: one call per pair over the whole flat vector. Simulation shortcuts, both exact:
 each pair's X25519 agreement is computed once per round and read by both ends (it is the same value
-from either side: tested), and :func:`mask_inputs` expands each pair's mask once for its two ends.
+from either side: tested; the cache lives with the simulated nodes, never in :class:`SecAggServer`), and
+:func:`mask_inputs` expands each pair's mask once for its two ends. What is left is the primitives'
+own cost (``bench/privacy.py``: ``_crypto_floor``), the agreements first.
 Private keys and ``b_u`` come from keyed streams, so a run is reproducible and resumable.
 
 **SecAgg+** (Bell et al., CCS 2020) is the same four rounds on a sparse graph: a node gets only its
