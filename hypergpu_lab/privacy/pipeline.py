@@ -126,10 +126,11 @@ class PrivacyPipeline:
             mine = {v: server.publics[v] for v in holders[n]}
             server.relayed[n] = self._clients[n].share_keys(mine, server.threshold)
         t = max(shares.values(), default=rnd.t0)
-        relay = {n: len(server.inbox(n)) * CIPHERTEXT_BYTES for n in shares}
+        inboxes = server.inboxes()
+        relay = {n: len(inboxes.get(n, {})) * CIPHERTEXT_BYTES for n in shares}
         inbox = self._step(network, rnd, dict.fromkeys(shares, t), relay, _SHARES_DOWN, failed)
         for n in inbox:
-            self._clients[n].receive(server.inbox(n))
+            self._clients[n].receive(inboxes.get(n, {}))
         short = len(server.cohort) < server.threshold  # the paper aborts: too few shares to ever unmask
         for n in ready:
             d = rnd.down[n]

@@ -18,7 +18,9 @@ Learning", CCS 2017, the honest-but-curious protocol (their rounds 0, 1, 2 and 4
 The PRG is AES-256-CTR keyed by a 32-byte seed (HKDF-SHA256 of the agreement), its keystream read
 as ring words: one call per pair over the whole flat vector. Simulation shortcuts, both exact:
 each pair's X25519 agreement is computed once per round and read by both ends (it is the same value
-from either side: tested), and :func:`mask_inputs` expands each pair's mask once for its two ends.
+from either side: tested; the cache lives with the simulated nodes, never in :class:`SecAggServer`), and
+:func:`mask_inputs` expands each pair's mask once for its two ends. What is left is the primitives'
+own cost (``bench/privacy.py``: ``_crypto_floor``), the agreements first.
 Private keys and ``b_u`` come from keyed streams, so a run is reproducible and resumable.
 
 **SecAgg+** (Bell et al., CCS 2020) is the same four rounds on a sparse graph: a node gets only its
@@ -122,10 +124,23 @@ def _crypto() -> Any:  # imported when SecAgg runs: a run without it never loads
 
 
 def expand(seed: bytes, size: int, ring: FixedPoint) -> np.ndarray:
-    """The PRG: ``size`` ring elements from a 32-byte seed (the AES-256-CTR keystream, one call)."""
+    """The PRG: ``size`` ring elements from a 32-byte seed (the AES-256-CTR keystream, one call written
+    straight into the array's memory)."""
     c = _crypto()
-    cipher = c["Cipher"](c["algorithms"].AES(seed), c["modes"].CTR(b"\0" * 16))
-    return np.frombuffer(cipher.encryptor().update(_zeros(size * ring.bits // 8)), dtype=ring.dtype).copy()
+    nbytes = size * ring.bits // 8
+    out = np.empty(nbytes + _SLACK, dtype=np.uint8)  # update_into asks for a block's slack past the data
+    cipher = c["Cipher"](c["algorithms"].AES(seed), _ctr())
+    cipher.encryptor().update_into(_zeros(nbytes), out)
+    return out[:nbytes].view(ring.dtype)
+
+
+_SLACK = 15  # AES block size - 1
+
+
+@functools.cache
+def _ctr() -> Any:
+    """The CTR mode with the all-zero initial counter (one key per seed, so the counter never repeats)."""
+    return _crypto()["modes"].CTR(b"\0" * 16)
 
 
 @functools.lru_cache(maxsize=8)
@@ -186,15 +201,16 @@ class SecAggClient:
 
     def _agree(self, kind: str, other: int, public: bytes) -> Any:
         """The pair's derived secret: the mask seed (kind "s") or the AES-GCM channel (kind "c"), once per pair."""
-        lo, hi = sorted((self.node, other))
-        if (kind, lo, hi) not in self._agreements:
-            key = self._c if kind == "c" else self._s
-            shared = key.exchange(_public(public))
+        lo, hi = (self.node, other) if self.node < other else (other, self.node)
+        got = self._agreements.get((kind, lo, hi))
+        if got is None:
+            shared = (self._c if kind == "c" else self._s).exchange(_public(public))
             if kind == "s":
-                self._agreements[kind, lo, hi] = derive(shared, "mask", self.round, lo, hi)
+                got = derive(shared, "mask", self.round, lo, hi)
             else:
-                self._agreements[kind, lo, hi] = _crypto()["AESGCM"](derive(shared, "channel", self.round, lo, hi))
-        return self._agreements[kind, lo, hi]
+                got = _crypto()["AESGCM"](derive(shared, "channel", self.round, lo, hi))
+            self._agreements[kind, lo, hi] = got
+        return got
 
     def mask_seed(self, other: int, s_public: bytes) -> bytes:
         """The PRG seed of the pairwise mask with ``other``: the same at both ends."""
@@ -209,13 +225,14 @@ class SecAggClient:
         sk = self._s.private_bytes(s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption())
         nodes = sorted(publics)
         shares = shamir.share(shamir.to_field(sk + self.self_seed), [v + 1 for v in nodes], threshold, self._coeffs)
-        out = {}
-        for v, sh in zip(nodes, shares, strict=True):
+        wire = shares.astype(">u4")  # every holder's row in wire order, converted once
+        out, nonce = {}, _nonce(self.node)
+        for i, v in enumerate(nodes):
             if v == self.node:
-                self._own = sh
+                self._own = shares[i]
                 continue
-            payload = struct.pack(">II", self.node, v) + sh.astype(">u4").tobytes()
-            out[v] = self._channel(v, publics[v][0]).encrypt(_nonce(self.node), payload, None)
+            payload = struct.pack(">II", self.node, v) + wire[i].tobytes()
+            out[v] = self._channel(v, publics[v][0]).encrypt(nonce, payload, None)
         return out
 
     def receive(self, ciphertexts: dict[int, bytes]) -> None:
@@ -235,18 +252,18 @@ class SecAggClient:
         self, survivors: set[int], cohort: list[int], publics: dict[int, tuple[bytes, bytes]]
     ) -> dict[int, tuple[str, np.ndarray]]:
         """Round 4: for each node of U2 a share of ``b_u`` ("b") if it sent its input, else of ``s_u^SK`` ("s")."""
-        out = {}
+        rows = []
         for u in cohort:
             if u == self.node:
-                share = self._own
-            else:
-                plain = self._channel(u, publics[u][0]).decrypt(_nonce(u), self._inbox[u], None)
-                if struct.unpack(">II", plain[:8]) != (u, self.node):
-                    raise ValueError(f"SecAgg: a share from node {u} was addressed to another node")
-                share = np.frombuffer(plain[8:], dtype=">u4").astype(np.int64)
-            half = PIECES // 2
-            out[u] = ("b", share[half:]) if u in survivors else ("s", share[:half])
-        return out
+                rows.append(self._own.astype(">u4").tobytes())
+                continue
+            plain = self._channel(u, publics[u][0]).decrypt(_nonce(u), self._inbox[u], None)
+            if len(plain) != 2 * NODE_ID_BYTES + SHARE_BYTES or struct.unpack(">II", plain[:8]) != (u, self.node):
+                raise ValueError(f"SecAgg: a share from node {u} was addressed to another node or malformed")
+            rows.append(plain[8:])
+        shares = np.frombuffer(b"".join(rows), dtype=">u4").astype(np.int64).reshape(len(cohort), PIECES)
+        half = PIECES // 2
+        return {u: ("b", shares[i, half:]) if u in survivors else ("s", shares[i, :half]) for i, u in enumerate(cohort)}
 
 
 def mask_inputs(
@@ -318,6 +335,14 @@ class SecAggServer:
     def inbox(self, receiver: int) -> dict[int, bytes]:
         """What the server relays to ``receiver``: the ciphertexts addressed to it."""
         return {u: cts[receiver] for u, cts in self.relayed.items() if receiver in cts}
+
+    def inboxes(self) -> dict[int, dict[int, bytes]]:
+        """:meth:`inbox` of every receiver, in one pass over the relayed ciphertexts."""
+        out: dict[int, dict[int, bytes]] = {}
+        for u, cts in self.relayed.items():
+            for v, ct in cts.items():
+                out.setdefault(v, {})[u] = ct
+        return out
 
     def dropped(self) -> list[int]:
         """Nodes of U2 without a masked input (their pairwise masks stay in the others' inputs)."""

@@ -7,7 +7,7 @@ shares give the secret back by Lagrange interpolation at 0; fewer than ``t`` say
 
 The modulus is below 2^31, so a product of two elements fits in int64. Sharing and reconstruction
 are each one matrix product mod PRIME (:func:`_matmul_mod`: the right operand split into 16-bit
-halves, so a row of up to 2^16 products sums below 2^63), not a Python loop over the coefficients.
+halves and float64 BLAS products over blocks of 64, all exact), not a Python loop over the coefficients.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 PRIME = 2**31 - 1  # a Mersenne prime
 PIECE_BITS = 16  # a secret's bytes go into the field 16 bits at a time (each piece < PRIME)
+EXACT_BLOCK = 64  # 64 products of a field element (< 2^31) and a 16-bit half sum below 2^53
 
 
 def to_field(secret: bytes) -> np.ndarray:
@@ -49,9 +50,17 @@ def share(secret: np.ndarray, xs: list[int], threshold: int, rng: np.random.Gene
 
 
 def _matmul_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b mod PRIME`` for field elements, exact in int64 (``b`` split into 16-bit halves, ``a`` has < 2^16 columns)."""
-    hi, lo = b >> 16, b & 0xFFFF
-    return ((a @ hi % PRIME) * 2**16 + a @ lo) % PRIME
+    """``a @ b mod PRIME`` for field elements, exact: ``b`` split into 16-bit halves and the inner dimension
+    into blocks of :data:`EXACT_BLOCK`, so every product (< 2^47) and every partial sum (< 2^53) is an
+    integer float64 holds exactly; the blocks are float64 BLAS products (numpy's int64 matmul has no BLAS)."""
+    hi, lo = (b >> 16).astype(np.float64), (b & 0xFFFF).astype(np.float64)
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=np.int64)
+    for i in range(0, a.shape[1], EXACT_BLOCK):
+        block = a[:, i : i + EXACT_BLOCK].astype(np.float64)
+        h = (block @ hi[i : i + EXACT_BLOCK]).astype(np.int64) % PRIME
+        low = (block @ lo[i : i + EXACT_BLOCK]).astype(np.int64) % PRIME
+        out = (out + h * 2**16 + low) % PRIME  # < 2^31 + 2^47 + 2^31: int64
+    return out
 
 
 @functools.lru_cache(maxsize=64)

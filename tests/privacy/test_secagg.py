@@ -3,6 +3,8 @@ server holds only masked inputs and the sum, the protocol's bytes and time show 
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 import torch
@@ -63,6 +65,22 @@ def test_x25519_agreements_are_equal_at_both_ends_and_differ_between_pairs() -> 
     assert a.mask_seed(1, pub[1]) == b.mask_seed(0, pub[0])
     assert a.mask_seed(1, pub[1]) != a.mask_seed(2, pub[2])
     assert SecAggClient(7, 2, 0).public_keys != a.public_keys  # fresh keys every round
+
+
+def test_a_share_addressed_to_another_node_or_of_the_wrong_length_is_refused() -> None:
+    # Node 0 encrypts, under its real channel key with node 1, a share labelled for node 2, then a short one
+    clients = {n: SecAggClient(7, 1, n) for n in range(3)}
+    publics = {n: c.public_keys for n, c in clients.items()}
+    out = {n: c.share_keys(publics, 2) for n, c in clients.items()}
+    nonce = struct.pack(">I8x", 0)
+    channel = clients[0]._channel(1, publics[1][0])
+    right = channel.decrypt(nonce, out[0][1], None)
+    for forged in (struct.pack(">II", 0, 2) + right[8:], right[:-4]):
+        clients[1].receive({0: channel.encrypt(nonce, forged, None), 2: out[2][1]})
+        with pytest.raises(ValueError, match="addressed to another node or malformed"):
+            clients[1].unmasking_shares({0, 1, 2}, [0, 1, 2], publics)
+    clients[1].receive({0: out[0][1], 2: out[2][1]})  # the honest inbox answers
+    assert set(clients[1].unmasking_shares({0, 1, 2}, [0, 1, 2], publics)) == {0, 1, 2}
 
 
 def test_the_batched_masking_equals_each_node_masking_alone() -> None:

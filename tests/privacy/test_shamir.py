@@ -59,3 +59,21 @@ def test_bad_arguments_are_refused() -> None:
         shamir.share(np.zeros(2, dtype=np.int64), [0, 1], 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="even"):
         shamir.to_field(b"abc")
+
+
+def test_large_thresholds_stay_exact_across_the_blocked_products() -> None:
+    # t = 600: unblocked, the float64 sums would pass 2^53 and round; Python integers are the oracle
+    rng = np.random.default_rng(5)
+    secret = shamir.to_field(rng.bytes(8))
+    xs, t = list(range(2**31 - 701, 2**31 - 1)), 600  # the largest party numbers
+
+    shares = shamir.share(secret, xs, t, np.random.default_rng(6))
+
+    coeffs = np.random.default_rng(6).integers(0, shamir.PRIME, size=(t - 1, secret.size), dtype=np.int64)
+    for i in (0, 377, 699):
+        x = xs[i]
+        for j, s in enumerate(secret.tolist()):
+            expected = (s + sum(int(coeffs[d, j]) * pow(x, d + 1, shamir.PRIME) for d in range(t - 1))) % shamir.PRIME
+            assert int(shares[i, j]) == expected
+    picked = sorted(rng.choice(len(xs), size=t, replace=False).tolist())
+    assert shamir.from_field(shamir.reconstruct([xs[i] for i in picked], shares[picked])) == shamir.from_field(secret)
