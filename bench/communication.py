@@ -11,6 +11,10 @@ Workloads (digits, 3 seeds, virtual time throughout):
   selection, fixed batch, no over-commitment, no deadline), so only compression differs from the
   baseline; and a bound no codec can beat: the baseline with every link's bandwidth made infinite
   (bytes cost nothing, latency, jitter, loss and compute stay);
+* the same on ``wan`` and ``hospitals`` under per-packet loss (``loss_unit="packet"``: 1500-byte
+  packets each lost with the profile's probability, only the lost ones resent after the timeout),
+  where a big message needs more retransmission rounds than a small one; its bound also sends every
+  message as one packet. The rows above keep the default per-message model;
 * bytes per round, from the encoded updates (``RoundReport.bytes_moved``: downloads + uploads,
   retries counted), per upload and per download (``NodeRecord.upload_bytes``, ``download_bytes``);
 * FedNova and SCAFFOLD against FedAvg on a Dirichlet(0.1) split with the adaptive batch policy on
@@ -85,7 +89,7 @@ def _policy(seed: int, target_s: float | None) -> Any:
     )
 
 
-def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
+def time_to_accuracy(scenario: str, variant: str, seed: int, loss_unit: str = "message") -> dict[str, Any]:
     opts = dict(VARIANTS[variant])
     per_link = opts.pop("per_link", None)
     free_bytes = opts.pop("free_bytes", False)
@@ -95,11 +99,13 @@ def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
             link.profile = SLOW_LINK
         sc = None
     else:
-        sc = build_scenario(scenario, seed=seed)
+        sc = build_scenario(scenario, seed=seed, loss_unit=loss_unit)
         pool = sc.pool
     if free_bytes:  # what any codec could at best give: transmission takes no time, all else stays
         for link in pool.network.links.values():
             link.profile = dataclasses.replace(link.profile, bandwidth_mbps=1e12)
+        # and, with per-packet loss, every message one packet (a codec cannot send less than one)
+        pool.network.retry = dataclasses.replace(pool.network.retry, mtu_bytes=2**62)
     coord = Coordinator(model=MODEL, pool=pool, policy=_policy(seed, per_link), seed=seed, **opts)
     if sc is not None:
         sc.attach(coord)
@@ -124,6 +130,59 @@ def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
         "levels": {lv: levels.count(lv) for lv in sorted(set(levels))},
         "upload_share": upload_share,
     }
+
+
+LOSS_MODELS = {
+    "message": "per-message loss (the default: an attempt is lost whole with the profile's loss and resent whole)",
+    "packet": 'per-packet loss (`loss_unit="packet"`, 1500-byte packets each lost with the profile\'s loss, '
+    "only the lost ones resent after the timeout)",
+}
+
+
+def time_table(sc: str, loss_unit: str = "message") -> list[str]:
+    """One scenario's time-to-accuracy table, every variant over the seeds."""
+    results = {v: [time_to_accuracy(sc, v, s, loss_unit) for s in SEEDS] for v in VARIANTS}
+    base = results["FedAvg, float32 (baseline)"]
+    base_hits = [r["time"] for r in base if r["time"] is not None]
+    base_t = statistics.mean(base_hits) if len(base_hits) == len(base) else None
+    name = sc if loss_unit == "message" else f"{sc}, per-packet loss"
+    described = SLOW_DESCRIPTION if sc == SLOW else build_scenario(sc, seed=0).description
+    lines = [
+        f"**{name}**: {described}; {LOSS_MODELS[loss_unit]}. Model {base[0]['model_bytes']:,} bytes.",
+        "",
+        "| updates | time to 90% | speed-up | final accuracy | bytes per round | bytes per upload "
+        "| bytes per download | transfer share of node time | levels used (uploads) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for v, runs in results.items():
+        hits = [r for r in runs if r["time"] is not None]
+        if hits:
+            t = statistics.mean(r["time"] for r in hits)
+            rnd = statistics.mean(r["round"] for r in hits)
+            missed = f", {len(runs) - len(hits)} missed" if len(hits) < len(runs) else ""
+            when = f"{t:.2f} s ({rnd:.1f} rounds{missed})"
+            speed = f"{base_t / t:.2f}x" if base_t and len(hits) == len(runs) else "-"
+        else:
+            when, speed = "not reached", "-"
+        levels: dict[str, int] = {}
+        for r in runs:
+            for lv, n in r["levels"].items():
+                levels[lv] = levels.get(lv, 0) + n
+        used = ", ".join(f"{lv} {n}" for lv, n in levels.items())
+        lines.append(
+            f"| {v} | {when} | {speed} | {statistics.mean(r['final'] for r in runs):.3f} | "
+            f"{statistics.mean(r['bytes_round'] for r in runs):,.0f} | "
+            f"{statistics.mean(r['upload'] for r in runs):,.0f} | "
+            f"{statistics.mean(r['download'] for r in runs):,.0f} | "
+            f"{statistics.mean(r['upload_share'] for r in runs):.1%} | {used} |"
+        )
+    lines.append("")
+    return lines
+
+
+def packet_tables() -> list[str]:
+    """wan and hospitals again under per-packet loss: the rows above keep the per-message model."""
+    return time_table("wan", "packet") + time_table("hospitals", "packet")
 
 
 def heterogeneity(strategy: str, seed: int, rounds: int, momentum: float, epochs: int) -> tuple[float, list[int]]:
@@ -232,41 +291,8 @@ def main() -> str:
         "",
     ]
     for sc in ("wan", "hospitals", SLOW):
-        results = {v: [time_to_accuracy(sc, v, s) for s in SEEDS] for v in VARIANTS}
-        base = results["FedAvg, float32 (baseline)"]
-        base_hits = [r["time"] for r in base if r["time"] is not None]
-        base_t = statistics.mean(base_hits) if len(base_hits) == len(base) else None
-        lines += [
-            f"**{sc}**: {SLOW_DESCRIPTION if sc == SLOW else build_scenario(sc, seed=0).description}. "
-            f"Model {base[0]['model_bytes']:,} bytes.",
-            "",
-            "| updates | time to 90% | speed-up | final accuracy | bytes per round | bytes per upload "
-            "| bytes per download | transfer share of node time | levels used (uploads) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for v, runs in results.items():
-            hits = [r for r in runs if r["time"] is not None]
-            if hits:
-                t = statistics.mean(r["time"] for r in hits)
-                rnd = statistics.mean(r["round"] for r in hits)
-                missed = f", {len(runs) - len(hits)} missed" if len(hits) < len(runs) else ""
-                when = f"{t:.2f} s ({rnd:.1f} rounds{missed})"
-                speed = f"{base_t / t:.2f}x" if base_t and len(hits) == len(runs) else "-"
-            else:
-                when, speed = "not reached", "-"
-            levels: dict[str, int] = {}
-            for r in runs:
-                for lv, n in r["levels"].items():
-                    levels[lv] = levels.get(lv, 0) + n
-            used = ", ".join(f"{lv} {n}" for lv, n in levels.items())
-            lines.append(
-                f"| {v} | {when} | {speed} | {statistics.mean(r['final'] for r in runs):.3f} | "
-                f"{statistics.mean(r['bytes_round'] for r in runs):,.0f} | "
-                f"{statistics.mean(r['upload'] for r in runs):,.0f} | "
-                f"{statistics.mean(r['download'] for r in runs):,.0f} | "
-                f"{statistics.mean(r['upload_share'] for r in runs):.1%} | {used} |"
-            )
-        lines.append("")
+        lines += time_table(sc)
+    lines += packet_tables()
 
     rounds = 8 if QUICK else 20
     lines += [
