@@ -30,6 +30,7 @@ __all__ = [
     "REGIONS",
     "MIXES",
     "RetryPolicy",
+    "expected_rounds",
     "Link",
     "Transfer",
     "LatencySpike",
@@ -233,6 +234,49 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         """Seconds waited after failed attempt number ``attempt`` (1-based) before the next one."""
         return min(self.backoff_s * self.backoff_factor ** (attempt - 1), self.max_backoff_s)
+
+    def expected_retry_s(self, nbytes: int, loss: float, attempt_s: float) -> float:
+        """Expected seconds that retries add to a message of ``nbytes`` whose attempt takes ``attempt_s``.
+
+        Retry ``m`` happens when the message needs more than ``m`` rounds (``P(M > m)``, see
+        :func:`expected_rounds`) and costs the timeout ``timeout_factor * attempt_s`` plus
+        ``backoff(m)``. Retries of fewer packets are priced as a whole attempt (an upper bound; the
+        latency dominates an attempt on a lossy WAN).
+        """
+        n = self.packets(checks.integer("nbytes", nbytes, low=0))
+        p = checks.number("loss", loss, low=0.0, high=1.0)
+        timeout = self.timeout_factor * checks.number("attempt_s", attempt_s, low=0.0)
+        return sum(_rounds_tail(n, p, m) * (timeout + self.backoff(m)) for m in range(1, self.max_retries + 1))
+
+
+def expected_rounds(packets: int, loss: float, max_rounds: int | None = None) -> float:
+    """Expected sending rounds for ``packets`` packets each lost with probability ``loss``, only lost ones resent.
+
+    A packet needs a geometric number of rounds, so the rounds ``M`` of the message satisfy
+    ``P(M > m) = 1 - (1 - loss**m)**packets`` and ``E[M] = sum_{m >= 0} P(M > m)``; with
+    ``max_rounds`` the sum stops there (``E[min(M, max_rounds)]``: a sender that gives up). Planners
+    use it to price a message under per-packet loss (see ``adaptation``'s per-link compression).
+    """
+    n = checks.integer("packets", packets, low=1)
+    p = checks.number("loss", loss, low=0.0, high=1.0)
+    if max_rounds is not None:
+        max_rounds = checks.integer("max_rounds", max_rounds, low=1)
+    elif p == 1.0:
+        raise ConfigError("loss", loss, "< 1 without max_rounds (every packet lost: the rounds never end)")
+    total, m = 0.0, 0
+    while max_rounds is None or m < max_rounds:
+        tail = _rounds_tail(n, p, m)
+        if tail < 1e-15:
+            break
+        total, m = total + tail, m + 1
+    return total
+
+
+def _rounds_tail(n: int, p: float, m: int) -> float:
+    """``P(M > m) = 1 - (1 - p**m)**n``, computed without cancellation when it is small."""
+    if m == 0 or p == 1.0:
+        return 1.0
+    return -math.expm1(n * math.log1p(-(p**m)))
 
 
 # --------------------------------------------------------------------------- links and transfers

@@ -18,7 +18,16 @@ import torch
 
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.errors import ConfigError
-from hypergpu_lab.network import Disconnect, Link, LinkProfile, Network, Reconnect, RetryPolicy, _lost_packets
+from hypergpu_lab.network import (
+    Disconnect,
+    Link,
+    LinkProfile,
+    Network,
+    Reconnect,
+    RetryPolicy,
+    _lost_packets,
+    expected_rounds,
+)
 
 MTU = 1_000
 BW_MBPS = 100.0
@@ -139,6 +148,57 @@ def test_one_packet_messages_take_the_message_models_path_exactly() -> None:
                 b.bytes_sent,
             )
             assert a.sent_bytes is None and b.sent_bytes == nbytes * b.attempts
+
+
+def expected_rounds_inclusion_exclusion(n: int, p: Fraction) -> Fraction:
+    """E[M] for M the max of n i.i.d. Geometric(1 - p) rounds, by inclusion-exclusion over the packets:
+    P(M > m) = sum_k (-1)**(k+1) C(n, k) p**(k m), summed over m >= 0 as geometric series."""
+    return sum(((-1) ** (k + 1) * math.comb(n, k) / (1 - p**k) for k in range(1, n + 1)), Fraction(0))
+
+
+@pytest.mark.parametrize(("n", "p"), [(1, "1/10"), (2, "1/2"), (10, "1/20"), (37, "1/10"), (37, "3/10"), (5, "0")])
+def test_expected_rounds_matches_the_inclusion_exclusion_closed_form(n: int, p: str) -> None:
+    exact = expected_rounds_inclusion_exclusion(n, Fraction(p))
+    assert expected_rounds(n, float(Fraction(p))) == pytest.approx(float(exact), rel=1e-12)
+
+
+def test_expected_rounds_of_one_packet_is_geometric_and_a_cap_truncates_the_sum() -> None:
+    assert expected_rounds(1, 0.25) == pytest.approx(1 / 0.75, rel=1e-14)
+    # capped at 3 rounds: P(M > 0) + P(M > 1) + P(M > 2) with P(M > m) = 1 - (1 - p**m)**n, exactly
+    n, p = 4, Fraction(1, 2)
+    capped = sum((1 - (1 - p**m) ** n for m in range(3)), Fraction(0))
+    assert expected_rounds(n, 0.5, max_rounds=3) == pytest.approx(float(capped), rel=1e-14)
+    assert expected_rounds(3, 1.0, max_rounds=4) == 4.0  # every packet lost: the sender tries 4 times
+    with pytest.raises(ConfigError, match="^loss: "):
+        expected_rounds(3, 1.0)
+    with pytest.raises(ConfigError, match="^packets: "):
+        expected_rounds(0, 0.1)
+
+
+def test_the_simulated_mean_rounds_and_retry_time_match_the_formulas() -> None:
+    # Prepare: 12 packets at 20% loss on a latency-bound link (an attempt takes ~the latency whatever
+    # its size), no jitter: a transfer's duration is its first attempt plus its retries' timeouts + backoffs
+    n, p = 12, 0.2
+    retry = RetryPolicy(loss_unit="packet", mtu_bytes=MTU, max_retries=60, backoff_s=0.05, max_backoff_s=0.4)
+    network = one_link(p, retry)
+    attempt_s = LATENCY_MS / 1e3 + n * MTU * 8 / (BW_MBPS * 1e6)
+    rng = np.random.default_rng(7)
+
+    # Execute
+    transfers = [network.transfer(0, n * MTU, 0.0, rng) for _ in range(20_000)]
+    attempts = np.array([t.attempts for t in transfers], dtype=float)
+    extra = np.array([t.duration for t in transfers]) - attempt_s
+
+    # Assert: the means within 4 standard errors; retries of fewer packets are a little shorter than
+    # a whole attempt, so the priced retry time is an upper bound, within 2% here
+    mean_rounds = expected_rounds(n, p)
+    assert abs(attempts.mean() - mean_rounds) < 4 * attempts.std() / math.sqrt(len(attempts))
+    priced = retry.expected_retry_s(n * MTU, p, attempt_s)
+    assert priced >= extra.mean() - 4 * extra.std() / math.sqrt(len(extra))
+    assert extra.mean() == pytest.approx(priced, rel=0.02)
+    # one packet: retry m happens with probability p**m, so the price is a closed sum
+    closed = sum(p**m * (retry.timeout_factor * attempt_s + retry.backoff(m)) for m in range(1, 61))
+    assert retry.expected_retry_s(MTU, p, attempt_s) == pytest.approx(closed, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- timelines
