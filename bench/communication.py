@@ -11,6 +11,12 @@ Workloads (digits, 3 seeds, virtual time throughout):
   selection, fixed batch, no over-commitment, no deadline), so only compression differs from the
   baseline; and a bound no codec can beat: the baseline with every link's bandwidth made infinite
   (bytes cost nothing, latency, jitter, loss and compute stay);
+* the same on ``wan`` and ``hospitals`` under per-packet loss (``loss_unit="packet"``: 1500-byte
+  packets each lost with the profile's probability, only the lost ones resent after the timeout),
+  where a big message needs more retransmission rounds than a small one; its bound also sends every
+  message as one packet; extra rows there: QSGD s=2 or top-10% signs up with top-5% signs down, and the per-link
+  choice priced with packet loss, over a longer horizon (``PACKET_ROUNDS``). The rows above keep the default
+  per-message model;
 * bytes per round, from the encoded updates (``RoundReport.bytes_moved``: downloads + uploads,
   retries counted), per upload and per download (``NodeRecord.upload_bytes``, ``download_bytes``);
 * FedNova and SCAFFOLD against FedAvg on a Dirichlet(0.1) split with the adaptive batch policy on
@@ -70,6 +76,34 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bound: bytes free (infinite bandwidth)": {"free_bytes": True},
 }
 BOUND = "bound: bytes free (infinite bandwidth)"
+# Rows only the per-packet tables carry: messages of few packets both ways (QSGD s=2, 3 bits a value, or top-10%
+# signs with the node's error feedback up; top-5% signs with the server's error feedback down), and the per-link
+# choice, which under per-packet loss adds the retries' expected time to a level's price (see AdaptivePolicy).
+PACKET_VARIANTS: dict[str, dict[str, Any]] = {
+    "FedAvg + QSGD s=2 up, top-5% signs down (EF)": {
+        "compression": "qsgd",
+        "compression_options": {"levels": 2},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True},
+    },
+    "FedAvg + top-10% signs up, top-5% signs down (EF both)": {
+        "compression": "topk",
+        "compression_options": {"ratio": 0.1, "sign": True},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True},
+    },
+    "per-link choice, 1000 s target (never compresses: like-for-like baseline)": {"per_link": 1000.0},
+    "per-link choice, 0.5 s target": {"per_link": 0.5},
+    "per-link choice, 0.5 s target, top-5% signs down (EF)": {
+        "per_link": 0.5,
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True},
+    },
+}
+# Compressed settings need more rounds to reach a final accuracy near float32's: the per-packet tables run
+# longer, every row (float32 included) over the same horizon. Time to 90% is the first round at 90%, so the
+# horizon changes only the final accuracy column (and the per-round means).
+PACKET_ROUNDS = 10 if QUICK else 80
 
 
 def _policy(seed: int, target_s: float | None) -> Any:
@@ -90,8 +124,10 @@ def _policy(seed: int, target_s: float | None) -> Any:
     )
 
 
-def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
-    opts = dict(VARIANTS[variant])
+def time_to_accuracy(
+    scenario: str, variant: str, seed: int, loss_unit: str = "message", rounds: int | None = None
+) -> dict[str, Any]:
+    opts = dict({**VARIANTS, **PACKET_VARIANTS}[variant])
     per_link = opts.pop("per_link", None)
     free_bytes = opts.pop("free_bytes", False)
     if scenario == SLOW:
@@ -100,15 +136,17 @@ def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
             link.profile = SLOW_LINK
         sc = None
     else:
-        sc = build_scenario(scenario, seed=seed)
+        sc = build_scenario(scenario, seed=seed, loss_unit=loss_unit)
         pool = sc.pool
     if free_bytes:  # what any codec could at best give: transmission takes no time, all else stays
         for link in pool.network.links.values():
             link.profile = dataclasses.replace(link.profile, bandwidth_mbps=1e12)
+        # and, with per-packet loss, every message one packet (a codec cannot send less than one)
+        pool.network.retry = dataclasses.replace(pool.network.retry, mtu_bytes=2**62)
     coord = Coordinator(model=MODEL, pool=pool, policy=_policy(seed, per_link), seed=seed, **opts)
     if sc is not None:
         sc.attach(coord)
-    history = coord.run(rounds=ROUNDS, progress=False)
+    history = coord.run(rounds=ROUNDS if rounds is None else rounds, progress=False)
     hit = next((r for r in history if (r["test_accuracy"] or 0) >= TARGET), None)
     last = [r["test_accuracy"] for r in list(history)[-3:]]
     uploads = [rec.upload_bytes for _, rec in coord.history.node_records if rec.upload_bytes is not None]
@@ -129,6 +167,62 @@ def time_to_accuracy(scenario: str, variant: str, seed: int) -> dict[str, Any]:
         "levels": {lv: levels.count(lv) for lv in sorted(set(levels))},
         "upload_share": upload_share,
     }
+
+
+LOSS_MODELS = {
+    "message": "per-message loss (the default: an attempt is lost whole with the profile's loss and resent whole)",
+    "packet": 'per-packet loss (`loss_unit="packet"`, 1500-byte packets each lost with the profile\'s loss, '
+    "only the lost ones resent after the timeout)",
+}
+
+
+def time_table(sc: str, loss_unit: str = "message") -> list[str]:
+    """One scenario's time-to-accuracy table, every variant over the seeds (per-packet: its own rows and horizon)."""
+    variants = list(VARIANTS) if loss_unit == "message" else [*VARIANTS, *PACKET_VARIANTS]
+    rounds = ROUNDS if loss_unit == "message" else PACKET_ROUNDS
+    results = {v: [time_to_accuracy(sc, v, s, loss_unit, rounds) for s in SEEDS] for v in variants}
+    base = results["FedAvg, float32 (baseline)"]
+    base_hits = [r["time"] for r in base if r["time"] is not None]
+    base_t = statistics.mean(base_hits) if len(base_hits) == len(base) else None
+    name = sc if loss_unit == "message" else f"{sc}, per-packet loss"
+    described = SLOW_DESCRIPTION if sc == SLOW else build_scenario(sc, seed=0).description
+    lines = [
+        f"**{name}**: {described}; {LOSS_MODELS[loss_unit]}. Model {base[0]['model_bytes']:,} bytes"
+        + ("." if loss_unit == "message" else f"; {rounds} rounds (final accuracy: mean of the last 3)."),
+        "",
+        "| updates | time to 90% | speed-up | final accuracy | bytes per round | bytes per upload "
+        "| bytes per download | transfer share of node time | levels used (uploads) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for v, runs in results.items():
+        hits = [r for r in runs if r["time"] is not None]
+        if hits:
+            t = statistics.mean(r["time"] for r in hits)
+            rnd = statistics.mean(r["round"] for r in hits)
+            missed = f", {len(runs) - len(hits)} missed" if len(hits) < len(runs) else ""
+            when = f"{t:.2f} s ({rnd:.1f} rounds{missed})"
+            speed = f"{base_t / t:.2f}x" if base_t and len(hits) == len(runs) else "-"
+        else:
+            when, speed = "not reached", "-"
+        levels: dict[str, int] = {}
+        for r in runs:
+            for lv, n in r["levels"].items():
+                levels[lv] = levels.get(lv, 0) + n
+        used = ", ".join(f"{lv} {n}" for lv, n in levels.items())
+        lines.append(
+            f"| {v} | {when} | {speed} | {statistics.mean(r['final'] for r in runs):.3f} | "
+            f"{statistics.mean(r['bytes_round'] for r in runs):,.0f} | "
+            f"{statistics.mean(r['upload'] for r in runs):,.0f} | "
+            f"{statistics.mean(r['download'] for r in runs):,.0f} | "
+            f"{statistics.mean(r['upload_share'] for r in runs):.1%} | {used} |"
+        )
+    lines.append("")
+    return lines
+
+
+def packet_tables() -> list[str]:
+    """wan and hospitals again under per-packet loss: the rows above keep the per-message model."""
+    return time_table("wan", "packet") + time_table("hospitals", "packet")
 
 
 def heterogeneity(strategy: str, seed: int, rounds: int, momentum: float, epochs: int) -> tuple[float, list[int]]:
@@ -251,41 +345,8 @@ def main() -> str:
         "",
     ]
     for sc in ("wan", "hospitals", SLOW):
-        results = {v: [time_to_accuracy(sc, v, s) for s in SEEDS] for v in VARIANTS}
-        base = results["FedAvg, float32 (baseline)"]
-        base_hits = [r["time"] for r in base if r["time"] is not None]
-        base_t = statistics.mean(base_hits) if len(base_hits) == len(base) else None
-        lines += [
-            f"**{sc}**: {SLOW_DESCRIPTION if sc == SLOW else build_scenario(sc, seed=0).description}. "
-            f"Model {base[0]['model_bytes']:,} bytes.",
-            "",
-            "| updates | time to 90% | speed-up | final accuracy | bytes per round | bytes per upload "
-            "| bytes per download | transfer share of node time | levels used (uploads) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for v, runs in results.items():
-            hits = [r for r in runs if r["time"] is not None]
-            if hits:
-                t = statistics.mean(r["time"] for r in hits)
-                rnd = statistics.mean(r["round"] for r in hits)
-                missed = f", {len(runs) - len(hits)} missed" if len(hits) < len(runs) else ""
-                when = f"{t:.2f} s ({rnd:.1f} rounds{missed})"
-                speed = f"{base_t / t:.2f}x" if base_t and len(hits) == len(runs) else "-"
-            else:
-                when, speed = "not reached", "-"
-            levels: dict[str, int] = {}
-            for r in runs:
-                for lv, n in r["levels"].items():
-                    levels[lv] = levels.get(lv, 0) + n
-            used = ", ".join(f"{lv} {n}" for lv, n in levels.items())
-            lines.append(
-                f"| {v} | {when} | {speed} | {statistics.mean(r['final'] for r in runs):.3f} | "
-                f"{statistics.mean(r['bytes_round'] for r in runs):,.0f} | "
-                f"{statistics.mean(r['upload'] for r in runs):,.0f} | "
-                f"{statistics.mean(r['download'] for r in runs):,.0f} | "
-                f"{statistics.mean(r['upload_share'] for r in runs):.1%} | {used} |"
-            )
-        lines.append("")
+        lines += time_table(sc)
+    lines += packet_tables()
 
     rounds = 8 if QUICK else 20
     lines += [

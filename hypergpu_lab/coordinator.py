@@ -337,7 +337,7 @@ class Coordinator:
         size = self.layout.nbytes if nbytes is None else nbytes
         transfer = self.pool.network.transfer(node, size, start, rng, upload=direction == _UP)
         if since is not None and transfer.ok and transfer.end > (off := self.availability.offline_from(node, since)):
-            transfer = Transfer(node, transfer.nbytes, start, max(start, off), False, transfer.attempts, "offline")
+            transfer = dataclasses.replace(transfer, end=max(start, off), ok=False, reason="offline")
         if transfer.ok:
             self.pool[node].heartbeat(transfer.end)
             if direction == _DOWN and self.broadcast is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "REGIONS",
     "MIXES",
     "RetryPolicy",
+    "expected_rounds",
     "Link",
     "Transfer",
     "LatencySpike",
@@ -66,7 +67,8 @@ class LinkProfile:
     latency_ms
         ``(low, high)`` one-way base latency range; a link draws uniformly once.
     loss
-        Probability that one message attempt is lost, in ``[0, 1)`` (1 would never deliver).
+        Probability that one message attempt is lost, in ``[0, 1)`` (1 would never deliver); with
+        ``RetryPolicy(loss_unit="packet")``, the probability that one packet is lost.
     bandwidth_mbps
         Throughput in megabits per second; sets the size-dependent part of a transfer (downloads,
         and uploads too unless ``upload_mbps`` is given).
@@ -163,6 +165,9 @@ MIXES: dict[str, dict[str, float]] = {
 }
 """Named network mixes: profile name -> fraction of nodes (fractions sum to 1)."""
 
+LOSS_UNITS = ("message", "packet")
+"""What one loss draw loses: a whole message attempt, or each packet (see :meth:`Network.transfer`)."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -177,6 +182,13 @@ class RetryPolicy:
         attempt's expected duration (it cannot know sooner).
     backoff_s, backoff_factor, max_backoff_s
         Wait before retry ``k`` (k = 1, 2, ...): ``min(backoff_s * backoff_factor**(k-1), max_backoff_s)``.
+    loss_unit
+        ``"message"``: an attempt is lost whole and resent whole. ``"packet"``: a message is
+        ``ceil(nbytes / mtu_bytes)`` packets, each lost independently, and a retry resends only the
+        lost ones (TCP-like selective retransmission), so a big message on a lossy link takes more
+        rounds than a small one: the reason compression pays on lossy WANs.
+    mtu_bytes
+        Bytes per packet in ``"packet"`` mode (Ethernet's 1500 by default).
     """
 
     max_retries: int = 5
@@ -184,6 +196,8 @@ class RetryPolicy:
     backoff_s: float = 0.1
     backoff_factor: float = 2.0
     max_backoff_s: float = 10.0
+    loss_unit: str = "message"
+    mtu_bytes: int = 1500
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_retries", checks.integer("max_retries", self.max_retries, low=0))
@@ -206,10 +220,63 @@ class RetryPolicy:
         object.__setattr__(
             self, "max_backoff_s", checks.number("max_backoff_s", self.max_backoff_s, low=0.0, accepted=">= 0 seconds")
         )
+        checks.choice("loss_unit", self.loss_unit, LOSS_UNITS)
+        object.__setattr__(
+            self,
+            "mtu_bytes",
+            checks.integer("mtu_bytes", self.mtu_bytes, low=1, accepted="an integer >= 1 (bytes per packet)"),
+        )
+
+    def packets(self, nbytes: int) -> int:
+        """Packets a message of ``nbytes`` travels in: 1 in ``"message"`` mode, else ``ceil(nbytes / mtu)``, >= 1."""
+        return 1 if self.loss_unit == "message" else max(1, -(-nbytes // self.mtu_bytes))
 
     def backoff(self, attempt: int) -> float:
         """Seconds waited after failed attempt number ``attempt`` (1-based) before the next one."""
         return min(self.backoff_s * self.backoff_factor ** (attempt - 1), self.max_backoff_s)
+
+    def expected_retry_s(self, nbytes: int, loss: float, attempt_s: float) -> float:
+        """Expected seconds that retries add to a message of ``nbytes`` whose attempt takes ``attempt_s``.
+
+        Retry ``m`` happens when the message needs more than ``m`` rounds (``P(M > m)``, see
+        :func:`expected_rounds`) and costs the timeout ``timeout_factor * attempt_s`` plus
+        ``backoff(m)``. Retries of fewer packets are priced as a whole attempt (an upper bound; the
+        latency dominates an attempt on a lossy WAN).
+        """
+        n = self.packets(checks.integer("nbytes", nbytes, low=0))
+        p = checks.number("loss", loss, low=0.0, high=1.0)
+        timeout = self.timeout_factor * checks.number("attempt_s", attempt_s, low=0.0)
+        return sum(_rounds_tail(n, p, m) * (timeout + self.backoff(m)) for m in range(1, self.max_retries + 1))
+
+
+def expected_rounds(packets: int, loss: float, max_rounds: int | None = None) -> float:
+    """Expected sending rounds for ``packets`` packets each lost with probability ``loss``, only lost ones resent.
+
+    A packet needs a geometric number of rounds, so the rounds ``M`` of the message satisfy
+    ``P(M > m) = 1 - (1 - loss**m)**packets`` and ``E[M] = sum_{m >= 0} P(M > m)``; with
+    ``max_rounds`` the sum stops there (``E[min(M, max_rounds)]``: a sender that gives up). Planners
+    use it to price a message under per-packet loss (see ``adaptation``'s per-link compression).
+    """
+    n = checks.integer("packets", packets, low=1)
+    p = checks.number("loss", loss, low=0.0, high=1.0)
+    if max_rounds is not None:
+        max_rounds = checks.integer("max_rounds", max_rounds, low=1)
+    elif p == 1.0:
+        raise ConfigError("loss", loss, "< 1 without max_rounds (every packet lost: the rounds never end)")
+    total, m = 0.0, 0
+    while max_rounds is None or m < max_rounds:
+        tail = _rounds_tail(n, p, m)
+        if tail < 1e-15:
+            break
+        total, m = total + tail, m + 1
+    return total
+
+
+def _rounds_tail(n: int, p: float, m: int) -> float:
+    """``P(M > m) = 1 - (1 - p**m)**n``, computed without cancellation when it is small."""
+    if m == 0 or p == 1.0:
+        return 1.0
+    return -math.expm1(n * math.log1p(-(p**m)))
 
 
 # --------------------------------------------------------------------------- links and transfers
@@ -245,6 +312,9 @@ class Transfer:
     ``end`` is the arrival time when ``ok``, otherwise the time the sender gave
     up; ``reason`` is the last failed attempt's cause (``"lost"``,
     ``"disconnected"`` or ``"partitioned"``) and None on success.
+    ``sent_bytes`` is what went on the wire over all attempts when packets were
+    resent selectively; None under the message model, where every attempt
+    carries ``nbytes`` (see :attr:`bytes_sent`).
     """
 
     node: int
@@ -254,6 +324,12 @@ class Transfer:
     ok: bool
     attempts: int
     reason: str | None = None
+    sent_bytes: int | None = None
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes on the wire, retries included."""
+        return self.nbytes * self.attempts if self.sent_bytes is None else self.sent_bytes
 
     @property
     def duration(self) -> float:
@@ -388,6 +464,22 @@ class LinkConditions:
     latency_s: float
     connected: bool
     reason: str | None = None
+
+
+def _lost_packets(n: int, p: float, u: float) -> int:
+    """``Binomial(n, p)`` from one uniform ``u`` in ``[0, 1)``: the smallest ``k`` with ``P(K > k) <= u``.
+
+    Inverting the distribution (instead of ``rng.binomial``, whose stream use varies) keeps one
+    uniform per attempt. For ``n = 1`` it is ``u < p``, the message model's rule, exactly.
+    """
+    if n == 1 or p == 0.0:
+        return int(u < p)
+    k = np.arange(n + 1)
+    log_choose = np.concatenate(([0.0], np.cumsum(np.log(n - k[:-1]) - np.log(k[1:]))))
+    pmf = np.exp(log_choose + k * math.log(p) + (n - k) * math.log1p(-p))
+    above = pmf[::-1].cumsum()[::-1]  # above[k] = P(K >= k), so P(K > k) = above[k + 1]
+    tail = np.append(above[1:], 0.0) / above[0]  # normalised: rounding cannot leave u beyond every tail
+    return int(np.argmax(tail <= u))
 
 
 # --------------------------------------------------------------------------- the network
@@ -721,39 +813,52 @@ class Network:
     ) -> Transfer:
         """Send ``nbytes`` between ``node`` and the coordinator, starting at ``start``.
 
-        Algorithm, with ``t = start`` and attempts ``k = 1 .. 1 + max_retries``:
+        Algorithm, with ``t = start``, ``n = retry.packets(nbytes)`` (1 under the message model),
+        ``missing = n`` and attempts ``k = 1 .. 1 + max_retries``:
 
         1. ``cond = conditions(node, t)`` (events are sampled when the attempt starts);
-        2. ``d = cond.latency_s + |N(0, jitter)| + nbytes * 8 / bandwidth``, where bandwidth is the
-           link's uplink rate for an ``upload`` (``LinkProfile.mbps``);
-        3. if connected and ``rng.random() >= loss``: arrive at ``t + d``;
-        4. otherwise the attempt failed ("lost", "disconnected" or "partitioned");
-           the sender notices after ``timeout = timeout_factor * d``, waits
-           ``backoff(k) = min(backoff_s * backoff_factor**(k-1), max_backoff_s)``
-           and retries at ``t += timeout + backoff(k)``.
+        2. draw ``z`` (one standard normal) then ``u`` (one uniform), whatever the outcome;
+        3. ``d = cond.latency_s + |z| * jitter + b * 8 / bandwidth`` with ``b`` the bytes of the
+           missing packets, ``ceil(missing * nbytes / n)`` (``nbytes`` on the first attempt), and
+           bandwidth the link's uplink rate for an ``upload`` (``LinkProfile.mbps``);
+        4. ``lost = missing`` if disconnected or partitioned, else
+           ``lost = _lost_packets(missing, loss, u)``: ``Binomial(missing, loss)`` drawn by inverting
+           its distribution at ``u`` (one packet: lost when ``u < loss``, the message model's rule);
+        5. if ``lost == 0``: arrive at ``t + d``; otherwise the attempt failed ("lost",
+           "disconnected" or "partitioned"): the sender notices after ``timeout = timeout_factor * d``,
+           waits ``backoff(k) = min(backoff_s * backoff_factor**(k-1), max_backoff_s)``, and retries
+           the ``lost`` packets at ``t += timeout + backoff(k)`` (``missing = lost``).
 
         After the last failed attempt the sender gives up at ``t + timeout``
-        (no trailing backoff). Every attempt draws exactly one standard normal
-        then one uniform whatever the outcome, so the random stream consumed
-        depends only on the number of attempts.
+        (no trailing backoff). The random stream consumed depends only on the
+        number of attempts, in either mode, and a message of one packet takes
+        exactly the message model's path. Packets are taken to be of equal size
+        (``nbytes / n``): the draw counts lost packets, not which ones.
         """
         self._link(node)
         nbytes = checks.integer("nbytes", nbytes, low=0)
         t0 = checks.number("start", start, accepted="a finite time in simulated seconds")
         retry, t = self.retry, t0
+        packets = retry.packets(nbytes)
+        missing, sent = packets, 0
         last = 1 + retry.max_retries
         for attempt in range(1, last + 1):
             cond = self.conditions(node, t)
             jitter_s = abs(rng.standard_normal()) * cond.profile.jitter_ms / 1e3
-            delivered = rng.random() >= cond.profile.loss
-            d = cond.latency_s + jitter_s + nbytes * 8 / (cond.profile.mbps(upload) * 1e6)
-            if cond.connected and delivered:
-                return Transfer(node, nbytes, t0, t + d, True, attempt)
+            u = rng.random()
+            size = -(-missing * nbytes // packets)  # the missing packets' bytes: nbytes on the first attempt
+            sent += size
+            d = cond.latency_s + jitter_s + size * 8 / (cond.profile.mbps(upload) * 1e6)
+            lost = _lost_packets(missing, cond.profile.loss, u) if cond.connected else missing
+            counted = None if retry.loss_unit == "message" else sent
+            if lost == 0:
+                return Transfer(node, nbytes, t0, t + d, True, attempt, sent_bytes=counted)
             reason = cond.reason if not cond.connected else "lost"
             timeout = retry.timeout_factor * d
             if attempt == last:
-                return Transfer(node, nbytes, t0, t + timeout, False, attempt, reason)
+                return Transfer(node, nbytes, t0, t + timeout, False, attempt, reason, counted)
             t += timeout + retry.backoff(attempt)
+            missing = lost
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
     # ------------------------------------------------------------------ checkpoints

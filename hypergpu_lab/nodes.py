@@ -18,7 +18,7 @@ import torch
 
 from .errors import ConfigError
 from .models import ModelCost
-from .network import Network
+from .network import Network, RetryPolicy
 from .node_table import NodeTable, Shards, SliceShards
 from .pool_config import PoolConfig
 
@@ -506,7 +506,8 @@ class NodePool:
         table.gpus = [GPUS[g] for g in names]
         table.append(np.arange(num_nodes), picks, sizes)
         table.shards = shards
-        network = Network.build(range(num_nodes), mix=network_mix, regions=regions, seed=seed)
+        retry = RetryPolicy() if cfg is None else RetryPolicy(loss_unit=cfg.loss_unit, mtu_bytes=cfg.mtu_bytes)
+        network = Network.build(range(num_nodes), mix=network_mix, regions=regions, seed=seed, retry=retry)
         return cls(
             table, network, x_test=x_test, y_test=y_test, num_classes=num_classes, config=cfg, input_shape=input_shape
         )

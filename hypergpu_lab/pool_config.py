@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import checks
 from .errors import ConfigError
+from .network import LOSS_UNITS
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
 PARTITIONS = ("iid", "shards", "dirichlet", "quantity", "natural")
@@ -29,6 +30,8 @@ class PoolConfig:
     shards_per_node: int = 2  # label shards (McMahan et al.)
     network: str | dict[str, float] = "mixed"  # a mix, a single link profile, or {profile: fraction}
     regions: list[str] | None = None
+    loss_unit: str = "message"  # what a link's loss drops: a whole message, or each packet (resent selectively)
+    mtu_bytes: int = 1500  # bytes per packet when loss_unit is "packet"
     gpus: str | dict[str, float] = "mixed"  # a GPU mix, a single GPU, or {gpu: fraction}
     seed: int = 0
     data_root: str | None = None  # folder holding MNIST / Fashion-MNIST / CIFAR-10 files
@@ -57,6 +60,10 @@ class PoolConfig:
         self.shards_per_node = checks.integer(p + "shards_per_node", self.shards_per_node, low=1)
         if not isinstance(self.network, (str, dict)):
             raise ConfigError(p + "network", self.network, "a mix name, a link profile name or {profile: fraction}")
+        checks.choice(p + "loss_unit", self.loss_unit, LOSS_UNITS)
+        self.mtu_bytes = checks.integer(
+            p + "mtu_bytes", self.mtu_bytes, low=1, accepted="an integer >= 1 (bytes per packet)"
+        )
         if not isinstance(self.gpus, (str, dict)):
             raise ConfigError(p + "gpus", self.gpus, "a GPU mix name, a GPU name or {gpu: fraction}")
         if self.regions is not None and (not isinstance(self.regions, (list, tuple)) or not self.regions):

@@ -143,8 +143,7 @@ class Round:
             late_applied=len(late),
             detections=self.detections,
             status="ok" if self.applied else "no updates",
-            bytes_moved=sum(t.nbytes * t.attempts for t in (*self.down.values(), *self.up.values()))
-            + self.overhead_bytes,
+            bytes_moved=sum(t.bytes_sent for t in (*self.down.values(), *self.up.values())) + self.overhead_bytes,
             epsilon=self.epsilon,
             **count,
         )

@@ -86,6 +86,9 @@ _CASES: list[tuple[str | None, str, Any, str]] = [
     ("pool", "max_test", -5, "pool.max_test"),
     ("pool", "synthetic_alpha", -1, "pool.synthetic_alpha"),
     ("pool", "synthetic_beta", float("inf"), "pool.synthetic_beta"),
+    ("pool", "loss_unit", "packets", "pool.loss_unit"),
+    ("pool", "mtu_bytes", 0, "pool.mtu_bytes"),
+    ("pool", "mtu_bytes", "1500", "pool.mtu_bytes"),
     ("pool", "bogus", 1, "pool.bogus"),
     # -- train -----------------------------------------------------------------------------------
     ("train", "model", "resnet", "train.model"),

@@ -60,6 +60,9 @@ POOL_BAD = [
     ("max_test", -3),
     ("synthetic_alpha", -1.0),
     ("synthetic_beta", math.inf),
+    ("loss_unit", "byte"),
+    ("mtu_bytes", 0),
+    ("mtu_bytes", 1500.5),
 ]
 
 TRAIN_BAD = [

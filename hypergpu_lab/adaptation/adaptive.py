@@ -316,28 +316,45 @@ class AdaptivePolicy:
     def _compression(
         self, round_: int, chosen: list[int], pool: NodePool, now: float, cost: ModelCost, decisions: list[Decision]
     ) -> dict[int, str]:
-        """Per node, the lightest compression level whose transmission fits ``compression_target_s`` on its link.
+        """Per node, the lightest compression level whose transfer cost fits ``compression_target_s`` on its link.
 
-        A level's transmission time is its encoded size (exact, from ``compression.encoded_nbytes``)
-        over the bandwidth of the link's current profile (scheduled profile changes included: a
-        device knows its connection). Latency, jitter and retries are left out: no codec shortens
-        them, and observed transfer times are dominated by them on the lossy links (estimating the
-        rate from observed downloads picked top-1% for most unstable links, which cost accuracy in
-        ``bench/communication.py``). A slow link gets more compression; where no level fits, the heaviest.
+        A level's cost is its transmission time: its encoded size (exact, from
+        ``compression.encoded_nbytes``) over the bandwidth of the link's current profile (scheduled
+        profile changes included: a device knows its connection). Under the default per-message loss
+        the latency, jitter and retries are left out: no codec shortens them, and observed transfer
+        times are dominated by them on the lossy links (estimating the rate from observed downloads
+        picked top-1% for most unstable links, which cost accuracy in ``bench/communication.py``).
+        Under per-packet loss (``RetryPolicy.loss_unit="packet"``) a smaller message needs fewer
+        sending rounds, so the cost adds the retries' expected time
+        (:meth:`~hypergpu_lab.network.RetryPolicy.expected_retry_s`, from the profile's loss and an
+        attempt of latency + transmission). A slow or lossy link gets more compression; where no level
+        fits, the heaviest.
         """
         size = cost.param_bytes // 4
+        retry = pool.network.retry
+        per_packet = retry.loss_unit == "packet"
         out = {}
         for n in chosen:
             cond = pool.network.conditions(n, now)
             rate = cond.profile.mbps(upload=True) * 1e6 / 8  # bytes per second, uplink
-            est = {name: encoded_nbytes(spec, size) / rate for name, spec in LADDER.items()}
+            nbytes = {name: encoded_nbytes(spec, size) for name, spec in LADDER.items()}
+            est = {name: b / rate for name, b in nbytes.items()}
+            if per_packet:
+                loss = cond.profile.loss
+                est = {k: t + retry.expected_retry_s(nbytes[k], loss, cond.latency_s + t) for k, t in est.items()}
             level = next((name for name, t in est.items() if t <= self.compression_target_s), list(LADDER)[-1])
             out[n] = level
             before = self.codec_level.get(n, "none")
             if level != before:
                 fits = "fits" if est[level] <= self.compression_target_s else "is the heaviest; none fits"
+                priced = (
+                    f", {cond.profile.loss:g} packet loss over {retry.mtu_bytes}-byte packets (retries priced)"
+                    if per_packet
+                    else ""
+                )
                 why = (
-                    f"{cond.profile.name} link, {cond.profile.mbps(upload=True):g} Mbps up: full update {est['none']:.3f}s; "
+                    f"{cond.profile.name} link, {cond.profile.mbps(upload=True):g} Mbps up{priced}: "
+                    f"full update {est['none']:.3f}s; "
                     f"{level} {est[level]:.3f}s {fits} the {self.compression_target_s:g}s target"
                 )
                 decisions.append(self._decision(round_, n, "compression", before, level, why))

@@ -171,7 +171,7 @@ class PrivacyPipeline:
         for n, start in starts.items():
             size = payload if isinstance(payload, int) else payload[n]
             tr = self._transfer(network, n, size + HEADER_BYTES, start, rnd.number, kind)
-            rnd.overhead_bytes += tr.nbytes * tr.attempts
+            rnd.overhead_bytes += tr.bytes_sent
             if tr.ok:
                 arrived[n] = tr.end
             else:
