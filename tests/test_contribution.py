@@ -102,6 +102,63 @@ def test_a_round_that_tells_nobody_apart_gets_no_values(round_inputs) -> None:
     assert informative([-0.2, 1e-9]) == [-0.2, 1e-9]
 
 
+class _Counted:
+    """A real CoalitionValue that records how many coalition models each call evaluates."""
+
+    def __init__(self, value: CoalitionValue) -> None:
+        self.value, self.calls = value, []
+
+    def __call__(self, origin, deltas, samples, masks):  # type: ignore[no-untyped-def]
+        self.calls.append(len(masks))
+        return self.value(origin, deltas, samples, masks)
+
+
+def _round_move(coord: Coordinator, deltas: torch.Tensor, samples: list[int], value: CoalitionValue) -> float:
+    """|v(full) - v(empty)| as the scorer's own two-coalition call sees it."""
+    ends = value(
+        coord.weights, deltas, torch.tensor(samples, dtype=torch.float64), torch.tensor([[False] * 8, [True] * 8])
+    )
+    return abs(float(ends[1] - ends[0]))
+
+
+@pytest.mark.parametrize("exact_up_to", [8, 6])  # all 256 coalitions; 2 permutations' prefixes
+def test_a_round_within_the_tolerance_stops_after_the_empty_and_full_coalitions(round_inputs, exact_up_to) -> None:
+    coord, deltas, samples = round_inputs
+    counted = _Counted(_value(coord, "accuracy"))  # values in steps of 1/rows: the same in any batch
+    move = _round_move(coord, deltas, samples, counted.value)
+    assert move > 0
+    scorer = ShapleyScorer(counted, exact_up_to=exact_up_to, round_tolerance=move)  # moved by exactly the tolerance
+    assert scorer(1, coord.weights, deltas, samples) is None  # the chain pays the round by agreement
+    assert counted.calls == [2]  # two coalition models, nothing else
+
+
+@pytest.mark.parametrize("exact_up_to", [8, 6])
+def test_a_round_above_the_tolerance_gets_the_values_of_one_batched_call(round_inputs, exact_up_to) -> None:
+    # The loss metric: a 2-row batch rounds float32 differently, so reusing the first call's ends would show here.
+    coord, deltas, samples = round_inputs
+    counted = _Counted(_value(coord))
+    move = _round_move(coord, deltas, samples, counted.value)
+    once = ShapleyScorer(counted, exact_up_to=exact_up_to)(1, coord.weights, deltas, samples)
+    (single,) = counted.calls  # tolerance 0: one batched call of every coalition the round needs
+    assert single == 256 if exact_up_to == 8 else 2 < single <= 2 + 2 * 7
+    counted.calls.clear()
+    checked = ShapleyScorer(counted, exact_up_to=exact_up_to, round_tolerance=move / 2)(
+        1, coord.weights, deltas, samples
+    )
+    assert checked == once  # the same floats
+    assert counted.calls == [2, single]
+
+
+def test_the_round_tolerance_must_be_a_finite_number_at_least_zero() -> None:
+    pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)
+    coord = Coordinator(pool=pool, model="mlp")
+    for bad in (-0.01, math.nan, math.inf, "0.1", True):
+        with pytest.raises(ConfigError, match="round_tolerance"):
+            coord.score_contributions("shapley", round_tolerance=bad)
+    coord.score_contributions("shapley", round_tolerance=1 / 180)
+    assert coord.scorer.round_tolerance == 1 / 180
+
+
 def test_records_carry_the_contribution_under_every_strategy() -> None:
     # The value reconstructs FedAvg coalitions from the round's updates: the strategy does not move it.
     pool = NodePool.simulated(4, dataset="digits", network="lan", seed=0)

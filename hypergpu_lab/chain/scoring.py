@@ -11,7 +11,8 @@ free rider's zero update diluting the mean, flipped labels all make the round's 
 get a value <= 0. ``agreement`` (:func:`hypergpu_lab.contribution.robust_agreement`) is the cosine
 with the coordinate-wise median of the round's updates times the squared norm ratio; it gates the
 value (an update opposing the round's majority scores 0) and is the whole measure when no value was
-computed (SecAgg-masked rounds, a custom bus).
+computed (SecAgg-masked rounds, a custom bus, a round the measure returned None for: no value positive,
+or truncated by ``round_tolerance``, off by default).
 
 Why pay samples and not the value itself: under diminishing returns Shapley values reward splitting.
 Three thirds of one shard each get a larger share of the value than a third of the whole's (1.23x

@@ -10,6 +10,7 @@ weights, the applied updates and their sample counts, and puts the values in ``N
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -46,5 +47,8 @@ def make_scorer(
     size = options.get("validation_size")
     rows = validation_rows(len(y), len(y) // 2 if size is None else int(size), seed)  # default: half
     value = CoalitionValue(logits, x[rows], y[rows], metric=metric, chunk=int(options.get("chunk", 64)))
+    tolerance = options.get("round_tolerance", 0.0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < math.inf:
+        raise ConfigError("contribution_options.round_tolerance", tolerance, "a finite number >= 0")
     kept = {k: options[k] for k in ("permutations", "exact_up_to", "round_tolerance") if k in options}
     return SCORERS[name](value, seed=seed, **kept)
