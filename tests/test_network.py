@@ -9,6 +9,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from network_support import ScriptedRng
 
 from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.network import (
@@ -42,22 +43,6 @@ def one_link(profile: LinkProfile = CLEAN, *, latency_ms: float = 20.0, retry: R
 def backoffs(retry: RetryPolicy, n: int) -> list[float]:
     """The formula, written out independently of RetryPolicy.backoff."""
     return [min(retry.backoff_s * retry.backoff_factor**k, retry.max_backoff_s) for k in range(n)]
-
-
-class ScriptedRng:
-    """Stands in for np.random.Generator: jitter normals are 0, uniforms come from a script."""
-
-    def __init__(self, uniforms: list[float]) -> None:
-        self.uniforms = list(uniforms)
-        self.calls: list[str] = []
-
-    def standard_normal(self) -> float:
-        self.calls.append("normal")
-        return 0.0
-
-    def random(self) -> float:
-        self.calls.append("uniform")
-        return self.uniforms.pop(0)
 
 
 # --------------------------------------------------------------------------- profiles and mixes

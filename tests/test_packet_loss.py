@@ -15,6 +15,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from network_support import ScriptedRng
 
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.errors import ConfigError
@@ -33,22 +34,6 @@ MTU = 1_000
 BW_MBPS = 100.0
 LATENCY_MS = 20.0
 PACKET = RetryPolicy(loss_unit="packet", mtu_bytes=MTU, max_retries=60)
-
-
-class ScriptedRng:
-    """Stands in for np.random.Generator: jitter normals are 0, uniforms come from a script."""
-
-    def __init__(self, uniforms: list[float]) -> None:
-        self.uniforms = list(uniforms)
-        self.calls: list[str] = []
-
-    def standard_normal(self) -> float:
-        self.calls.append("normal")
-        return 0.0
-
-    def random(self) -> float:
-        self.calls.append("uniform")
-        return self.uniforms.pop(0)
 
 
 def one_link(loss: float, retry: RetryPolicy = PACKET, jitter_ms: float = 0.0) -> Network:
