@@ -11,7 +11,7 @@ import torch
 
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.contribution import CoalitionValue, exact_shapley, make_scorer, robust_agreement
-from hypergpu_lab.contribution.agreement import NETWORK_UP_TO, coordinate_median
+from hypergpu_lab.contribution.agreement import NETWORK_UP_TO, PARTITION_FROM, coordinate_median
 from hypergpu_lab.contribution.shapley import LeaveOneOutScorer, ShapleyScorer, informative
 from hypergpu_lab.errors import ConfigError
 
@@ -186,9 +186,13 @@ def test_bad_contribution_settings_name_the_field() -> None:
         )
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 10, NETWORK_UP_TO, NETWORK_UP_TO + 1, 25])
+@pytest.mark.parametrize(
+    "n",
+    [1, 2, 3, 4, 7, 10, NETWORK_UP_TO, NETWORK_UP_TO + 1, 25, PARTITION_FROM - 1, PARTITION_FROM, PARTITION_FROM + 1],
+)
 def test_the_gates_median_selects_the_same_values_as_before_and_as_numpy(n: int) -> None:
-    # Both ways (a selection network up to NETWORK_UP_TO rows, np.partition above) select the middle values.
+    # Every way (a selection network up to NETWORK_UP_TO rows, a sort, np.partition from PARTITION_FROM)
+    # selects the middle values.
     rng = np.random.default_rng(n)
     rows = rng.normal(size=(n, 301))
     rows[:, :100] = np.round(rows[:, :100] * 2) / 2  # ties
