@@ -396,7 +396,12 @@ NOTE = (  # the reading of the table, as of the run in BENCHMARKS.md
     "What remains is the measure itself: 20 coalition models x 180 validation rows a round is 3,600 "
     "forwards, arithmetic comparable to the round's local training on digits' small shards, and on the "
     "MLP about as much again in fixed per-kernel costs; with the CNN the share is higher still (see "
-    "above). Levers measured and not taken (16:20-16:32 UTC, load 2-7): GTG's within-round truncation "
+    "above), though its coalition models now run forward only: the first convolution as one matmul of the "
+    "images' patches with the K models' kernels, max-pools as elementwise maxima without indices, each ReLU "
+    "after its pool. Splitting that convolution into the origin's and the N updates' outputs, as the MLP's "
+    "first layer is, costs more than it saves (9 multiply-adds per output of a 1-channel 3x3 kernel "
+    "against N = 10 to combine: 4.4 against 3.3 ms for the dense convolution, 17:20 UTC, load 1-5); the "
+    "second convolution (~5 of the ~13 ms left) is arithmetic that no split reduces. Levers measured and not taken (16:20-16:32 UTC, load 2-7): GTG's within-round truncation "
     "would skip 19% of the prefixes (the first prefix equal to the full coalition came after 7.2 of 10 "
     "nodes on average); 90 validation rows cut the share from 17.0% to 13.7% side by side with every "
     "attack still at <= 0.04%; 45 rows drop rho to +0.52. Below 10% needs fewer coalition forwards: "
@@ -431,12 +436,13 @@ def replay_truncation(*, rounds: int = 30, repeats: int = 15, seed: int = 0) -> 
         scorers[name] = coord.scorer
     none = {name: sum(sc(*args) is None for args in seen) for name, sc in scorers.items()}
     ms: dict[str, list[float]] = {name: [] for name in scorers}
-    for _ in range(repeats):
-        for name, sc in scorers.items():
-            t = time.perf_counter()
-            for args in seen:
-                sc(*args)
-            ms[name].append((time.perf_counter() - t) / len(seen) * 1e3)
+    with intra_op_threads(threads_for(0)):  # a round's thread setting, as in cnn_coalition_calls
+        for _ in range(repeats):
+            for name, sc in scorers.items():
+                t = time.perf_counter()
+                for args in seen:
+                    sc(*args)
+                ms[name].append((time.perf_counter() - t) / len(seen) * 1e3)
     return {name: (statistics.median(ms[name]), none[name]) for name in scorers}
 
 
