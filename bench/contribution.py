@@ -17,6 +17,7 @@ of :func:`round_scores`), for each candidate in MEASURES:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -31,6 +32,10 @@ from hypergpu_lab.chain.rewards import split_pool
 from hypergpu_lab.chain.scoring import round_scores
 from hypergpu_lab.contribution import validation_rows
 from hypergpu_lab.faults import Fault
+from hypergpu_lab.layer_stack import LayerStack
+from hypergpu_lab.models import build_model
+from hypergpu_lab.threads import intra_op_threads, threads_for
+from hypergpu_lab.training import SGDConfig, Trainer
 
 ROUNDS, POOL = 15, 10**18
 ATTACKS = {
@@ -285,6 +290,71 @@ def alternating_costs(repeats: int = 3, **options: object) -> dict[str, list[dic
     return out
 
 
+def _every_model_in_full(
+    self: LayerStack, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """The image stacks' coalition path before commit 33d346d: each coalition model's full batched forward."""
+    return self.batched_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
+
+
+@contextlib.contextmanager
+def coalition_path(path: str):  # type: ignore[no-untyped-def]
+    """Score coalitions the "before" way (every model in full) or the "after" way (the library's own)."""
+    real = LayerStack.coalition_logits
+    if path == "before":
+        LayerStack.coalition_logits = _every_model_in_full  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LayerStack.coalition_logits = real  # type: ignore[method-assign]
+
+
+CNN_PATHS = ("before", "after")
+
+
+def cnn_coalition_calls(repeats: int = 15, k: int = 20, n: int = 10) -> dict[str, float]:
+    """Median ms of one ``Trainer.coalition_logits`` call with the CNN, K coalitions of N updates on the
+    180 validation rows, each path in turn ``repeats`` times (side by side on a shared machine)."""
+    pool = pool_of(10, 0)
+    model = build_model("cnn", pool.input_shape, pool.num_classes)
+    trainer = Trainer(model, SGDConfig())
+    g = torch.Generator().manual_seed(0)
+    origin = trainer.layout.flatten(model)
+    deltas = 0.01 * torch.randn(n, origin.numel(), generator=g)
+    coeff = torch.rand(k, n, generator=g)
+    coeff /= coeff.sum(1, keepdim=True)
+    x = pool.x_test[validation_rows(len(pool.x_test), VALIDATION_SIZE, 0)]
+    ms: dict[str, list[float]] = {p: [] for p in CNN_PATHS}
+    # In a round's thread setting (Coordinator.step): switching the count on every call costs page faults.
+    with intra_op_threads(threads_for(0)):
+        for _ in range(repeats + 1):  # the first turn warms up
+            for path in CNN_PATHS:
+                with coalition_path(path):
+                    t = time.perf_counter()
+                    trainer.coalition_logits(origin, deltas, coeff, x)
+                    ms[path].append((time.perf_counter() - t) * 1e3)
+    return {p: statistics.median(v[1:]) for p, v in ms.items()}
+
+
+def cnn_costs(repeats: int = 3) -> dict[str, list[dict[str, float]]]:
+    """:func:`scoring_cost` of the default measure with the CNN, 10 rounds, each coalition path in turn."""
+    out: dict[str, list[dict[str, float]]] = {p: [] for p in CNN_PATHS}
+    for _ in range(repeats):
+        for path in CNN_PATHS:
+            with coalition_path(path):
+                out[path].append(scoring_cost(model="cnn", rounds=10))
+    return out
+
+
+def cnn_cell(runs: list[dict[str, float]]) -> str:
+    med = {key: statistics.median(r[key] for r in runs) for key in ("gate_ms", "measure_ms", "round_ms", "share")}
+    shares = [r["share"] for r in runs]
+    return (
+        f"{med['gate_ms']:.1f} + {med['measure_ms']:.1f} of {med['round_ms']:.0f} ms: **{med['share']:.0%}** "
+        f"({min(shares):.0%}-{max(shares):.0%})"
+    )
+
+
 def cost_cell(runs: list[dict[str, float]]) -> str:
     """Median gate + measure of median round ms, the median share and its range over the repeats."""
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -326,7 +396,12 @@ NOTE = (  # the reading of the table, as of the run in BENCHMARKS.md
     "What remains is the measure itself: 20 coalition models x 180 validation rows a round is 3,600 "
     "forwards, arithmetic comparable to the round's local training on digits' small shards, and on the "
     "MLP about as much again in fixed per-kernel costs; with the CNN the share is higher still (see "
-    "above). Levers measured and not taken (16:20-16:32 UTC, load 2-7): GTG's within-round truncation "
+    "above), though its coalition models now run forward only: the first convolution as one matmul of the "
+    "images' patches with the K models' kernels, max-pools as elementwise maxima without indices, each ReLU "
+    "after its pool. Splitting that convolution into the origin's and the N updates' outputs, as the MLP's "
+    "first layer is, costs more than it saves (9 multiply-adds per output of a 1-channel 3x3 kernel "
+    "against N = 10 to combine: 4.4 against 3.3 ms for the dense convolution, 17:20 UTC, load 1-5); the "
+    "second convolution (~5 of the ~13 ms left) is arithmetic that no split reduces. Levers measured and not taken (16:20-16:32 UTC, load 2-7): GTG's within-round truncation "
     "would skip 19% of the prefixes (the first prefix equal to the full coalition came after 7.2 of 10 "
     "nodes on average); 90 validation rows cut the share from 17.0% to 13.7% side by side with every "
     "attack still at <= 0.04%; 45 rows drop rho to +0.52. Below 10% needs fewer coalition forwards: "
@@ -361,12 +436,13 @@ def replay_truncation(*, rounds: int = 30, repeats: int = 15, seed: int = 0) -> 
         scorers[name] = coord.scorer
     none = {name: sum(sc(*args) is None for args in seen) for name, sc in scorers.items()}
     ms: dict[str, list[float]] = {name: [] for name in scorers}
-    for _ in range(repeats):
-        for name, sc in scorers.items():
-            t = time.perf_counter()
-            for args in seen:
-                sc(*args)
-            ms[name].append((time.perf_counter() - t) / len(seen) * 1e3)
+    with intra_op_threads(threads_for(0)):  # a round's thread setting, as in cnn_coalition_calls
+        for _ in range(repeats):
+            for name, sc in scorers.items():
+                t = time.perf_counter()
+                for args in seen:
+                    sc(*args)
+                ms[name].append((time.perf_counter() - t) / len(seen) * 1e3)
     return {name: (statistics.median(ms[name]), none[name]) for name in scorers}
 
 
@@ -405,8 +481,15 @@ def main() -> str:
     cost_load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     costs = alternating_costs()
     rows = rows[:2] + [f"{row} {cost_cell(costs[m])} | {truncated_cell(m)} |" for row, m in zip(rows[2:], MEASURES)]
-    cnn = [scoring_cost(model="cnn", rounds=10) for _ in range(2)]
-    cnn_share = f"{statistics.median(c['gate_ms'] for c in cnn):.1f} + {statistics.median(c['measure_ms'] for c in cnn):.0f} of {statistics.median(c['round_ms'] for c in cnn):.0f} ms: {statistics.median(c['share'] for c in cnn):.0%}"
+    cnn_load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    cnn = cnn_costs()
+    calls = cnn_coalition_calls()
+    cnn_share = (
+        f"{cnn_cell(cnn['after'])}; the path before commit 33d346d (every coalition model's full batched "
+        f"forward) side by side: {cnn_cell(cnn['before'])}. One `Trainer.coalition_logits` call (20 "
+        f"coalitions of 10 updates, 180 rows, each path in turn 15 times): {calls['before']:.1f} ms before, "
+        f"{calls['after']:.1f} ms after (load at the start: {cnn_load})"
+    )
     replay_load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     replay = replay_truncation()
     replay_text = (
@@ -432,7 +515,7 @@ def main() -> str:
         f"<= 1.00x. Cost: scoring per round (median gate + the measure's coalition evaluations, `round_scores` "
         f"in the total) against the round's wall time, 10 nodes, 30 rounds after 3 warm-up rounds, every measure "
         f"in turn 3 times (load at the start: {cost_load}): median and range of the share; goal <= 10%. The "
-        f"default measure with the CNN (13,706 parameters, 10 rounds, twice): {cnn_share}.\n\n"
+        f"default measure with the CNN (13,706 parameters, 10 rounds, 3 times, median and range): {cnn_share}.\n\n"
         + "\n".join(rows)
         + NOTE
         + replay_text

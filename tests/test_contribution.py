@@ -217,3 +217,27 @@ def test_agreement_is_the_cosine_with_the_median_times_the_squared_norm_ratio() 
         expected = 0.0 if nu == 0 else u @ m / (nu * nm) * min(nu / nm, nm / nu) ** 2
         assert got[i] == pytest.approx(expected, abs=1e-12)
     assert got[7] < 0 < got[8] < 0.02 and got[9] == 0.0  # sign flip, 10x scale, free rider
+
+
+def test_a_cnn_rounds_shapley_values_are_those_of_the_coalition_models_forward() -> None:
+    # Prepare: a real CNN round's updates (10 nodes), captured where the coordinator scores them.
+    pool = NodePool.simulated(10, dataset="digits", partition="dirichlet", alpha=0.5, network="lan", seed=0)
+    coord = Coordinator(pool=pool, model="cnn")
+    coord.score_contributions("shapley")
+    seen = []
+    scorer = coord.scorer
+    coord.scorer = lambda *args: seen.append(args) or scorer(*args)  # type: ignore[func-returns-value]
+    coord.run(rounds=2, progress=False)
+    _, origin, deltas, samples = seen[-1]
+
+    def plain(o: torch.Tensor, d: torch.Tensor, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return coord.trainer.batched_logits(torch.addmm(o.unsqueeze(0), c, d), x)  # every model in full
+
+    for metric, tol in (("loss", 1e-6), ("accuracy", 0.0)):
+        new = ShapleyScorer(CoalitionValue(coord.trainer.coalition_logits, pool.x_test, pool.y_test, metric=metric))
+        old = ShapleyScorer(CoalitionValue(plain, pool.x_test, pool.y_test, metric=metric))
+        # Execute
+        got, expected = new(2, origin, deltas, samples), old(2, origin, deltas, samples)
+        # Assert: loss values agree to float32 summation order; accuracies (argmax) exactly.
+        assert got is not None and expected is not None
+        assert got == pytest.approx(expected, abs=tol, rel=0)

@@ -161,3 +161,67 @@ def test_samples_the_stack_does_not_take_fail_as_they_do_in_the_loop() -> None:
     for vectorise in (True, False):
         with pytest.raises((RuntimeError, ValueError)):
             Trainer(model, SGDConfig(lr=0.1), vectorise=vectorise).train(start, jobs)
+
+
+@pytest.mark.parametrize(
+    "model, shape",
+    [
+        (build_model("mlp", (1, 8, 8), 10, seed=1), (1, 8, 8)),
+        (build_model("cnn", (1, 8, 8), 10, seed=1), (1, 8, 8)),
+        (build_model("cnn", (3, 12, 12), 10, seed=1), (3, 12, 12)),
+        (  # a ragged pool (7 -> 2, edge dropped), a pool before the first conv, ReLU after a pool
+            nn.Sequential(
+                nn.MaxPool2d(1),
+                nn.Conv2d(2, 4, (3, 5), padding=(1, 2)),
+                nn.ReLU(),
+                nn.MaxPool2d(3),
+                nn.ReLU(),
+                nn.Conv2d(4, 3, 1),
+                nn.Flatten(),
+                nn.Linear(12, 5),
+            ),
+            (2, 7, 7),
+        ),
+        (nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(9, 3)), (1, 6, 6)),
+    ],
+    ids=["zoo-mlp", "zoo-cnn", "zoo-cnn-rgb", "ragged-pool", "pool-into-linear"],
+)
+@pytest.mark.parametrize("k", [1, 20])
+def test_coalition_logits_equal_the_coalition_models_forward(model: nn.Module, shape: tuple[int, ...], k: int) -> None:
+    # Prepare: N updates and K coalitions' coefficients, among them all zeros (the origin), a single
+    # update at 1, the full FedAvg mean and random weights; the oracle builds each model's weights.
+    layout = ParamLayout.of(model)
+    stack = LayerStack.of(model, layout)
+    assert stack is not None
+    gen = torch.Generator().manual_seed(k)
+    n_updates, rows = 10, 37
+    origin = layout.flatten(model)
+    deltas = 0.1 * torch.randn(n_updates, layout.size, generator=gen)
+    coeff = torch.rand(k, n_updates, generator=gen) * (torch.rand(k, n_updates, generator=gen) < 0.5)
+    coeff = coeff / coeff.sum(1, keepdim=True).clamp(min=1e-12)
+    if k > 1:
+        coeff[0], coeff[1], coeff[2] = 0.0, torch.eye(n_updates)[3], 1.0 / n_updates
+    x = torch.randn(rows, *shape, generator=gen)
+    before = x.clone()
+    # Execute
+    with torch.no_grad():
+        got = stack.coalition_logits(origin, deltas, coeff, x)
+        expected = stack.batched_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
+        one_by_one = torch.stack([stack.logits(origin + c @ deltas, x) for c in coeff])
+    # Assert: the same logits up to summation order; x untouched (the path clamps in place after the first layer).
+    assert got.shape == (k, rows, stack.layers[-1].out)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, one_by_one, rtol=1e-5, atol=1e-5)
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("size, shape", [(2, (5, 3, 8, 8)), (3, (4, 2, 7, 11)), (1, (2, 1, 3, 3))])
+def test_pool_values_are_max_pool2d_values(size: int, shape: tuple[int, ...]) -> None:
+    # Prepare: ties (rounded values) and a NaN, which F.max_pool2d propagates.
+    from hypergpu_lab.layer_stack import _MaxPool
+
+    h = torch.round(torch.randn(shape, generator=torch.Generator().manual_seed(size)) * 2) / 2
+    h[0, 0, 0, 0] = float("nan")
+    # Execute and assert: the same values, bit for bit, NaN included.
+    expected = torch.nn.functional.max_pool2d(h, size)
+    assert torch.equal(_MaxPool(size).values(h).nan_to_num(7.0), expected.nan_to_num(7.0))
