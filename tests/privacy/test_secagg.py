@@ -20,42 +20,10 @@ from hypergpu_lab.privacy.secagg import (
     FixedPoint,
     SecAggAbort,
     SecAggClient,
-    SecAggServer,
     mask_inputs,
-    threshold_for,
 )
 
-
-def _protocol(
-    updates: dict[int, np.ndarray],
-    ring: FixedPoint,
-    *,
-    no_shares: tuple[int, ...] = (),
-    no_input: tuple[int, ...] = (),
-    no_answer: tuple[int, ...] = (),
-) -> tuple[SecAggServer, dict[int, np.ndarray]]:
-    """Bonawitz et al.'s rounds 0-4 for ``updates``, with nodes leaving before rounds 1, 2 or 4."""
-    size, agreements = next(iter(updates.values())).size, {}
-    clients = {n: SecAggClient(7, 1, n, agreements) for n in updates}
-    server = SecAggServer(ring, size, round=1, threshold=threshold_for(len(updates)))
-    server.publics = {n: c.public_keys for n, c in clients.items()}  # round 0
-    for n in set(updates) - set(no_shares):  # round 1
-        server.relayed[n] = clients[n].share_keys(server.publics, server.threshold)
-    for n in server.cohort:
-        clients[n].receive(server.inbox(n))
-    inputs = {n: ring.encode(updates[n], len(updates))[0] for n in server.cohort if n not in no_input}
-    s_publics = {n: server.publics[n][1] for n in server.cohort}
-    server.masked = mask_inputs(clients, inputs, s_publics, ring)  # round 2
-    for n in set(server.masked) - set(no_answer):  # round 4
-        server.responses[n] = clients[n].unmasking_shares(set(server.masked), server.cohort, server.publics)
-    return server, inputs
-
-
-def _plain_sum(inputs: dict[int, np.ndarray], ring: FixedPoint) -> np.ndarray:
-    total = np.zeros(next(iter(inputs.values())).size, dtype=np.uint64)
-    for x in inputs.values():
-        total = total + x.astype(np.uint64)
-    return (total & ring.modulus_mask).astype(ring.dtype)
+from .secagg_support import plain_sum, run_protocol
 
 
 def test_x25519_agreements_are_equal_at_both_ends_and_differ_between_pairs() -> None:
@@ -101,18 +69,18 @@ def test_the_unmasked_sum_equals_the_plain_sum_exactly(bits: int) -> None:
     ring = FixedPoint(bits, bits // 2)
     updates = {n: np.random.default_rng(bits + n).normal(size=1000) for n in range(6)}
 
-    server, inputs = _protocol(updates, ring)
+    server, inputs, _ = run_protocol(updates, ring)
     total = server.unmask()
 
     assert total.dtype == ring.dtype
-    assert np.array_equal(total, _plain_sum(inputs, ring))
+    assert np.array_equal(total, plain_sum(inputs, ring))
     np.testing.assert_allclose(ring.decode(total), sum(updates.values()), atol=6 * 2.0**-ring.frac)
 
 
 def test_a_masked_update_is_indistinguishable_from_uniform() -> None:
     # Prepare: a zero update, the worst case for leaking structure
     ring = FixedPoint(32, 16)
-    server, _ = _protocol({n: np.zeros(64_000) for n in range(3)}, ring)
+    server, _, _ = run_protocol({n: np.zeros(64_000) for n in range(3)}, ring)
 
     masked = server.masked[1]
 
@@ -126,11 +94,11 @@ def test_a_node_dropping_before_its_masked_input_is_recovered_from_shares_of_its
     ring = FixedPoint(32, 16)
     updates = {n: np.random.default_rng(n).normal(size=500) for n in range(5)}
 
-    server, inputs = _protocol(updates, ring, no_input=(3,))  # 3 shared its keys, then dropped
+    server, inputs, _ = run_protocol(updates, ring, no_input=(3,))  # 3 shared its keys, then dropped
     total = server.unmask()
 
     assert server.dropped() == [3] and sorted(inputs) == [0, 1, 2, 4]
-    assert np.array_equal(total, _plain_sum(inputs, ring))
+    assert np.array_equal(total, plain_sum(inputs, ring))
     # never both for one node: survivors reveal b_u, the dropped node only its mask key
     kinds = {u: {r[u][0] for r in server.responses.values()} for u in server.cohort}
     assert kinds == {0: {"b"}, 1: {"b"}, 2: {"b"}, 3: {"s"}, 4: {"b"}}
@@ -140,30 +108,30 @@ def test_a_node_dropping_after_its_masked_input_stays_in_the_sum() -> None:
     ring = FixedPoint(32, 16)
     updates = {n: np.random.default_rng(n).normal(size=500) for n in range(5)}
 
-    server, inputs = _protocol(updates, ring, no_answer=(1, 4))  # sent y_u, then never answered round 4
+    server, inputs, _ = run_protocol(updates, ring, no_answer=(1, 4))  # sent y_u, then never answered round 4
 
     assert sorted(server.responses) == [0, 2, 3] and server.threshold == 3
-    assert np.array_equal(server.unmask(), _plain_sum(inputs, ring))  # b_1, b_4 rebuilt from the others
+    assert np.array_equal(server.unmask(), plain_sum(inputs, ring))  # b_1, b_4 rebuilt from the others
 
 
 def test_a_node_dropping_before_sharing_its_keys_is_left_out_of_every_mask() -> None:
     ring = FixedPoint(32, 16)
     updates = {n: np.random.default_rng(n).normal(size=500) for n in range(5)}
 
-    server, inputs = _protocol(updates, ring, no_shares=(2,), no_input=(4,))
+    server, inputs, _ = run_protocol(updates, ring, no_shares=(2,), no_input=(4,))
 
     assert server.cohort == [0, 1, 3, 4] and sorted(inputs) == [0, 1, 3]
-    assert np.array_equal(server.unmask(), _plain_sum(inputs, ring))
+    assert np.array_equal(server.unmask(), plain_sum(inputs, ring))
 
 
 def test_fewer_than_t_answers_abort_and_mixed_shares_are_refused() -> None:
     ring = FixedPoint(32, 16)
     updates = {n: np.random.default_rng(n).normal(size=50) for n in range(5)}
-    server, _ = _protocol(updates, ring, no_answer=(0, 1, 2))
+    server, _, _ = run_protocol(updates, ring, no_answer=(0, 1, 2))
     with pytest.raises(SecAggAbort, match="t = 3"):
         server.unmask()
 
-    server, _ = _protocol(updates, ring, no_input=(3,))
+    server, _, _ = run_protocol(updates, ring, no_input=(3,))
     kind, share = server.responses[0][3]
     server.responses[0][3] = ("b", share)  # a survivor (wrongly) revealing b_3 of a dropped node
     with pytest.raises(ValueError, match="node 3 needs only 's' shares"):

@@ -21,9 +21,7 @@ from hypergpu_lab.privacy.secagg import (
     FixedPoint,
     SecAggAbort,
     SecAggClient,
-    SecAggServer,
     mask_inputs,
-    threshold_for,
 )
 from hypergpu_lab.privacy.secagg_graph import (
     CORRECTNESS_BITS,
@@ -33,38 +31,7 @@ from hypergpu_lab.privacy.secagg_graph import (
     neighbours_for,
 )
 
-
-def _protocol(
-    updates: dict[int, np.ndarray],
-    ring: FixedPoint,
-    k: int,
-    *,
-    no_input: tuple[int, ...] = (),
-    no_answer: tuple[int, ...] = (),
-) -> tuple[SecAggServer, dict[int, np.ndarray], dict]:
-    """The protocol's rounds 0-4 on a Harary graph of degree ``k``, nodes leaving before rounds 2 or 4."""
-    size, agreements = next(iter(updates.values())).size, {}
-    clients = {n: SecAggClient(7, 1, n, agreements) for n in updates}
-    server = SecAggServer(ring, size, round=1, threshold=threshold_for(k + 1))
-    server.publics = {n: c.public_keys for n, c in clients.items()}
-    server.graph = harary(sorted(updates), k, seed=7, round_=1)
-    for n in updates:  # round 1: shares only to the node's neighbours
-        server.relayed[n] = clients[n].share_keys({v: server.publics[v] for v in server.holders(n)}, server.threshold)
-    for n in server.cohort:
-        clients[n].receive(server.inbox(n))
-    inputs = {n: ring.encode(updates[n], len(updates))[0] for n in server.cohort if n not in no_input}
-    s_publics = {n: server.publics[n][1] for n in server.cohort}
-    server.masked = mask_inputs(clients, inputs, s_publics, ring, server.graph)
-    for n in set(server.masked) - set(no_answer):
-        server.responses[n] = clients[n].unmasking_shares(set(server.masked), server.holders(n), server.publics)
-    return server, inputs, agreements
-
-
-def _plain_sum(inputs: dict[int, np.ndarray], ring: FixedPoint) -> np.ndarray:
-    total = np.zeros(next(iter(inputs.values())).size, dtype=np.uint64)
-    for x in inputs.values():
-        total = total + x.astype(np.uint64)
-    return (total & ring.modulus_mask).astype(ring.dtype)
+from .secagg_support import plain_sum, run_protocol
 
 
 def test_the_graph_is_k_regular_symmetric_and_fixed_by_its_seed() -> None:
@@ -102,10 +69,10 @@ def test_the_unmasked_sum_equals_the_plain_sum_exactly_with_only_neighbour_masks
     ring = FixedPoint(bits, bits // 2)
     updates = {n: np.random.default_rng(bits + n).normal(size=700) for n in range(12)}
 
-    server, inputs, agreements = _protocol(updates, ring, k=4)
+    server, inputs, agreements = run_protocol(updates, ring, k=4)
     total = server.unmask()
 
-    assert np.array_equal(total, _plain_sum(inputs, ring))
+    assert np.array_equal(total, plain_sum(inputs, ring))
     assert len([a for a in agreements if a[0] == "s"]) == 12 * 4 // 2  # mask keys for the graph's edges only
     assert all(len(server.inbox(n)) == 4 for n in updates)  # a share from each neighbour
 
@@ -127,11 +94,11 @@ def test_a_node_dropping_before_its_masked_input_is_recovered_by_its_neighbours(
     ring = FixedPoint(32, 16)
     updates = {n: np.random.default_rng(n).normal(size=500) for n in range(12)}
 
-    server, inputs, _ = _protocol(updates, ring, k=4, no_input=(6,))
+    server, inputs, _ = run_protocol(updates, ring, k=4, no_input=(6,))
     total = server.unmask()
 
     assert server.dropped() == [6]
-    assert np.array_equal(total, _plain_sum(inputs, ring))
+    assert np.array_equal(total, plain_sum(inputs, ring))
     answered = {r for r, shares in server.responses.items() if 6 in shares}
     assert answered == set(server.graph[6])  # only its neighbours hold (and reveal) shares of its mask key
     assert {server.responses[r][6][0] for r in answered} == {"s"}
@@ -141,10 +108,10 @@ def test_a_node_dropping_after_sending_its_masked_input_stays_in_the_sum() -> No
     ring = FixedPoint(32, 16)
     updates = {n: np.random.default_rng(n).normal(size=500) for n in range(12)}
 
-    server, inputs, _ = _protocol(updates, ring, k=4, no_answer=(2,))  # sent y_2, then never answered
+    server, inputs, _ = run_protocol(updates, ring, k=4, no_answer=(2,))  # sent y_2, then never answered
 
     assert 2 in server.masked and 2 not in server.responses
-    assert np.array_equal(server.unmask(), _plain_sum(inputs, ring))  # b_2 rebuilt from 3 of its 4 neighbours
+    assert np.array_equal(server.unmask(), plain_sum(inputs, ring))  # b_2 rebuilt from 3 of its 4 neighbours
 
 
 def test_a_node_with_fewer_than_t_answering_neighbours_aborts_the_round() -> None:
@@ -153,7 +120,7 @@ def test_a_node_with_fewer_than_t_answering_neighbours_aborts_the_round() -> Non
     graph = harary(sorted(updates), 4, seed=7, round_=1)
     silent = tuple(sorted(graph[0]))[:3]  # t = 3 of node 0's 5 holders; 3 silent leave 2
 
-    server, _, _ = _protocol(updates, ring, k=4, no_answer=silent)
+    server, _, _ = run_protocol(updates, ring, k=4, no_answer=silent)
 
     with pytest.raises(SecAggAbort, match="node 0: 2 unmasking answers .* t = 3"):
         server.unmask()
