@@ -11,7 +11,7 @@ import torch
 
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.contribution import CoalitionValue, exact_shapley, make_scorer, robust_agreement
-from hypergpu_lab.contribution.agreement import NETWORK_UP_TO, PARTITION_FROM, coordinate_median
+from hypergpu_lab.contribution.agreement import NETWORK_UP_TO, coordinate_median
 from hypergpu_lab.contribution.shapley import LeaveOneOutScorer, ShapleyScorer, informative
 from hypergpu_lab.errors import ConfigError
 
@@ -188,11 +188,11 @@ def test_bad_contribution_settings_name_the_field() -> None:
 
 @pytest.mark.parametrize(
     "n",
-    [1, 2, 3, 4, 7, 10, NETWORK_UP_TO, NETWORK_UP_TO + 1, 25, PARTITION_FROM - 1, PARTITION_FROM, PARTITION_FROM + 1],
+    [1, 2, 3, 4, 7, 10, NETWORK_UP_TO, NETWORK_UP_TO + 1, 25, 399, 400, 401],
 )
 def test_the_gates_median_selects_the_same_values_as_before_and_as_numpy(n: int) -> None:
-    # Every way (a selection network up to NETWORK_UP_TO rows, a sort, np.partition from PARTITION_FROM)
-    # selects the middle values.
+    # Both ways (a selection network up to NETWORK_UP_TO rows, a sort of the columns above) select the
+    # middle values np.partition selects.
     rng = np.random.default_rng(n)
     rows = rng.normal(size=(n, 301))
     rows[:, :100] = np.round(rows[:, :100] * 2) / 2  # ties
@@ -217,6 +217,30 @@ def test_agreement_is_the_cosine_with_the_median_times_the_squared_norm_ratio() 
         expected = 0.0 if nu == 0 else u @ m / (nu * nm) * min(nu / nm, nm / nu) ** 2
         assert got[i] == pytest.approx(expected, abs=1e-12)
     assert got[7] < 0 < got[8] < 0.02 and got[9] == 0.0  # sign flip, 10x scale, free rider
+
+
+@pytest.mark.parametrize("n", [NETWORK_UP_TO + 1, 40, 41])
+@pytest.mark.parametrize("equal_steps", [True, False])
+def test_many_rows_agreement_equals_the_float64_oracle(n: int, equal_steps: bool) -> None:
+    # Prepare: more rows than the selection network takes; float32 updates with ties and exact zeros
+    # (as digits' zero pixels give), some NaN-free attackers; equal steps select among float32 rows.
+    rng = np.random.default_rng(n)
+    honest = rng.normal(size=(n - 3, 700)) + 1.0
+    honest[:, :200] = 0.0
+    honest[:, 200:300] = np.round(honest[:, 200:300] * 2) / 2
+    stacked = torch.tensor(np.vstack([honest, -honest[0], 10 * honest[1], np.zeros(700)]), dtype=torch.float32)
+    steps = [5] * n if equal_steps else rng.integers(1, 6, size=n).tolist()
+    rows = stacked.double().numpy() / np.array(steps, dtype=np.float64)[:, None]
+    m = np.median(rows, axis=0)
+    nm = np.linalg.norm(m)
+    # Execute
+    got = robust_agreement(stacked, steps)
+    # Check: the paper-free oracle, each row against the float64 median of the scaled rows.
+    for i, u in enumerate(rows):
+        nu = np.linalg.norm(u)
+        expected = 0.0 if nu == 0 else u @ m / (nu * nm) * min(nu / nm, nm / nu) ** 2
+        assert got[i] == pytest.approx(expected, abs=1e-12)
+    assert got[n - 3] < 0 < got[n - 2] < 0.02 and got[n - 1] == 0.0
 
 
 def test_a_cnn_rounds_shapley_values_are_those_of_the_coalition_models_forward() -> None:

@@ -13,9 +13,7 @@ import numpy as np
 import torch
 
 NETWORK_UP_TO = 16  # rows: up to here a selection network beats np.partition (0.3 ms against 0.8 ms at 10 x 6,570)
-# Rows from which np.partition beats a full sort: 66 ms against 91 ms at 1000 x 6,570, while at 100 rows a sort
-# takes 2-12 ms and a partition 3-10 ms, both depending on the data.
-PARTITION_FROM = 400
+_BLOCK_VALUES = 1 << 17  # float64 values per block of rows for norms and dot products (1 MiB, stays in cache)
 
 
 def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> dict[int, float]:
@@ -27,21 +25,60 @@ def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> d
     alone pays a scaled update in full and cannot see a zero one; the ratio takes both to ~0 (a 10x
     update gets 1/100) and leaves an honest update of typical size near its cosine.
     """
-    rows = stacked.detach().cpu().numpy().astype(np.float64)  # numpy: no torch thread pool for [N, P] sums
-    if steps is not None:  # per local step, as FedNova normalises: a bigger shard's longer update is not "atypical"
-        rows /= np.maximum(np.asarray(steps, dtype=np.float64), 1.0)[:, None]
-    reference = coordinate_median(rows)
+    x = stacked.detach().cpu().numpy()
+    n = len(x)
+    # Per local step, as FedNova normalises: a bigger shard's longer update is not "atypical".
+    per = np.ones(n) if steps is None else np.maximum(np.asarray(steps, dtype=np.float64), 1.0)
+    if n <= NETWORK_UP_TO:  # a round's few rows: one float64 copy, the selection network on it
+        rows = x.astype(np.float64)  # numpy: no torch thread pool for [N, P] sums
+        rows /= per[:, None]
+        reference = coordinate_median(rows)
+        norms, dots = np.linalg.norm(rows, axis=1), rows @ reference
+    else:
+        reference = _scaled_median(x, per)
+        norms, dots = _norms_and_dots(x, per, reference)
     # Not np.linalg.norm: its BLAS dot threads above 10,000 values and stalled ~10 ms on a busy core (the CNN).
     ref_norm = math.sqrt(float(np.add.reduce(reference * reference)))
-    norms = np.linalg.norm(rows, axis=1).tolist()
-    dots = (rows @ reference).tolist()
     out = {}
-    for i, (norm, dot) in enumerate(zip(norms, dots)):
+    for i, (norm, dot) in enumerate(zip(norms.tolist(), dots.tolist())):
         if norm <= 0 or ref_norm <= 0 or not math.isfinite(dot):
             out[i] = 0.0
             continue
         out[i] = dot / (norm * ref_norm) * min(norm / ref_norm, ref_norm / norm) ** 2
     return out
+
+
+def _scaled_median(x: np.ndarray, per: np.ndarray) -> np.ndarray:
+    """The coordinate-wise median of ``x[i] / per[i]`` in float64, for many rows.
+
+    When every row has the same divisor (every node took as many steps), dividing keeps each
+    column's order: the middle values are selected among the float32 rows (half the bytes to
+    transpose and sort: 36 against 73 ms at 1000 x 6,570) and only they are divided. They are the
+    values the float64 rows would give, as float64(v) / s is monotonic in v.
+    """
+    if not np.all(per == per[0]):
+        rows = x.astype(np.float64)
+        rows /= per[:, None]
+        return coordinate_median(rows)
+    lo, hi = _middle(x)
+    s = per[0]
+    if lo is hi:
+        return hi.astype(np.float64) / s
+    return (lo.astype(np.float64) / s + hi.astype(np.float64) / s) / 2
+
+
+def _norms_and_dots(x: np.ndarray, per: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each scaled row's norm and dot product with ``reference``, in float64, a cache-sized block of rows
+    at a time: a whole float64 copy of 1000 x 6,570 is 52 MB of fresh pages (~40 ms of faults in a round)."""
+    n, size = x.shape
+    norms, dots = np.empty(n), np.empty(n)
+    step = max(1, _BLOCK_VALUES // max(size, 1))
+    for i in range(0, n, step):
+        block = x[i : i + step].astype(np.float64)
+        block /= per[i : i + step, None]
+        norms[i : i + step] = np.linalg.norm(block, axis=1)
+        dots[i : i + step] = block @ reference
+    return norms, dots
 
 
 def coordinate_median(rows: np.ndarray) -> np.ndarray:
@@ -51,23 +88,36 @@ def coordinate_median(rows: np.ndarray) -> np.ndarray:
     sign of an exact zero aside: min and max of 0.0 and -0.0 may return either). A round's few rows go
     through a selection network (element-wise min and max of whole rows, a few dozen vectorised ops);
     np.partition along the short axis pays a per-column overhead that made it the costliest part of
-    the gate. More rows are sorted, or partitioned when there are many. Rows with a NaN or an infinity
+    the gate. More rows are sorted column by column (:func:`_middle`). Rows with a NaN or an infinity
     take np.partition's order (NaN last).
     """
     n = len(rows)
-    lo_at, hi_at = (n - 1) // 2, n // 2
     if n <= NETWORK_UP_TO and math.isfinite(float(rows.sum())):
+        lo_at, hi_at = (n - 1) // 2, n // 2
         lines = list(rows)
         for a, b in _median_network(n):
             lines[a], lines[b] = np.minimum(lines[a], lines[b]), np.maximum(lines[a], lines[b])
         lo, hi = lines[lo_at], lines[hi_at]
-    elif n < PARTITION_FROM:
-        part = np.sort(rows, axis=0)
-        lo, hi = part[lo_at], part[hi_at]
-    else:  # two kth: numpy's one-kth introselect slows ~4x on columns of many equal values (zero pixels)
-        part = np.partition(rows, [hi_at - 1, hi_at], axis=0)
-        lo, hi = part[lo_at], part[hi_at]
-    return hi.copy() if lo_at == hi_at else (lo + hi) / 2
+    else:
+        lo, hi = _middle(rows)
+    return hi.copy() if lo is hi else (lo + hi) / 2
+
+
+def _middle(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two middle values of each column of ``rows`` [N, P] (the same array twice when N is odd).
+
+    The columns are copied out contiguous and sorted in place: numpy's vectorised sort of short
+    contiguous rows beats np.partition along the long axis at every size measured (1000 x 6,570
+    float32: 36 against 69 ms; 100 rows: 1.2 against 6.8 ms) and does not slow on columns of many
+    equal values (digits' zero pixels), where one-kth introselect did ~4x. NaN sorts last, as in
+    np.partition.
+    """
+    n = len(rows)
+    cols = np.ascontiguousarray(rows.T)
+    cols.sort(axis=1)
+    lo_at, hi_at = (n - 1) // 2, n // 2
+    hi = cols[:, hi_at]
+    return (hi, hi) if lo_at == hi_at else (cols[:, lo_at], hi)
 
 
 @functools.lru_cache(maxsize=64)
