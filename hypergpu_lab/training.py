@@ -273,7 +273,8 @@ class Trainer:
                 r = k if params is None or firsts[epoch][s] is None else firsts[epoch][s]
                 ib = idx[:r, s * b : s * b + width]
                 wb = weights[:r, s * b : s * b + width]
-                p_rows = None if params is None else params[:r]
+                # params itself when every node steps: a fresh [:K] view would look like new weights and re-bind.
+                p_rows = None if params is None else params if r == len(params) else params[:r]
                 if stack is not None:
                     if p_rows is not None and (bound[0] is not params or bound[2] != r or not stack.binds_views):
                         bound = (params, stack.bind(p_rows, r), r)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hypergpu_lab.layer_stack import LayerStack
+from hypergpu_lab.layer_stack import LayerStack, log_softmax
 from hypergpu_lab.models import ParamLayout, build_model
 from hypergpu_lab.training import SGDConfig, Trainer
 
@@ -225,3 +225,18 @@ def test_pool_values_are_max_pool2d_values(size: int, shape: tuple[int, ...]) ->
     # Execute and assert: the same values, bit for bit, NaN included.
     expected = torch.nn.functional.max_pool2d(h, size)
     assert torch.equal(_MaxPool(size).values(h).nan_to_num(7.0), expected.nan_to_num(7.0))
+
+
+@pytest.mark.parametrize("classes", [1, 2, 7, 10, 13, 15, 16, 62])
+def test_log_softmax_matches_torchs_last_dim_kernel(classes: int) -> None:
+    # The narrow-class path runs the dim-0 kernel on transposed logits: the same values (bit for bit at
+    # 10 classes, the digits and CIFAR case), contiguous, for every batch shape the engine makes.
+    torch.manual_seed(classes)
+    for shape in [(1, 1), (1, 7), (10, 32), (100, 32), (1000, 2), (20, 180)]:
+        h = torch.randn(*shape, classes) * 7
+        got, want = log_softmax(h), torch.log_softmax(h, dim=-1)
+        assert got.is_contiguous() and got.shape == want.shape
+        if classes == 10:
+            assert torch.equal(got, want)
+        else:
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
