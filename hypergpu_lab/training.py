@@ -41,6 +41,7 @@ from .threads import intra_op_threads, threads_for
 log = logging.getLogger(__name__)
 
 _SEED_TAG, _ORDER_TAG = 0x5345_4544, 0x4F52_4452  # "SEED", "ORDR": stream tags (see streams.py)
+_EPOCH_GATHER_BYTES = 32 * 2**20  # an epoch's padded batches up to this size are gathered at once, else per step
 
 
 @dataclass(frozen=True)
@@ -261,18 +262,23 @@ class Trainer:
             stack.bind(global_flat, k) if stack is not None else [],
             k,
         )
+        whole = k * n_steps * b * x_all[:1].numel() * x_all.element_size() <= _EPOCH_GATHER_BYTES
         for epoch in range(self.sgd.epochs):
             idx_np = np.zeros((k, n_steps * b), dtype=np.int64)
             idx_np[rows, cols] = np.concatenate([o[epoch] for o in orders]) + np.repeat(offsets, sizes)
             idx = torch.from_numpy(idx_np).to(dev)
+            # The epoch's batches gathered once when they are small (padding columns read sample 0, weighted
+            # zero) and steps take views: two gathers an epoch instead of two a step.
+            x_epoch, y_epoch = (x_all[idx], y_all[idx]) if whole else (x_all, y_all)
             for s in range(n_steps):
                 # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
                 width = min(b, longest - s * b)
                 # Nodes run longest first: once only the first r still have batches, step those r alone
                 # (views of the parameters, no copies) instead of all K with the rest masked.
                 r = k if params is None or firsts[epoch][s] is None else firsts[epoch][s]
-                ib = idx[:r, s * b : s * b + width]
-                wb = weights[:r, s * b : s * b + width]
+                cut = (slice(0, r), slice(s * b, s * b + width))
+                at = cut if whole else idx[cut]
+                wb = weights[cut]
                 # params itself when every node steps: a fresh [:K] view would look like new weights and re-bind.
                 p_rows = None if params is None else params if r == len(params) else params[:r]
                 if stack is not None:
@@ -280,9 +286,9 @@ class Trainer:
                         bound = (params, stack.bind(p_rows, r), r)
                     # The gradient goes into a buffer reused across steps and calls: no fresh [K, P] each step.
                     grad_out = self._buffers.get("grad", (r, global_flat.numel()))
-                    per_node, grad = stack.loss_and_grad(bound[1], x_all[ib], y_all[ib], wb, out=grad_out)
+                    per_node, grad = stack.loss_and_grad(bound[1], x_epoch[at], y_epoch[at], wb, out=grad_out)
                 else:
-                    per_node, grad = self._vmap_loss_and_grad(p_rows, global_flat, x_all[ib], y_all[ib], wb)
+                    per_node, grad = self._vmap_loss_and_grad(p_rows, global_flat, x_epoch[at], y_epoch[at], wb)
                 with torch.no_grad():
                     if self.sgd.prox_mu and p_rows is not None:  # the proximal term is zero at the global model
                         grad = grad.add_(p_rows - global_flat, alpha=self.sgd.prox_mu)

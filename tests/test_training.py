@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from hypergpu_lab import training
 from hypergpu_lab.errors import ConfigError
 from hypergpu_lab.models import ParamLayout, build_model, measure_cost
 from hypergpu_lab.training import Job, SGDConfig, Trainer, can_vectorise, node_seed
@@ -91,6 +92,26 @@ def test_group_chunking_by_memory_budget_changes_nothing() -> None:
     # Assert
     for a, b in zip(together, apart):
         torch.testing.assert_close(a.delta, b.delta, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "cnn", "tanh-net"])
+def test_batches_gathered_per_step_or_per_epoch_give_the_same_bits(
+    model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: uneven shards (padded windows, nodes finishing early) and momentum.
+    model = _TanhNet() if model_name == "tanh-net" else build_model(model_name, (1, 8, 8), 10, seed=1)
+    start = ParamLayout.of(model).flatten(model)
+    jobs = _jobs([3, 17, 40], [8, 8, 8], (1, 8, 8))
+    sgd = SGDConfig(lr=0.05, momentum=0.9, epochs=2)
+
+    # Execute: the epoch's batches gathered at once (small), then a cap that forces a gather per step.
+    whole = Trainer(model, sgd).train(start, jobs)
+    monkeypatch.setattr(training, "_EPOCH_GATHER_BYTES", 0)
+    per_step = Trainer(model, sgd).train(start, jobs)
+
+    # Assert
+    for a, b in zip(whole, per_step):
+        assert torch.equal(a.delta, b.delta) and a.loss == b.loss and a.steps == b.steps
 
 
 @pytest.mark.parametrize("model_name", ["mlp", "cnn"])
