@@ -120,6 +120,12 @@ def _leading(active: np.ndarray) -> int | None:
     return r if r and active[:r].all() else None
 
 
+def _rows(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``a[idx]`` by index_select: the same values, 6x faster than advanced indexing for an epoch's
+    batches (10 x 160 digits rows: 23 against 133 us)."""
+    return torch.index_select(a, 0, idx.reshape(-1)).view(*idx.shape, *a.shape[1:])
+
+
 class Trainer:
     """Runs local SGD for a list of jobs, vectorised where it can, looping where it must."""
 
@@ -269,7 +275,7 @@ class Trainer:
             idx = torch.from_numpy(idx_np).to(dev)
             # The epoch's batches gathered once when they are small (padding columns read sample 0, weighted
             # zero) and steps take views: two gathers an epoch instead of two a step.
-            x_epoch, y_epoch = (x_all[idx], y_all[idx]) if whole else (x_all, y_all)
+            x_epoch, y_epoch = (_rows(x_all, idx), _rows(y_all, idx)) if whole else (x_all, y_all)
             for s in range(n_steps):
                 # Each node's step-s batch fills the first columns of its window: pad only to the widest one.
                 width = min(b, longest - s * b)
