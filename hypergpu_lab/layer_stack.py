@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .buffers import Buffers
 from .models import CNN, MLP, ParamLayout
 
 Saved = tuple[Any, ...]  # what a layer's backward needs from its forward
@@ -307,35 +308,68 @@ class LayerStack:
         return h.view(k, n, -1)
 
     def coalition_logits(
-        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
+        self,
+        origin: torch.Tensor,
+        deltas: torch.Tensor,
+        coeff: torch.Tensor,
+        x: torch.Tensor,
+        buffers: Buffers | None = None,
     ) -> torch.Tensor:
         """Logits [K, n, C] of the K models ``origin + coeff @ deltas`` ([P], [N, P], [K, N]) for samples ``x``.
 
         Flat stacks: the first weighted layer is linear in its weights, so its output for every model
         is the origin's plus the coeff-weighted outputs of the N deltas: N + 1 layer evaluations
         instead of K (K coalitions of N updates: the first layer, most of an MLP's parameters, costs
-        N/in_features). Stacks opening with a convolution take :meth:`_shared_image_logits`: there the
-        same split costs more than it saves (a 1-channel 3x3 kernel is 9 multiply-adds per output,
-        combining N updates N), so the first convolution runs once over all K models' kernels.
+        N/in_features); see :meth:`_flat_coalition_logits`. Stacks opening with a convolution take
+        :meth:`_shared_image_logits`: there the same split costs more than it saves (a 1-channel 3x3
+        kernel is 9 multiply-adds per output, combining N updates N), so the first convolution runs
+        once over all K models' kernels.
+
+        ``buffers``: the caller's scratch for the flat path's intermediates and its result, which is
+        then a view into them, valid until the next call with the same buffers (scoring calls this
+        every round with the same shapes: nothing is allocated, and page-faulted in, afresh).
         """
-        models = torch.addmm(origin.unsqueeze(0), coeff, deltas)
         first = self.first_weighted
         if isinstance(self.layers[first], _Conv):
-            return self._shared_image_logits(models, x)
+            return self._shared_image_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
         if self.sample_dims == 3:  # images pooled straight into a Linear: the plain batched forward
-            return self.batched_logits(models, x)
+            return self.batched_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
+        return self._flat_coalition_logits(origin, deltas, coeff, x, buffers or Buffers(origin.device))
+
+    def _flat_coalition_logits(
+        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor, buffers: Buffers
+    ) -> torch.Tensor:
+        """:meth:`coalition_logits` of a flat stack, every intermediate written into ``buffers``.
+
+        The same kernels on the same operands as each layer's own forward (the values bit for bit,
+        tests/test_layer_stack.py); only where the outputs live differs. Why: at 10 MLP nodes a
+        round's scoring allocated ~2.5 MB of activations, which glibc gave back to the OS and
+        faulted in again every call (~530 page faults, about half of the scoring's time).
+        """
+        k, n, rows, first = len(coeff), len(deltas), len(x), self.first_weighted
+        models = torch.addmm(origin.unsqueeze(0), coeff, deltas, out=buffers.get("models", (k, origin.numel())))
         h = x.unsqueeze(0)
-        for layer in self.layers[:first]:
+        for layer in self.layers[:first]:  # weightless (a Flatten): a view of x, never written
             h, _ = layer.forward(None, h, 1)
-        layer = self.layers[first]
-        base, _ = layer.forward(layer.bind(origin, 1), h, 1)  # [1, n, out]
-        n = len(deltas)
-        parts, _ = layer.forward(layer.bind(deltas, n), h.expand(n, *h.shape[1:]), n)  # [N, n, out]
-        h = torch.mm(coeff, parts.reshape(n, -1)).view(len(coeff), *parts.shape[1:]).add_(base)
-        k = len(coeff)
-        for layer in self.layers[first + 1 :]:
-            h, _ = layer.forward(layer.bind(models, k), h, k)
-        return h.view(k, len(x), -1)
+        lin = self.layers[first]
+        assert isinstance(lin, _Linear)  # a flat stack's first weights are a Linear's (LayerStack.of)
+        _, wt, bias = lin.bind(origin, 1)
+        base = torch.addmm(bias, h.reshape(-1, lin.inp), wt, out=buffers.get("base", (rows, lin.out)))
+        _, wt, bias = lin.bind(deltas, n)
+        parts = torch.baddbmm(bias, h.expand(n, *h.shape[1:]), wt, out=buffers.get("parts", (n, rows, lin.out)))
+        h = buffers.get(f"out{first}", (k, rows, lin.out))
+        torch.mm(coeff, parts.view(n, -1), out=h.view(k, -1))
+        h.add_(base)
+        for i in range(first + 1, len(self.layers)):
+            layer = self.layers[i]
+            if isinstance(layer, _ReLU):
+                h = h.relu_()  # every tensor past the first layer is one of the buffers
+            elif isinstance(layer, _Linear):
+                _, wt, bias = layer.bind(models, k)
+                h = torch.baddbmm(bias, h, wt, out=buffers.get(f"out{i}", (k, rows, layer.out)))
+            else:
+                h, _ = layer.forward(layer.bind(models, k), h, k)
+        return h.view(k, rows, -1)
 
     def _shared_image_logits(self, models: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """K image models' logits [K, n, C] for the same images ``x``, forward only (scoring coalitions).

@@ -13,8 +13,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-# (origin [P], deltas [N, P], coeff [K, N], x [n, ...]) -> logits [K, n, C] of the models origin + coeff @ deltas
-Logits = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from ..buffers import Buffers
+
+# (origin [P], deltas [N, P], coeff [K, N], x [n, ...], buffers=) -> logits [K, n, C] of the models
+# origin + coeff @ deltas; ``buffers`` is the value's scratch (Trainer.coalition_logits), which the logits may live in
+Logits = Callable[..., torch.Tensor]
 METRICS = ("accuracy", "loss")
 
 
@@ -33,6 +36,7 @@ class CoalitionValue:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         self.logits, self.x, self.y, self.metric, self.chunk = logits, x, y, metric, chunk
+        self.buffers = Buffers(torch.device("cpu"))  # reused every round: see LayerStack.coalition_logits
 
     def __call__(
         self, origin: torch.Tensor, deltas: torch.Tensor, samples: torch.Tensor, masks: torch.Tensor
@@ -43,7 +47,8 @@ class CoalitionValue:
         coeff = torch.where(total > 0, weights / total.clamp(min=1e-300), 0.0).to(deltas.dtype)
         out = []
         for lo in range(0, len(coeff), self.chunk):
-            out.append(self._score(self.logits(origin, deltas, coeff[lo : lo + self.chunk], self.x)))
+            logits = self.logits(origin, deltas, coeff[lo : lo + self.chunk], self.x, buffers=self.buffers)
+            out.append(self._score(logits))  # before the next chunk's call overwrites the buffers
         return torch.cat(out)
 
     def _score(self, logits: torch.Tensor) -> torch.Tensor:
