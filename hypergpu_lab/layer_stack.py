@@ -34,7 +34,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .buffers import Buffers
 from .models import CNN, MLP, ParamLayout
 
 Saved = tuple[Any, ...]  # what a layer's backward needs from its forward
@@ -308,12 +307,7 @@ class LayerStack:
         return h.view(k, n, -1)
 
     def coalition_logits(
-        self,
-        origin: torch.Tensor,
-        deltas: torch.Tensor,
-        coeff: torch.Tensor,
-        x: torch.Tensor,
-        buffers: Buffers | None = None,
+        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
     ) -> torch.Tensor:
         """Logits [K, n, C] of the K models ``origin + coeff @ deltas`` ([P], [N, P], [K, N]) for samples ``x``.
 
@@ -324,52 +318,74 @@ class LayerStack:
         :meth:`_shared_image_logits`: there the same split costs more than it saves (a 1-channel 3x3
         kernel is 9 multiply-adds per output, combining N updates N), so the first convolution runs
         once over all K models' kernels.
-
-        ``buffers``: the caller's scratch for the flat path's intermediates and its result, which is
-        then a view into them, valid until the next call with the same buffers (scoring calls this
-        every round with the same shapes: nothing is allocated, and page-faulted in, afresh).
         """
         first = self.first_weighted
         if isinstance(self.layers[first], _Conv):
             return self._shared_image_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
         if self.sample_dims == 3:  # images pooled straight into a Linear: the plain batched forward
             return self.batched_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
-        return self._flat_coalition_logits(origin, deltas, coeff, x, buffers or Buffers(origin.device))
+        return self._flat_coalition_logits(origin, deltas, coeff, x)
 
     def _flat_coalition_logits(
-        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor, buffers: Buffers
+        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
     ) -> torch.Tensor:
-        """:meth:`coalition_logits` of a flat stack, every intermediate written into ``buffers``.
+        """:meth:`coalition_logits` of a flat stack, forward only.
 
-        The same kernels on the same operands as each layer's own forward (the values bit for bit,
-        tests/test_layer_stack.py); only where the outputs live differs. Why: at 10 MLP nodes a
-        round's scoring allocated ~2.5 MB of activations, which glibc gave back to the OS and
-        faulted in again every call (~530 page faults, about half of the scoring's time).
+        Where the time went at 10 MLP nodes (20 coalitions, 180 rows, 1 thread), and what this does instead:
+
+        * the last Linear (10 outputs) as batched [K, n, in] x [K, in, C] ran MKL's GEMM at a few
+          GFLOP/s; as [K, C, in] x [K, in, n] (rows on the wide side) it takes about a third of the
+          time, and the logits are returned as its transposed view (a max over classes is as fast
+          on it; argmax is not: take ``.max(-1).indices``);
+        * only the layers after the first need each coalition's weights: the coalition models are
+          built for those columns alone (the first layer's weights are most of an MLP's);
+        * the origin's first-layer output is one more row of the coefficient matmul (weight 1),
+          not a pass of its own.
+
+        The logits equal each coalition model's own forward up to float32 summation order
+        (tests/test_layer_stack.py), and so do the accuracies the scorer takes from them.
         """
         k, n, rows, first = len(coeff), len(deltas), len(x), self.first_weighted
-        models = torch.addmm(origin.unsqueeze(0), coeff, deltas, out=buffers.get("models", (k, origin.numel())))
+        start, after = self._after_first
         h = x.unsqueeze(0)
         for layer in self.layers[:first]:  # weightless (a Flatten): a view of x, never written
             h, _ = layer.forward(None, h, 1)
         lin = self.layers[first]
         assert isinstance(lin, _Linear)  # a flat stack's first weights are a Linear's (LayerStack.of)
-        _, wt, bias = lin.bind(origin, 1)
-        base = torch.addmm(bias, h.reshape(-1, lin.inp), wt, out=buffers.get("base", (rows, lin.out)))
+        parts = torch.empty(n + 1, rows, lin.out, dtype=h.dtype, device=h.device)  # the N updates', then the origin's
         _, wt, bias = lin.bind(deltas, n)
-        parts = torch.baddbmm(bias, h.expand(n, *h.shape[1:]), wt, out=buffers.get("parts", (n, rows, lin.out)))
-        h = buffers.get(f"out{first}", (k, rows, lin.out))
-        torch.mm(coeff, parts.view(n, -1), out=h.view(k, -1))
-        h.add_(base)
-        for i in range(first + 1, len(self.layers)):
-            layer = self.layers[i]
+        torch.baddbmm(bias, h.expand(n, *h.shape[1:]), wt, out=parts[:n])
+        _, wt, bias = lin.bind(origin, 1)
+        torch.addmm(bias, h.reshape(-1, lin.inp), wt, out=parts[n])
+        weights = torch.cat([coeff, coeff.new_ones(k, 1)], dim=1)
+        h = torch.mm(weights, parts.view(n + 1, -1)).view(k, rows, lin.out)
+        if not after:
+            return h
+        tail = deltas[:, start:]  # the coalition models' weights of the layers after the first
+        models = torch.addmm(origin[start:].unsqueeze(0), coeff, tail)
+        *middle, last = after
+        for layer in middle:
             if isinstance(layer, _ReLU):
-                h = h.relu_()  # every tensor past the first layer is one of the buffers
-            elif isinstance(layer, _Linear):
-                _, wt, bias = layer.bind(models, k)
-                h = torch.baddbmm(bias, h, wt, out=buffers.get(f"out{i}", (k, rows, layer.out)))
+                h = h.relu_()  # every tensor past the first layer is this call's own
             else:
                 h, _ = layer.forward(layer.bind(models, k), h, k)
-        return h.view(k, rows, -1)
+        assert isinstance(last, _Linear)  # a stack ends with a Linear (LayerStack.of)
+        w, _, bias = last.bind(models, k)
+        return torch.baddbmm(bias.transpose(1, 2), w, h.transpose(1, 2)).transpose(1, 2)  # [K, n, C], a view
+
+    @cached_property
+    def _after_first(self) -> tuple[int, tuple[Layer, ...]]:
+        """Where the first weighted layer's parameters end, and the layers after it with their weight
+        slices counted from there (they index the columns of the coalition models built from there on)."""
+        first = self.first_weighted
+        start = self.layers[first].bias.stop  # parameters are W1, b1, W2, b2, ... in order (LayerStack.of)
+
+        def shifted(layer: Layer) -> Layer:
+            if not isinstance(layer, _Linear):
+                return layer
+            return _Linear(_minus(layer.weight, start), _minus(layer.bias, start), layer.out, layer.inp)
+
+        return start, tuple(shifted(layer) for layer in self.layers[first + 1 :])
 
     def _shared_image_logits(self, models: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """K image models' logits [K, n, C] for the same images ``x``, forward only (scoring coalitions).
@@ -435,6 +451,10 @@ class LayerStack:
             d, g = layers[i].backward(bound[i], d, saved[i], k, need_dx=i > first)
             grads = g + grads
         return loss, torch.cat(grads, dim=1, out=out)
+
+
+def _minus(s: slice, offset: int) -> slice:
+    return slice(s.start - offset, s.stop - offset)
 
 
 def _pools_first(layers: tuple[Layer, ...]) -> list[Layer]:

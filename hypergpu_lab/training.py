@@ -330,22 +330,13 @@ class Trainer:
         return torch.stack([self.logits(f, x) for f in flats])
 
     def coalition_logits(
-        self,
-        origin: torch.Tensor,
-        deltas: torch.Tensor,
-        coeff: torch.Tensor,
-        x: torch.Tensor,
-        buffers: Buffers | None = None,
+        self, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
     ) -> torch.Tensor:
-        """Logits [K, n, C] of the models ``origin + coeff @ deltas`` for samples ``x`` (scoring coalitions).
-
-        ``buffers`` (the caller's, on this trainer's device; others are ignored): scratch the closed form
-        reuses from call to call, the result included (``LayerStack.coalition_logits``)."""
+        """Logits [K, n, C] of the models ``origin + coeff @ deltas`` for samples ``x`` (scoring coalitions)."""
         if self._stack is not None and self._stack.accepts(x.shape[1:]):
             args = [t.to(self.device) for t in (origin, deltas, coeff, x)]
-            kept = buffers if buffers is not None and buffers.device == self.device else None
             with torch.no_grad(), intra_op_threads(threads_for(len(coeff) * len(x) * self._flops / 3)):
-                return self._stack.coalition_logits(*args, kept).cpu()
+                return self._stack.coalition_logits(*args).cpu()
         return self.batched_logits(torch.addmm(origin.unsqueeze(0), coeff, deltas), x)
 
     @property

@@ -230,7 +230,7 @@ def test_a_cnn_rounds_shapley_values_are_those_of_the_coalition_models_forward()
     coord.run(rounds=2, progress=False)
     _, origin, deltas, samples = seen[-1]
 
-    def plain(o: torch.Tensor, d: torch.Tensor, c: torch.Tensor, x: torch.Tensor, buffers: object = None) -> torch.Tensor:
+    def plain(o: torch.Tensor, d: torch.Tensor, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return coord.trainer.batched_logits(torch.addmm(o.unsqueeze(0), c, d), x)  # every model in full
 
     for metric, tol in (("loss", 1e-6), ("accuracy", 0.0)):

@@ -62,17 +62,29 @@ def informative(values: list[float]) -> list[float] | None:
     return values if any(v > 0 for v in values) else None
 
 
-def _prefix_masks(perms: list[np.ndarray], n: int) -> tuple[torch.Tensor, dict[int, int]]:
-    """Masks [K, n] of the empty and full coalitions (rows 0, 1), then every permutation's proper prefixes
-    once each; and coalition bitmask -> row."""
-    rows: dict[int, int] = {0: 0, (1 << n) - 1: 1}
-    for p in perms:
-        m = 0
-        for node in p[:-1]:
-            m |= 1 << int(node)
-            rows.setdefault(m, len(rows))
-    keys = np.array(list(rows), dtype=np.int64)
-    return torch.from_numpy((keys[:, None] >> np.arange(n)) & 1).bool(), rows
+def _prefix_masks(perms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks [K, n] of the empty and full coalitions (rows 0, 1), then every permutation's proper prefixes once
+    each, in order of first appearance; and the row of each permutation's first j nodes, j = 0..n [P, n + 1].
+
+    One antithetic pair (the default) needs no search for repeats: a prefix of a permutation holds its first
+    node and no prefix of its reverse does, and prefixes of one permutation differ in size."""
+    p, n = perms.shape
+    rank = np.argsort(perms, axis=1)  # rank[q, node]: the node's place in permutation q (a permutation's inverse)
+    prefixes = (rank[:, None, :] < np.arange(1, n)[:, None]).reshape(-1, n)  # each permutation's first 1..n-1 nodes
+    every = np.concatenate([np.zeros((1, n), bool), np.ones((1, n), bool), prefixes])
+    if p <= 2:
+        row = np.arange(len(every))
+    else:
+        packed = np.packbits(every, axis=1)
+        keys = packed.view(f"V{packed.shape[1]}").ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        order = np.argsort(first)  # distinct masks in order of first appearance
+        place = np.empty_like(order)
+        place[order] = np.arange(len(order))
+        every, row = every[first[order]], place[inverse.ravel()]
+    rows = np.empty((p, n + 1), dtype=np.int64)
+    rows[:, 0], rows[:, n], rows[:, 1:n] = row[0], row[1], row[2:].reshape(p, n - 1)
+    return every, rows
 
 
 class ShapleyScorer:
@@ -105,13 +117,13 @@ class ShapleyScorer:
         metric exactly unchanged could stop, so the check is made on that one call, as before.
         """
         n = len(samples)
-        weights = torch.tensor(samples, dtype=torch.float64)
+        weights = np.asarray(samples, dtype=np.float64)
         exact = n <= self.exact_up_to
         if exact:
             masks = _masks(n)
         else:
             perms = self._permutations(round_, n)
-            masks, rows = _prefix_masks(perms, n)
+            masks, rows = _prefix_masks(perms)
         if self.round_tolerance > 0 and self._moved_within_tolerance(origin, deltas, weights):
             return None
         values = self.value(origin, deltas, weights, masks)
@@ -119,36 +131,31 @@ class ShapleyScorer:
             if abs(float(values[-1] - values[0])) <= self.round_tolerance:
                 return None
             return informative(exact_shapley(values, n))
-        v = values.tolist()
+        v = values.numpy()
         if abs(v[1] - v[0]) <= self.round_tolerance:
             return None
-        phi = [0.0] * n
-        for p in perms:
-            m, before = 0, v[0]
-            for node in p:
-                m |= 1 << int(node)
-                after = v[rows[m]]
-                phi[int(node)] += after - before
-                before = after
-        return informative([x / len(perms) for x in phi])
+        phi = np.zeros(n)
+        for perm, chain in zip(perms, v[rows]):  # each node's marginal contributions, summed in permutation order
+            phi[perm] += np.diff(chain)
+        return informative((phi / len(perms)).tolist())
 
-    def _moved_within_tolerance(self, origin: torch.Tensor, deltas: torch.Tensor, weights: torch.Tensor) -> bool:
+    def _moved_within_tolerance(self, origin: torch.Tensor, deltas: torch.Tensor, weights: np.ndarray) -> bool:
         """GTG's between-round truncation: |v(full) - v(empty)| <= round_tolerance, from two coalition models.
 
         The full coalition is passed as its one FedAvg update, so the call's first layer costs two
         evaluations, not one per update (``Trainer.coalition_logits``)."""
-        full = ((weights / weights.sum()).to(deltas.dtype) @ deltas).unsqueeze(0)
+        full = (torch.from_numpy(weights / weights.sum()).to(deltas.dtype) @ deltas).unsqueeze(0)
         ends = self.value(origin, full, torch.ones(1, dtype=torch.float64), torch.tensor([[False], [True]]))
         return abs(float(ends[1] - ends[0])) <= self.round_tolerance
 
-    def _permutations(self, round_: int, n: int) -> list[np.ndarray]:
-        """Seeded by (seed, round), in antithetic pairs: a permutation and its reverse."""
+    def _permutations(self, round_: int, n: int) -> np.ndarray:
+        """Seeded by (seed, round), in antithetic pairs: a permutation and its reverse [P, n]."""
         rng = stream(self.seed, _TAG, round_)
         perms = []
         for _ in range(max(1, self.permutations // 2)):
             p = rng.permutation(n)
             perms += [p, p[::-1]]
-        return perms
+        return np.stack(perms)
 
 
 class LeaveOneOutScorer:
