@@ -27,13 +27,15 @@ def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> d
     alone pays a scaled update in full and cannot see a zero one; the ratio takes both to ~0 (a 10x
     update gets 1/100) and leaves an honest update of typical size near its cosine.
     """
-    rows = stacked.detach().cpu().numpy().astype(np.float64)  # numpy: no torch thread pool for [N, P] sums
-    if steps is not None:  # per local step, as FedNova normalises: a bigger shard's longer update is not "atypical"
-        rows /= np.maximum(np.asarray(steps, dtype=np.float64), 1.0)[:, None]
+    values = stacked.detach().cpu().numpy()  # numpy: no torch thread pool for [N, P] sums
+    if steps is None:
+        rows = values.astype(np.float64)
+    else:  # per local step, as FedNova normalises: a bigger shard's longer update is not "atypical"
+        rows = np.divide(values, np.maximum(np.asarray(steps, dtype=np.float64), 1.0)[:, None])  # one pass, in float64
     reference = coordinate_median(rows)
     # Not np.linalg.norm: its BLAS dot threads above 10,000 values and stalled ~10 ms on a busy core (the CNN).
     ref_norm = math.sqrt(float(np.add.reduce(reference * reference)))
-    norms = np.linalg.norm(rows, axis=1).tolist()
+    norms = np.sqrt(np.add.reduce(rows * rows, axis=1)).tolist()  # np.linalg.norm's sum, less its copy of rows
     dots = (rows @ reference).tolist()
     out = {}
     for i, (norm, dot) in enumerate(zip(norms, dots)):

@@ -23,6 +23,7 @@ and gives a harmful update a negative value (sign flips, scaled and noisy update
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -64,27 +65,36 @@ def informative(values: list[float]) -> list[float] | None:
 
 def _prefix_masks(perms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Masks [K, n] of the empty and full coalitions (rows 0, 1), then every permutation's proper prefixes once
-    each, in order of first appearance; and the row of each permutation's first j nodes, j = 0..n [P, n + 1].
-
-    One antithetic pair (the default) needs no search for repeats: a prefix of a permutation holds its first
-    node and no prefix of its reverse does, and prefixes of one permutation differ in size."""
+    each, in order of first appearance; and the row of each permutation's first j nodes, j = 0..n [P, n + 1]."""
     p, n = perms.shape
+    owner, size, rows = _prefix_layout(p, n)
     rank = np.argsort(perms, axis=1)  # rank[q, node]: the node's place in permutation q (a permutation's inverse)
-    prefixes = (rank[:, None, :] < np.arange(1, n)[:, None]).reshape(-1, n)  # each permutation's first 1..n-1 nodes
-    every = np.concatenate([np.zeros((1, n), bool), np.ones((1, n), bool), prefixes])
-    if p <= 2:
-        row = np.arange(len(every))
-    else:
-        packed = np.packbits(every, axis=1)
-        keys = packed.view(f"V{packed.shape[1]}").ravel()
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        order = np.argsort(first)  # distinct masks in order of first appearance
-        place = np.empty_like(order)
-        place[order] = np.arange(len(order))
-        every, row = every[first[order]], place[inverse.ravel()]
+    every = rank[owner] < size[:, None]  # row r holds the first size[r] nodes of permutation owner[r]
+    if p <= 2:  # one antithetic pair (the default): no mask repeats, see _prefix_layout
+        return every, rows
+    packed = np.packbits(every, axis=1)
+    _, first, inverse = np.unique(packed.view(f"V{packed.shape[1]}").ravel(), return_index=True, return_inverse=True)
+    order = np.argsort(first)  # distinct masks in order of first appearance
+    place = np.empty_like(order)
+    place[order] = np.arange(len(order))
+    return every[first[order]], place[inverse.ravel()][rows]
+
+
+@functools.lru_cache(maxsize=64)
+def _prefix_layout(p: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of :func:`_prefix_masks` before repeats are merged: the empty and full coalitions, then each of
+    the ``p`` permutations' first 1..n-1 nodes. Per row: its permutation and its size; and the row of each
+    permutation's first j nodes [p, n + 1]. With one antithetic pair no two rows are equal: a prefix of a
+    permutation holds its first node and no prefix of the reverse does, and one permutation's prefixes
+    differ in size. Read-only: shared by every round with this shape."""
+    owner = np.concatenate([[0, 0], np.repeat(np.arange(p), n - 1)])
+    size = np.concatenate([[0, n], np.tile(np.arange(1, n), p)])
     rows = np.empty((p, n + 1), dtype=np.int64)
-    rows[:, 0], rows[:, n], rows[:, 1:n] = row[0], row[1], row[2:].reshape(p, n - 1)
-    return every, rows
+    rows[:, 0], rows[:, n] = 0, 1
+    rows[:, 1:n] = 2 + np.arange(p * (n - 1)).reshape(p, n - 1)
+    for a in (owner, size, rows):
+        a.flags.writeable = False
+    return owner, size, rows
 
 
 class ShapleyScorer:
