@@ -422,7 +422,7 @@ NOTE = (  # the reading of the table, as of the run in BENCHMARKS.md
     "0.52. Over 6 seeds (0-5; 16:32 UTC, load 6-7) rho on the unseen half is +0.68 (sd 0.40: +0.43 to "
     "+1.00 on seeds 3-5), and +0.65 (sd 0.21) with 90 validation rows against the same truth: the figure "
     "swings with the seed, and a smaller validation set does not make it more faithful. "
-    "**Cost is not met**: at 10 MLP nodes the scoring is ~13-14% of the round (the cost column). Side by side "
+    "**Cost is not met**: at 10 MLP nodes the scoring is still ~14% of the round (the cost column). Side by side "
     "with the code before this session's changes (18:40 UTC, load 1.1-2.3; `git archive 7564c93 | tar -x -C "
     "/tmp/before && python -m bench.contribution side /tmp/before`: 5 fresh processes each, alternating): "
     "13.6% (11.8%-14.8%) against 16.1% (15.1%-18.6%), the same values (accuracies equal on 183 recorded "
