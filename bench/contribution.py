@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -290,6 +294,34 @@ def alternating_costs(repeats: int = 3, **options: object) -> dict[str, list[dic
     return out
 
 
+def side_by_side(against: str, repeats: int = 5) -> list[str]:
+    """:func:`scoring_cost` of the default measure in fresh processes, this checkout's run and then the one
+    of an older checkout (``git archive COMMIT | tar -x -C DIR``), ``repeats`` times: the same machine load
+    for both. One line per run: gate + measure of round ms, the share, the 1-minute load after the run."""
+    here = str(Path(__file__).resolve().parent.parent)
+    code = (
+        "import json, logging; logging.getLogger('hypergpu_lab').setLevel(logging.ERROR); "
+        "from bench.contribution import scoring_cost; print(json.dumps(scoring_cost()))"
+    )
+    runs: dict[str, list[dict[str, float]]] = {"after": [], "before": []}
+    for _ in range(repeats):
+        for tag, root in (("after", here), ("before", against)):
+            env = {**os.environ, "PYTHONPATH": root}
+            out = subprocess.run(
+                [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+            )
+            runs[tag].append({**json.loads(out.stdout.strip().splitlines()[-1]), "load": os.getloadavg()[0]})
+    lines = []
+    for tag, rs in runs.items():
+        shares = sorted(r["share"] for r in rs)
+        cells = ", ".join(
+            f"{r['gate_ms']:.2f} + {r['measure_ms']:.2f} of {r['round_ms']:.1f} ms = {r['share']:.1%} (load {r['load']:.1f})"
+            for r in rs
+        )
+        lines.append(f"{tag}: median {statistics.median(shares):.1%} ({shares[0]:.1%}-{shares[-1]:.1%}); {cells}")
+    return lines
+
+
 def _every_model_in_full(
     self: LayerStack, origin: torch.Tensor, deltas: torch.Tensor, coeff: torch.Tensor, x: torch.Tensor
 ) -> torch.Tensor:
@@ -389,14 +421,29 @@ NOTE = (  # the reading of the table, as of the run in BENCHMARKS.md
     "noise sets their order, and no measure here ranks them. Forced to sample at 6 nodes, rho falls to "
     "0.52. Over 6 seeds (0-5; 16:32 UTC, load 6-7) rho on the unseen half is +0.68 (sd 0.40: +0.43 to "
     "+1.00 on seeds 3-5), and +0.65 (sd 0.21) with 90 validation rows against the same truth: the figure "
-    "swings with the seed, and a smaller validation set does not make it more faithful. Cost is not met. The median gate now selects "
-    "the median with a pruned sorting network (same values as np.partition; ~0.4 ms instead of ~1.0 ms) "
-    "and sums the median's squares without BLAS, whose threaded dot product stalled ~10 ms a round on "
-    "the CNN's 13,706 values under load. "
-    "What remains is the measure itself: 20 coalition models x 180 validation rows a round is 3,600 "
-    "forwards, arithmetic comparable to the round's local training on digits' small shards, and on the "
-    "MLP about as much again in fixed per-kernel costs; with the CNN the share is higher still (see "
-    "above), though its coalition models now run forward only: the first convolution as one matmul of the "
+    "swings with the seed, and a smaller validation set does not make it more faithful. "
+    "**Cost is not met**: at 10 MLP nodes the scoring is still ~14% of the round (the cost column). Side by side "
+    "with the code before this session's changes (18:40 UTC, load 1.1-2.3; `git archive 7564c93 | tar -x -C "
+    "/tmp/before && python -m bench.contribution side /tmp/before`: 5 fresh processes each, alternating): "
+    "13.6% (11.8%-14.8%) against 16.1% (15.1%-18.6%), the same values (accuracies equal on 183 recorded "
+    "rounds of this bench's runs under 10 scorer settings, but one round of exact Shapley over all 1,024 "
+    "coalitions of 10 nodes, moved by 1.5e-5: the logits round differently in float32). What changed in the "
+    "MLP's coalition forward (`LayerStack._flat_coalition_logits`): the last Linear as [K, C, in] x [K, in, "
+    "rows] (MKL ran [rows, in] x [in, 10] at a few GFLOP/s: 142 against 44 us in a loop), its logits "
+    "returned as that product's transposed view and read with max indices (argmax on the view: 477 us); "
+    "coalition weights built only for the layers after the first; the origin's first-layer output one more "
+    "row of the coefficient matmul. Around it, the FedAvg coefficients, prefix masks and Shapley sums are "
+    "numpy (prefix masks no longer int64 bitmasks, which raised OverflowError above 63 updates). "
+    "Where a round's ~1.3 ms of measure goes (18:31 UTC, load 1.2): ~0.65 ms of matmuls, 19.6 M "
+    "multiply-adds (~0.42 ms at the 47 G/s this core reaches in a loop); the rest, ~0.55 ms, in some 60 "
+    "small operations, each several times its cost in a loop right after the round's training; the gate's "
+    "median (29 compare-exchanges of 6,570 float64 values) adds ~0.3 ms. Measured and not kept (18:27-18:39 "
+    "UTC, load 1.0-1.5): buffers kept across rounds (in a replay of recorded rounds they removed ~530 page "
+    "faults a call, 2.1 to 1.1 ms; in a round the measure took 1.36-1.42 ms with them and 1.30-1.32 ms "
+    "without, the gate 0.38-0.40 against 0.30-0.37 ms: fresh tensors reuse memory the training just freed, "
+    "still in cache); two threads for the scoring's matmuls (measure 1.55-1.72 against 1.27-1.32 ms, "
+    "rounds 17.7-19.0 against 11.6-12.5 ms: the per-call switch threads.py warns of). "
+    "With the CNN the coalition models run forward only: the first convolution as one matmul of the "
     "images' patches with the K models' kernels, max-pools as elementwise maxima without indices, each ReLU "
     "after its pool. Splitting that convolution into the origin's and the N updates' outputs, as the MLP's "
     "first layer is, costs more than it saves (9 multiply-adds per output of a 1-channel 3x3 kernel "
@@ -404,8 +451,9 @@ NOTE = (  # the reading of the table, as of the run in BENCHMARKS.md
     "second convolution (~5 of the ~13 ms left) is arithmetic that no split reduces. Levers measured and not taken (16:20-16:32 UTC, load 2-7): GTG's within-round truncation "
     "would skip 19% of the prefixes (the first prefix equal to the full coalition came after 7.2 of 10 "
     "nodes on average); 90 validation rows cut the share from 17.0% to 13.7% side by side with every "
-    "attack still at <= 0.04%; 45 rows drop rho to +0.52. Below 10% needs fewer coalition forwards: "
-    "fewer validation rows per round or scoring only some rounds, a trade of fidelity for time. "
+    "attack still at <= 0.04%; 45 rows drop rho to +0.52. Below 10% (~1.05 ms at a ~10.5 ms round) "
+    "needs fewer coalition forwards (fewer validation rows per round or scoring only some rounds, a trade "
+    "of fidelity for time), or matmuls, small operations and gate all near their floors at once. "
     "GTG's between-round truncation (``round_tolerance``; last two rows): the empty and full coalitions "
     "go first, and a round whose full coalition moves validation accuracy by at most 1 (2) of the 180 rows "
     "stops there and is paid by agreement (samples x median agreement). Attacks, rho and Sybil hold at 1 "
@@ -520,3 +568,11 @@ def main() -> str:
         + NOTE
         + replay_text
     )
+
+
+if __name__ == "__main__":
+    # ``python -m bench.contribution side OLDER_CHECKOUT``: the default measure's scoring share, side by side
+    if sys.argv[1:2] == ["side"]:
+        print("\n".join(side_by_side(sys.argv[2])))
+    else:
+        print(main())

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from hypergpu_lab import Coordinator, NodePool
-from hypergpu_lab.contribution import CoalitionValue, exact_shapley, make_scorer, robust_agreement
+from hypergpu_lab.contribution import CoalitionValue, exact_shapley, make_scorer, robust_agreement, validation_rows
 from hypergpu_lab.contribution.agreement import NETWORK_UP_TO, coordinate_median
-from hypergpu_lab.contribution.shapley import LeaveOneOutScorer, ShapleyScorer, informative
+from hypergpu_lab.contribution.coalitions import fedavg_weights
+from hypergpu_lab.contribution.shapley import LeaveOneOutScorer, ShapleyScorer, _prefix_masks, informative
 from hypergpu_lab.errors import ConfigError
 
 
@@ -265,3 +266,162 @@ def test_a_cnn_rounds_shapley_values_are_those_of_the_coalition_models_forward()
         # Assert: loss values agree to float32 summation order; accuracies (argmax) exactly.
         assert got is not None and expected is not None
         assert got == pytest.approx(expected, abs=tol, rel=0)
+
+
+def _previous_prefix_masks(perms: list[np.ndarray], n: int) -> tuple[np.ndarray, dict[int, int]]:
+    """The prefix masks as the scorer built them before (the oracle): coalition bitmasks as Python ints, in a
+    dict in order of first appearance, the empty and full coalitions first."""
+    rows = {0: 0, (1 << n) - 1: 1}
+    for p in perms:
+        m = 0
+        for node in p[:-1]:
+            m |= 1 << int(node)
+            rows.setdefault(m, len(rows))
+    return np.array([[(key >> i) & 1 for i in range(n)] for key in rows], dtype=bool), rows
+
+
+@pytest.mark.parametrize("n, pairs", [(1, 1), (2, 1), (3, 3), (4, 8), (10, 1), (10, 4), (70, 1), (70, 2)])
+def test_prefix_masks_are_each_permutations_prefixes_once_in_order_of_first_appearance(n: int, pairs: int) -> None:
+    # Prepare: antithetic pairs as the scorer draws them; small n with several pairs repeats prefixes,
+    # and 70 nodes is past the 63 that int64 bitmasks held (the previous way raised OverflowError there).
+    rng = np.random.default_rng(n * 100 + pairs)
+    perms = []
+    for _ in range(pairs):
+        p = rng.permutation(n)
+        perms += [p, p[::-1]]
+    # Execute
+    masks, rows = _prefix_masks(np.stack(perms))
+    # Assert: the same rows in the same order, and each permutation's chain of prefixes points at them.
+    expected, index = _previous_prefix_masks(perms, n)
+    assert masks.dtype == bool and np.array_equal(masks, expected)
+    for q, p in enumerate(perms):
+        m = 0
+        assert rows[q, 0] == 0
+        for j, node in enumerate(p, 1):
+            m |= 1 << int(node)
+            assert rows[q, j] == index[m]
+
+
+def test_fedavg_weights_are_the_torch_formulas_bit_for_bit() -> None:
+    # Oracle: the coefficients as CoalitionValue computed them in torch before (float64, then float32).
+    rng = np.random.default_rng(0)
+    masks = rng.random((40, 9)) < 0.4
+    masks[0], masks[1] = False, True  # the empty and the full coalition
+    samples = rng.integers(1, 5000, size=9).astype(np.float64)
+    weights = torch.from_numpy(masks).to(torch.float64) * torch.from_numpy(samples)
+    total = weights.sum(1, keepdim=True)
+    expected = torch.where(total > 0, weights / total.clamp(min=1e-300), 0.0)
+    got = fedavg_weights(masks, samples)
+    assert np.array_equal(got, expected.numpy())
+    assert np.array_equal(got.astype(np.float32), expected.to(torch.float32).numpy())
+
+
+def test_accuracy_from_transposed_logits_is_argmax_accuracy_with_ties_and_nan() -> None:
+    # Prepare: logits [K, n, C] as the flat path returns them (a transposed view), with ties, NaN and inf.
+    g = torch.Generator().manual_seed(0)
+    storage = torch.round(torch.randn(7, 10, 50, generator=g) * 2) / 2  # [K, C, n]: many ties
+    storage[0, 3, 5] = storage[1, 7, 9] = storage[1, 2, 9] = float("nan")
+    storage[2, :, 4] = float("inf")
+    logits = storage.transpose(1, 2)
+    y = torch.randint(0, 10, (50,), generator=g)
+    value = CoalitionValue(lambda *args: logits, torch.zeros(50, 1), y)
+    # Execute and assert: the first maximum (NaN first) as argmax picks it, and the mean as float64 gives it.
+    expected = (logits.contiguous().argmax(-1) == y).to(torch.float64).mean(1)
+    assert torch.equal(value._score(logits), expected)
+    assert torch.equal(value._score(logits.contiguous()), expected)
+
+
+def test_the_gate_gives_the_previous_formulas_values_bit_for_bit() -> None:
+    # Oracle: robust_agreement as written before (astype then divide in place; np.linalg.norm).
+    g = torch.Generator().manual_seed(3)
+    stacked = torch.randn(10, 6570, generator=g) * 0.01
+    stacked[4] *= -1.0
+    steps = [11, 7, 21, 9, 11, 23, 19, 10, 18, 18]
+    for st in (steps, None):
+        rows = stacked.numpy().astype(np.float64)
+        if st is not None:
+            rows /= np.maximum(np.asarray(st, dtype=np.float64), 1.0)[:, None]
+        ref = coordinate_median(rows)
+        ref_norm = math.sqrt(float(np.add.reduce(ref * ref)))
+        norms, dots = np.linalg.norm(rows, axis=1), rows @ ref
+        expected = {
+            i: d / (u * ref_norm) * min(u / ref_norm, ref_norm / u) ** 2 for i, (u, d) in enumerate(zip(norms, dots))
+        }
+        assert robust_agreement(stacked, st) == expected
+
+
+@pytest.fixture(scope="module")
+def scored_rounds() -> tuple[Coordinator, list[tuple]]:
+    """Real rounds of 10 MLP nodes (20 coalitions each), captured where the coordinator scores them."""
+    pool = NodePool.simulated(10, dataset="digits", partition="dirichlet", alpha=0.5, network="lan", seed=0)
+    coord = Coordinator(pool=pool, model="mlp")
+    coord.score_contributions("shapley")
+    seen, scorer = [], coord.scorer
+    coord.scorer = lambda *args: seen.append(args) or scorer(*args)  # type: ignore[func-returns-value]
+    coord.run(rounds=4, progress=False)
+    coord.scorer = scorer
+    return coord, seen
+
+
+def _one_by_one(coord: Coordinator, origin: torch.Tensor, deltas: torch.Tensor, samples: list[int]):  # type: ignore[no-untyped-def]
+    """v(S) of each coalition's FedAvg model built and evaluated on its own, on the scorer's validation rows."""
+    rows = validation_rows(len(coord.pool.y_test), len(coord.pool.y_test) // 2, coord.seed)
+    x, y = coord.pool.x_test[rows], coord.pool.y_test[rows]
+    cache: dict[frozenset[int], float] = {}
+
+    def v(members: frozenset[int]) -> float:
+        if members not in cache:
+            w = torch.tensor([s if i in members else 0 for i, s in enumerate(samples)], dtype=torch.float64)
+            model = origin + ((w / w.sum()).to(torch.float32) @ deltas if members else 0.0)
+            cache[members] = float((coord.trainer.logits(model, x).argmax(1) == y).to(torch.float64).mean())
+        return cache[members]
+
+    return v
+
+
+def test_a_rounds_shapley_values_are_those_of_each_coalition_model_on_its_own(scored_rounds) -> None:
+    # Oracle: the straightforward path: each coalition of the scorer's own seeded permutations built as
+    # FedAvg weights, evaluated one model at a time, marginal contributions summed in permutation order.
+    coord, seen = scored_rounds
+    for round_, origin, deltas, samples in seen:
+        v = _one_by_one(coord, origin, deltas, samples)
+        perms = coord.scorer._permutations(round_, len(samples))
+        phi = [0.0] * len(samples)
+        for p in perms:
+            members: frozenset[int] = frozenset()
+            for node in p:
+                phi[int(node)] += v(members | {int(node)}) - v(members)
+                members |= {int(node)}
+        expected = informative([x / len(perms) for x in phi])
+        assert coord.scorer(round_, origin, deltas, samples) == expected  # the same floats
+
+
+def test_leave_one_out_and_exact_values_are_those_of_each_coalition_model_on_its_own(scored_rounds) -> None:
+    coord, seen = scored_rounds
+    round_, origin, deltas, samples = seen[-1]
+    v = _one_by_one(coord, origin, deltas, samples)
+    value = coord.scorer.value
+    everyone = frozenset(range(10))
+    loo = LeaveOneOutScorer(value)(round_, origin, deltas, samples)
+    assert loo == informative([v(everyone) - v(everyone - {i}) for i in range(10)])
+    # Exact over the first 6 updates: all 64 coalitions, against the definition over all 720 orders.
+    six = samples[:6]
+    v6 = _one_by_one(coord, origin, deltas[:6], six)
+    got = ShapleyScorer(value, exact_up_to=6)(round_, origin, deltas[:6], six)
+    table = {frozenset(s): v6(frozenset(s)) for k in range(7) for s in itertools.combinations(range(6), k)}
+    assert got == pytest.approx(informative(_permutation_shapley(table, 6)), abs=1e-12)
+
+
+def test_a_round_of_70_updates_is_scored(round_inputs) -> None:
+    # More updates than an int64 bitmask holds: the sampled path keeps working and stays efficient.
+    coord, deltas, samples = round_inputs
+    g = torch.Generator().manual_seed(7)
+    many = 0.05 * torch.randn(70, coord.layout.size, generator=g)
+    counts = [int(c) for c in torch.randint(5, 50, (70,), generator=g)]
+    value = _value(coord, "accuracy")
+    phi = ShapleyScorer(value)(1, coord.weights, many, counts)
+    ends = value(
+        coord.weights, many, torch.tensor(counts, dtype=torch.float64), torch.tensor([[False] * 70, [True] * 70])
+    )
+    assert phi is not None and len(phi) == 70
+    assert sum(phi) == pytest.approx(float(ends[1] - ends[0]), abs=1e-9)

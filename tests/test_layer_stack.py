@@ -183,10 +183,12 @@ def test_samples_the_stack_does_not_take_fail_as_they_do_in_the_loop() -> None:
             (2, 7, 7),
         ),
         (nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(9, 3)), (1, 6, 6)),
+        (nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Flatten(), nn.Linear(6, 4), nn.Linear(4, 3)), (5,)),
+        (nn.Sequential(nn.Flatten(), nn.Linear(12, 3)), (3, 4)),
     ],
-    ids=["zoo-mlp", "zoo-cnn", "zoo-cnn-rgb", "ragged-pool", "pool-into-linear"],
+    ids=["zoo-mlp", "zoo-cnn", "zoo-cnn-rgb", "ragged-pool", "pool-into-linear", "linear-first", "one-linear"],
 )
-@pytest.mark.parametrize("k", [1, 20])
+@pytest.mark.parametrize("k", [1, 3, 20])
 def test_coalition_logits_equal_the_coalition_models_forward(model: nn.Module, shape: tuple[int, ...], k: int) -> None:
     # Prepare: N updates and K coalitions' coefficients, among them all zeros (the origin), a single
     # update at 1, the full FedAvg mean and random weights; the oracle builds each model's weights.

@@ -25,15 +25,14 @@ def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> d
     alone pays a scaled update in full and cannot see a zero one; the ratio takes both to ~0 (a 10x
     update gets 1/100) and leaves an honest update of typical size near its cosine.
     """
-    x = stacked.detach().cpu().numpy()
+    x = stacked.detach().cpu().numpy()  # numpy: no torch thread pool for [N, P] sums
     n = len(x)
     # Per local step, as FedNova normalises: a bigger shard's longer update is not "atypical".
     per = np.ones(n) if steps is None else np.maximum(np.asarray(steps, dtype=np.float64), 1.0)
-    if n <= NETWORK_UP_TO:  # a round's few rows: one float64 copy, the selection network on it
-        rows = x.astype(np.float64)  # numpy: no torch thread pool for [N, P] sums
-        rows /= per[:, None]
+    if n <= NETWORK_UP_TO:  # a round's few rows: one float64 pass, the selection network on it
+        rows = np.divide(x, per[:, None])
         reference = coordinate_median(rows)
-        norms, dots = np.linalg.norm(rows, axis=1), rows @ reference
+        norms, dots = _norms(rows), rows @ reference
     else:
         reference = _scaled_median(x, per)
         norms, dots = _norms_and_dots(x, per, reference)
@@ -48,6 +47,11 @@ def robust_agreement(stacked: torch.Tensor, steps: list[int] | None = None) -> d
     return out
 
 
+def _norms(rows: np.ndarray) -> np.ndarray:
+    """Each row's L2 norm: np.linalg.norm's sum of squares, less its copy of ``rows``."""
+    return np.sqrt(np.add.reduce(rows * rows, axis=1))
+
+
 def _scaled_median(x: np.ndarray, per: np.ndarray) -> np.ndarray:
     """The coordinate-wise median of ``x[i] / per[i]`` in float64, for many rows.
 
@@ -57,9 +61,7 @@ def _scaled_median(x: np.ndarray, per: np.ndarray) -> np.ndarray:
     values the float64 rows would give, as float64(v) / s is monotonic in v.
     """
     if not np.all(per == per[0]):
-        rows = x.astype(np.float64)
-        rows /= per[:, None]
-        return coordinate_median(rows)
+        return coordinate_median(np.divide(x, per[:, None]))
     lo, hi = _middle(x)
     s = per[0]
     if lo is hi:
@@ -74,9 +76,8 @@ def _norms_and_dots(x: np.ndarray, per: np.ndarray, reference: np.ndarray) -> tu
     norms, dots = np.empty(n), np.empty(n)
     step = max(1, _BLOCK_VALUES // max(size, 1))
     for i in range(0, n, step):
-        block = x[i : i + step].astype(np.float64)
-        block /= per[i : i + step, None]
-        norms[i : i + step] = np.linalg.norm(block, axis=1)
+        block = np.divide(x[i : i + step], per[i : i + step, None])
+        norms[i : i + step] = _norms(block)
         dots[i : i + step] = block @ reference
     return norms, dots
 

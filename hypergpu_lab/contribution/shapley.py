@@ -23,6 +23,7 @@ and gives a harmful update a negative value (sign flips, scaled and noisy update
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -62,17 +63,38 @@ def informative(values: list[float]) -> list[float] | None:
     return values if any(v > 0 for v in values) else None
 
 
-def _prefix_masks(perms: list[np.ndarray], n: int) -> tuple[torch.Tensor, dict[int, int]]:
-    """Masks [K, n] of the empty and full coalitions (rows 0, 1), then every permutation's proper prefixes
-    once each; and coalition bitmask -> row."""
-    rows: dict[int, int] = {0: 0, (1 << n) - 1: 1}
-    for p in perms:
-        m = 0
-        for node in p[:-1]:
-            m |= 1 << int(node)
-            rows.setdefault(m, len(rows))
-    keys = np.array(list(rows), dtype=np.int64)
-    return torch.from_numpy((keys[:, None] >> np.arange(n)) & 1).bool(), rows
+def _prefix_masks(perms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks [K, n] of the empty and full coalitions (rows 0, 1), then every permutation's proper prefixes once
+    each, in order of first appearance; and the row of each permutation's first j nodes, j = 0..n [P, n + 1]."""
+    p, n = perms.shape
+    owner, size, rows = _prefix_layout(p, n)
+    rank = np.argsort(perms, axis=1)  # rank[q, node]: the node's place in permutation q (a permutation's inverse)
+    every = rank[owner] < size[:, None]  # row r holds the first size[r] nodes of permutation owner[r]
+    if p <= 2:  # one antithetic pair (the default): no mask repeats, see _prefix_layout
+        return every, rows
+    packed = np.packbits(every, axis=1)
+    _, first, inverse = np.unique(packed.view(f"V{packed.shape[1]}").ravel(), return_index=True, return_inverse=True)
+    order = np.argsort(first)  # distinct masks in order of first appearance
+    place = np.empty_like(order)
+    place[order] = np.arange(len(order))
+    return every[first[order]], place[inverse.ravel()][rows]
+
+
+@functools.lru_cache(maxsize=64)
+def _prefix_layout(p: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of :func:`_prefix_masks` before repeats are merged: the empty and full coalitions, then each of
+    the ``p`` permutations' first 1..n-1 nodes. Per row: its permutation and its size; and the row of each
+    permutation's first j nodes [p, n + 1]. With one antithetic pair no two rows are equal: a prefix of a
+    permutation holds its first node and no prefix of the reverse does, and one permutation's prefixes
+    differ in size. Read-only: shared by every round with this shape."""
+    owner = np.concatenate([[0, 0], np.repeat(np.arange(p), n - 1)])
+    size = np.concatenate([[0, n], np.tile(np.arange(1, n), p)])
+    rows = np.empty((p, n + 1), dtype=np.int64)
+    rows[:, 0], rows[:, n] = 0, 1
+    rows[:, 1:n] = 2 + np.arange(p * (n - 1)).reshape(p, n - 1)
+    for a in (owner, size, rows):
+        a.flags.writeable = False
+    return owner, size, rows
 
 
 class ShapleyScorer:
@@ -105,13 +127,13 @@ class ShapleyScorer:
         metric exactly unchanged could stop, so the check is made on that one call, as before.
         """
         n = len(samples)
-        weights = torch.tensor(samples, dtype=torch.float64)
+        weights = np.asarray(samples, dtype=np.float64)
         exact = n <= self.exact_up_to
         if exact:
             masks = _masks(n)
         else:
             perms = self._permutations(round_, n)
-            masks, rows = _prefix_masks(perms, n)
+            masks, rows = _prefix_masks(perms)
         if self.round_tolerance > 0 and self._moved_within_tolerance(origin, deltas, weights):
             return None
         values = self.value(origin, deltas, weights, masks)
@@ -119,36 +141,31 @@ class ShapleyScorer:
             if abs(float(values[-1] - values[0])) <= self.round_tolerance:
                 return None
             return informative(exact_shapley(values, n))
-        v = values.tolist()
+        v = values.numpy()
         if abs(v[1] - v[0]) <= self.round_tolerance:
             return None
-        phi = [0.0] * n
-        for p in perms:
-            m, before = 0, v[0]
-            for node in p:
-                m |= 1 << int(node)
-                after = v[rows[m]]
-                phi[int(node)] += after - before
-                before = after
-        return informative([x / len(perms) for x in phi])
+        phi = np.zeros(n)
+        for perm, chain in zip(perms, v[rows]):  # each node's marginal contributions, summed in permutation order
+            phi[perm] += np.diff(chain)
+        return informative((phi / len(perms)).tolist())
 
-    def _moved_within_tolerance(self, origin: torch.Tensor, deltas: torch.Tensor, weights: torch.Tensor) -> bool:
+    def _moved_within_tolerance(self, origin: torch.Tensor, deltas: torch.Tensor, weights: np.ndarray) -> bool:
         """GTG's between-round truncation: |v(full) - v(empty)| <= round_tolerance, from two coalition models.
 
         The full coalition is passed as its one FedAvg update, so the call's first layer costs two
         evaluations, not one per update (``Trainer.coalition_logits``)."""
-        full = ((weights / weights.sum()).to(deltas.dtype) @ deltas).unsqueeze(0)
+        full = (torch.from_numpy(weights / weights.sum()).to(deltas.dtype) @ deltas).unsqueeze(0)
         ends = self.value(origin, full, torch.ones(1, dtype=torch.float64), torch.tensor([[False], [True]]))
         return abs(float(ends[1] - ends[0])) <= self.round_tolerance
 
-    def _permutations(self, round_: int, n: int) -> list[np.ndarray]:
-        """Seeded by (seed, round), in antithetic pairs: a permutation and its reverse."""
+    def _permutations(self, round_: int, n: int) -> np.ndarray:
+        """Seeded by (seed, round), in antithetic pairs: a permutation and its reverse [P, n]."""
         rng = stream(self.seed, _TAG, round_)
         perms = []
         for _ in range(max(1, self.permutations // 2)):
             p = rng.permutation(n)
             perms += [p, p[::-1]]
-        return perms
+        return np.stack(perms)
 
 
 class LeaveOneOutScorer:
