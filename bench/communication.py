@@ -92,6 +92,26 @@ PACKET_VARIANTS: dict[str, dict[str, Any]] = {
         "download_compression": "topk",
         "download_compression_options": {"ratio": 0.05, "sign": True},
     },
+    # The same codecs with their positions entropy-coded (``coding``: QSGD's nonzeros as Elias-gamma gaps, signs
+    # and levels as in its paper, or gaps Golomb-Rice coded; top-k's indices as gaps): same values, fewer packets.
+    "FedAvg + QSGD s=2 up, top-5% signs down (EF), Elias-coded (QSGD's paper)": {
+        "compression": "qsgd",
+        "compression_options": {"levels": 2, "coding": "elias"},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True, "coding": "elias"},
+    },
+    "FedAvg + QSGD s=2 up, top-5% signs down (EF), Rice-coded gaps": {
+        "compression": "qsgd",
+        "compression_options": {"levels": 2, "coding": "rice"},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True, "coding": "rice"},
+    },
+    "FedAvg + top-10% signs up, top-5% signs down (EF both), Rice-coded gaps": {
+        "compression": "topk",
+        "compression_options": {"ratio": 0.1, "sign": True, "coding": "rice"},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True, "coding": "rice"},
+    },
     "per-link choice, 1000 s target (never compresses: like-for-like baseline)": {"per_link": 1000.0},
     "per-link choice, 0.5 s target": {"per_link": 0.5},
     "per-link choice, 0.5 s target, top-5% signs down (EF)": {
