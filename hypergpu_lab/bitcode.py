@@ -207,10 +207,11 @@ class Reader:
     def fields(self, rows: np.ndarray, widths: np.ndarray) -> np.ndarray:
         """Fields of the given widths (MSB first), each row's in order from its cursor: uint64 values."""
         widths = np.asarray(widths, dtype=np.int64)
-        per_row = np.bincount(rows, weights=widths, minlength=self.k).astype(np.int64)
-        at = np.cumsum(widths) - widths
-        at += self.cursor[rows] - (np.cumsum(per_row) - per_row)[rows]
-        self.cursor += per_row
+        done = np.cumsum(widths)
+        before = _take0(done, _row_ends(rows, self.k))  # the section's bits before each row, and in all
+        at = done - widths
+        at += (self.cursor - before[:-1])[rows]
+        self.cursor += np.diff(before)
         if (self.cursor > self.end).any():
             raise ValueError("a message ends inside its fields: truncated or not this codec's")
         return self._read(at, widths)

@@ -444,19 +444,22 @@ def _gap_sections(rows: np.ndarray, pos: np.ndarray, k: int, coding: str) -> lis
 
 
 def _read_positions(reader: bitcode.Reader, counts: np.ndarray, coding: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The inverse of :func:`_gap_sections`: (rows, positions) of ``counts[r]`` gaps per message."""
+    """The inverse of :func:`_gap_sections`: (rows, flat positions ``row * n + position``) of ``counts[r]``
+    gaps per message."""
     if coding == "elias":
         rows, gaps = reader.gamma(counts)
     else:
         param = reader.runs(np.ones(reader.k, dtype=np.int64), np.full(reader.k, _RICE_BITS)).astype(np.int64)
         rows, gaps = reader.rice(counts, param)
         gaps += np.uint64(1)
-    gaps = gaps.astype(np.int64)
-    per_row = np.bincount(rows, weights=gaps, minlength=reader.k).astype(np.int64)
-    pos = np.cumsum(gaps) - (np.cumsum(per_row) - per_row)[rows] - 1  # each row's running sum, from -1
-    if len(pos) and (pos.min() < 0 or pos.max() >= n):
-        raise ValueError(f"a position outside 0..{n - 1}: the message is not this codec's")
-    return rows, pos
+    flat = np.cumsum(gaps.astype(np.int64))  # running sum over all rows ...
+    before = np.concatenate([[0], flat[np.cumsum(counts) - 1]]) if len(flat) else np.zeros(len(counts) + 1, np.int64)
+    before[1:][counts == 0] = 0
+    before = np.maximum.accumulate(before)  # ... before each row
+    if (np.diff(before) > n).any():  # gaps are >= 1, so only a row's last position can pass n - 1
+        raise ValueError(f"a position past {n - 1}: the message is not this codec's")
+    flat += (np.arange(len(counts)) * n - before[:-1] - 1)[rows]
+    return rows, flat
 
 
 def _encode_coded(
@@ -500,19 +503,20 @@ def _decode_coded(wire: list[dict[str, np.ndarray]], spec: CompressionSpec, out:
     if spec.kind == "topk":
         reader = bitcode.Reader([w["index"] for w in wire])
         m = _topk_count(spec.ratio, n)
-        _, pos = _read_positions(reader, np.full(k, m), spec.coding, n)
+        _, flat = _read_positions(reader, np.full(k, m), spec.coding, n)
+        index = flat.reshape(k, m) - (np.arange(k) * n)[:, None]
         arrays = {name: np.stack([w[name] for w in wire]) for name in wire[0] if name != "index"}
-        _decode_stack("topk", {"index": pos.reshape(k, m), **arrays}, spec, out)
+        _decode_stack("topk", {"index": index, **arrays}, spec, out)
         return
     s = spec.levels
     reader = bitcode.Reader([w["stream"] for w in wire])
     counts = reader.gamma(np.ones(k, dtype=np.int64))[1].astype(np.int64) - 1
-    rows, pos = _read_positions(reader, counts, spec.coding, n)
+    rows, flat = _read_positions(reader, counts, spec.coding, n)
     negative = reader.runs(counts, np.ones(k, dtype=np.int64)).view(bool)
     level = reader.gamma(counts)[1].astype(np.float32) if s > 1 else np.ones(len(rows), dtype=np.float32)
     out[...] = 0
     np.negative(level, out=level, where=negative)
-    out.reshape(-1)[rows * n + pos] = level
+    out.reshape(-1)[flat] = level
     _qsgd_scale(out, np.stack([w["norm"] for w in wire]), s, spec.bucket)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -96,6 +97,16 @@ def test_a_truncated_message_is_refused() -> None:
     (message,) = bitcode.write(1, bitcode.gamma(rows, np.full(20, 1000)))
     with pytest.raises(ValueError, match="ends inside"):
         bitcode.Reader([message[:-2]]).gamma(np.array([20]))
+
+
+def test_a_message_decoded_at_the_wrong_size_is_refused() -> None:
+    """The last of 10 positions of 1000 read as positions of 500: past the end, refused, not written elsewhere."""
+    v = np.zeros(1000, dtype=np.float32)
+    v[990:] = 1
+    spec = CompressionSpec("topk", ratio=0.01, coding="rice")
+    enc = encode(v, spec)
+    with pytest.raises(ValueError, match="position past 499"):
+        decode(dataclasses.replace(enc, size=500), CompressionSpec("topk", ratio=0.02, coding="rice"))
 
 
 # -- the codecs with coding on ------------------------------------------------------------------------
