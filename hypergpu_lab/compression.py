@@ -39,7 +39,7 @@ coding      a message's bit stream (each padded to a byte; the float32 norms, va
 ``elias``   qsgd: gamma(m + 1) nonzeros; m gaps, Elias-gamma; m sign bits; m levels, Elias-gamma
             (none at s = 1, where every nonzero level is 1). topk: its m gaps, Elias-gamma
 ``rice``    the same with the gaps Golomb-Rice coded, ``g - 1`` with the message's best parameter
-            (5 bits, sent first): fewer bits than gamma for the near-geometric gaps of a sparse update
+            (5 bits, before the gaps): fewer bits than gamma for the near-geometric gaps of a sparse update
 ==========  ==========================================================================================
 """
 
