@@ -14,15 +14,19 @@ Workloads (digits, 3 seeds, virtual time throughout):
 * the same on ``wan`` and ``hospitals`` under per-packet loss (``loss_unit="packet"``: 1500-byte
   packets each lost with the profile's probability, only the lost ones resent after the timeout),
   where a big message needs more retransmission rounds than a small one; its bound also sends every
-  message as one packet; extra rows there: QSGD s=2 or top-10% signs up with top-5% signs down, and the per-link
-  choice priced with packet loss, over a longer horizon (``PACKET_ROUNDS``). The rows above keep the default
-  per-message model;
+  message as one packet; extra rows there: QSGD s=2 or top-10% signs up with top-5% signs down (fixed widths, or
+  with entropy-coded positions: ``coding`` elias or rice), and the per-link choice priced with packet loss,
+  over a longer horizon (``PACKET_ROUNDS``). The rows above keep the default per-message model;
 * bytes per round, from the encoded updates (``RoundReport.bytes_moved``: downloads + uploads,
   retries counted), per upload and per download (``NodeRecord.upload_bytes``, ``download_bytes``);
 * FedNova and SCAFFOLD against FedAvg on a Dirichlet(0.1) split with the adaptive batch policy on
   (nodes take different numbers of local steps): accuracy after a fixed number of rounds;
 * the wall time of compression (encode + decode, ``UpdateCompressor.wall_s``) as a share of the
   round's wall time with 100 nodes per round.
+
+``downlink_sweep`` (the downlink ratio of the entropy-coded setting, on any seeds) and ``download_what_if``
+(packets per download, and the time if every download were one packet) are called by hand; the commands
+are in BENCHMARKS.md.
 
 ``QUICK=1`` in the environment runs one seed and fewer rounds (a smoke test, not for the table).
 ``python -m bench.communication share [OLDER_CHECKOUT]`` prints only the compression share table
@@ -46,6 +50,7 @@ import torch
 
 from hypergpu_lab import Coordinator, NodePool
 from hypergpu_lab.adaptation import AdaptivePolicy, build_scenario
+from hypergpu_lab.broadcast import Broadcast
 from hypergpu_lab.network import LinkProfile
 from hypergpu_lab.planning import UniformPolicy
 
@@ -92,6 +97,32 @@ PACKET_VARIANTS: dict[str, dict[str, Any]] = {
         "download_compression": "topk",
         "download_compression_options": {"ratio": 0.05, "sign": True},
     },
+    # The same codecs with their positions entropy-coded (``coding``: QSGD's nonzeros as Elias-gamma gaps, signs
+    # and levels as in its paper, or gaps Golomb-Rice coded; top-k's indices as gaps): same values, fewer packets.
+    "FedAvg + QSGD s=2 up, top-5% signs down (EF), Elias-coded (QSGD's paper)": {
+        "compression": "qsgd",
+        "compression_options": {"levels": 2, "coding": "elias"},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True, "coding": "elias"},
+    },
+    "FedAvg + QSGD s=2 up, top-5% signs down (EF), Rice-coded gaps": {
+        "compression": "qsgd",
+        "compression_options": {"levels": 2, "coding": "rice"},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True, "coding": "rice"},
+    },
+    "FedAvg + QSGD s=2 up, top-4.5% signs down (EF), Rice-coded gaps": {
+        "compression": "qsgd",
+        "compression_options": {"levels": 2, "coding": "rice"},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.045, "sign": True, "coding": "rice"},
+    },
+    "FedAvg + top-10% signs up, top-5% signs down (EF both), Rice-coded gaps": {
+        "compression": "topk",
+        "compression_options": {"ratio": 0.1, "sign": True, "coding": "rice"},
+        "download_compression": "topk",
+        "download_compression_options": {"ratio": 0.05, "sign": True, "coding": "rice"},
+    },
     "per-link choice, 1000 s target (never compresses: like-for-like baseline)": {"per_link": 1000.0},
     "per-link choice, 0.5 s target": {"per_link": 0.5},
     "per-link choice, 0.5 s target, top-5% signs down (EF)": {
@@ -100,6 +131,7 @@ PACKET_VARIANTS: dict[str, dict[str, Any]] = {
         "download_compression_options": {"ratio": 0.05, "sign": True},
     },
 }
+BEST_PACKET = "FedAvg + QSGD s=2 up, top-4.5% signs down (EF), Rice-coded gaps"
 # Compressed settings need more rounds to reach a final accuracy near float32's: the per-packet tables run
 # longer, every row (float32 included) over the same horizon. Time to 90% is the first round at 90%, so the
 # horizon changes only the final accuracy column (and the per-round means).
@@ -125,9 +157,15 @@ def _policy(seed: int, target_s: float | None) -> Any:
 
 
 def time_to_accuracy(
-    scenario: str, variant: str, seed: int, loss_unit: str = "message", rounds: int | None = None
+    scenario: str,
+    variant: str,
+    seed: int,
+    loss_unit: str = "message",
+    rounds: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    opts = dict({**VARIANTS, **PACKET_VARIANTS}[variant])
+    """One run of a named variant (or of ``options``, then ``variant`` is only its name)."""
+    opts = dict({**VARIANTS, **PACKET_VARIANTS}[variant] if options is None else options)
     per_link = opts.pop("per_link", None)
     free_bytes = opts.pop("free_bytes", False)
     if scenario == SLOW:
@@ -151,6 +189,7 @@ def time_to_accuracy(
     last = [r["test_accuracy"] for r in list(history)[-3:]]
     uploads = [rec.upload_bytes for _, rec in coord.history.node_records if rec.upload_bytes is not None]
     downloads = [rec.download_bytes for _, rec in coord.history.node_records]
+    mtu = pool.network.retry.mtu_bytes
     levels = [rec.compression or "none" for _, rec in coord.history.node_records if rec.upload_bytes is not None]
     # Where a node's round time goes: the transfers are the only part compression shortens.
     sent = [rec for _, rec in coord.history.node_records if rec.arrival is not None]
@@ -166,6 +205,7 @@ def time_to_accuracy(
         "model_bytes": coord.layout.nbytes,
         "levels": {lv: levels.count(lv) for lv in sorted(set(levels))},
         "upload_share": upload_share,
+        "download_packets": [-(-b // mtu) for b in downloads],  # as first sent, before any retry
     }
 
 
@@ -225,6 +265,55 @@ def packet_tables() -> list[str]:
     return time_table("wan", "packet") + time_table("hospitals", "packet")
 
 
+def downlink_sweep(
+    ratios: tuple[float, ...] = (0.03, 0.035, 0.04, 0.045, 0.05), seeds: tuple[int, ...] = SEEDS, scenario: str = "wan"
+) -> list[str]:
+    """QSGD s=2 up with top-r signs down, both Rice-coded, per downlink ratio r, under per-packet loss over
+    ``PACKET_ROUNDS``: mean time to 90% over ``seeds`` and the speed-up over float32's on the same seeds."""
+
+    def row(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+        runs = [time_to_accuracy(scenario, name, s, "packet", PACKET_ROUNDS, options) for s in seeds]
+        hits = [r["time"] for r in runs if r["time"] is not None]
+        final = statistics.mean(r["final"] for r in runs)
+        return {"time": statistics.mean(hits) if len(hits) == len(runs) else None, "final": final}
+
+    base = row("FedAvg, float32 (baseline)", None)
+    lines = [f"{scenario}, seeds {list(seeds)}: float32 {base['time']:.2f} s, final {base['final']:.3f}"]
+    for r in ratios:
+        down = {"ratio": r, "sign": True, "coding": "rice"}
+        options = {
+            "compression": "qsgd",
+            "compression_options": {"levels": 2, "coding": "rice"},
+            "download_compression": "topk",
+            "download_compression_options": down,
+        }
+        got = row(f"top-{r:.1%} signs down", options)
+        speed = f"{base['time'] / got['time']:.2f}x" if got["time"] else "-"
+        t = f"{got['time']:.2f} s" if got["time"] else "not reached on every seed"
+        lines.append(f"top-{r * 100:g}% signs down: {t}, {speed}, final {got['final']:.3f}")
+    return lines
+
+
+def download_what_if(variant: str = BEST_PACKET, seeds: tuple[int, ...] = SEEDS, scenario: str = "wan") -> list[str]:
+    """Packets per download of ``variant`` under per-packet loss (``ROUNDS`` rounds), and its time to 90% if no
+    download took more than one packet: a what-if for a compressed catch-up (no codec here does that)."""
+    runs = [time_to_accuracy(scenario, variant, s, "packet") for s in seeds]
+    packets = [p for r in runs for p in r["download_packets"]]
+    share = {p: packets.count(p) / len(packets) for p in sorted(set(packets))}
+    missed = Broadcast.download_bytes
+    try:  # every node's catch-up priced at one packet at most
+        Broadcast.download_bytes = lambda self, node: min(missed(self, node), 1500)  # type: ignore[method-assign]  # the MTU
+        capped = [time_to_accuracy(scenario, variant, s, "packet")["time"] for s in seeds]
+    finally:
+        Broadcast.download_bytes = missed  # type: ignore[method-assign]
+    as_built = statistics.mean(r["time"] for r in runs)
+    return [
+        f"{variant}, {scenario}, seeds {list(seeds)}, {ROUNDS} rounds: time to 90% {as_built:.2f} s",
+        "packets per download: " + ", ".join(f"{p}: {v:.1%}" for p, v in share.items()),
+        f"every download at most one packet (what-if): {statistics.mean(capped):.2f} s",
+    ]
+
+
 def heterogeneity(strategy: str, seed: int, rounds: int, momentum: float, epochs: int) -> tuple[float, list[int]]:
     """Accuracy after ``rounds`` on Dirichlet(0.1), adaptive batch sizes (uneven local steps), and the
     local steps of every update trained (ceil(samples / batch) x epochs)."""
@@ -244,7 +333,9 @@ def heterogeneity(strategy: str, seed: int, rounds: int, momentum: float, epochs
     return coord.evaluate()[0], steps
 
 
-def compression_share(kind: str, options: dict[str, Any], down: str = "none", rounds: int = 5) -> dict[str, float]:
+def compression_share(
+    kind: str, options: dict[str, Any], down: str = "none", down_options: dict[str, Any] | None = None, rounds: int = 5
+) -> dict[str, float]:
     """Encode + decode wall time (uploads, and the broadcast when ``down`` compresses it) over round wall
     time, 100 nodes per round (after one warm-up round); ``kind`` "none" times the uncompressed round."""
     pool = NodePool.simulated(100, dataset="digits", partition="iid", network="mixed", seed=0)
@@ -255,6 +346,7 @@ def compression_share(kind: str, options: dict[str, Any], down: str = "none", ro
         compression=kind,
         compression_options=options,
         download_compression=down,
+        download_compression_options=down_options or {},
     )
     coord.step()
 
@@ -274,10 +366,21 @@ SHARE_CASES = (
     ("top-1% with EF", "topk", {"ratio": 0.01}, "none"),
     ("sign with EF", "sign", {}, "none"),
     ("int8 up, int8 down", "int8", {}, "int8"),
+    # entropy-coded positions (coding), beside the same codec with fixed widths
+    ("qsgd s=2", "qsgd", {"levels": 2}, "none"),
+    ("qsgd s=2, Rice-coded", "qsgd", {"levels": 2, "coding": "rice"}, "none"),
+    ("qsgd s=2, Elias-coded", "qsgd", {"levels": 2, "coding": "elias"}, "none"),
+    ("top-10% signs, Rice-coded", "topk", {"ratio": 0.1, "sign": True, "coding": "rice"}, "none"),
+    (
+        "qsgd s=2 up, top-4.5% signs down, Rice-coded",
+        "qsgd",
+        {"levels": 2, "coding": "rice"},
+        ("topk", {"ratio": 0.045, "sign": True, "coding": "rice"}),
+    ),
 )
 
 
-def _share_run(root: str, kind: str, opts: dict[str, Any], down: str) -> dict[str, float]:
+def _share_run(root: str, kind: str, opts: dict[str, Any], down: str | tuple[str, dict[str, Any]]) -> dict[str, float]:
     """One :func:`compression_share` in a fresh process on the code under ``root`` (this checkout, or an
     older one to compare against), with the 1-minute load just after it."""
     code = (
@@ -288,7 +391,7 @@ def _share_run(root: str, kind: str, opts: dict[str, Any], down: str) -> dict[st
     )
     env = {**os.environ, "PYTHONPATH": root}
     out = subprocess.run(
-        [sys.executable, "-c", code, json.dumps([kind, opts, down])],
+        [sys.executable, "-c", code, json.dumps([kind, opts, *((down,) if isinstance(down, str) else down)])],
         cwd=root,
         env=env,
         capture_output=True,
@@ -298,18 +401,22 @@ def _share_run(root: str, kind: str, opts: dict[str, Any], down: str) -> dict[st
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "load": float(_load().split(",")[0])}
 
 
-def share_table(repeats: int = 3, against: str | None = None) -> list[str]:
+def share_table(repeats: int = 3, against: str | None = None, only: tuple[str, ...] = ()) -> list[str]:
     """The share of compression in the round, each codec's run alternating with the uncompressed one.
 
     ``against``: the root of an older checkout (``git archive COMMIT | tar -x -C DIR``), run right after
-    this checkout's run of each case, so before and after see the same machine load.
+    this checkout's run of each case, so before and after see the same machine load. ``only``: the labels
+    of the cases to run (all when empty; "uncompressed" always runs).
     """
     here = str(Path(__file__).resolve().parent.parent)
     trees = {"": here} if against is None else {"": here, " (before)": against}
     runs: dict[str, list[dict[str, float]]] = {}
     for _ in range(1 if QUICK else repeats):
         for label, kind, opts, down in SHARE_CASES:
-            for tag, root in trees.items() if kind != "none" else [("", here)]:
+            if only and label not in only and kind != "none":
+                continue
+            coded = "coding" in opts or not isinstance(down, str)  # an older checkout may not have these options
+            for tag, root in trees.items() if kind != "none" and not coded else [("", here)]:
                 runs.setdefault(label + tag, []).append(_share_run(root, kind, opts, down))
     lines = [
         f"### Compression wall time per round, 100 nodes per round, digits {MODEL.upper()} "

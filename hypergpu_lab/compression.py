@@ -25,6 +25,22 @@ Error feedback (EF, Seide et al. 2014; Karimireddy et al. 2019) makes the biased
 (``topk``, ``sign``) converge: a node adds what it failed to send last time to this update before
 encoding, and keeps what it fails to send now: ``v = delta + e``; ``send C(v)``; ``e = v - C(v)``.
 The residual ``e`` lives on the node, one per node, and is part of every checkpoint.
+
+Coding (``coding``, QSGD and top-k only; default ``fixed``, the widths above): ``elias`` or ``rice``
+send the nonzero positions as gaps to the previous one in variable-length codes instead (QSGD as its
+paper's "Elias coding", Alistarh et al. 2017 Sec. 3.2: per nonzero its gap, sign bit and level; see
+:mod:`~hypergpu_lab.bitcode`). Only the wire format changes: the same values are chosen (same
+stochastic rounding), and the decoding equals the fixed-width one bit for bit.
+
+==========  ==========================================================================================
+coding      a message's bit stream (each padded to a byte; the float32 norms, values, scale and
+            sign bits of the fixed format stay as they are beside it, except QSGD's signs)
+==========  ==========================================================================================
+``elias``   qsgd: gamma(m + 1) nonzeros; m gaps, Elias-gamma; m sign bits; m levels, Elias-gamma
+            (none at s = 1, where every nonzero level is 1). topk: its m gaps, Elias-gamma
+``rice``    the same with the gaps Golomb-Rice coded, ``g - 1`` with the message's best parameter
+            (5 bits, before the gaps): fewer bits than gamma for the near-geometric gaps of a sparse update
+==========  ==========================================================================================
 """
 
 from __future__ import annotations
@@ -40,13 +56,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import checks
+from . import bitcode, checks
 from .errors import ConfigError
 from .streams import stream
 
 log = logging.getLogger(__name__)
 
 KINDS = ("none", "int8", "qsgd", "topk", "sign")
+CODINGS = ("fixed", "elias", "rice")  # how qsgd and topk write positions (see the module docstring)
 _BLOCK_VALUES = 1 << 17  # values per block of rows the stacked codecs work on (512 KiB of float32)
 _QSGD_TAG = 0x5153_4744  # "QSGD": stream tag of the stochastic rounding (see streams.py)
 
@@ -69,6 +86,9 @@ class CompressionSpec:
         ``topk``: send only the signs of the kept values and one scale.
     error_feedback
         Keep and re-send the residual; None means on for the biased codecs (topk, sign).
+    coding
+        ``qsgd`` and ``topk``: ``fixed`` widths, or the positions as ``elias`` (gamma) or ``rice``
+        coded gaps (module docstring); the same decoded values, fewer bytes for sparse messages.
     """
 
     kind: str = "none"
@@ -77,6 +97,7 @@ class CompressionSpec:
     ratio: float = 0.01
     sign: bool = False
     error_feedback: bool | None = None
+    coding: str = "fixed"
 
     def __post_init__(self) -> None:
         checks.choice("train.compression", self.kind, KINDS)
@@ -86,6 +107,9 @@ class CompressionSpec:
         object.__setattr__(self, "ratio", checks.number(p + "ratio", self.ratio, 0, 1, open_low=True))
         checks.boolean(p + "sign", self.sign)
         checks.optional(checks.boolean, p + "error_feedback", self.error_feedback)
+        checks.choice(p + "coding", self.coding, CODINGS)
+        if self.coding != "fixed" and self.kind not in ("qsgd", "topk"):
+            raise ConfigError(p + "coding", self.coding, "fixed (only qsgd and topk have a variable-length coding)")
 
     @classmethod
     def build(
@@ -97,7 +121,12 @@ class CompressionSpec:
         """
         options = checks.mapping_of_str(field + "_options", options or {})
         checks.choice(field, kind, KINDS)
-        used = {"none": (), "int8": ("bucket",), "qsgd": ("levels", "bucket"), "topk": ("ratio", "sign")}
+        used = {
+            "none": (),
+            "int8": ("bucket",),
+            "qsgd": ("levels", "bucket", "coding"),
+            "topk": ("ratio", "sign", "coding"),
+        }
         accepted = used.get(kind, ()) + (("error_feedback",) if kind != "none" else ())
         if unknown := sorted(set(options) - set(accepted)):
             raise ConfigError(
@@ -119,11 +148,13 @@ class CompressionSpec:
 
     @property
     def label(self) -> str:
-        """A short name for reports: ``int8``, ``qsgd-s16``, ``topk-1%``, ``topk-1%-sign``, ``sign``."""
+        """A short name for reports: ``int8``, ``qsgd-s16``, ``topk-1%``, ``topk-1%-sign``, ``sign``; a
+        coding other than fixed is appended (``qsgd-s2-rice``)."""
+        coded = "" if self.coding == "fixed" else f"-{self.coding}"
         if self.kind == "qsgd":
-            return f"qsgd-s{self.levels}"
+            return f"qsgd-s{self.levels}{coded}"
         if self.kind == "topk":
-            return f"topk-{self.ratio * 100:g}%" + ("-sign" if self.sign else "")
+            return f"topk-{self.ratio * 100:g}%" + ("-sign" if self.sign else "") + coded
         return self.kind
 
 
@@ -261,13 +292,18 @@ def encode_many(
     each Encoded holds row views of the stack's arrays, so ``nbytes`` is row i's share.
     """
     v = np.ascontiguousarray(v, dtype=np.float32)
+    if spec.coding != "fixed":
+        return [Encoded(spec.kind, v.shape[1], w) for w in _encode_coded(v, spec, rng_for)]
     return _rows(spec.kind, v.shape[1], _encode_stack(v, spec, rng_for))
 
 
 def decode_many(encs: list[Encoded], spec: CompressionSpec) -> np.ndarray:
     """The float32 [K, P] updates the server reconstructs from ``encs`` (one codec, one size)."""
-    arrays = {name: np.stack([e.arrays[name] for e in encs]) for name in encs[0].arrays}
     out = np.empty((len(encs), encs[0].size), dtype=np.float32)
+    if spec.coding != "fixed":
+        _decode_coded([e.arrays for e in encs], spec, out)
+        return out
+    arrays = {name: np.stack([e.arrays[name] for e in encs]) for name in encs[0].arrays}
     _decode_stack(encs[0].kind, arrays, spec, out)
     return out
 
@@ -307,7 +343,16 @@ def _encode_stack(
 def _encode_qsgd(
     v: np.ndarray, s: int, bucket: int, rng_for: Callable[[int], np.random.Generator]
 ) -> dict[str, np.ndarray]:
-    """QSGD's norms and bit planes; in-place passes over a few bucket-shaped buffers (the stack stays in cache)."""
+    """QSGD's norms and bit planes."""
+    norm, codes = _qsgd_codes(v, s, bucket, rng_for)
+    return {"norm": norm, "codes": pack_bits(codes, qsgd_bits(s))}
+
+
+def _qsgd_codes(
+    v: np.ndarray, s: int, bucket: int, rng_for: Callable[[int], np.random.Generator]
+) -> tuple[np.ndarray, np.ndarray]:
+    """QSGD's norms [K, buckets] and codes ``s + sign x level`` [K, P]; in-place passes over a few
+    bucket-shaped buffers (the stack stays in cache)."""
     k, n = v.shape
     b = _buckets(v, bucket)
     b64 = b.astype(np.float64)  # cast once: einsum's own cast per buffer costs 40% more, for the same sums
@@ -324,15 +369,13 @@ def _encode_qsgd(
     np.minimum(level, s, out=level)
     np.copysign(level, b, out=level)
     level += s  # the code: s + sign x level, in 0..2s
-    bits = qsgd_bits(s)
-    codes = level.reshape(k, -1)[:, :n].astype(_code_type(bits))
-    return {"norm": norm, "codes": pack_bits(codes, bits)}
+    return norm, level.reshape(k, -1)[:, :n].astype(_code_type(qsgd_bits(s)))
 
 
 def _encode_topk(v: np.ndarray, spec: CompressionSpec) -> dict[str, np.ndarray]:
     """Top-k's sorted indices and values (or signs and a scale)."""
     k, n = v.shape
-    m = max(1, math.ceil(spec.ratio * n))
+    m = _topk_count(spec.ratio, n)
     idx = top_indices(np.abs(v), m) if m < n else np.broadcast_to(np.arange(n), (k, n))
     kept = np.take_along_axis(v, idx, axis=1)
     idx = idx.astype(np.uint16 if n <= 65536 else np.uint32)
@@ -350,13 +393,9 @@ def _decode_stack(kind: str, arrays: dict[str, np.ndarray], spec: CompressionSpe
     elif kind == "int8":
         np.multiply(arrays["codes"], np.repeat(arrays["scale"], spec.bucket, axis=1)[:, :n], out=out)
     elif kind == "qsgd":
-        s, bucket = spec.levels, spec.bucket
-        scale = arrays["norm"] / np.float32(s)
+        s = spec.levels
         np.subtract(unpack_bits(arrays["codes"], qsgd_bits(s), n), np.float32(s), out=out)  # the signed levels
-        full = n - n % bucket
-        head = out[:, :full].reshape(k, -1, bucket)  # a view: whole buckets, each times its scale
-        head *= scale[:, : full // bucket, None]
-        out[:, full:] *= scale[:, full // bucket :]  # the last, partial bucket (if any)
+        _qsgd_scale(out, arrays["norm"], s, spec.bucket)
     elif kind == "topk":
         idx = arrays["index"].astype(np.int64)
         if "signs" in arrays:
@@ -373,12 +412,127 @@ def _decode_stack(kind: str, arrays: dict[str, np.ndarray], spec: CompressionSpe
         raise AssertionError(f"unknown codec {kind}")
 
 
+def _qsgd_scale(out: np.ndarray, norm: np.ndarray, s: int, bucket: int) -> None:
+    """Signed levels [K, P] (in ``out``) times their bucket's norm / s, in place."""
+    k, n = out.shape
+    scale = norm / np.float32(s)
+    full = n - n % bucket
+    head = out[:, :full].reshape(k, -1, bucket)  # a view: whole buckets, each times its scale
+    head *= scale[:, : full // bucket, None]
+    out[:, full:] *= scale[:, full // bucket :]  # the last, partial bucket (if any)
+
+
+def _topk_count(ratio: float, n: int) -> int:
+    """The coordinates top-k keeps of ``n``."""
+    return max(1, math.ceil(ratio * n))
+
+
+# -- variable-length coding of the positions (coding "elias" or "rice") ---------------------------
+_RICE_BITS = 5  # a message's Rice parameter, 0..31
+
+
+def _gap_sections(rows: np.ndarray, pos: np.ndarray, k: int, coding: str) -> list[bitcode.Section]:
+    """Sorted positions (per row, ascending) as gaps to the previous one (the first: to -1), coded."""
+    gaps = np.diff(pos, prepend=-1)
+    starts = np.searchsorted(rows, np.arange(k))  # each row's first position (where it has one) ...
+    starts = starts[starts < len(rows)]
+    gaps[starts] = pos[starts] + 1  # ... counts from -1
+    if coding == "elias":
+        return bitcode.gamma(rows, gaps)
+    param = bitcode.rice_parameter(rows, gaps - 1, k)
+    return [bitcode.fixed(np.arange(k), param, _RICE_BITS), *bitcode.rice(rows, gaps - 1, param)]
+
+
+def _read_positions(reader: bitcode.Reader, counts: np.ndarray, coding: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`_gap_sections`: (rows, flat positions ``row * n + position``) of ``counts[r]``
+    gaps per message."""
+    if coding == "elias":
+        rows, gaps = reader.gamma(counts)
+    else:
+        param = reader.runs(np.ones(reader.k, dtype=np.int64), np.full(reader.k, _RICE_BITS)).astype(np.int64)
+        rows, gaps = reader.rice(counts, param)
+        gaps += np.uint64(1)
+    flat = np.cumsum(gaps.astype(np.int64))  # running sum over all rows ...
+    before = np.concatenate([[0], flat[np.cumsum(counts) - 1]]) if len(flat) else np.zeros(len(counts) + 1, np.int64)
+    before[1:][counts == 0] = 0
+    before = np.maximum.accumulate(before)  # ... before each row
+    if (np.diff(before) > n).any():  # gaps are >= 1, so only a row's last position can pass n - 1
+        raise ValueError(f"a position past {n - 1}: the message is not this codec's")
+    flat += (np.arange(len(counts)) * n - before[:-1] - 1)[rows]
+    return rows, flat
+
+
+def _encode_coded(
+    v: np.ndarray, spec: CompressionSpec, rng_for: Callable[[int], np.random.Generator] | None
+) -> list[dict[str, np.ndarray]]:
+    """Each row's wire arrays with variable-length positions (QSGD: norms and one bit stream; top-k:
+    the gap stream as ``index`` beside the fixed format's values, or scale and signs)."""
+    k, n = v.shape
+    step = max(1, _BLOCK_VALUES // max(n, 1))  # blocks of rows that stay in cache, as compress_many's
+    if spec.kind == "topk":
+        blocks = [_encode_topk(v[lo : lo + step], spec) for lo in range(0, k, step)]
+        arrays = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
+        idx = arrays.pop("index").astype(np.int64)
+        rows = np.repeat(np.arange(k), idx.shape[1])
+        streams = bitcode.write(k, _gap_sections(rows, idx.reshape(-1), k, spec.coding))
+        return [{"index": streams[i], **{name: a[i] for name, a in arrays.items()}} for i in range(k)]
+    if rng_for is None:
+        raise ValueError("qsgd needs a random generator per update for its stochastic rounding")
+    s = spec.levels
+    norms, flats, signs = [], [], []
+    for lo in range(0, k, step):
+        norm, codes = _qsgd_codes(v[lo : lo + step], s, spec.bucket, lambda i, lo=lo: rng_for(lo + i))
+        flat = np.flatnonzero(codes != s)
+        norms.append(norm)
+        flats.append(flat + lo * n)
+        signs.append(codes.reshape(-1)[flat].astype(np.int64) - s)
+    norm, flat, signed = np.concatenate(norms), np.concatenate(flats), np.concatenate(signs)
+    rows, pos = np.divmod(flat, n)
+    sections = bitcode.gamma(np.arange(k), np.bincount(rows, minlength=k) + 1)
+    sections += _gap_sections(rows, pos, k, spec.coding)
+    sections.append(bitcode.fixed(rows, signed < 0, 1))
+    if s > 1:
+        sections += bitcode.gamma(rows, np.abs(signed))
+    streams = bitcode.write(k, sections)
+    return [{"norm": norm[i], "stream": streams[i]} for i in range(k)]
+
+
+def _decode_coded(wire: list[dict[str, np.ndarray]], spec: CompressionSpec, out: np.ndarray) -> None:
+    """Decode :func:`_encode_coded`'s rows into ``out`` (float32 [K, P]), equal to the fixed decoding."""
+    k, n = out.shape
+    if spec.kind == "topk":
+        reader = bitcode.Reader([w["index"] for w in wire])
+        m = _topk_count(spec.ratio, n)
+        _, flat = _read_positions(reader, np.full(k, m), spec.coding, n)
+        index = flat.reshape(k, m) - (np.arange(k) * n)[:, None]
+        arrays = {name: np.stack([w[name] for w in wire]) for name in wire[0] if name != "index"}
+        _decode_stack("topk", {"index": index, **arrays}, spec, out)
+        return
+    s = spec.levels
+    reader = bitcode.Reader([w["stream"] for w in wire])
+    counts = reader.gamma(np.ones(k, dtype=np.int64))[1].astype(np.int64) - 1
+    rows, flat = _read_positions(reader, counts, spec.coding, n)
+    negative = reader.runs(counts, np.ones(k, dtype=np.int64)).view(bool)
+    level = reader.gamma(counts)[1].astype(np.float32) if s > 1 else np.ones(len(rows), dtype=np.float32)
+    out[...] = 0
+    np.negative(level, out=level, where=negative)
+    out.reshape(-1)[flat] = level
+    _qsgd_scale(out, np.stack([w["norm"] for w in wire]), s, spec.bucket)
+
+
 def encoded_nbytes(spec: CompressionSpec, size: int) -> int:
-    """The bytes :func:`encode` produces for ``size`` coordinates: every codec here has a fixed size.
+    """The bytes :func:`encode` produces for ``size`` coordinates: exact for the fixed coding, an upper
+    bound for ``elias`` and ``rice`` (whose size depends on the positions).
 
     Planners use it to price a level before choosing it; the network still carries ``Encoded.nbytes``
-    (a test pins the two equal).
+    (a test pins the two equal, or the bound above the encoding). The bounds: top-k's m gaps sum to at
+    most P, so Elias-gamma's ``2 log2(g) + 1`` bits each sum to at most ``m (2 log2(P / m) + 1)``
+    (Jensen), and Rice's to at most ``m (p + 1) + (P - m) / 2**p`` for the best p; QSGD may have
+    every coordinate nonzero, so its bound (1 gap bit, 1 sign bit and the level's gamma bits per
+    coordinate) is above the fixed size: a planner that must fit a budget should price it fixed.
     """
+    if spec.coding != "fixed":
+        return _coded_bound(spec, size)
     buckets = math.ceil(size / spec.bucket)
     if spec.kind == "none":
         return 4 * size
@@ -387,9 +541,30 @@ def encoded_nbytes(spec: CompressionSpec, size: int) -> int:
     if spec.kind == "qsgd":
         return qsgd_bits(spec.levels) * math.ceil(size / 8) + 4 * buckets
     if spec.kind == "topk":
-        k, index = max(1, math.ceil(spec.ratio * size)), 2 if size <= 65536 else 4
+        k, index = _topk_count(spec.ratio, size), 2 if size <= 65536 else 4
         return k * index + (math.ceil(k / 8) + 4 if spec.sign else 4 * k)
     return math.ceil(size / 8) + 4  # sign
+
+
+def _coded_bound(spec: CompressionSpec, size: int) -> int:
+    """:func:`encoded_nbytes` for a variable-length coding: the most any update of ``size`` values takes."""
+
+    if spec.kind == "topk":
+        m = _topk_count(spec.ratio, size)
+        if spec.coding == "elias":
+            bits = math.ceil(m * (2 * math.log2(size / m) + 1) + 1e-6)
+        else:
+            bits = _RICE_BITS + min(m * (p + 1) + (size - m) // 2**p for p in range(2**_RICE_BITS))
+        return math.ceil(bits / 8) + (math.ceil(m / 8) + 4 if spec.sign else 4 * m)
+    # QSGD, m nonzeros of unknown number: c bits each for sign and level beside the gap
+    c = 1 + (2 * int(spec.levels).bit_length() - 1 if spec.levels > 1 else 0)
+    if spec.coding == "elias":  # max over m of m (2 log2(P/m) + 1 + c), at P/m = x below (>= 1)
+        x = max(1.0, 2 ** ((2 / math.log(2) - 1 - c) / 2))
+        bits = math.ceil(size * (2 * math.log2(x) + 1 + c) / x + 1e-6)
+    else:  # Rice at p = 0 takes m + (P - m) = P bits for the gaps, whatever m
+        bits = _RICE_BITS + size + size * c
+    count = 2 * (size + 1).bit_length() - 1
+    return math.ceil((count + bits) / 8) + 4 * math.ceil(size / spec.bucket)
 
 
 # -- the node side: codecs plus error-feedback memory -----------------------------------------------
@@ -465,18 +640,23 @@ class UpdateCompressor:
         fresh = spec.feedback or any(r is not None for r in owed)
         v = torch.empty((k, n)) if fresh else deltas.contiguous()
         given, vn, dn = deltas.numpy(), v.numpy(), out.numpy()
-        rows = max(1, _BLOCK_VALUES // max(n, 1))
+        # coded: one block, so the bit coding runs once over all rows (its cost is per call, not per value)
+        rows = max(1, _BLOCK_VALUES // max(n, 1)) if spec.coding == "fixed" else k
         encs: list[Encoded] = []
         for lo in range(0, k, rows):
             block = slice(lo, min(lo + rows, k))
             if fresh:
                 for i in range(block.start, block.stop):
                     np.add(given[i], owed[i].numpy(), out=vn[i]) if owed[i] is not None else np.copyto(vn[i], given[i])
-            arrays = _encode_stack(
-                vn[block], spec, lambda i, lo=lo: stream(self.seed, _QSGD_TAG, round_, nodes[lo + i])
-            )
-            encs += _rows(spec.kind, n, arrays)
-            _decode_stack(spec.kind, arrays, spec, dn[block])
+            rng_for = lambda i, lo=lo: stream(self.seed, _QSGD_TAG, round_, nodes[lo + i])  # noqa: E731
+            if spec.coding == "fixed":
+                arrays = _encode_stack(vn[block], spec, rng_for)
+                encs += _rows(spec.kind, n, arrays)
+                _decode_stack(spec.kind, arrays, spec, dn[block])
+            else:  # the server decodes the bit streams themselves
+                wire = _encode_coded(vn[block], spec, rng_for)
+                encs += [Encoded(spec.kind, n, w) for w in wire]
+                _decode_coded(wire, spec, dn[block])
             if spec.feedback:
                 np.subtract(vn[block], dn[block], out=vn[block])  # e = v - C(v), in v's place
         if spec.feedback:

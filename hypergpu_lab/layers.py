@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             f"{_P}.clock",
             f"{_P}.events",
             f"{_P}.network",
+            f"{_P}.bitcode",  # prefix codes (Elias-gamma, Golomb-Rice) for the codecs' positions
             f"{_P}.compression",  # codecs and error-feedback residuals: what an upload carries
             f"{_P}.broadcast",  # the compressed model broadcast: what a download carries
             f"{_P}.availability",  # when each node is online, in virtual time
