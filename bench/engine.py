@@ -14,10 +14,15 @@ scratch [K, P] buffers are reused (the first, warm-up call allocates them).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import statistics
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -147,6 +152,53 @@ def virtual_time_table() -> str:
     )
 
 
+_ROUNDS_CHILD = """
+import json, logging, sys, time
+logging.getLogger("hypergpu_lab").setLevel(logging.ERROR)
+from hypergpu_lab import Coordinator, NodePool
+nodes, rounds = int(sys.argv[1]), int(sys.argv[2])
+pool = NodePool.simulated(nodes, dataset="digits", partition="iid", network="perfect", seed=0)
+coord = Coordinator(pool=pool, model="mlp", lr=0.1, momentum=0.0, batch_size=32, local_epochs=5)
+t = time.perf_counter(); coord.step(); first = time.perf_counter() - t
+times = []
+for _ in range(rounds):
+    t = time.perf_counter(); coord.step(); times.append(time.perf_counter() - t)
+print(json.dumps([first, sorted(times)[len(times) // 2]]))
+"""
+
+
+def rounds_side_by_side(against: str, nodes: tuple[int, ...] = (10, 100, 1000), repeats: int = 5) -> list[str]:
+    """Round wall time of the Flower / pfl-research workload (digits MLP, IID, batch 32, 5 epochs) in fresh
+    processes, this checkout's run and then an older checkout's (``git archive COMMIT | tar -x -C DIR``),
+    ``repeats`` times per size: the first round and the median of the next ones (40 at 10 nodes, 10 at
+    100, 3 at 1000), each side's median over its processes and their range. ``python -m bench.engine
+    rounds DIR``."""
+    here = str(Path(__file__).resolve().parent.parent)
+    lines = [f"load at the start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"]
+    for n in nodes:
+        rounds = {10: 40, 100: 10}.get(n, 3)
+        runs: dict[str, list[list[float]]] = {"this checkout": [], against: []}
+        for _ in range(repeats):
+            for tag, root in (("this checkout", here), (against, against)):
+                out = subprocess.run(
+                    [sys.executable, "-c", _ROUNDS_CHILD, str(n), str(rounds)],
+                    cwd=root,
+                    env={**os.environ, "PYTHONPATH": root},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                runs[tag].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for tag, rs in runs.items():
+            first, steady = sorted(r[0] for r in rs), sorted(r[1] for r in rs)
+            lines.append(
+                f"{n} nodes, {tag}: first round {statistics.median(first) * 1e3:.1f} ms, then "
+                f"{statistics.median(steady) * 1e3:.1f} ms a round ({steady[0] * 1e3:.1f}-{steady[-1] * 1e3:.1f})"
+            )
+    lines.append(f"load at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return lines
+
+
 def main() -> str:
     logging.getLogger("hypergpu_lab").setLevel(logging.WARNING)
     load0 = os.getloadavg()[0]
@@ -161,3 +213,11 @@ def main() -> str:
         + "\n\n### Virtual time (10 nodes, digits CNN)\n\n"
         + virtual_time_table()
     )
+
+
+if __name__ == "__main__":
+    # ``python -m bench.engine rounds OLDER_CHECKOUT``: the workload's rounds, side by side with an older checkout
+    if sys.argv[1:2] == ["rounds"]:
+        print("\n".join(rounds_side_by_side(sys.argv[2])))
+    else:
+        print(main())
