@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import re
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_in(root: str | Path, code: str, *args: str) -> Any:
+    """``python -c code args`` in a fresh interpreter that imports the checkout at ``root`` (its own
+    hypergpu_lab and bench); returns the JSON of its last stdout line. Side-by-side benches run the same
+    code in this checkout and an older one (``git archive COMMIT | tar -x -C DIR``)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 class Unavailable(RuntimeError):

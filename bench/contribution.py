@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -40,6 +37,8 @@ from hypergpu_lab.layer_stack import LayerStack
 from hypergpu_lab.models import build_model
 from hypergpu_lab.threads import intra_op_threads, threads_for
 from hypergpu_lab.training import SGDConfig, Trainer
+
+from .common import ROOT, run_in
 
 ROUNDS, POOL = 15, 10**18
 ATTACKS = {
@@ -298,19 +297,14 @@ def side_by_side(against: str, repeats: int = 5) -> list[str]:
     """:func:`scoring_cost` of the default measure in fresh processes, this checkout's run and then the one
     of an older checkout (``git archive COMMIT | tar -x -C DIR``), ``repeats`` times: the same machine load
     for both. One line per run: gate + measure of round ms, the share, the 1-minute load after the run."""
-    here = str(Path(__file__).resolve().parent.parent)
     code = (
         "import json, logging; logging.getLogger('hypergpu_lab').setLevel(logging.ERROR); "
         "from bench.contribution import scoring_cost; print(json.dumps(scoring_cost()))"
     )
     runs: dict[str, list[dict[str, float]]] = {"after": [], "before": []}
     for _ in range(repeats):
-        for tag, root in (("after", here), ("before", against)):
-            env = {**os.environ, "PYTHONPATH": root}
-            out = subprocess.run(
-                [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
-            )
-            runs[tag].append({**json.loads(out.stdout.strip().splitlines()[-1]), "load": os.getloadavg()[0]})
+        for tag, root in (("after", ROOT), ("before", against)):
+            runs[tag].append({**run_in(root, code), "load": os.getloadavg()[0]})
     lines = []
     for tag, rs in runs.items():
         shares = sorted(r["share"] for r in rs)

@@ -14,15 +14,12 @@ scratch [K, P] buffers are reused (the first, warm-up call allocates them).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -31,7 +28,7 @@ from hypergpu_lab.models import ParamLayout, build_model
 from hypergpu_lab.network import LinkProfile
 from hypergpu_lab.training import Job, SGDConfig, Trainer, node_seed, resolve_device
 
-from .common import best_of
+from .common import ROOT, best_of, run_in
 
 NODES = (10, 100, 1000)
 B = 10
@@ -173,22 +170,13 @@ def rounds_side_by_side(against: str, nodes: tuple[int, ...] = (10, 100, 1000), 
     ``repeats`` times per size: the first round and the median of the next ones (40 at 10 nodes, 10 at
     100, 3 at 1000), each side's median over its processes and their range. ``python -m bench.engine
     rounds DIR``."""
-    here = str(Path(__file__).resolve().parent.parent)
     lines = [f"load at the start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"]
     for n in nodes:
         rounds = {10: 40, 100: 10}.get(n, 3)
         runs: dict[str, list[list[float]]] = {"this checkout": [], against: []}
         for _ in range(repeats):
-            for tag, root in (("this checkout", here), (against, against)):
-                out = subprocess.run(
-                    [sys.executable, "-c", _ROUNDS_CHILD, str(n), str(rounds)],
-                    cwd=root,
-                    env={**os.environ, "PYTHONPATH": root},
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                runs[tag].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            for tag, root in (("this checkout", ROOT), (against, against)):
+                runs[tag].append(run_in(root, _ROUNDS_CHILD, str(n), str(rounds)))
         for tag, rs in runs.items():
             first, steady = sorted(r[0] for r in rs), sorted(r[1] for r in rs)
             lines.append(
